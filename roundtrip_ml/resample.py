@@ -1,0 +1,156 @@
+"""Pillow-compatible separable resampling on any device.
+
+Pillow's ``Image.resize`` is the reference users know. We build the same filter weights Pillow
+builds (support scaled by the downscale factor, rows normalised to sum 1, same pixel-centre
+convention) once per (size in, size out, kernel, device, dtype) and apply them as two matrix
+products, so the same code runs on CPU and on GPU tensor cores. On uint8 photos the result is
+within 1 level of Pillow (Pillow rounds to uint8 between its horizontal and vertical passes; we
+do not).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError
+
+
+def _box(x: float) -> float:
+    return 1.0 if -0.5 <= x < 0.5 else 0.0
+
+
+def _triangle(x: float) -> float:
+    x = abs(x)
+    return 1.0 - x if x < 1.0 else 0.0
+
+
+def _bicubic(x: float, a: float = -0.5) -> float:
+    x = abs(x)
+    if x < 1.0:
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    if x < 2.0:
+        return (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    return 0.0
+
+
+def _sinc(x: float) -> float:
+    if x == 0.0:
+        return 1.0
+    x *= math.pi
+    return math.sin(x) / x
+
+
+def _lanczos(lobes: int) -> Callable[[float], float]:
+    def f(x: float) -> float:
+        return _sinc(x) * _sinc(x / lobes) if -lobes <= x < lobes else 0.0
+
+    return f
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A separable resampling kernel: ``fn`` evaluated on ``[-support, support]``."""
+
+    name: str
+    support: float
+    fn: Callable[[float], float] | None  # None: nearest neighbour (index selection)
+
+
+KERNELS: dict[str, Kernel] = {
+    k.name: k
+    for k in (
+        Kernel("nearest", 0.0, None),
+        Kernel("box", 0.5, _box),
+        Kernel("bilinear", 1.0, _triangle),
+        Kernel("bicubic", 2.0, _bicubic),
+        Kernel("lanczos2", 2.0, _lanczos(2)),
+        Kernel("lanczos3", 3.0, _lanczos(3)),
+    )
+}
+ALIASES = {"area": "box", "lanczos": "lanczos3", "linear": "bilinear", "cubic": "bicubic"}
+
+# Pillow's filter for each kernel we share with it (lanczos2 has no Pillow counterpart).
+PILLOW_FILTERS = {
+    "nearest": 0,  # Image.Resampling.NEAREST
+    "box": 4,  # BOX
+    "bilinear": 2,  # BILINEAR
+    "bicubic": 3,  # BICUBIC
+    "lanczos3": 1,  # LANCZOS
+}
+
+
+def get_kernel(name: str) -> Kernel:
+    """Look a kernel up by name or alias; a ConfigError lists the valid names."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in KERNELS:
+        allowed = ", ".join([*KERNELS, *ALIASES])
+        raise ConfigError(f"resampler {name!r}", "unknown kernel", f"use one of: {allowed}")
+    return KERNELS[key]
+
+
+def weight_matrix_cpu(n_in: int, n_out: int, kernel: Kernel) -> Tensor:
+    """The (n_out, n_in) float64 matrix Pillow's resampler applies along one axis."""
+    w = torch.zeros(n_out, n_in, dtype=torch.float64)
+    scale = n_in / n_out
+    if kernel.fn is None:
+        # Pillow's NEAREST samples the input pixel under the output pixel's centre.
+        idx = [min(int((i + 0.5) * scale), n_in - 1) for i in range(n_out)]
+        w[torch.arange(n_out), torch.tensor(idx)] = 1.0
+        return w
+    filterscale = max(scale, 1.0)
+    support = kernel.support * filterscale
+    ss = 1.0 / filterscale
+    for i in range(n_out):
+        center = (i + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), n_in)
+        ws = [kernel.fn((x - center + 0.5) * ss) for x in range(xmin, xmax)]
+        total = sum(ws)
+        if total != 0.0:
+            ws = [v / total for v in ws]
+        w[i, xmin:xmax] = torch.tensor(ws, dtype=torch.float64)
+    return w
+
+
+@lru_cache(maxsize=256)
+def weight_matrix(
+    n_in: int, n_out: int, kernel_name: str, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """Cached weights on the target device; built once per (in, out, kernel, device, dtype)."""
+    w = weight_matrix_cpu(n_in, n_out, get_kernel(kernel_name))
+    return w.to(device=device, dtype=dtype)
+
+
+def resize(x: Tensor, size: tuple[int, int], kernel: str = "lanczos3") -> Tensor:
+    """Resize an N x C x H x W float batch to ``size`` = (H', W') with a Pillow-style kernel.
+
+    No clamping: Lanczos and bicubic overshoot, and the handoff rule clamps after each stage.
+    """
+    h_out, w_out = size
+    h_in, w_in = x.shape[-2:]
+    if h_out < 1 or w_out < 1:
+        raise ConfigError("resize", f"target size {size} is empty", "use a smaller scale factor")
+    name = get_kernel(kernel).name
+    if (h_in, w_in) == (h_out, w_out):
+        return x
+    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    x = x.to(dtype)
+    if w_out != w_in:
+        wx = weight_matrix(w_in, w_out, name, x.device, dtype)
+        x = torch.matmul(x, wx.t())
+    if h_out != h_in:
+        wy = weight_matrix(h_in, h_out, name, x.device, dtype)
+        x = torch.matmul(wy, x)
+    return x
+
+
+def lowres_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The size rule: the low-res image is round(H/s) x round(W/s), at least 1 x 1."""
+    h, w = size
+    return max(1, round(h / scale)), max(1, round(w / scale))
