@@ -35,6 +35,134 @@ def _main(
 # (commands are registered below by the modules' owners; keep each one a few lines)
 
 
+def _run_progress(quiet: bool, json_lines: bool):
+    """A progress callback for the engine: rich bar, JSON lines, or nothing."""
+    from .progress import make_progress
+
+    return make_progress(quiet=quiet, json_lines=json_lines, console=console)
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Argument(help="TOML/YAML experiment file.")] = None,
+    image: Annotated[list[str] | None, typer.Option("--image", "-i", help="Image, glob or skimage:NAME (repeat).")] = None,
+    upscaler: Annotated[list[str] | None, typer.Option("--upscaler", "-u", help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param (repeat).")] = None,
+    downscaler: Annotated[list[str] | None, typer.Option("--downscaler", help="Kernel for the downscale (repeat).")] = None,
+    scale: Annotated[list[float] | None, typer.Option("--scale", "-s", help="Roundtrip factor (repeat).")] = None,
+    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", help="float, png, jpeg:Q[:444], webp:Q (repeat).")] = None,
+    generations: Annotated[int | None, typer.Option("--generations", "-g")] = None,
+    frame_stride: Annotated[int | None, typer.Option("--frame-stride")] = None,
+    metric_stride: Annotated[int | None, typer.Option("--metric-stride")] = None,
+    checkpoint_stride: Annotated[int | None, typer.Option("--checkpoint-stride")] = None,
+    metrics: Annotated[str | None, typer.Option("--metrics", help="Comma-separated metric names.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run directory.")] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any config key: KEY=VALUE (TOML value).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    json_lines: Annotated[bool, typer.Option("--json", help="Machine-readable progress lines on stdout.")] = False,
+) -> None:
+    """Run an experiment from a config file and/or flags."""
+    from .config import load_config, make_config, parse_set
+    from .loop import run_experiment
+
+    flags: dict[str, Any] = {
+        "images": image, "upscalers": upscaler, "downscalers": downscaler, "scales": scale,
+        "codecs": codec, "generations": generations, "frame_stride": frame_stride,
+        "metric_stride": metric_stride, "checkpoint_stride": checkpoint_stride,
+        "metrics": metrics.split(",") if metrics else None, "device": device, "seed": seed,
+        "output": str(output) if output else None, "name": name,
+    }
+    overrides = {k: v for k, v in flags.items() if v}
+    overrides.update(parse_set(set_ or []))
+    cfg = load_config(config, overrides) if config else make_config(overrides, "flags")
+    result = run_experiment(cfg, resume=resume, overwrite=overwrite,
+                            progress=_run_progress(quiet, json_lines))
+    _print_result(result, quiet or json_lines)
+    if result.failed or result.image_errors:
+        raise typer.Exit(1)
+
+
+def _print_result(result: Any, quiet: bool) -> None:
+    if quiet:
+        return
+    ok = result.chains - len(result.failed)
+    console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s -> "
+                  f"[bold]{result.run_dir}[/]")
+    for what, err in {**result.image_errors, **result.failed}.items():
+        console.print(f"[red]failed[/] {what}: {err}", highlight=False)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("runs/demo"),
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    full: Annotated[bool | None, typer.Option("--full/--small", help="Full-size study (default on GPU).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run the built-in study: real photos and real Real-ESRGAN weights, no download."""
+    from .demo import demo_config, torch_threads_for_demo
+    from .loop import run_experiment
+
+    torch_threads_for_demo()
+    cfg = demo_config(output, device, full)
+    console.print(f"demo: {len(cfg.images)} photos x {', '.join(cfg.upscalers)} x "
+                  f"{', '.join(cfg.codecs)}, {cfg.generations} generations on {cfg.device}")
+    result = run_experiment(cfg, overwrite=True, progress=_run_progress(quiet, False))
+    _print_result(result, False)
+    out.print(f"results: {result.run_dir}  (metrics.parquet, frames/, manifest.json)")
+
+
+@app.command()
+def info() -> None:
+    """Versions, devices and cache paths."""
+    import json
+
+    from .info import environment
+
+    env = environment()
+    try:
+        from .upscalers.zoo import cache_dir, offline_mode
+
+        env["weights_cache"] = str(cache_dir())
+        env["offline"] = offline_mode()
+    except ImportError:
+        pass
+    out.print_json(json.dumps(env, default=str))
+
+
+@app.command("chart")
+def chart_cmd(
+    output: Annotated[Path, typer.Argument(help="Chart PNG to write; its metadata goes to .json.")],
+    size: Annotated[int, typer.Option("--size", help="Width and height in pixels (>= 256).")] = 2000,
+) -> None:
+    """Write a test chart (star, zone plate, slanted edges, text, patches, gradients) + metadata."""
+    from .chart import read_regions, write_chart
+
+    png, meta = write_chart(_path_arg(output), size)
+    texts = [r.truth["size_px"] for r in read_regions(meta) if r.kind == "text"]
+    out.print(f"wrote {png} ({size}x{size}) and {meta}; text lines at {texts} px")
+
+
+@app.command()
+def summarize(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    thresholds: Annotated[str, typer.Option(
+        "--thresholds", help="Collapse thresholds vs the original, e.g. psnr<20,ssim<0.5,lpips>0.4."
+    )] = "psnr<20,ssim<0.5,lpips>0.4",
+    csv: Annotated[bool, typer.Option("--csv", help="Also write RUN/summary.csv.")] = False,
+) -> None:
+    """Collapse statistics per chain -> RUN/summary.parquet, printed as a table."""
+    from .metrics.summary import SUMMARY_FILE, render_summary, summarize_run
+
+    df = summarize_run(_path_arg(run_dir), thresholds, csv=csv)
+    out.print(render_summary(df, thresholds))
+    console.print(f"written: {_path_arg(run_dir) / SUMMARY_FILE}" + (" (+ summary.csv)" if csv else ""))
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 2; tracebacks only with --debug."""
     debug = "--debug" in sys.argv

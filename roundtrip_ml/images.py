@@ -1,0 +1,223 @@
+"""Reading and writing images at the file boundary.
+
+Everything inside the engine is float32 1 x 3 x H x W in [0, 1]; this module is where files turn
+into that and back. What was done to an input on the way in (gray expanded, alpha composited,
+EXIF rotation applied, 16-bit precision kept) is recorded in ``ImageInfo`` for the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from .errors import ImageError
+
+AlphaPolicy = Literal["composite", "drop"]
+DEFAULT_MAX_PIXELS = 20_000 * 20_000  # above this a file is treated as a decompression bomb
+SAMPLE_PREFIX = "skimage:"
+
+
+@dataclass
+class ImageInfo:
+    """What the loader saw and did; stored in the manifest per input."""
+
+    source: str
+    sha256: str
+    width: int
+    height: int
+    mode: str
+    bits: int
+    gray: bool = False
+    alpha: str | None = None  # None, or how alpha was handled
+    exif_rotated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def asdict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_names() -> list[str]:
+    """Photos that ship inside scikit-image's wheel (no download needed)."""
+    return ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "logo"]
+
+
+def _read_bytes(source: str) -> tuple[bytes, str]:
+    if source.startswith(SAMPLE_PREFIX):
+        name = source[len(SAMPLE_PREFIX) :]
+        import skimage.data
+
+        if name not in sample_names():
+            raise ImageError(
+                source, "not a bundled sample photo", f"use one of: {', '.join(sample_names())}"
+            )
+        arr = getattr(skimage.data, name)()
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        return buf.getvalue(), source
+    path = Path(source)
+    if not path.exists():
+        raise ImageError(source, "file not found", "check the path or the glob in the config")
+    if path.is_dir():
+        raise ImageError(source, "is a directory", "give image files or a glob such as dir/*.png")
+    data = path.read_bytes()
+    if not data:
+        raise ImageError(source, "file is empty (0 bytes)", "re-export or remove the file")
+    return data, str(path)
+
+
+def _png_bit_depth(data: bytes) -> int | None:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25:
+        return data[24]
+    return None
+
+
+def load_image(
+    source: str | Path,
+    *,
+    alpha: AlphaPolicy = "composite",
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[Tensor, ImageInfo]:
+    """Read one image as float32 1 x 3 x H x W in [0, 1] plus what was done to it.
+
+    Raises ImageError naming the file for missing, empty, corrupt, truncated, non-image and
+    oversized (decompression bomb) inputs.
+    """
+    source = str(source)
+    data, name = _read_bytes(source)
+    sha = hashlib.sha256(data).hexdigest()
+    if _png_bit_depth(data) == 16:
+        arr, mode, bits = _decode_png16(data, name), "16-bit PNG", 16
+        info = ImageInfo(name, sha, arr.shape[1], arr.shape[0], mode, bits)
+    else:
+        arr, info = _decode_pillow(data, name, sha, max_pixels)
+    if info.width * info.height > max_pixels:
+        raise ImageError(
+            name,
+            f"{info.width}x{info.height} exceeds the {max_pixels}-pixel limit",
+            "crop or shrink it first, or raise max_pixels in the config",
+        )
+    x = _to_rgb_tensor(arr, info, alpha, background)
+    return x, info
+
+
+def _decode_png16(data: bytes, name: str) -> np.ndarray:
+    """16-bit PNGs through torchvision, which keeps all 16 bits (Pillow drops RGB to 8)."""
+    from torchvision.io import ImageReadMode, decode_png
+
+    try:
+        t = decode_png(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), ImageReadMode.UNCHANGED
+        )
+    except RuntimeError as e:
+        raise ImageError(name, f"corrupt 16-bit PNG ({e})", "re-export the file") from e
+    return t.permute(1, 2, 0).numpy().astype(np.float32) / 65535.0
+
+
+def _decode_pillow(
+    data: bytes, name: str, sha: str, max_pixels: int
+) -> tuple[np.ndarray, ImageInfo]:
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(
+            name, f"refused as a decompression bomb ({e})", "raise max_pixels only if you trust it"
+        ) from e
+    except UnidentifiedImageError as e:
+        raise ImageError(name, "not an image Pillow can identify", "check the file type") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(name, f"corrupt or truncated image ({e})", "re-export the file") from e
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+    info = ImageInfo(name, sha, im.width, im.height, im.mode, 8)
+    if _has_orientation(im):
+        im = ImageOps.exif_transpose(im)
+        info.exif_rotated = True
+        info.notes.append("EXIF orientation applied")
+        info.width, info.height = im.size
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        scale = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        info.bits = 16 if scale == 65535.0 else 8
+        return arr / scale, info
+    if mode == "F":
+        return np.clip(np.asarray(im, dtype=np.float32), 0, 1), info
+    if mode == "CMYK":
+        info.notes.append("CMYK converted to RGB by Pillow (no ICC colour management)")
+        im = im.convert("RGB")
+    elif mode in ("P", "PA"):
+        im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
+    elif mode in ("1", "L"):
+        im = im.convert("L")
+    elif mode == "LA":
+        pass
+    elif mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in mode else "RGB")
+    return np.asarray(im, dtype=np.float32) / 255.0, info
+
+
+def _has_orientation(im: Image.Image) -> bool:
+    try:
+        return im.getexif().get(0x0112, 1) not in (1, None)
+    except Exception:  # malformed EXIF: treat as no orientation
+        return False
+
+
+def _to_rgb_tensor(
+    arr: np.ndarray, info: ImageInfo, alpha: AlphaPolicy, background: tuple[float, float, float]
+) -> Tensor:
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    channels = arr.shape[2]
+    color, a = (arr[..., :-1], arr[..., -1:]) if channels in (2, 4) else (arr, None)
+    if color.shape[2] == 1:
+        info.gray = True
+        info.notes.append("grayscale expanded to 3 channels")
+        color = np.repeat(color, 3, axis=2)
+    if a is not None:
+        if alpha == "composite":
+            bg = np.asarray(background, dtype=np.float32)[None, None, :]
+            color = color * a + bg * (1.0 - a)
+            info.alpha = f"composited on background {tuple(background)}"
+        else:
+            info.alpha = "dropped"
+    x = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1))).float()
+    return x.clamp_(0.0, 1.0).unsqueeze(0)
+
+
+def quantize8(x: Tensor) -> Tensor:
+    """Round [0, 1] floats to the nearest 8-bit level, halves up as Pillow's resampler does."""
+    return torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5)
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """Quantize [0, 1] floats to uint8 the way a PNG stores them."""
+    return quantize8(x).to(torch.uint8)
+
+
+def save_png(x: Tensor, path: str | Path) -> None:
+    """Write one 3 x H x W (or 1 x 3 x H x W) image as an 8-bit PNG, deterministically."""
+    if x.ndim == 4:
+        x = x[0]
+    arr = (x if x.dtype == torch.uint8 else to_uint8(x)).permute(1, 2, 0).cpu().numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format="PNG", compress_level=6)
+    from .store import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), buf.getvalue())

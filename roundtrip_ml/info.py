@@ -1,0 +1,135 @@
+"""What machine and software a run used: for the manifest and `roundtrip info`."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ConfigError
+
+PACKAGES = (
+    "roundtrip-ml",
+    "torch",
+    "torchvision",
+    "numpy",
+    "pillow",
+    "spandrel",
+    "piq",
+    "torchmetrics",
+    "scikit-image",
+    "pandas",
+    "pyarrow",
+    "safetensors",
+    "av",
+    "ncnn",
+    "lpips",
+    "pyiqa",
+    "ray",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision() -> str | None:
+    """The source tree's commit (and '+dirty'), when the package runs from a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "-uno"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> the first CUDA device if there is one, else the CPU; checks cuda:N exists."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(
+            f"device {spec!r}", "not a device", "use auto, cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec!r}", "CUDA is not available here", "use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {spec!r}",
+                f"only {torch.cuda.device_count()} GPUs visible",
+                "pick a lower index",
+            )
+    elif dev.type not in ("cpu", "mps"):
+        raise ConfigError(f"device {spec!r}", "unsupported device type", "use cpu or cuda[:N]")
+    return dev
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device | None = None) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "torch_cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "torch_threads": torch.get_num_threads(),
+        "git_revision": git_revision(),
+    }
+    if device is not None:
+        env["device"] = str(device)
+        env["device_name"] = device_name(device)
+    return env
+
+
+def configure_determinism(device: torch.device, deterministic: bool) -> dict[str, Any]:
+    """Make every kernel deterministic (the default): ML chains are chaotic, so two runs are
+    only comparable pixel by pixel when nothing is left to chance. Returns what was set."""
+    if deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if device.type == "cuda":  # CPU kernels are deterministic already (and the call costs ~2 s)
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cuda.matmul.allow_tf32 = not deterministic
+    torch.backends.cudnn.allow_tf32 = not deterministic
+    return {
+        "deterministic": deterministic,
+        "cudnn_benchmark": not deterministic,
+        "tf32": not deterministic,
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }

@@ -1,0 +1,187 @@
+"""The one table of metric names: what each is, which way is better, what it needs.
+
+Names in a config: a registry name (``psnr``), a name with options (``psnr_y:border=4``, stored
+under that full string), or ``pyiqa:NAME`` for any pyiqa metric when pyiqa is installed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from . import diagnostics as diag
+from . import full_reference as fr
+from . import perceptual
+from .base import ALL_REFERENCES, KeyInfo, Metric
+
+INF = math.inf
+DEFAULT_METRICS: tuple[str, ...] = (
+    "psnr", "psnr_y", "ssim", "ms_ssim", "haarpsi", "gmsd", "spectral", "colour",
+)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One registry entry. ``build(device, **options)`` returns the batched function, or None
+    when its weights are not on disk (the metric is then dropped with one warning)."""
+
+    name: str
+    description: str
+    keys: dict[str, KeyInfo]
+    value_range: tuple[float, float]
+    build: Callable[..., Callable[[Tensor, Tensor], dict[str, Tensor]] | None]
+    min_size: int = 1
+    needs: str = ""  # weights or packages beyond the core install
+    options: tuple[str, ...] = ()
+    references: tuple[str, ...] = field(default=ALL_REFERENCES)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return next(iter(self.keys.values())).higher_is_better
+
+
+def _single(name: str, fn: Callable[..., Tensor]) -> Callable[..., Callable]:
+    """Builder for a weight-free metric with one stored value (options passed through)."""
+
+    def build(device: torch.device, key: str = name, **options: int) -> Callable:
+        f = partial(fn, **options)
+        return lambda x, ref: {key: f(x, ref)}
+
+    return build
+
+
+def _multi(fn: Callable[[Tensor, Tensor], dict[str, Tensor]]) -> Callable[..., Callable]:
+    return lambda device, key="": fn
+
+
+def _learned(make: Callable[[torch.device], torch.nn.Module | None]) -> Callable[..., Callable]:
+    def build(device: torch.device, key: str) -> Callable | None:
+        net = make(device)
+        if net is None:
+            return None
+        return lambda x, ref: {key: net(x, ref)}
+
+    return build
+
+
+_HI_DB = KeyInfo(higher_is_better=True, perfect=INF)
+_HI_1 = KeyInfo(higher_is_better=True, perfect=1.0)
+_LO_0 = KeyInfo(higher_is_better=False, perfect=0.0)
+
+SPECS: dict[str, MetricSpec] = {
+    s.name: s
+    for s in (
+        MetricSpec("psnr", "PSNR on RGB, dB", {"psnr": _HI_DB}, (0, INF),
+                   _single("psnr", fr.psnr), options=("border",)),
+        MetricSpec("psnr_y", "PSNR on BT.601 Y (SR-paper convention), dB", {"psnr_y": _HI_DB},
+                   (0, INF), _single("psnr_y", fr.psnr_y), options=("border",)),
+        MetricSpec("ssim", "SSIM on RGB, Gaussian 11 / 1.5", {"ssim": _HI_1}, (-1, 1),
+                   _single("ssim", fr.ssim), min_size=fr.SSIM_WINDOW, options=("border",)),
+        MetricSpec("ssim_y", "SSIM on BT.601 Y", {"ssim_y": _HI_1}, (-1, 1),
+                   _single("ssim_y", fr.ssim_y), min_size=fr.SSIM_WINDOW, options=("border",)),
+        MetricSpec("ms_ssim", "multi-scale SSIM, 5 scales", {"ms_ssim": _HI_1}, (0, 1),
+                   _single("ms_ssim", fr.ms_ssim), min_size=fr.MS_SSIM_MIN_SIZE),
+        MetricSpec("haarpsi", "HaarPSI perceptual similarity", {"haarpsi": _HI_1}, (0, 1),
+                   _single("haarpsi", fr.haarpsi), min_size=16),
+        MetricSpec("gmsd", "gradient magnitude similarity deviation", {"gmsd": _LO_0}, (0, 1),
+                   _single("gmsd", fr.gmsd), min_size=4),
+        MetricSpec("spectral", "band power vs reference, dB (low/mid/high)",
+                   dict.fromkeys(diag.SPECTRAL_KEYS, _LO_0), (-INF, INF), _multi(diag.spectral),
+                   min_size=8),
+        MetricSpec("colour", "CIEDE2000 mean/p95 and mean L*a*b* shift",
+                   dict.fromkeys(diag.COLOUR_KEYS, _LO_0), (-INF, INF), _multi(diag.colour)),
+        MetricSpec("lpips", "LPIPS v0.1, AlexNet", {"lpips": _LO_0}, (0, INF),
+                   _learned(partial(perceptual.build_lpips, "alex")), min_size=16,
+                   needs=perceptual.ALEXNET.filename),
+        MetricSpec("lpips_vgg", "LPIPS v0.1, VGG16", {"lpips_vgg": _LO_0}, (0, INF),
+                   _learned(partial(perceptual.build_lpips, "vgg")), min_size=16,
+                   needs=perceptual.VGG16.filename),
+        MetricSpec("dists", "DISTS, VGG16", {"dists": _LO_0}, (0, 1),
+                   _learned(perceptual.build_dists), min_size=32, needs=perceptual.VGG16.filename),
+    )
+}
+PYIQA_PREFIX = "pyiqa:"
+
+
+def parse_name(spec: str) -> tuple[str, dict[str, int]]:
+    """``"psnr_y:border=4"`` -> ``("psnr_y", {"border": 4})``, checked against the registry."""
+    base, _, rest = spec.strip().partition(":")
+    if base not in SPECS:
+        raise ConfigError(
+            f"metric {spec!r}",
+            "unknown metric",
+            f"use one of {', '.join(SPECS)} or pyiqa:NAME",
+        )
+    options: dict[str, int] = {}
+    for item in filter(None, rest.split(",")):
+        k, eq, v = item.partition("=")
+        if not eq or k not in SPECS[base].options or not v.isdigit():
+            allowed = ", ".join(f"{o}=N" for o in SPECS[base].options) or "no options"
+            raise ConfigError(f"metric {spec!r}", f"bad option {item!r}", f"{base} takes {allowed}")
+        options[k] = int(v)
+    return base, options
+
+
+def key_info(key: str) -> KeyInfo | None:
+    """Direction and perfect value of a stored metric name (None for pyiqa/unknown)."""
+    base = key.partition(":")[0]
+    for s in SPECS.values():
+        if base in s.keys:
+            return s.keys[base]
+    return None
+
+
+def _build_pyiqa(spec: str, device: torch.device) -> Metric:
+    name = spec[len(PYIQA_PREFIX):]
+    m, higher, full_ref = perceptual.build_pyiqa(name, device)
+
+    def fn(x: Tensor, ref: Tensor) -> dict[str, Tensor]:
+        v = m(x, ref) if full_ref else m(x)  # type: ignore[operator]
+        return {spec: v.reshape(x.shape[0]).to(device=x.device, dtype=torch.float32)}
+
+    # A no-reference score does not depend on the reference: compute it once per generation.
+    refs = ALL_REFERENCES if full_ref else ("original",)
+    return Metric(spec, fn, (spec,), higher, refs)
+
+
+def resolve_metrics(names: Sequence[str], device: torch.device) -> list[Metric]:
+    """Build the named metrics on ``device``.
+
+    Unknown names raise ConfigError listing the valid ones. A learned metric whose backbone is
+    not cached is dropped with one warning (never replaced by a random backbone).
+    """
+    metrics: list[Metric] = []
+    seen: set[str] = set()
+    for spec in names:
+        spec = spec.strip()
+        if spec in seen:
+            continue
+        seen.add(spec)
+        if spec.startswith(PYIQA_PREFIX):
+            metrics.append(_build_pyiqa(spec, device))
+            continue
+        base, options = parse_name(spec)
+        entry = SPECS[base]
+        if len(entry.keys) > 1:
+            fn = entry.build(device)
+            keys = tuple(entry.keys)
+        else:
+            fn = entry.build(device, key=spec, **options)
+            keys = (spec,)
+        if fn is None:
+            backbone = perceptual.ALEXNET if entry.needs == perceptual.ALEXNET.filename else (
+                perceptual.VGG16
+            )
+            msg = f"metric {spec} skipped: {perceptual.missing_backbone_hint(backbone)}"
+            warnings.warn(msg, stacklevel=2)
+            continue
+        min_size = max(entry.min_size, 1) + 2 * options.get("border", 0)
+        metrics.append(Metric(spec, fn, keys, entry.higher_is_better, entry.references, min_size))
+    return metrics

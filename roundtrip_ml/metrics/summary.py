@@ -1,0 +1,163 @@
+"""Collapse statistics per chain, from a run directory alone (`roundtrip summarize RUN`).
+
+Per chain, against the original:
+
+- ``first_<metric><op><value>``: first generation whose value crosses a threshold (NA: never);
+- ``final_<key>``: the value at the last recorded generation;
+- ``auc_<key>``: area under the drift curve over generations (trapezoid; generation 0 drift 0),
+  where drift is the distance from the perfect value (``KeyInfo.drift``; for PSNR the MSE);
+- ``half_life_<key>``: first generation whose drift reaches half the final drift;
+- ``step_psnr``: PSNR to the previous generation at the last one (+inf once bit-identical);
+- ``event``/``event_generation``/``period``/``cycle_start``: fixed point or cycle (events.py).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, RunStoreError
+from ..store import RunStore, atomic_write_bytes, atomic_write_parquet
+from .events import EVENT_COLUMNS, detect_events
+from .registry import key_info
+
+SUMMARY_FILE = "summary.parquet"
+SUMMARY_CSV = "summary.csv"
+DEFAULT_THRESHOLDS = "psnr<20,ssim<0.5,lpips>0.4"
+IDENTITY = ["chain_id", "image", "upscaler", "downscaler", "scale", "codec", "replica"]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
+}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}{self.op}{self.value:g}"
+
+    def crossed(self, v: np.ndarray) -> np.ndarray:
+        return _OPS[self.op](v, self.value)
+
+
+def parse_thresholds(text: str) -> list[Threshold]:
+    """``"psnr<20,ssim<0.5,lpips>0.4"`` -> thresholds (metric names as stored)."""
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        m = re.fullmatch(r"(.+?)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)", item)
+        try:
+            value = float(m.group(3)) if m else math.nan
+        except ValueError:
+            value = math.nan
+        if m is None or math.isnan(value):
+            raise ConfigError(
+                f"threshold {item!r}", "cannot parse", "write METRIC<VALUE or METRIC>VALUE: psnr<20"
+            )
+        out.append(Threshold(m.group(1), m.group(2), value))
+    return out
+
+
+def _drift_stats(gens: np.ndarray, values: np.ndarray, key: str) -> dict[str, float]:
+    info = key_info(key)
+    out = {f"final_{key}": float(values[-1])}
+    if info is None:
+        return out
+    drift = np.array([info.drift(v) for v in values], dtype=np.float64)
+    if gens[0] != 0:
+        gens, drift = np.concatenate([[0], gens]), np.concatenate([[0.0], drift])
+    ok = np.isfinite(drift)
+    g, d = gens[ok].astype(np.float64), drift[ok]
+    out[f"auc_{key}"] = float(np.sum((d[1:] + d[:-1]) / 2 * np.diff(g))) if len(g) > 1 else 0.0
+    final = d[-1] if len(d) else math.nan
+    half = math.nan
+    if final > 0:
+        half = float(g[np.argmax(d >= final / 2)])
+    out[f"half_life_{key}"] = half
+    return out
+
+
+def summarize(
+    metrics: pd.DataFrame, fingerprints: pd.DataFrame, thresholds: list[Threshold]
+) -> pd.DataFrame:
+    """One row per chain: identity, generations, threshold crossings, drift stats, events."""
+    if metrics.empty:
+        raise RunStoreError("metrics", "no metric rows yet", "run the experiment first")
+    rows = []
+    orig = metrics[metrics["reference"] == "original"]
+    for chain_id, chain in metrics.groupby("chain_id", sort=True):
+        row: dict[str, object] = {c: chain[c].iloc[0] for c in IDENTITY if c in chain}
+        row["generations"] = int(chain["generation"].max())
+        mine = orig[orig["chain_id"] == chain_id]
+        by_key = {k: g.sort_values("generation") for k, g in mine.groupby("metric", sort=True)}
+        for t in thresholds:
+            g = by_key.get(t.metric)
+            hit = [] if g is None else g["generation"].to_numpy()[t.crossed(g["value"].to_numpy())]
+            row[f"first_{t.name}"] = int(hit[0]) if len(hit) else pd.NA
+        for key, g in by_key.items():
+            row.update(_drift_stats(g["generation"].to_numpy(), g["value"].to_numpy(), key))
+        step = chain[(chain["reference"] == "previous") & (chain["metric"] == "psnr")]
+        if len(step):
+            row["step_psnr"] = float(step.sort_values("generation")["value"].iloc[-1])
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for t in thresholds:
+        df[f"first_{t.name}"] = df[f"first_{t.name}"].astype("Int64")
+    events = pd.DataFrame(columns=EVENT_COLUMNS)
+    if len(fingerprints):
+        events = detect_events(fingerprints)
+    df = df.merge(events, on="chain_id", how="left")
+    return df.astype({"event_generation": "Int64", "period": "Int64", "cycle_start": "Int64"})
+
+
+def summarize_run(
+    run: str | Path, thresholds: str = DEFAULT_THRESHOLDS, csv: bool = False
+) -> pd.DataFrame:
+    """Summarize a run directory; writes RUN/summary.parquet (and RUN/summary.csv on request)."""
+    store = RunStore(run)
+    if not store.root.is_dir():
+        raise RunStoreError(str(store.root), "no such run directory", "pass the --output of a run")
+    df = summarize(store.read_metrics(), store.read_fingerprints(), parse_thresholds(thresholds))
+    atomic_write_parquet(store.root / SUMMARY_FILE, df)
+    if csv:
+        atomic_write_bytes(store.root / SUMMARY_CSV, df.to_csv(index=False).encode())
+    return df
+
+
+def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -> rich Table
+    """The headline columns as a rich table (the parquet file has them all)."""
+    from rich.table import Table
+
+    def fmt(v: object) -> str:
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        if isinstance(v, float):
+            return "inf" if math.isinf(v) else f"{v:.3g}" if abs(v) < 10 else f"{v:.2f}"
+        return str(v)
+
+    ident = ("chain_id", "image", "upscaler", "scale", "codec", "generations")
+    cols = [c for c in ident if c in df]
+    cols += [c for c in ("final_psnr", "final_ssim", "final_lpips", "final_de2000_mean",
+                         "final_spectral_high", "half_life_psnr", "step_psnr") if c in df]
+    cols += [f"first_{t.name}" for t in parse_thresholds(thresholds) if f"first_{t.name}" in df]
+    table = Table(title=f"collapse summary ({len(df)} chains)")
+    for c in [*cols, "event"]:
+        table.add_column(c.replace("final_", "").replace("first_", "first "), overflow="fold")
+    for _, r in df.iterrows():
+        ev = "-"
+        if not pd.isna(r.get("event")):
+            ev = f"{r['event']} @{r['event_generation']}"
+            ev += f" p={r['period']}" if r["period"] > 1 else ""
+        table.add_row(*[fmt(r[c]) for c in cols], ev)
+    return table

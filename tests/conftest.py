@@ -1,0 +1,34 @@
+"""Shared fixtures: real photos from scikit-image's wheel, as uint8 arrays and float batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+
+def photo_u8(name: str, h: int | None = None, w: int | None = None) -> np.ndarray:
+    """A real photo (H x W x 3 uint8), optionally the top-left h x w crop."""
+    a = getattr(skimage.data, name)()
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    return np.ascontiguousarray(a[:h, :w, :3])
+
+
+def to_batch(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255.0
+
+
+@pytest.fixture
+def astronaut() -> np.ndarray:
+    return photo_u8("astronaut")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_torchvision_deprecation():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*TorchCodec.*")
+        yield
