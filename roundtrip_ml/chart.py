@@ -6,9 +6,10 @@ strings, colour patches with known sRGB values and smooth gradients. Regions are
 percent of the size, so any size from about 256 up works; text keeps its pixel size (legibility
 depends on it), and a line that no longer fits is left out of both the image and the metadata.
 
-Every region's ``box`` (x, y, w, h in pixels) is the area to *measure*: for edges and patches it
-is inset from the drawn pattern (``truth["drawn_box"]``) so that blur leaking in from the
-surroundings does not bias the measurement.
+Every region's ``box`` (x, y, w, h in whole pixels) is the area to *measure*: for edges and
+patches it is inset from the drawn pattern (``truth["drawn_box"]``) so that blur leaking in from
+the surroundings does not bias the measurement. Continuous coordinates in the truth (centres)
+take pixel i to span [i, i+1).
 """
 
 from __future__ import annotations

@@ -160,7 +160,94 @@ def summarize(
 
     df = summarize_run(_path_arg(run_dir), thresholds, csv=csv)
     out.print(render_summary(df, thresholds))
-    console.print(f"written: {_path_arg(run_dir) / SUMMARY_FILE}" + (" (+ summary.csv)" if csv else ""))
+    extra = " (+ summary.csv)" if csv else ""
+    console.print(f"written: {_path_arg(run_dir) / SUMMARY_FILE}{extra}")
+
+
+# ---- models: the weights registry and cache (roundtrip_ml.upscalers.zoo) ----------------------
+
+models_app = typer.Typer(help="Known ML models: list, inspect, fetch, verify.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+CacheOpt = Annotated[Path | None, typer.Option(
+    "--cache-dir", help="Weights cache (default: $ROUNDTRIP_CACHE_DIR or the user cache dir).")]
+OfflineOpt = Annotated[bool | None, typer.Option(
+    "--offline/--online", help="Never download (default: $ROUNDTRIP_OFFLINE=1).")]
+
+
+@models_app.command("list")
+def models_list(cache_dir: CacheOpt = None) -> None:
+    """Registry entries, whether the official weights are cached, and offline sources found."""
+    from rich.table import Table
+
+    from .upscalers import zoo
+
+    t = Table("arch", "scale", "license", "cached", "offline source (ncnn)")
+    t.add_column("name", no_wrap=True)
+    t.columns.insert(0, t.columns.pop())
+    for e in zoo.load_registry().values():
+        found = zoo.find_offline(e, check_hash=False)
+        t.add_row(e.name, e.arch, f"x{e.scale}", e.license,
+                  "yes" if zoo.cached_path(e, cache_dir).is_file() else "-",
+                  found.source.package if found else "-")
+    out.print(t)
+
+
+@models_app.command("info")
+def models_info(name: str, cache_dir: CacheOpt = None) -> None:
+    """Everything the registry knows about NAME, and where its weights are on this machine."""
+    from .upscalers import zoo
+
+    e = zoo.get_entry(name)
+    w, found = e.weights, zoo.find_offline(e, check_hash=False)
+    rows = {"name": e.name, "title": e.title, "aliases": ", ".join(e.aliases) or "-",
+            "arch": f"{e.arch} x{e.scale}", "license": e.license, "page": e.page,
+            "url": "\n".join(w.urls), "bytes": str(w.bytes), "sha256": w.sha256,
+            "cache path": str(zoo.cached_path(e, cache_dir)),
+            "cached": "yes" if zoo.cached_path(e, cache_dir).is_file() else "no",
+            "offline": f"{found.bin} (PyPI {found.source.package} {found.version}, "
+                       f"{found.source.license})" if found else "none installed",
+            "notes": e.notes, "registry file": str(e.toml_path)}
+    for k, v in rows.items():
+        out.print(f"[bold]{k:>13}[/]  {v}", highlight=False, soft_wrap=True)
+
+
+@models_app.command("fetch")
+def models_fetch(names: list[str], cache_dir: CacheOpt = None, offline: OfflineOpt = None) -> None:
+    """Download the official weights of NAME... into the cache, verifying size and SHA-256."""
+    from .upscalers import zoo
+
+    for name in names:
+        path = zoo.fetch(zoo.get_entry(name), cache=cache_dir, offline=offline)
+        out.print(f"{name}: {path} (verified)")
+
+
+@models_app.command("verify")
+def models_verify(cache_dir: CacheOpt = None) -> None:
+    """Re-hash every cached file and installed offline source; fail if any is corrupt."""
+    from .errors import WeightsError
+    from .upscalers import zoo
+
+    results = zoo.verify_cache(cache_dir)
+    for r in results:
+        if r.status != "missing":
+            colour = "green" if r.status == "ok" else "bold red"
+            out.print(f"[{colour}]{r.status:>7}[/]  {r.name}  {r.path}  {r.detail}",
+                      highlight=False, soft_wrap=True)
+    missing = sum(r.status == "missing" for r in results)
+    out.print(f"{missing} official weights not cached ({zoo.cache_dir(cache_dir)})")
+    bad = [r for r in results if r.status == "corrupt"]
+    if bad:
+        raise WeightsError(", ".join(str(r.path) for r in bad), "corrupt (hash mismatch)",
+                           "delete it and run `roundtrip models fetch NAME`")
+
+
+@models_app.command("path")
+def models_path(name: str, cache_dir: CacheOpt = None) -> None:
+    """Print where NAME's official weights live in the cache (or are to be placed)."""
+    from .upscalers import zoo
+
+    out.print(str(zoo.cached_path(zoo.get_entry(name), cache_dir)), highlight=False,
+              soft_wrap=True)
 
 
 def main() -> None:

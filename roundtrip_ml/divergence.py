@@ -103,7 +103,7 @@ def growth_window(generations: Sequence[float] | np.ndarray, mean_pairwise_mse: 
     if brk is not None:
         end = brk
         near = np.flatnonzero(y[: brk + 1] > np.median(y[brk:]) - math.log(SATURATION_MARGIN))
-        if near.size and near[0] - int(np.argmin(y[: near[0]])) >= MIN_POINTS:
+        if near.size and near[0] > 0 and near[0] - int(np.argmin(y[: near[0]])) >= MIN_POINTS:
             end = int(near[0]) - 1
     end = int(np.argmax(y[: end + 1]))
     start = int(np.argmin(y[: end + 1]))

@@ -92,13 +92,15 @@ class Plan:
 
 
 def _slug(text: str) -> str:
+    """A file-name-safe token: a path gives its stem, ``jpeg:90`` gives ``jpeg90``."""
     text = Path(text).stem if ("/" in text or "\\" in text) else text
-    return re.sub(r"[^A-Za-z0-9]+", "", text.replace(":", "q")).lower() or "x"
+    return re.sub(r"[^A-Za-z0-9]+", "", text).lower() or "x"
 
 
 def run_id_for(cfg: ExperimentConfig) -> str:
     """Deterministic: the same config gives the same run_id, so resumed tables match."""
-    digest = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode()).hexdigest()
+    identity = {k: v for k, v in cfg.to_json().items() if k != "output"}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return f"{_slug(cfg.name)}-{digest[:10]}"
 
 
@@ -144,9 +146,9 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     for src, up, down, scale, codec in product(
         infos, cfg.upscalers, cfg.downscalers, cfg.scales, cfg.codecs
     ):
-        base = f"{names[src]}.{_slug(up)}.{_slug(down)}.x{scale:g}.{_slug(codec)}"
+        base = f"{names[src]}-{_slug(up)}-{_slug(down)}-x{scale:g}-{_slug(codec)}"
         for r in range(cfg.replicas + 1):
-            cid = base if r == 0 else f"{base}.r{r}"
+            cid = base if r == 0 else f"{base}-r{r}"
             chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base))
     if len({c.chain_id for c in chains}) != len(chains):
         raise ConfigError(

@@ -129,8 +129,8 @@ def test_batched_chains_equal_single_chains(tmp_path: Path) -> None:
     run_experiment(both)
     solo = _cfg(tmp_path, images=[str(d / "coffee.png")], output=str(tmp_path / "solo"))
     run_experiment(solo)
-    a = RunStore(tmp_path / "both").frame_path("coffee.lanczos3.lanczos3.x4.png", 3)
-    b = RunStore(tmp_path / "solo").frame_path("coffee.lanczos3.lanczos3.x4.png", 3)
+    a = RunStore(tmp_path / "both").frame_path("coffee-lanczos3-lanczos3-x4-png", 3)
+    b = RunStore(tmp_path / "solo").frame_path("coffee-lanczos3-lanczos3-x4-png", 3)
     assert a.read_bytes() == b.read_bytes()
 
 

@@ -74,7 +74,8 @@ def test_detect_events_from_a_run(tmp_path: Path) -> None:
     _write_run(tmp_path)
     ev = detect_events(RunStore(tmp_path).read_fingerprints()).set_index("chain_id")
     assert set(ev.index) == {"fixed", "cycle"}
-    assert ev.loc["fixed", ["event", "event_generation", "period"]].tolist() == ["fixed_point", 3, 1]
+    fixed = ev.loc["fixed", ["event", "event_generation", "period"]].tolist()
+    assert fixed == ["fixed_point", 3, 1]
     assert ev.loc["cycle", ["event", "event_generation", "period", "cycle_start"]].tolist() == [
         "cycle", 3, 2, 1]
 
@@ -114,7 +115,7 @@ def test_thresholds_parse_and_fail_clearly() -> None:
 
 def test_cli_summarize(tmp_path: Path) -> None:
     _write_run(tmp_path)
-    res = CliRunner().invoke(app, ["summarize", str(tmp_path), "--csv"])
+    res = CliRunner().invoke(app, ["summarize", str(tmp_path), "--csv"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "fixed_point @3" in res.output and "cycle @3 p=2" in res.output
     assert pd.read_csv(tmp_path / "summary.csv").shape[0] == 3

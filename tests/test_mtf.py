@@ -37,7 +37,7 @@ def analytic_mtf50(sigma: float) -> float:
     return math.sqrt(math.log(2) / 2) / (math.pi * sigma)
 
 
-def _edge_area(chart, name: str, margin: int = 12) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+def _edge_area(chart, name: str, margin: int = 12) -> tuple[torch.Tensor, tuple[int, ...]]:
     """The drawn edge plus a margin (blurring the whole chart is wasted work), and the box in it."""
     r = chart.region(name)
     x0, y0 = r.box[0] - margin, r.box[1] - margin

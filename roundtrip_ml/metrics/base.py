@@ -7,15 +7,24 @@ never syncs with the host. Key-level facts (direction, perfect value) live in ``
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ..errors import ConfigError
 
 ALL_REFERENCES: tuple[str, ...] = ("original", "previous", "first")
+
+
+@functools.lru_cache(maxsize=256)
+def device_constant(values: tuple, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A small constant tensor, copied to the device once: a host-to-device copy per call
+    would synchronise the stream. Callers must not modify it in place."""
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from .base import device_constant
+
 # Radial frequency bands in cycles/pixel (Nyquist = 0.5; corners reach 0.707 and count as high).
 SPECTRAL_BANDS: dict[str, tuple[float, float]] = {
     "low": (0.0, 0.125),
@@ -50,7 +52,7 @@ def _spectral_layout(h: int, w: int, device: torch.device) -> tuple[Tensor, Tens
 def _power(x: Tensor) -> tuple[Tensor, Tensor]:
     """Power spectrum of windowed luma, (N, H, W//2+1), and its radial frequency grid."""
     win, radius = _spectral_layout(x.shape[-2], x.shape[-1], x.device)
-    luma = torch.einsum("c,nchw->nhw", torch.tensor(_LUMA, dtype=x.dtype, device=x.device), x)
+    luma = torch.einsum("c,nchw->nhw", device_constant(_LUMA, x.device, x.dtype), x)
     luma = luma - luma.mean(dim=(1, 2), keepdim=True)
     spec = torch.fft.rfft2(luma * win)
     return spec.real.square() + spec.imag.square(), radius
@@ -92,8 +94,8 @@ def spectral(x: Tensor, ref: Tensor) -> dict[str, Tensor]:
 def rgb_to_lab(x: Tensor) -> Tensor:
     """sRGB in [0, 1] -> CIE L*a*b* (D65, 2 degree observer), N x 3 x H x W."""
     lin = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp_min(0) ** 2.4)
-    m = torch.tensor(_XYZ_FROM_RGB, dtype=x.dtype, device=x.device)
-    white = torch.tensor(_D65, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    m = device_constant(_XYZ_FROM_RGB, x.device, x.dtype)
+    white = device_constant(_D65, x.device, x.dtype).view(1, 3, 1, 1)
     xyz = torch.einsum("kc,nchw->nkhw", m, lin) / white
     eps = (6.0 / 29.0) ** 3
     f = torch.where(xyz > eps, xyz.clamp_min(eps) ** (1.0 / 3.0), xyz * 7.787 + 16.0 / 116.0)

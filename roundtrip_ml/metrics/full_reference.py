@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .base import device_constant
+
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -45,8 +47,7 @@ def rgb_to_y(x: Tensor) -> Tensor:
 
 
 def _rgb_to_yiq(x: Tensor) -> Tensor:
-    m = torch.tensor(_YIQ, dtype=x.dtype, device=x.device)
-    return torch.einsum("kc,nchw->nkhw", m, x)
+    return torch.einsum("kc,nchw->nkhw", device_constant(_YIQ, x.device, x.dtype), x)
 
 
 def psnr(x: Tensor, ref: Tensor, border: int = 0) -> Tensor:
@@ -65,7 +66,7 @@ def psnr_y(x: Tensor, ref: Tensor, border: int = 0) -> Tensor:
 def _gaussian_1d(size: int, sigma: float, device: torch.device, dtype: torch.dtype) -> Tensor:
     t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(t * t) / (2 * sigma * sigma))
-    return (g / g.sum()).to(device=device, dtype=dtype)
+    return (g / g.sum()).to(device=device, dtype=dtype)  # cached: copied to the device once
 
 
 def _blur_valid(x: Tensor, g: Tensor) -> Tensor:
@@ -106,7 +107,7 @@ def ssim_y(x: Tensor, ref: Tensor, border: int = 0) -> Tensor:
 
 def ms_ssim(x: Tensor, ref: Tensor) -> Tensor:
     """Multi-scale SSIM per image: product over scales of cs^w (ssim^w at the coarsest)."""
-    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=x.dtype, device=x.device)
+    weights = device_constant(MS_SSIM_WEIGHTS, x.device, x.dtype)
     terms = []
     for level in range(len(MS_SSIM_WEIGHTS)):
         if level > 0:
@@ -119,6 +120,20 @@ def ms_ssim(x: Tensor, ref: Tensor) -> Tensor:
         terms.append(s if level == len(MS_SSIM_WEIGHTS) - 1 else cs)
     stacked = torch.relu(torch.stack(terms))  # (levels, N, C)
     return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean(dim=1)
+
+
+@functools.lru_cache(maxsize=16)
+def _prewitt(device: torch.device, dtype: torch.dtype) -> Tensor:
+    kx = torch.tensor([[-1.0, 0.0, 1.0]] * 3, dtype=dtype) / 3
+    return torch.stack([kx, kx.t()]).unsqueeze(1).to(device)
+
+
+@functools.lru_cache(maxsize=16)
+def _haar(k: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Haar wavelet pair of size k (horizontal and vertical), 2 x 1 x k x k."""
+    h = torch.full((k, k), 1.0 / k, dtype=dtype)
+    h[k // 2 :] *= -1
+    return torch.stack([h, h.t()]).unsqueeze(1).to(device)
 
 
 def _halve(x: Tensor) -> Tensor:
@@ -136,8 +151,7 @@ def _similarity(a: Tensor, b: Tensor, c: float) -> Tensor:
 def gmsd(x: Tensor, ref: Tensor) -> Tensor:
     """Gradient Magnitude Similarity Deviation on luma (0 = identical; lower is better)."""
     t = 170.0 / 255.0**2
-    kx = torch.tensor([[-1.0, 0.0, 1.0]] * 3, dtype=x.dtype, device=x.device) / 3
-    kernels = torch.stack([kx, kx.t()]).unsqueeze(1)
+    kernels = _prewitt(x.device, x.dtype)
 
     def grad_mag(img: Tensor) -> Tensor:
         y = _halve(_rgb_to_yiq(img)[:, :1])
@@ -155,11 +169,9 @@ def haarpsi(x: Tensor, ref: Tensor, c: float = 30.0, alpha: float = 4.2) -> Tens
         per_scale = []
         for j in (1, 2, 3):
             k = 2**j
-            h = torch.full((k, k), 1.0 / k, dtype=x.dtype, device=x.device)
-            h[k // 2 :] *= -1
-            kernels = torch.stack([h, h.t()]).unsqueeze(1)
             padded = F.pad(img[:, :1], (k // 2 - 1, k // 2, k // 2 - 1, k // 2))
-            per_scale.append(F.conv2d(padded, kernels).abs())  # (N, 2 orientations, H, W)
+            # (N, 2 orientations, H, W)
+            per_scale.append(F.conv2d(padded, _haar(k, x.device, x.dtype)).abs())
         coeffs.append(per_scale)
     (cx1, cx2, cx3), (cy1, cy2, cy3) = coeffs
     weights = torch.maximum(cx3, cy3)  # (N, 2, H, W): coarsest scale weighs each orientation

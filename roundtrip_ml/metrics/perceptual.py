@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError, WeightsError
+from .base import device_constant
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,9 @@ def fetch_backbone(backbone: Backbone) -> Path | None:
     path = find_backbone(backbone)
     if path is not None:
         return path
-    from ..upscalers.zoo import is_offline
+    from ..upscalers.zoo import offline_mode
 
-    if is_offline():
+    if offline_mode():
         return None
     import pooch
     import requests
@@ -109,6 +110,8 @@ def fetch_backbone(backbone: Backbone) -> Path | None:
     except requests.RequestException as e:
         log.warning("cannot fetch %s: %s", backbone.url, e)
         return None
+    except ValueError as e:  # pooch: SHA-256 mismatch (the download is deleted)
+        raise WeightsError(backbone.url, f"download failed verification ({e})", "retry later") from e
     return find_backbone(backbone)
 
 
@@ -157,12 +160,12 @@ def normalise(x: Tensor, convention: str) -> Tensor:
     ``lpips``: [-1, 1] followed by LPIPS's scaling layer; ``imagenet``: torchvision mean/std.
     """
     if convention == "lpips":
-        shift = x.new_tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
-        scale = x.new_tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+        shift = device_constant((-0.030, -0.088, -0.188), x.device, x.dtype).view(1, 3, 1, 1)
+        scale = device_constant((0.458, 0.448, 0.450), x.device, x.dtype).view(1, 3, 1, 1)
         return (x * 2 - 1 - shift) / scale
     if convention == "imagenet":
-        mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        mean = device_constant((0.485, 0.456, 0.406), x.device, x.dtype).view(1, 3, 1, 1)
+        std = device_constant((0.229, 0.224, 0.225), x.device, x.dtype).view(1, 3, 1, 1)
         return (x - mean) / std
     raise ValueError(convention)
 

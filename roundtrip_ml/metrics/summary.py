@@ -142,18 +142,23 @@ def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -
     def fmt(v: object) -> str:
         if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
             return "-"
+        if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
+            return str(int(v))
         if isinstance(v, float):
             return "inf" if math.isinf(v) else f"{v:.3g}" if abs(v) < 10 else f"{v:.2f}"
         return str(v)
 
-    ident = ("chain_id", "image", "upscaler", "scale", "codec", "generations")
-    cols = [c for c in ident if c in df]
-    cols += [c for c in ("final_psnr", "final_ssim", "final_lpips", "final_de2000_mean",
-                         "final_spectral_high", "half_life_psnr", "step_psnr") if c in df]
-    cols += [f"first_{t.name}" for t in parse_thresholds(thresholds) if f"first_{t.name}" in df]
-    table = Table(title=f"collapse summary ({len(df)} chains)")
-    for c in [*cols, "event"]:
-        table.add_column(c.replace("final_", "").replace("first_", "first "), overflow="fold")
+    # chain_id already reads image.upscaler.downscaler.xscale.codec; the parquet has the rest
+    headers = {"chain_id": "chain", "generations": "gens", "final_psnr": "psnr",
+               "final_ssim": "ssim", "final_lpips": "lpips", "final_de2000_mean": "ΔE00",
+               "final_spectral_high": "high dB", "half_life_psnr": "t½ psnr",
+               "step_psnr": "step dB"}
+    headers.update({f"first_{t.name}": t.name for t in parse_thresholds(thresholds)})
+    cols = [c for c in headers if c in df]
+    table = Table(title=f"collapse summary ({len(df)} chains, vs original; '-': never/none)")
+    for c in cols:
+        table.add_column(headers[c], overflow="fold")
+    table.add_column("event", overflow="fold")
     for _, r in df.iterrows():
         ev = "-"
         if not pd.isna(r.get("event")):

@@ -35,9 +35,9 @@ __all__ = [
     "find_offline",
     "get_entry",
     "is_cached",
-    "is_offline",
     "load_registry",
     "models_dir",
+    "offline_mode",
     "sha256_file",
     "verify_cache",
 ]
@@ -204,7 +204,7 @@ def cache_dir(override: str | Path | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("roundtrip-ml")) / "models"
 
 
-def is_offline(override: bool | None = None) -> bool:
+def offline_mode(override: bool | None = None) -> bool:
     """The flag if given, else $ROUNDTRIP_OFFLINE (1/true/yes)."""
     if override is not None:
         return override
@@ -307,7 +307,7 @@ def fetch(
     dest = cached_path(entry, cache)
     if is_cached(entry, cache):
         return dest
-    if is_offline(offline):
+    if offline_mode(offline):
         raise WeightsError(
             entry.name,
             f"offline mode is on and {entry.weights.filename} is not in the cache {dest.parent}",
