@@ -203,7 +203,7 @@ def _to_rgb_tensor(
 
 def quantize8(x: Tensor) -> Tensor:
     """Round [0, 1] floats to the nearest 8-bit level, halves up as Pillow's resampler does."""
-    return torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5)
+    return x.clamp(0.0, 1.0).mul_(255.0).add_(0.5).floor_()
 
 
 def to_uint8(x: Tensor) -> Tensor:

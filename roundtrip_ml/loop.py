@@ -226,7 +226,8 @@ class _Fingerprinter:
             self._weights[key] = torch.randint(1, 2**31 - 1, (n,), generator=g).to(x.device)
         w = self._weights[key]
         u8 = to_uint8(x).reshape(x.shape[0], -1)
-        return torch.stack([(row.long() * w).sum() for row in u8])
+        rows = max(1, (256 << 20) // (8 * n))  # keep the int64 temporary under ~256 MB
+        return torch.cat([(u8[i : i + rows].long() * w).sum(1) for i in range(0, len(u8), rows)])
 
 
 # ---- the engine ----------------------------------------------------------------------------
@@ -371,13 +372,16 @@ class Engine:
         """Metric values stay on the device: rows of (generation, metric, reference, values,
         chain index or None for all chains)."""
         rows: list[tuple[int, str, str, Tensor, Tensor | None]] = []
-        base = torch.tensor(
-            [i for i, c in enumerate(batch.chains) if c.replica == 0], device=x.device
-        )
-        xb, crop = x.index_select(0, base), self._crop
-        refs = {"original": original.index_select(0, base), "previous": prev.index_select(0, base)}
+        idx = [i for i, c in enumerate(batch.chains) if c.replica == 0]
+        base = torch.tensor(idx, device=x.device)
+
+        def pick(t: Tensor) -> Tensor:  # the unperturbed chains (all of them without replicas)
+            return t if len(idx) == len(t) else t.index_select(0, base)
+
+        xb, crop = pick(x), self._crop
+        refs = {"original": pick(original), "previous": pick(prev)}
         if g > 1:
-            refs["first"] = first.index_select(0, base)
+            refs["first"] = pick(first)
         for m in self._metrics_for(xb):
             for ref_name in m.references:
                 if ref_name in refs:
@@ -386,7 +390,7 @@ class Engine:
         if self.cfg.lowres_consistency:
             from .metrics import psnr
 
-            lo_b = lo.index_select(0, base)
+            lo_b = pick(lo)
             back = resize(xb, (lo.shape[-2], lo.shape[-1]), batch.recipe.downscaler)
             rows.append((g, "psnr", "lowres", psnr(back.clamp(0, 1), lo_b), base))
         if self.cfg.replicas:

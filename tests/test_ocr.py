@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 import torch
@@ -12,10 +13,16 @@ from roundtrip_ml.errors import ConfigError, ModelError
 from roundtrip_ml.metrics.ocr import cer, ocr_metric, ocr_region, ocr_scores, word_accuracy
 from roundtrip_ml.resample import resize
 
-pytesseract = pytest.importorskip("pytesseract", reason="needs the `ocr` extra (pytesseract)")
+try:
+    import pytesseract
+except ImportError:  # the `ocr` extra is optional
+    pytesseract = None
+needs_pytesseract = pytest.mark.skipif(
+    pytesseract is None, reason="needs the `ocr` extra (pytesseract)"
+)
 needs_tesseract = pytest.mark.skipif(
-    shutil.which("tesseract") is None,
-    reason="tesseract binary not installed (Debian package tesseract-ocr)",
+    pytesseract is None or shutil.which("tesseract") is None,
+    reason="needs pytesseract and the tesseract binary (Debian package tesseract-ocr)",
 )
 
 
@@ -78,6 +85,7 @@ def test_ocr_metric_takes_its_truth_from_the_reference(chart):
     assert torch.equal(given["cer"], out["cer"])
 
 
+@needs_pytesseract
 def test_missing_tesseract_names_the_debian_package(chart, monkeypatch, tmp_path):
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(tmp_path / "no-tesseract"))
     with pytest.raises(ModelError, match="tesseract-ocr"):
@@ -103,8 +111,11 @@ def test_cer_and_word_accuracy_by_hand():
         cer("x", "  ")
 
 
-def test_bad_inputs_are_config_errors(chart):
+def test_bad_inputs_and_missing_extra_are_config_errors(chart, monkeypatch):
     with pytest.raises(ConfigError, match="outside"):
         ocr_region(chart.image, (1000, 1000, 100, 100))
     with pytest.raises(ConfigError, match="3 x H x W"):
         ocr_region(torch.zeros(2, 1, 8, 8))
+    monkeypatch.setitem(sys.modules, "pytesseract", None)  # as if the `ocr` extra were absent
+    with pytest.raises(ConfigError, match=r"roundtrip-ml\[ocr\]"):
+        ocr_region(chart.image, chart.region("text_12px").box)

@@ -111,7 +111,8 @@ def fetch_backbone(backbone: Backbone) -> Path | None:
         log.warning("cannot fetch %s: %s", backbone.url, e)
         return None
     except ValueError as e:  # pooch: SHA-256 mismatch (the download is deleted)
-        raise WeightsError(backbone.url, f"download failed verification ({e})", "retry later") from e
+        raise WeightsError(backbone.url, f"download failed verification ({e})",
+                           "retry later") from e
     return find_backbone(backbone)
 
 
@@ -119,7 +120,8 @@ def missing_backbone_hint(backbone: Backbone) -> str:
     return (
         f"{backbone.arch} ImageNet weights ({backbone.filename}) are not cached; fetch them once "
         f"with: python -c \"import torchvision.models as m; m.{backbone.arch}(weights='DEFAULT')\" "
-        f"(or put {backbone.url} in {weight_dirs()[0]}; unset $ROUNDTRIP_OFFLINE to fetch it)"
+        f"(or put {backbone.url} in {weight_dirs()[0]}; when online and $ROUNDTRIP_OFFLINE is "
+        "unset it is fetched automatically)"
     )
 
 

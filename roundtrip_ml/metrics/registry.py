@@ -38,7 +38,7 @@ class MetricSpec:
     value_range: tuple[float, float]
     build: Callable[..., Callable[[Tensor, Tensor], dict[str, Tensor]] | None]
     min_size: int = 1
-    needs: str = ""  # weights or packages beyond the core install
+    backbone: perceptual.Backbone | None = None  # ImageNet weights it needs (LPIPS, DISTS)
     options: tuple[str, ...] = ()
     references: tuple[str, ...] = field(default=ALL_REFERENCES)
 
@@ -99,12 +99,12 @@ SPECS: dict[str, MetricSpec] = {
                    dict.fromkeys(diag.COLOUR_KEYS, _LO_0), (-INF, INF), _multi(diag.colour)),
         MetricSpec("lpips", "LPIPS v0.1, AlexNet", {"lpips": _LO_0}, (0, INF),
                    _learned(partial(perceptual.build_lpips, "alex")), min_size=16,
-                   needs=perceptual.ALEXNET.filename),
+                   backbone=perceptual.ALEXNET),
         MetricSpec("lpips_vgg", "LPIPS v0.1, VGG16", {"lpips_vgg": _LO_0}, (0, INF),
                    _learned(partial(perceptual.build_lpips, "vgg")), min_size=16,
-                   needs=perceptual.VGG16.filename),
+                   backbone=perceptual.VGG16),
         MetricSpec("dists", "DISTS, VGG16", {"dists": _LO_0}, (0, 1),
-                   _learned(perceptual.build_dists), min_size=32, needs=perceptual.VGG16.filename),
+                   _learned(perceptual.build_dists), min_size=32, backbone=perceptual.VGG16),
     )
 }
 PYIQA_PREFIX = "pyiqa:"
@@ -175,11 +175,9 @@ def resolve_metrics(names: Sequence[str], device: torch.device) -> list[Metric]:
         else:
             fn = entry.build(device, key=spec, **options)
             keys = (spec,)
-        if fn is None:
-            backbone = perceptual.ALEXNET if entry.needs == perceptual.ALEXNET.filename else (
-                perceptual.VGG16
-            )
-            msg = f"metric {spec} skipped: {perceptual.missing_backbone_hint(backbone)}"
+        if fn is None:  # only learned metrics build to None: their backbone is missing
+            assert entry.backbone is not None
+            msg = f"metric {spec} skipped: {perceptual.missing_backbone_hint(entry.backbone)}"
             warnings.warn(msg, stacklevel=2)
             continue
         min_size = max(entry.min_size, 1) + 2 * options.get("border", 0)

@@ -325,12 +325,12 @@ def fetch(
                            fname=dest.name, path=dest.parent,
                            downloader=pooch.HTTPDownloader(progressbar=bar), progressbar=False)
         except ValueError as e:  # pooch: hash mismatch (temp file already deleted)
-            m = re.search(r"\(([0-9a-f]{64})\)", str(e))
+            m = re.search(r"got ([0-9a-f]{64})", str(e))
             actual = m.group(1) if m else "unknown"
             raise WeightsError(url, f"SHA-256 mismatch: expected {entry.weights.sha256}, got "
                                f"{actual}; the download was deleted",
-                               "retry later; if it persists the upstream file changed: "
-                               f"report it and do not edit {entry.toml_path} blindly") from e
+                               "retry later; if it persists, the upstream file changed: "
+                               "report it rather than editing the registry hash") from e
         except requests.RequestException as e:
             failures.append(f"{url}: {e}")
             continue

@@ -1,0 +1,226 @@
+"""What every report reads: one run directory or a sweep of them, recipes, colours, bootstrap.
+
+A *recipe* is a chain's identity minus its image (upscaler, downscaler, scale, codec); the
+report averages a recipe over images. Reports read the store only and never re-run anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import RunStoreError
+from ..store import MANIFEST_FILE, RunStore
+
+RECIPE = ["upscaler", "downscaler", "scale", "codec"]
+LINESTYLES = ["-", "--", ":", "-."]
+MAX_DEPTH = 3  # how deep a sweep directory is searched for run directories
+
+
+@dataclass
+class Runs:
+    """One run or a sweep of runs, merged. ``chains`` gains ``run_id``, ``run`` (directory
+    relative to ``root``) and ``run_dir``; ``manifests`` is keyed by run_id."""
+
+    root: Path
+    metrics: pd.DataFrame
+    chains: pd.DataFrame
+    manifests: dict[str, dict[str, Any]]
+    fingerprints: pd.DataFrame
+    stores: dict[str, RunStore] = field(default_factory=dict)
+
+    @property
+    def is_sweep(self) -> bool:
+        return len(self.stores) > 1
+
+    @property
+    def recipe_columns(self) -> list[str]:
+        """RECIPE, plus the run when one recipe and image appear in several runs of a sweep
+        (they then differ by a setting that is not in the chain table, so never pool them)."""
+        dup = self.chains.duplicated(["image_name", *RECIPE, "replica"]).any()
+        return [*RECIPE, "run"] if dup else list(RECIPE)
+
+    def varying(self, columns: list[str]) -> list[str]:
+        """The columns whose value differs between chains: the ones worth naming in labels."""
+        return [c for c in columns if self.chains[c].nunique() > 1]
+
+    def frames(self, run_id: str, chain_id: str) -> dict[int, Path]:
+        return self.stores[run_id].list_frames(chain_id)
+
+    def generations(self) -> int:
+        """The last generation any chain reached."""
+        return int(self.metrics["generation"].max()) if len(self.metrics) else 0
+
+
+def find_run_dirs(path: Path) -> list[Path]:
+    """``path`` itself if it is a run directory, else the run directories below it."""
+    if (path / MANIFEST_FILE).is_file():
+        return [path]
+    found: list[Path] = []
+    level = [path]
+    for _ in range(MAX_DEPTH):
+        nxt = []
+        for d in level:
+            for sub in sorted(p for p in d.iterdir() if p.is_dir() and p.name != "report"):
+                (found if (sub / MANIFEST_FILE).is_file() else nxt).append(sub)
+        level = nxt
+    return found
+
+
+def load_runs(path: str | Path) -> Runs:
+    """Read a run directory, or every run directory inside a sweep directory, into one Runs."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise RunStoreError(str(root), "no such directory", "pass a run or sweep directory")
+    dirs = find_run_dirs(root)
+    if not dirs:
+        raise RunStoreError(
+            str(root), "holds no run (no manifest.json found)", "pass the --output of a run"
+        )
+    metrics, chains, fps, manifests, stores = [], [], [], {}, {}
+    for d in dirs:
+        store = RunStore(d)
+        manifest = store.read_manifest()
+        m = store.read_metrics()
+        run_id = str(manifest.get("run_id") or (m["run_id"].iloc[0] if len(m) else d.name))
+        c = store.read_chains().assign(
+            run_id=run_id, run=str(d.relative_to(root)) if d != root else d.name, run_dir=str(d)
+        )
+        f = store.read_fingerprints().assign(run_id=run_id)
+        m = m.assign(run_id=run_id)
+        metrics.append(m)
+        chains.append(c)
+        fps.append(f)
+        manifests[run_id] = manifest
+        stores[run_id] = store
+    chains_df = pd.concat(chains, ignore_index=True)
+    metrics_df = pd.concat(metrics, ignore_index=True)
+    # metrics rows name the image by its short name; join the run column for sweeps
+    metrics_df = metrics_df.merge(
+        chains_df[["run_id", "chain_id", "run"]].drop_duplicates(), on=["run_id", "chain_id"],
+        how="left",
+    )
+    return Runs(root, metrics_df, chains_df, manifests, pd.concat(fps, ignore_index=True), stores)
+
+
+def recipe_label(row: pd.Series | dict[str, Any], columns: list[str]) -> str:
+    """A short name for a recipe from the columns that vary, e.g. ``lanczos3 · jpeg:90``."""
+    parts = []
+    for c in columns:
+        v = row[c]
+        if c == "scale":
+            parts.append(f"x{float(v):g}")
+        elif c == "downscaler":
+            parts.append(f"↓{v}")
+        else:
+            parts.append(str(v))
+    return " · ".join(parts) if parts else str(row.get("upscaler", "all"))
+
+
+def upscaler_colours(upscalers: list[str] | pd.Series) -> dict[str, tuple[float, ...]]:
+    """One colour per upscaler, the same in every figure of a run (sorted-name order)."""
+    import matplotlib
+
+    names = sorted(set(upscalers))
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {n: tuple(cmap(i % cmap.N)) for i, n in enumerate(names)}
+
+
+def codec_linestyles(codecs: list[str] | pd.Series) -> dict[str, str]:
+    return {c: LINESTYLES[i % len(LINESTYLES)] for i, c in enumerate(sorted(set(codecs)))}
+
+
+def bootstrap_mean(
+    values: np.ndarray, n_boot: int = 1000, ci: float = 0.95, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over axis 0 (images) and a percentile bootstrap CI, per column (generation).
+
+    NaN cells (a generation one image lacks) are left out of that column; +inf (PSNR of
+    identical images) makes every mean that includes it +inf. Resampling uses
+    multinomial counts, so memory is n_boot x columns whatever the number of images.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ok = ~np.isnan(v)
+    inf = np.isposinf(v).astype(np.float64)  # a mean over a +inf value is +inf
+    vz = np.where(np.isfinite(v), v, 0.0)
+    n = v.shape[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(inf.any(0), np.inf, vz.sum(0) / ok.sum(0))
+        if n < 2:
+            return mean, mean.copy(), mean.copy()
+        rng = np.random.default_rng(seed)
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+        boot = np.where(w @ inf > 0, np.inf, (w @ vz) / (w @ ok))
+    alpha = (1.0 - ci) / 2
+    lo, hi = np.nanquantile(boot, [alpha, 1 - alpha], axis=0)
+    return mean, lo, hi
+
+
+def metric_ceiling(values: pd.Series | np.ndarray, metric: str) -> float | None:
+    """Where to draw +inf (identical images) for a metric: above every finite value, in whole
+    5 dB steps for PSNR-like metrics. None when the values hold no +inf."""
+    v = np.asarray(values, dtype=np.float64)
+    if not np.isposinf(v).any():
+        return None
+    finite = v[np.isfinite(v)]
+    top = float(finite.max()) if len(finite) else 50.0
+    return float(5 * math.ceil((top + 5) / 5)) if metric.startswith("psnr") else top * 1.05 + 1
+
+
+def select(
+    metrics: pd.DataFrame, metric: str, reference: str = "original"
+) -> pd.DataFrame:
+    """Rows of one metric and reference, from the unperturbed chains only (replica 0)."""
+    m = metrics[(metrics["metric"] == metric) & (metrics["reference"] == reference)]
+    return m[m["replica"] == 0]
+
+
+def aggregate(
+    rows: pd.DataFrame,
+    by: list[str],
+    *,
+    clip: float | None = None,
+    generations: list[int] | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Mean over images with a seeded bootstrap CI, per group ``by`` and generation.
+
+    Chains of one image in one group (e.g. two codecs when ``by`` omits codec) are averaged
+    first, so the bootstrap resamples images. ``clip`` caps values (+inf PSNR) before averaging.
+    Columns: *by, generation, mean, lo, hi, n (images), clipped (any value capped).
+    """
+    if generations is not None:
+        rows = rows[rows["generation"].isin(generations)]
+    vals = rows["value"].astype(np.float64)
+    clipped = np.isposinf(vals) if clip is None else vals > clip
+    rows = rows.assign(value=vals if clip is None else vals.clip(upper=clip), _clipped=clipped)
+    per_image = rows.groupby([*by, "image", "generation"], sort=True, dropna=False).agg(
+        value=("value", "mean"), _clipped=("_clipped", "any")
+    )
+    out = []
+    for key, g in per_image.groupby(level=list(range(len(by))), sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        wide = g["value"].unstack("generation")
+        mean, lo, hi = bootstrap_mean(wide.to_numpy(), n_boot, ci, seed)
+        capped = g["_clipped"].groupby(level="generation").any().reindex(wide.columns)
+        for i, gen in enumerate(wide.columns):
+            out.append(
+                {
+                    **dict(zip(by, key, strict=True)),
+                    "generation": int(gen),
+                    "mean": mean[i],
+                    "lo": lo[i],
+                    "hi": hi[i],
+                    "n": int(np.isfinite(wide[gen].to_numpy()).sum()),
+                    "clipped": bool(capped.iloc[i]),
+                }
+            )
+    cols = [*by, "generation", "mean", "lo", "hi", "n", "clipped"]
+    return pd.DataFrame(out, columns=cols)
