@@ -15,7 +15,6 @@ Prints engine/floor and naive/engine ratios, generations/s and peak memory.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import resource
 import tempfile
@@ -144,7 +143,8 @@ def main() -> None:
     parse_codec(args.codec)
 
     engine, wall = bench_engine(arrays, args)
-    floor = bench_floor(args.upscaler, batch, args.scale, device, reps=max(3, args.generations // 2))
+    reps = max(3, args.generations // 2)
+    floor = bench_floor(args.upscaler, batch, args.scale, device, reps=reps)
     naive = bench_naive(arrays, args.upscaler, args.scale, args.codec,
                         max(2, args.generations // 2), device)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

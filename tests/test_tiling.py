@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from conftest import photo_u8, to_batch
@@ -33,7 +35,7 @@ def anime():
 def test_tiles_cover_with_at_least_the_overlap(length, tile, overlap):
     s = tile_starts(length, tile, overlap)
     assert s[0] == 0 and min(length, s[-1] + tile) == length
-    assert all(b > a and a + tile - b >= overlap for a, b in zip(s, s[1:], strict=False))
+    assert all(b > a and a + tile - b >= overlap for a, b in itertools.pairwise(s))
     assert all(0 <= v <= max(0, length - tile) for v in s)
 
 
@@ -80,9 +82,8 @@ def test_size_requirements_are_met_by_padding_and_cropping():
         y = padded_forward(net, x, 2, d.size_requirements)
         yt = tiled_forward(net, x, scale=2, tile=15, overlap=6, req=d.size_requirements)
     assert y.shape == yt.shape == (1, 3, 42, 60)
-    assert all(h % 4 == 0 and w % 4 == 0 for h, w in seen)
-    with pytest.raises(RuntimeError):
-        d.model(x)  # the unpadded input really is refused by the network
+    assert len(seen) > 1 and all(h % 4 == 0 and w % 4 == 0 for h, w in seen)
+    assert torch.allclose(y.clamp(0, 1), d(x), atol=1e-6)  # same padding rule as spandrel's
 
 
 def test_out_of_memory_halves_the_tile_and_goes_on(anime):

@@ -201,7 +201,8 @@ def aggregate(
     vals = rows["value"].astype(np.float64)
     clipped = np.isposinf(vals) if clip is None else vals > clip
     rows = rows.assign(value=vals if clip is None else vals.clip(upper=clip), _clipped=clipped)
-    per_image = rows.groupby([*by, "image", "generation"], sort=True, dropna=False).agg(
+    keys = [*by, "generation"] if "image" in by else [*by, "image", "generation"]
+    per_image = rows.groupby(keys, sort=True, dropna=False).agg(
         value=("value", "mean"), _clipped=("_clipped", "any")
     )
     out = []
@@ -218,9 +219,73 @@ def aggregate(
                     "mean": mean[i],
                     "lo": lo[i],
                     "hi": hi[i],
-                    "n": int(np.isfinite(wide[gen].to_numpy()).sum()),
+                    "n": int((~np.isnan(wide[gen].to_numpy())).sum()),
                     "clipped": bool(capped.iloc[i]),
                 }
             )
     cols = [*by, "generation", "mean", "lo", "hi", "n", "clipped"]
     return pd.DataFrame(out, columns=cols)
+
+
+def collapse_summary(runs: Runs, thresholds: str) -> pd.DataFrame:
+    """Per-chain collapse statistics (roundtrip_ml.metrics.summary), for every run, in memory
+    (the report does not write RUN/summary.parquet; `roundtrip summarize` does)."""
+    from ..metrics.summary import parse_thresholds, summarize
+
+    parsed = parse_thresholds(thresholds)
+    out = []
+    for run_id in runs.stores:
+        m = runs.metrics[runs.metrics["run_id"] == run_id].drop(columns=["run"])
+        if m.empty:
+            continue
+        f = runs.fingerprints[runs.fingerprints["run_id"] == run_id].drop(columns=["run_id"])
+        s = summarize(m, f, parsed).assign(run_id=run_id)
+        out.append(s.merge(runs.chains[["run_id", "chain_id", "run"]], on=["run_id", "chain_id"]))
+    if not out:
+        raise RunStoreError(str(runs.root), "no metric rows yet", "run the experiment first")
+    return pd.concat(out, ignore_index=True)
+
+
+def pick_chains(
+    runs: Runs, image: str | None = None, chains: list[str] | None = None
+) -> pd.DataFrame:
+    """Chains to show side by side: the named ones (ids or fnmatch patterns), else every
+    unperturbed chain of one image (default: the first), sorted by recipe, with a ``label``."""
+    import fnmatch
+
+    c = runs.chains
+    if chains:
+        keep = np.zeros(len(c), dtype=bool)
+        for pat in chains:
+            hit = c["chain_id"].map(lambda cid, p=pat: fnmatch.fnmatchcase(cid, p)).to_numpy()
+            if not hit.any():
+                raise RunStoreError(f"chain {pat!r}", f"not in {runs.root}",
+                                    f"use one of {', '.join(c['chain_id'].head(8))}, ...")
+            keep |= hit
+        c = c[keep]
+    else:
+        names = sorted(c["image_name"].unique())
+        image = image or names[0]
+        if image not in names:
+            raise RunStoreError(f"image {image!r}", f"not in {runs.root}",
+                                f"use one of {', '.join(names)}")
+        c = c[(c["image_name"] == image) & (c["replica"] == 0)]
+    cols = runs.recipe_columns
+    c = c.sort_values([*cols, "image_name", "replica"]).copy()
+    extra = ["image_name"] if c["image_name"].nunique() > 1 else []
+    varying = [k for k in cols if c[k].nunique() > 1] or ["upscaler", "codec"]
+    c["label"] = [recipe_label(r, extra + varying) for _, r in c.iterrows()]
+    if c["replica"].nunique() > 1:
+        c["label"] = c["label"] + c["replica"].map(lambda r: f" · replica {r}")
+    return c.reset_index(drop=True)
+
+
+def format_ranges(values: list[int]) -> str:
+    """[2, 3, 4, 7] -> '2-4, 7'."""
+    spans: list[list[int]] = []
+    for v in sorted(set(values)):
+        if spans and spans[-1][1] == v - 1:
+            spans[-1][1] = v
+        else:
+            spans.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)

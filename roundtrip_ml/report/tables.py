@@ -1,0 +1,256 @@
+"""Tables: metrics at chosen generations per recipe (mean and 95% bootstrap CI over images),
+and the collapse statistics per recipe, as CSV (exact numbers), Markdown and LaTeX (booktabs).
+
+The CSV is tidy and holds full-precision floats so it parses back to the stored numbers; the
+Markdown and LaTeX versions are for reading and pasting into a paper.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError
+from ..metrics.summary import DEFAULT_THRESHOLDS, parse_thresholds
+from ..store import atomic_write_bytes
+from .data import Runs, aggregate, collapse_summary, format_ranges, load_runs, recipe_label, select
+from .plots import default_metrics, metric_label
+
+DEFAULT_AT = (1, 10, 50, 200)
+
+
+@dataclass
+class Tables:
+    metrics: pd.DataFrame  # tidy: recipe, metric, reference, generation, mean, ci_low, ...
+    collapse: pd.DataFrame  # one row per recipe, numbers
+    at: list[int]  # generations in the table
+    skipped: list[int] = field(default_factory=list)  # asked for but not stored
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def note(self) -> str:
+        if not self.skipped:
+            return ""
+        return f"generations {format_ranges(self.skipped)} not stored in this run: left out"
+
+
+def parse_at(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"--at {text}", "not integers", "e.g. --at 1,10,50,200")
+
+
+def metrics_at(
+    runs: Runs,
+    at: Sequence[int] = DEFAULT_AT,
+    metrics: Sequence[str] | None = None,
+    reference: str = "original",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, list[int], list[int]]:
+    """(tidy table, generations used, generations skipped). Asking past the last generation
+    adds the last one, so ``--at 1,10,50,200`` on a 30-generation run shows 1, 10 and 30."""
+    metrics = list(metrics) if metrics else default_metrics(runs, reference)
+    by = runs.recipe_columns
+    rows = runs.metrics[(runs.metrics["reference"] == reference) & (runs.metrics["replica"] == 0)]
+    stored = set(rows["generation"].unique())
+    last = runs.generations()
+    want = sorted(set(at) | ({last} if any(g > last for g in at) else set()))
+    used = [g for g in want if g in stored]
+    skipped = [g for g in want if g not in stored]
+    parts = []
+    for m in metrics:
+        agg = aggregate(select(rows, m, reference), by, generations=used, n_boot=n_boot,
+                        seed=seed)
+        parts.append(agg.assign(metric=m, reference=reference))
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    df = df.rename(columns={"lo": "ci_low", "hi": "ci_high", "n": "n_images"})
+    cols = [*by, "metric", "reference", "generation", "mean", "ci_low", "ci_high", "n_images"]
+    return df[cols], used, skipped
+
+
+def collapse_by_recipe(runs: Runs, thresholds: str = DEFAULT_THRESHOLDS) -> pd.DataFrame:
+    """Collapse statistics (roundtrip_ml.metrics.summary) pooled per recipe: median first
+    crossing of each threshold and how many chains crossed, mean final values, median
+    half-life, and how many chains reached a fixed point or a cycle."""
+    stored = set(runs.metrics.loc[runs.metrics["reference"] == "original", "metric"])
+    thresholds = ",".join(t.name for t in parse_thresholds(thresholds) if t.metric in stored)
+    s = collapse_summary(runs, thresholds)
+    s = s[s["replica"] == 0]
+    by = runs.recipe_columns
+    out = []
+    for key, g in s.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, object] = dict(zip(by, key, strict=True))
+        row["chains"] = len(g)
+        row["generations"] = int(g["generations"].max())
+        for c in g.columns:
+            v = pd.to_numeric(g[c], errors="coerce").astype("float64")
+            if c.startswith("first_"):
+                row[f"{c}_median"] = float(v.median()) if v.notna().any() else math.nan
+                row[f"{c}_crossed"] = int(v.notna().sum())
+            elif c.startswith("final_"):
+                row[f"{c}_mean"] = float(v.mean())
+            elif c.startswith("half_life_"):
+                row[f"{c}_median"] = float(v.median())
+        ev = g["event"] if "event" in g else pd.Series(dtype=object)
+        row["fixed_points"] = int((ev == "fixed_point").sum())
+        row["cycles"] = int((ev == "cycle").sum())
+        gen = pd.to_numeric(g.get("event_generation"), errors="coerce").dropna()
+        row["event_generation_median"] = float(gen.median()) if len(gen) else math.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _num(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}" if abs(v) >= 0.01 else f"{v:.2e}"
+
+
+def _gen(v: float) -> str:
+    return "-" if v is None or math.isnan(v) else f"{v:g}"
+
+
+def metrics_display(tidy: pd.DataFrame, runs: Runs) -> pd.DataFrame:
+    """Rows = recipe x metric, columns = generations, cells ``mean [low, high]``."""
+    by = runs.recipe_columns
+    varying = runs.varying(by) or ["upscaler"]
+    recs = []
+    for key, g in tidy.groupby([*by, "metric"], sort=True):
+        row = dict(zip([*by, "metric"], key, strict=True))
+        rec = {"recipe": recipe_label(row, varying), "metric": metric_label(row["metric"])}
+        for r in g.itertuples():
+            cell = _num(r.mean)
+            if r.n_images > 1 and r.ci_high > r.ci_low:
+                cell += f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
+            rec[f"gen {r.generation}"] = cell
+        recs.append(rec)
+    return pd.DataFrame(recs).fillna("-")
+
+
+def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
+    by = runs.recipe_columns
+    varying = runs.varying(by) or ["upscaler"]
+    recs = []
+    for r in collapse.to_dict("records"):
+        rec: dict[str, str] = {"recipe": recipe_label(r, varying), "chains": str(r["chains"])}
+        for c in collapse.columns:
+            if c.startswith("first_") and c.endswith("_median"):
+                name = c[len("first_"):-len("_median")]
+                k = r[f"first_{name}_crossed"]
+                rec[f"first {name}"] = (f"{_gen(r[c])} ({k}/{r['chains']})" if k else
+                                        f"never (0/{r['chains']})")
+            elif c.startswith("final_") and c.endswith("_mean"):
+                rec[f"final {metric_label(c[6:-5])}"] = _num(r[c])
+            elif c.startswith("half_life_") and c.endswith("_median"):
+                rec[f"half-life {c[10:-7]}"] = _gen(r[c])
+        ev = []
+        if r["fixed_points"]:
+            ev.append(f"fixed point {r['fixed_points']}/{r['chains']}")
+        if r["cycles"]:
+            ev.append(f"cycle {r['cycles']}/{r['chains']}")
+        if ev:
+            ev.append(f"median gen {_gen(r['event_generation_median'])}")
+        rec["events"] = ", ".join(ev) or "none"
+        recs.append(rec)
+    return pd.DataFrame(recs)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
+    def cell(v: object) -> str:
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
+             "|" + "|".join("---" for _ in df.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+          "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+          "^": r"\textasciicircum{}", "·": r"$\cdot$", "↓": r"$\downarrow$", "∞": r"$\infty$",
+          "Δ": r"$\Delta$", "<": r"$<$", ">": r"$>$"}
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(_LATEX.get(ch, ch) for ch in str(text))
+    return out.replace(" inf", r" $\infty$").replace("[inf", r"[$\infty$")
+
+
+def to_latex(df: pd.DataFrame, caption: str, label: str, group: str | None = None) -> str:
+    """A booktabs table; columns starting 'gen ' get a spanning 'generation' header, and rows
+    of the same ``group`` value are set off with \\addlinespace."""
+    cols = list(df.columns)
+    gens = [c for c in cols if c.startswith("gen ")]
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}",
+             rf"\label{{{label}}}", r"\small",
+             r"\begin{tabular}{" + "".join("r" if c in gens else "l" for c in cols) + "}",
+             r"\toprule"]
+    if gens:
+        first = cols.index(gens[0]) + 1
+        lines.append(" & ".join([""] * (first - 1) + [rf"\multicolumn{{{len(gens)}}}{{c}}"
+                                                      r"{generation}"]) + r" \\")
+        lines.append(rf"\cmidrule(lr){{{first}-{first + len(gens) - 1}}}")
+    head = [c[4:] if c in gens else c for c in cols]
+    lines.append(" & ".join(latex_escape(h) for h in head) + r" \\")
+    lines.append(r"\midrule")
+    prev = None
+    for row in df.itertuples(index=False):
+        g = getattr(row, group) if group else None
+        if group and prev is not None and g != prev:
+            lines.append(r"\addlinespace")
+        prev = g
+        lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(
+    run: Runs | str | Path,
+    out_dir: str | Path,
+    *,
+    at: Sequence[int] | None = None,
+    metrics: Sequence[str] | None = None,
+    reference: str = "original",
+    thresholds: str = DEFAULT_THRESHOLDS,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Tables:
+    """Write metrics.{csv,md,tex} and collapse.{csv,md,tex} into ``out_dir``."""
+    runs = run if isinstance(run, Runs) else load_runs(run)
+    tidy, used, skipped = metrics_at(runs, at or DEFAULT_AT, metrics, reference, n_boot, seed)
+    collapse = collapse_by_recipe(runs, thresholds)
+    out = Path(out_dir)
+    n = runs.chains["image_name"].nunique()
+    what = f"mean over {n} image{'s' * (n != 1)}" + (", [95% bootstrap CI]" if n > 1 else "")
+    files = {
+        "metrics.csv": tidy.to_csv(index=False),
+        "metrics.md": to_markdown(metrics_display(tidy, runs)),
+        "metrics.tex": to_latex(metrics_display(tidy, runs),
+                                f"Metrics vs the {reference} image by generation ({what}).",
+                                "tab:roundtrip-metrics", group="recipe"),
+        "collapse.csv": collapse.to_csv(index=False),
+        "collapse.md": to_markdown(collapse_display(collapse, runs)),
+        "collapse.tex": to_latex(collapse_display(collapse, runs),
+                                 f"Collapse statistics per recipe (thresholds {thresholds}; "
+                                 "first: median generation of chains that crossed).",
+                                 "tab:roundtrip-collapse"),
+    }
+    paths = {}
+    for name, text in files.items():
+        p = out / name
+        atomic_write_bytes(p, text.encode())
+        paths[name] = p
+    return Tables(tidy, collapse, used, skipped, paths)
+
