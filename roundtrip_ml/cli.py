@@ -103,17 +103,24 @@ def demo(
     full: Annotated[bool | None, typer.Option("--full/--small", help="Full-size study (default on GPU).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Run the built-in study: real photos and real Real-ESRGAN weights, no download."""
-    from .demo import demo_config, torch_threads_for_demo
+    """Run the built-in study: real photos, real Real-ESRGAN weights and a test chart; no download."""
+    from .demo import demo_configs, torch_threads_for_demo
     from .loop import run_experiment
+    from .metrics.summary import render_summary, summarize_run
 
     torch_threads_for_demo()
-    cfg = demo_config(output, device, full)
-    console.print(f"demo: {len(cfg.images)} photos x {', '.join(cfg.upscalers)} x "
-                  f"{', '.join(cfg.codecs)}, {cfg.generations} generations on {cfg.device}")
-    result = run_experiment(cfg, overwrite=True, progress=_run_progress(quiet, False))
-    _print_result(result, False)
-    out.print(f"results: {result.run_dir}  (metrics.parquet, frames/, manifest.json)")
+    runs = []
+    for cfg in demo_configs(output, device, full):
+        console.print(f"[bold]{cfg.name}[/]: {len(cfg.images)} image(s) x {', '.join(cfg.upscalers)} x "
+                      f"{', '.join(cfg.codecs)}, {cfg.generations} generations on {cfg.device}"
+                      + (f", {cfg.replicas} replicas" if cfg.replicas else ""))
+        result = run_experiment(cfg, overwrite=True, progress=_run_progress(quiet, False))
+        _print_result(result, False)
+        runs.append(result.run_dir)
+        if not quiet:
+            out.print(render_summary(summarize_run(result.run_dir)))
+    out.print("results: " + "  ".join(str(r) for r in runs))
+    out.print(f"next: roundtrip report {runs[0]}   (figures, contact sheet, video, tables)")
 
 
 @app.command()
@@ -162,6 +169,139 @@ def summarize(
     out.print(render_summary(df, thresholds))
     extra = " (+ summary.csv)" if csv else ""
     console.print(f"written: {_path_arg(run_dir) / SUMMARY_FILE}{extra}")
+
+
+# ---- reports: figures, sheets, videos, tables, HTML (roundtrip_ml.report) ---------------------
+
+RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="A run directory or a sweep directory of runs.")]
+OutOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output folder (default: RUN/report/...).")]
+CropOpt = Annotated[str | None, typer.Option("--crop", help="Zoom region x,y,w,h in pixels of the original.")]
+MetricsOpt = Annotated[str | None, typer.Option("--metrics", help="Comma-separated stored metric names (default: all).")]
+ThresholdsOpt = Annotated[str, typer.Option("--thresholds", help="Collapse thresholds to mark, e.g. psnr<20,ssim<0.5.")]
+
+
+def _report_out(run_dir: Path, output: Path | None, sub: str) -> Path:
+    return _path_arg(output) if output else _path_arg(run_dir) / "report" / sub
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@app.command()
+def plot(
+    run_dir: RunArg,
+    metrics: MetricsOpt = None,
+    by: Annotated[str, typer.Option("--by", help="Columns that make a line: upscaler,downscaler,scale,codec,image.")] = "upscaler,codec",
+    reference: Annotated[str, typer.Option("--reference", help="original, previous, first or lowres.")] = "original",
+    logx: Annotated[bool, typer.Option("--logx", help="Logarithmic generation axis.")] = False,
+    style: Annotated[str, typer.Option("--style", help="paper or slides.")] = "paper",
+    layout: Annotated[str, typer.Option("--layout", help="single, double (journal column widths) or both.")] = "both",
+    thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
+    output: OutOpt = None,
+) -> None:
+    """Metric-vs-generation figures (PDF, SVG, PNG at 300 dpi), mean over images with 95% CI."""
+    from .report.data import load_runs
+    from .report.plots import plot_drift
+
+    runs = load_runs(_path_arg(run_dir))
+    layouts = ["double", "single"] if layout == "both" and style == "paper" else [layout]
+    for lay in layouts:
+        paths = plot_drift(runs, _report_out(run_dir, output, "figures"), metrics=_csv(metrics),
+                           by=_csv(by) or ["upscaler"], reference=reference, logx=logx,
+                           style=style, layout=lay, thresholds=thresholds).paths
+        out.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def sheet(
+    run_dir: RunArg,
+    generations: Annotated[str | None, typer.Option("--generations", help="Columns, e.g. 0,1,2,5,10,20,50,100,200 (default).")] = None,
+    crop: CropOpt = None,
+    image: Annotated[str | None, typer.Option("--image", help="Which image's chains (default: the first).")] = None,
+    output: OutOpt = None,
+) -> None:
+    """Contact sheet: rows = recipes, columns = generations, optional zoomed inset (PNG, PDF)."""
+    from .report.sheets import contact_sheet, parse_crop, parse_generations
+
+    r = contact_sheet(_path_arg(run_dir), _report_out(run_dir, output, "sheet"),
+                      generations=parse_generations(generations), crop=parse_crop(crop),
+                      image=image)
+    out.print("wrote " + ", ".join(str(p) for p in r.paths), highlight=False, soft_wrap=True)
+    console.print(r.note, highlight=False)
+
+
+@app.command()
+def video(
+    run_dir: RunArg,
+    chains: Annotated[str | None, typer.Option("--chains", help="Chain ids or globs, comma-separated (default: every recipe of the first image).")] = None,
+    fps: Annotated[int, typer.Option("--fps")] = 12,
+    side_by_side: Annotated[bool, typer.Option("--side-by-side/--sequential", help="Chains side by side, or one after another.")] = True,
+    lossless: Annotated[bool, typer.Option("--lossless", help="RGB H.264 at qp 0: frame-exact, for review (few browsers play it).")] = False,
+    crop: CropOpt = None,
+    gif: Annotated[bool, typer.Option("--gif/--no-gif", help="Also write a GIF for slides.")] = True,
+    image: Annotated[str | None, typer.Option("--image", help="Which image's chains (default: the first).")] = None,
+    output: OutOpt = None,
+) -> None:
+    """MP4 (H.264 via PyAV) and GIF of the saved generations, names and counter drawn on."""
+    from .report.sheets import parse_crop
+    from .report.video import make_video
+
+    r = make_video(_path_arg(run_dir), _report_out(run_dir, output, "video"), chains=_csv(chains),
+                   image=image, fps=fps, side_by_side=side_by_side, lossless=lossless,
+                   crop=parse_crop(crop), gif=gif)
+    made = f"{r.mp4}" + (f", {r.gif}" if r.gif else "")
+    out.print(f"wrote {made}: {r.frames} frames, {r.size[0]}x{r.size[1]}", highlight=False,
+              soft_wrap=True)
+    console.print(r.note, highlight=False)
+
+
+@app.command()
+def table(
+    run_dir: RunArg,
+    at: Annotated[str, typer.Option("--at", help="Generations, e.g. 1,10,50,200.")] = "1,10,50,200",
+    metrics: MetricsOpt = None,
+    reference: Annotated[str, typer.Option("--reference")] = "original",
+    thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
+    output: OutOpt = None,
+) -> None:
+    """Metrics at chosen generations (mean, 95% CI) and collapse statistics: CSV, Markdown, LaTeX."""
+    from .report.data import load_runs
+    from .report.tables import metrics_display, parse_at, to_markdown, write_tables
+
+    runs = load_runs(_path_arg(run_dir))
+    t = write_tables(runs, _report_out(run_dir, output, "tables"), at=parse_at(at),
+                     metrics=_csv(metrics), reference=reference, thresholds=thresholds)
+    out.print(to_markdown(metrics_display(t.metrics, runs)), highlight=False, soft_wrap=True)
+    if t.note:
+        console.print(t.note, highlight=False)
+    console.print("wrote " + ", ".join(str(p) for p in t.paths.values()), highlight=False,
+                  soft_wrap=True)
+
+
+@app.command()
+def report(
+    run_dir: RunArg,
+    metrics: MetricsOpt = None,
+    at: Annotated[str, typer.Option("--at", help="Table generations.")] = "1,10,50,200",
+    generations: Annotated[str | None, typer.Option("--generations", help="Contact sheet columns.")] = None,
+    crop: CropOpt = None,
+    fps: Annotated[int, typer.Option("--fps")] = 12,
+    thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
+    output: OutOpt = None,
+) -> None:
+    """Everything above into RUN/report/ with a static index.html (opens from disk)."""
+    from .report.html import write_report
+    from .report.sheets import parse_crop, parse_generations
+    from .report.tables import parse_at
+
+    r = write_report(_path_arg(run_dir), _path_arg(output) if output else None,
+                     metrics=_csv(metrics), at=parse_at(at),
+                     generations=parse_generations(generations), crop=parse_crop(crop), fps=fps,
+                     thresholds=thresholds)
+    for note in r.notes:
+        console.print(note, highlight=False)
+    out.print(f"report: {r.index}", highlight=False, soft_wrap=True)
 
 
 # ---- models: the weights registry and cache (roundtrip_ml.upscalers.zoo) ----------------------
@@ -248,6 +388,82 @@ def models_path(name: str, cache_dir: CacheOpt = None) -> None:
 
     out.print(str(zoo.cached_path(zoo.get_entry(name), cache_dir)), highlight=False,
               soft_wrap=True)
+
+
+# ---- sweep: experiment grids on one device, local GPUs or Ray (roundtrip_ml.sweep) ------------
+
+sweep_app = typer.Typer(help="Experiment grids: plan, run (local, local-gpus, ray), merge.",
+                        no_args_is_help=True)
+app.add_typer(sweep_app, name="sweep")
+SweepSetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override any sweep/engine key: KEY=VALUE (TOML value).")]
+
+
+@sweep_app.command("plan")
+def sweep_plan_cmd(
+    config: Annotated[Path, typer.Argument(help="TOML/YAML sweep file.")],
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Time each upscaler briefly.")] = True,
+    set_: SweepSetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Print the cells, units, estimated work and output paths; runs nothing."""
+    import json
+
+    from .config import parse_set
+    from .sweep import estimate_work, load_sweep, make_sweep_plan
+    from .sweep import probe as run_probe
+    from .sweep.view import render_plan
+
+    plan = make_sweep_plan(load_sweep(_path_arg(config), parse_set(set_ or [])))
+    est = estimate_work(plan)
+    if probe:
+        run_probe(plan, est)
+    if json_out:
+        out.print_json(json.dumps({**plan.to_json(), "estimates": [e.asdict() for e in
+                                                                   est.values()]}, default=str))
+    else:
+        out.print(render_plan(plan, est))
+
+
+@sweep_app.command("run")
+def sweep_run_cmd(
+    config: Annotated[Path, typer.Argument(help="TOML/YAML sweep file.")],
+    executor: Annotated[str, typer.Option("--executor", "-e", help="local, local-gpus or ray.")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local Ray).")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", help="Extra attempts for a crashed unit.")] = None,
+    set_: SweepSetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    json_lines: Annotated[bool, typer.Option("--json", help="Machine-readable progress lines on stdout.")] = False,
+) -> None:
+    """Run every unfinished unit of a sweep, then merge; rerun the same command after a crash."""
+    from .config import parse_set
+    from .sweep import load_sweep, make_sweep_progress, run_sweep
+    from .sweep.view import render_result
+
+    cfg = load_sweep(_path_arg(config), parse_set(set_ or []))
+    result = run_sweep(cfg, executor=executor, address=address, retries=retries,
+                       progress=make_sweep_progress(quiet=quiet, json_lines=json_lines,
+                                                    console=console))
+    if not json_lines:
+        console.print(render_result(result))
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@sweep_app.command("merge")
+def sweep_merge_cmd(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="A sweep directory.")],
+) -> None:
+    """(Re)build DIR/merged/ from the finished units: one Parquet dataset plus manifests."""
+    import pandas as pd
+
+    from .sweep import merge_sweep, read_merged
+
+    merged = merge_sweep(_path_arg(directory))
+    cells = pd.read_parquet(merged / "cells.parquet")
+    counts = ", ".join(f"{n} {s}" for s, n in cells["status"].value_counts().items())
+    out.print(f"{len(read_merged(_path_arg(directory)))} metric rows, cells: {counts} -> {merged}",
+              highlight=False)
 
 
 def main() -> None:

@@ -130,7 +130,8 @@ def _torchvision_jpeg(u8: Tensor, quality: int, cuda: bool) -> Tensor:
         warnings.simplefilter("ignore", UserWarning)  # torchvision 0.29's TorchCodec notice
         warnings.simplefilter("ignore", DeprecationWarning)
         encoded = encode_jpeg(images, quality=quality)
-        decoded = decode_jpeg(encoded, device=u8.device if cuda else "cpu")
+        # nvJPEG's decoder takes the (small) encoded bytes from host memory
+        decoded = decode_jpeg([e.cpu() for e in encoded], device=u8.device if cuda else "cpu")
     return torch.stack(decoded)
 
 

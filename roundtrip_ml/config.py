@@ -41,6 +41,8 @@ class ExperimentConfig(BaseModel):
     metrics: list[str] | None = None  # None: the offline default set
     metric_crop: tuple[int, int, int, int] | None = None  # x, y, w, h: a region study (a sign)
     lowres_consistency: bool = True
+    region_metrics: bool = True  # per-region metrics for chart inputs (a .json sidecar)
+    ocr: bool = True  # OCR the chart's text lines (needs tesseract-ocr)
     device: str = "auto"
     seed: int = 0
     output: Path | None = None  # default: runs/<name>

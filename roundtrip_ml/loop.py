@@ -254,6 +254,7 @@ class Engine:
         self.determinism = configure_determinism(self.device, cfg.deterministic)
         self._upscalers: dict[str, Upscaler | RoundtripError] = {}
         self._fingerprint = _Fingerprinter()
+        self._region_sets: dict[str, Any] = {}
         self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="frames")
         self._pending: list[Future[None]] = []
         self.metrics = self._resolve_metrics()
@@ -387,6 +388,8 @@ class Engine:
                 if ref_name in refs:
                     for name, vals in m(crop(xb), crop(refs[ref_name])).items():
                         rows.append((g, name, ref_name, vals, base))
+        if self.cfg.region_metrics:
+            rows += self._region_metrics(batch, g, x, original, idx)
         if self.cfg.lowres_consistency:
             from .metrics import psnr
 
@@ -395,6 +398,25 @@ class Engine:
             rows.append((g, "psnr", "lowres", psnr(back.clamp(0, 1), lo_b), base))
         if self.cfg.replicas:
             rows += self._replica_metrics(batch, g, x, original)
+        return rows
+
+    def _region_metrics(self, batch: Batch, g: int, x: Tensor, original: Tensor, idx: list[int]
+                        ) -> list[tuple[int, str, str, Tensor, Tensor | None]]:
+        """Per-region metrics (text CER by OCR, MTF50, patch CIEDE2000, spectral) for inputs that
+        carry a chart sidecar (``roundtrip chart``); a host round trip, so metric stride only."""
+        from .metrics.regions import load_region_set
+
+        rows: list[tuple[int, str, str, Tensor, Tensor | None]] = []
+        for i in idx:
+            src = batch.chains[i].image
+            if src not in self._region_sets:
+                self._region_sets[src] = load_region_set(src)
+            regions = self._region_sets[src]
+            if regions is None:
+                continue
+            at = torch.tensor([i], device=x.device)
+            values = regions.compute(x[i : i + 1], original[i : i + 1], ocr=self.cfg.ocr)
+            rows += [(g, name, "original", v, at) for name, v in values.items()]
         return rows
 
     def _metrics_for(self, x: Tensor) -> list[Any]:

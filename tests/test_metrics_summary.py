@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,41 @@ def test_nearest_block_image_is_a_fixed_point_from_generation_1(tmp_path: Path) 
     df = summarize_run(result.run_dir).iloc[0]
     assert (df["event"], df["event_generation"], df["period"]) == ("fixed_point", 1, 1)
     assert df["final_psnr"] == float("inf") and df["step_psnr"] == float("inf")
+
+
+def test_replica_run_gets_a_divergence_table(tmp_path: Path) -> None:
+    """A real tiny replica run: summarize writes and prints the divergence table per recipe."""
+    from roundtrip_ml.config import make_config
+    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.metrics.summary import DIVERGENCE_FILE
+
+    out = tmp_path / "run"
+    run_experiment(make_config({
+        "images": ["skimage:astronaut"], "upscalers": ["lanczos3"], "generations": 6,
+        "center_crop": 64, "replicas": 2, "metrics": ["psnr"], "device": "cpu",
+        "output": str(out),
+    }))
+    df = summarize_run(out, csv=True)
+    assert sorted(df["replica"]) == [0, 1, 2]  # identity comes from the member's own rows
+    div = pd.read_parquet(out / DIVERGENCE_FILE)
+    assert pd.read_csv(out / "divergence.csv").shape == div.shape
+    assert len(div) == 1
+    row = div.iloc[0]
+    assert (row["upscaler"], row["images"], row["n_chains"]) == ("lanczos3", "astronaut", 1)
+    assert row["generations"] == 6
+    # lsb replicas start about 1 level apart; Lanczos-3 lets them drift apart slowly (8-bit
+    # rounding), far closer to each other than to the original: no horizon in 6 generations
+    assert 40 < row["final_pairwise_psnr"] < 60
+    assert 0 < row["ci_low"] <= row["rate"] <= row["ci_high"] < 1
+    assert row["rate_db_per_gen"] == pytest.approx(row["rate"] * 10 / math.log(10))
+    assert pd.isna(row["horizon"]) and row["n_points"] >= 3
+    res = CliRunner().invoke(app, ["summarize", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "divergence of replicas" in res.output and "lanczos3 / lanczos3 x4 png" in res.output
+    assert df.attrs["divergence"].equals(div)
+
+
+def test_run_without_replicas_writes_no_divergence_table(tmp_path: Path) -> None:
+    _write_run(tmp_path)
+    df = summarize_run(tmp_path)
+    assert "divergence" not in df.attrs and not (tmp_path / "divergence.parquet").exists()

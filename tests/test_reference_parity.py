@@ -18,7 +18,8 @@ from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.loading import load_upscaler
 from roundtrip_ml.upscalers.ncnn import load_ncnn
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # basicsr's scipy imports
 CPU = torch.device("cpu")
 
 
@@ -53,8 +54,10 @@ def _weights_for_reference(name: str, tmp_path) -> tuple[object, str]:
     return up, str(path)
 
 
-@pytest.mark.parametrize(("name", "photo", "size"),
-                         [("realesr-animevideov3", "coffee", 64), ("realesrgan-x4plus", "astronaut", 32)])
+@pytest.mark.parametrize(
+    ("name", "photo", "size"),
+    [("realesr-animevideov3", "coffee", 64), ("realesrgan-x4plus", "astronaut", 32)],
+)
 def test_matches_realesrganer(realesrgan, tmp_path, name, photo, size):
     RealESRGANer, RRDBNet, SRVGGNetCompact = realesrgan
     torch.set_num_threads(2)

@@ -9,6 +9,9 @@ Per chain, against the original:
 - ``half_life_<key>``: first generation whose drift reaches half the final drift;
 - ``step_psnr``: PSNR to the previous generation at the last one (+inf once bit-identical);
 - ``event``/``event_generation``/``period``/``cycle_start``: fixed point or cycle (events.py).
+
+A run with replicas also gets its divergence table (``roundtrip_ml.divergence``: rate with CI
+and predictability horizon per recipe) in RUN/divergence.parquet, printed after the summary.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..divergence import summarize_divergence
 from ..errors import ConfigError, RunStoreError
 from ..store import RunStore, atomic_write_bytes, atomic_write_parquet
 from .events import EVENT_COLUMNS, detect_events
@@ -30,6 +34,8 @@ from .registry import key_info
 
 SUMMARY_FILE = "summary.parquet"
 SUMMARY_CSV = "summary.csv"
+DIVERGENCE_FILE = "divergence.parquet"
+DIVERGENCE_CSV = "divergence.csv"
 DEFAULT_THRESHOLDS = "psnr<20,ssim<0.5,lpips>0.4"
 IDENTITY = ["chain_id", "image", "upscaler", "downscaler", "scale", "codec", "replica"]
 
@@ -97,7 +103,9 @@ def summarize(
     rows = []
     orig = metrics[metrics["reference"] == "original"]
     for chain_id, chain in metrics.groupby("chain_id", sort=True):
-        row: dict[str, object] = {c: chain[c].iloc[0] for c in IDENTITY if c in chain}
+        own = chain[chain["replica"] >= 0] if "replica" in chain else chain
+        own = own if len(own) else chain  # replica -1 rows are a group's, not a member's
+        row: dict[str, object] = {c: own[c].iloc[0] for c in IDENTITY if c in own}
         row["generations"] = int(chain["generation"].max())
         mine = orig[orig["chain_id"] == chain_id]
         by_key = {k: g.sort_values("generation") for k, g in mine.groupby("metric", sort=True)}
@@ -124,29 +132,64 @@ def summarize(
 def summarize_run(
     run: str | Path, thresholds: str = DEFAULT_THRESHOLDS, csv: bool = False
 ) -> pd.DataFrame:
-    """Summarize a run directory; writes RUN/summary.parquet (and RUN/summary.csv on request)."""
+    """Summarize a run directory; writes RUN/summary.parquet (and RUN/summary.csv on request).
+
+    With replica rows it also writes RUN/divergence.parquet (and .csv), and hands that table
+    to ``render_summary`` as ``df.attrs["divergence"]``.
+    """
     store = RunStore(run)
     if not store.root.is_dir():
         raise RunStoreError(str(store.root), "no such run directory", "pass the --output of a run")
-    df = summarize(store.read_metrics(), store.read_fingerprints(), parse_thresholds(thresholds))
+    metrics = store.read_metrics()
+    df = summarize(metrics, store.read_fingerprints(), parse_thresholds(thresholds))
     atomic_write_parquet(store.root / SUMMARY_FILE, df)
     if csv:
         atomic_write_bytes(store.root / SUMMARY_CSV, df.to_csv(index=False).encode())
+    if (metrics["reference"] == "replicas").any():
+        div = summarize_divergence(metrics)
+        atomic_write_parquet(store.root / DIVERGENCE_FILE, div)
+        if csv:
+            atomic_write_bytes(store.root / DIVERGENCE_CSV, div.to_csv(index=False).encode())
+        df.attrs["divergence"] = div
     return df
 
 
-def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -> rich Table
-    """The headline columns as a rich table (the parquet file has them all)."""
+def _fmt(v: object) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
+        return str(int(v))
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.3g}" if abs(v) < 10 else f"{v:.2f}"
+    return str(v)
+
+
+def render_divergence(div: pd.DataFrame):  # -> rich Table
+    """Divergence rate (ln MSE and dB of inter-replica PSNR per generation), its 95% CI and the
+    predictability horizon, one row per recipe."""
     from rich.table import Table
 
-    def fmt(v: object) -> str:
-        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-            return "-"
-        if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
-            return str(int(v))
-        if isinstance(v, float):
-            return "inf" if math.isinf(v) else f"{v:.3g}" if abs(v) < 10 else f"{v:.2f}"
-        return str(v)
+    table = Table(title="divergence of replicas (rate: d ln(pairwise MSE) / generation; "
+                  "horizon: first generation as far apart as from the original; '-': never)")
+    for head in ("recipe", "images", "rate", "95% CI", "dB/gen", "points", "horizon", "gens",
+                 "final pair dB"):
+        table.add_column(head, overflow="fold")
+    for _, r in div.iterrows():
+        recipe = f"{r['upscaler']} / {r['downscaler']} x{_fmt(float(r['scale']))} {r['codec']}"
+        ci = "-" if pd.isna(r["ci_low"]) else f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+        table.add_row(recipe, str(r["images"]), _fmt(r["rate"]), ci, _fmt(r["rate_db_per_gen"]),
+                      _fmt(r["n_points"]), _fmt(r["horizon"]), _fmt(r["generations"]),
+                      _fmt(r["final_pairwise_psnr"]))
+    return table
+
+
+def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -> rich renderable
+    """The headline columns as a rich table (the parquet file has them all), followed by the
+    divergence table when ``summarize_run`` found replicas."""
+    from rich.console import Group
+    from rich.table import Table
+
+    fmt = _fmt
 
     # chain_id already reads image.upscaler.downscaler.xscale.codec; the parquet has the rest
     headers = {"chain_id": "chain", "generations": "gens", "final_psnr": "psnr",
@@ -165,4 +208,7 @@ def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -
             ev = f"{r['event']} @{r['event_generation']}"
             ev += f" p={r['period']}" if r["period"] > 1 else ""
         table.add_row(*[fmt(r[c]) for c in cols], ev)
+    div = df.attrs.get("divergence")
+    if isinstance(div, pd.DataFrame) and len(div):
+        return Group(table, render_divergence(div))
     return table

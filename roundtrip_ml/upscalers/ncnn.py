@@ -197,6 +197,9 @@ def _as_rrdb(path: Path, layers: list[NcnnLayer], convs: list[_Conv]) -> NcnnMod
     nb, rest = divmod(n - 4 - len(ups), 15)
     if rest or nb < 1:
         raise _reject(path, f"{n} convolutions do not fit 15 per block + {4 + len(ups)}")
+    for ly in layers:  # residual scaling inside the blocks is fixed at 0.2 in the architecture
+        if ly.type == "Eltwise" and ly.params.get(1) not in (None, [0.2, 1.0]):
+            raise _reject(path, f"{ly.name}: residual coefficients {ly.params.get(1)}, not 0.2")
     nf = convs[0].out_ch
     if convs[0].in_ch != 3 or convs[-1].out_ch != 3:
         raise _reject(path, "first/last convolution are not 3-channel (pixel-unshuffle "

@@ -1,0 +1,386 @@
+"""The sweep grid: config file -> cells -> work units.
+
+A *cell* is one chain recipe on one image (image, upscaler, downscaler, scale, codec, seed,
+generations): the smallest thing a study compares. A *unit* is the work one worker does at once:
+cells that share upscaler, image size, seed and generations, written as one ordinary engine
+config, so the model is loaded once and same-size images are batched on the device. Its id is a
+hash of that config, so the same grid always gives the same units, wherever it is planned.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..config import ExperimentConfig, expand_images, load_config_file, make_config
+from ..errors import ConfigError, ImageError
+from ..images import SAMPLE_PREFIX
+
+# grid axes: the config key (a list) and the key one cell / one rule uses for it
+AXES: dict[str, str] = {
+    "images": "image",
+    "upscalers": "upscaler",
+    "downscalers": "downscaler",
+    "scales": "scale",
+    "codecs": "codec",
+    "seeds": "seed",
+    "generations": "generations",
+}
+CELL_KEYS = tuple(AXES.values())
+SWEEP_FILE = "sweep.json"  # not manifest.json: report/ would take the sweep for a run
+UNITS_DIR = "units"
+
+
+class SweepOptions(BaseModel):
+    """The ``[sweep]`` table: how the grid is cut into units and run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retries: int = Field(default=1, ge=0)  # extra attempts for a unit whose worker crashed
+    max_images_per_unit: int = Field(default=16, ge=1)  # smaller units spread over more workers
+    threads: int | None = Field(default=None, ge=1)  # torch threads per worker (None: default)
+
+
+@dataclass(frozen=True)
+class Cell:
+    image: str
+    upscaler: str
+    downscaler: str
+    scale: float
+    codec: str
+    seed: int
+    generations: int
+
+    @property
+    def cell_id(self) -> str:
+        return (
+            f"{image_name(self.image)}-{_slug(self.upscaler)}-{_slug(self.downscaler)}"
+            f"-x{self.scale:g}-{_slug(self.codec)}-s{self.seed}-g{self.generations}"
+        )
+
+    def asdict(self) -> dict[str, Any]:
+        return {"cell_id": self.cell_id, **{k: getattr(self, k) for k in CELL_KEYS}}
+
+
+@dataclass
+class Unit:
+    """One engine run: ``config`` is a complete ExperimentConfig dict (output included)."""
+
+    unit_id: str
+    config: dict[str, Any]
+    cells: list[Cell]
+    size: tuple[int, int]
+
+    @property
+    def upscaler(self) -> str:
+        return self.config["upscalers"][0]
+
+    @property
+    def work(self) -> int:
+        """Chain-generations this unit computes (replicas included)."""
+        return len(self.cells) * (1 + self.config.get("replicas", 0)) * self.config["generations"]
+
+    def asdict(self) -> dict[str, Any]:
+        return {
+            "unit_id": self.unit_id,
+            "config": self.config,
+            "cells": [c.cell_id for c in self.cells],
+            "size": list(self.size),
+        }
+
+
+@dataclass
+class SweepConfig:
+    name: str
+    root: Path
+    engine: dict[str, Any]  # engine keys shared by every unit
+    axes: dict[str, list[Any]]
+    include: list[dict[str, list[Any]]] = field(default_factory=list)
+    exclude: list[dict[str, list[Any]]] = field(default_factory=list)
+    options: SweepOptions = field(default_factory=SweepOptions)
+    source: str = "sweep config"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "output": str(self.root),
+            "engine": self.engine,
+            "axes": self.axes,
+            "include": self.include,
+            "exclude": self.exclude,
+            "sweep": self.options.model_dump(),
+        }
+
+
+@dataclass
+class SweepPlan:
+    config: SweepConfig
+    cells: list[Cell]
+    units: list[Unit]
+    image_errors: dict[str, str]  # input -> why it cannot be read: its cells fail at once
+
+    def unit_dir(self, unit: Unit) -> Path:
+        return Path(unit.config["output"])
+
+    @property
+    def work(self) -> int:
+        return sum(u.work for u in self.units)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_json(),
+            "cells": [c.asdict() for c in self.cells],
+            "units": [u.asdict() for u in self.units],
+            "image_errors": self.image_errors,
+        }
+
+
+# ---- config ---------------------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    text = Path(text).stem if ("/" in text or "\\" in text) else text
+    return re.sub(r"[^A-Za-z0-9]+", "", text).lower() or "x"
+
+
+def image_name(source: str) -> str:
+    """The short name of an input: the sample name or the file stem."""
+    return _slug(source[len(SAMPLE_PREFIX) :] if source.startswith(SAMPLE_PREFIX) else source)
+
+
+def _as_list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, list | tuple) else [v]
+
+
+def _rules(raw: Any, kind: str, source: str) -> list[dict[str, list[Any]]]:
+    if raw is None:
+        return []
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(r, dict) and r for r in raw):
+        raise ConfigError(f"{source}: key {kind!r}", "must be a list of tables", "[[exclude]] ...")
+    out = []
+    for i, rule in enumerate(raw):
+        bad = [k for k in rule if k not in CELL_KEYS]
+        if bad:
+            raise ConfigError(
+                f"{source}: {kind}[{i}] key {bad[0]!r}",
+                "is not a grid axis",
+                f"use one of: {', '.join(CELL_KEYS)}",
+            )
+        out.append({k: _as_list(v) for k, v in rule.items()})
+    return out
+
+
+def parse_sweep(data: dict[str, Any], source: str = "sweep config") -> SweepConfig:
+    """A dict (from a file) -> SweepConfig; engine keys are checked by the engine's validator."""
+    data = dict(data)
+    try:
+        options = SweepOptions.model_validate(data.pop("sweep", {}) or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(
+            f"{source}: key 'sweep.{key}'", err["msg"], "see `[sweep]` in the README"
+        ) from None
+    include = _rules(data.pop("include", None), "include", source)
+    exclude = _rules(data.pop("exclude", None), "exclude", source)
+    if "seed" in data and "seeds" in data:
+        raise ConfigError(f"{source}: key 'seed'", "given together with 'seeds'", "keep one")
+    seeds = _as_list(data.pop("seeds", data.pop("seed", 0)))
+    generations = _as_list(data.pop("generations", 50))
+    name = str(data.get("name", "sweep"))
+    data["name"] = name
+    root = Path(data.pop("output", None) or Path("sweeps") / name).expanduser()
+    if not data.get("images"):
+        raise ConfigError(f"{source}: key 'images'", "is missing or empty", "list images or globs")
+    probe = {**data, "seed": seeds[0], "generations": generations[0]}
+    cfg = make_config(probe, source)  # unknown keys, bad codecs/kernels: one clear error here
+    for s in seeds:
+        make_config({**probe, "seed": s}, source)
+    for g in generations:
+        make_config({**probe, "generations": g}, source)
+    axes: dict[str, list[Any]] = {
+        "images": expand_images(cfg.images),
+        "upscalers": list(dict.fromkeys(cfg.upscalers)),
+        "downscalers": list(dict.fromkeys(cfg.downscalers)),
+        "scales": list(dict.fromkeys(float(s) for s in cfg.scales)),
+        "codecs": list(dict.fromkeys(cfg.codecs)),
+        "seeds": list(dict.fromkeys(int(s) for s in seeds)),
+        "generations": list(dict.fromkeys(int(g) for g in generations)),
+    }
+    engine = {k: v for k, v in data.items() if k not in AXES}
+    return SweepConfig(name, root, engine, axes, include, exclude, options, source)
+
+
+def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """Read a TOML/YAML sweep file; relative image paths are relative to the file."""
+    data = load_config_file(path)
+    base = Path(path).parent
+    for rule in data.get("include", []) or []:  # rule images follow the same rule as `images`
+        if isinstance(rule, dict) and "image" in rule:
+            rule["image"] = [
+                s if s.startswith(SAMPLE_PREFIX) or Path(s).is_absolute() or "*" in s
+                else str(base / s)
+                for s in _as_list(rule["image"])
+            ]
+    data.update(overrides or {})
+    return parse_sweep(data, str(path))
+
+
+# ---- cells ----------------------------------------------------------------------------------
+
+
+def _matches(cell: Cell, rule: dict[str, list[Any]]) -> bool:
+    for key, values in rule.items():
+        v = getattr(cell, key)
+        if key == "image":
+            names = (v, Path(v).name, image_name(v))
+            if not any(fnmatch.fnmatchcase(n, str(p)) for p in values for n in names):
+                return False
+        elif key == "scale":
+            if float(v) not in {float(x) for x in values}:
+                return False
+        elif v not in values:
+            return False
+    return True
+
+
+def expand_cells(cfg: SweepConfig) -> list[Cell]:
+    """The product of the axes minus ``exclude`` rules, plus the cells ``include`` rules add
+    (an include rule fixes some axes and takes the others in full; excludes do not apply)."""
+    order = list(AXES)
+
+    def product_of(axes: dict[str, list[Any]]) -> list[Cell]:
+        return [Cell(*vals) for vals in product(*(axes[a] for a in order))]
+
+    cells = [c for c in product_of(cfg.axes) if not any(_matches(c, r) for r in cfg.exclude)]
+    for rule in cfg.include:
+        axes = dict(cfg.axes)
+        for key, values in rule.items():
+            axis = next(a for a, k in AXES.items() if k == key)
+            if key == "image":
+                values = expand_images([str(v) for v in values])
+            elif key == "scale":
+                values = [float(v) for v in values]
+            axes[axis] = values
+        extra = product_of(axes)
+        probe = {**cfg.engine, "images": ["x"], "upscalers": axes["upscalers"],
+                 "downscalers": axes["downscalers"], "scales": axes["scales"],
+                 "codecs": axes["codecs"]}
+        make_config(probe, f"{cfg.source}: include")  # included values are checked too
+        cells += extra
+    unique = list(dict.fromkeys(cells))
+    ids = [c.cell_id for c in unique]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ConfigError(
+            f"{cfg.source}: cell {dup}", "two inputs share one short name", "rename one of them"
+        )
+    return unique
+
+
+# ---- units ----------------------------------------------------------------------------------
+
+
+def image_sizes(sources: list[str], engine: dict[str, Any]) -> tuple[dict[str, tuple[int, int]],
+                                                                      dict[str, str]]:
+    """Each input's size after the engine's preprocessing (max_side, center_crop), or its error."""
+    from ..loop import prepare_image
+
+    cfg = make_config({**engine, "images": ["x"]})
+    sizes: dict[str, tuple[int, int]] = {}
+    errors: dict[str, str] = {}
+    for src in sources:
+        try:
+            x, _ = prepare_image(src, cfg)
+        except ImageError as e:
+            errors[src] = str(e)
+            continue
+        sizes[src] = (int(x.shape[-2]), int(x.shape[-1]))
+    return sizes, errors
+
+
+def unit_id_for(config: dict[str, Any], size: tuple[int, int]) -> str:
+    """Readable and deterministic: upscaler, size, and a hash of the config (output excluded)."""
+    identity = ExperimentConfig.model_validate(config).to_json()
+    identity.pop("output")
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{_slug(config['upscalers'][0])}-{size[1]}x{size[0]}-{digest}"
+
+
+def _make_unit(cfg: SweepConfig, cells: list[Cell], size: tuple[int, int]) -> Unit:
+    def ordered(axis: str, values: set[Any]) -> list[Any]:
+        return [v for v in cfg.axes[axis] if v in values] + sorted(
+            v for v in values if v not in cfg.axes[axis]
+        )
+
+    c0 = cells[0]
+    config = {
+        **cfg.engine,
+        "name": cfg.name,
+        "images": list(dict.fromkeys(c.image for c in cells)),
+        "upscalers": [c0.upscaler],
+        "downscalers": ordered("downscalers", {c.downscaler for c in cells}),
+        "scales": ordered("scales", {c.scale for c in cells}),
+        "codecs": ordered("codecs", {c.codec for c in cells}),
+        "seed": c0.seed,
+        "generations": c0.generations,
+    }
+    uid = unit_id_for(config, size)
+    config["output"] = str(cfg.root / UNITS_DIR / uid)
+    return Unit(uid, config, cells, size)
+
+
+def group_units(
+    cfg: SweepConfig, cells: list[Cell], sizes: dict[str, tuple[int, int]]
+) -> list[Unit]:
+    """Cells -> units. An engine config is a full product of its axes, so within one
+    (upscaler, size, seed, generations) group, images with the same set of recipes share a
+    unit when that set is a product; otherwise each (downscaler, scale) gets its own unit."""
+    groups: dict[tuple[Any, ...], dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
+    for c in cells:
+        if c.image in sizes:
+            groups[(c.upscaler, sizes[c.image], c.seed, c.generations)][c.image].append(c)
+    units: list[Unit] = []
+    for (_, size, _, _), by_image in groups.items():
+        by_recipes: dict[frozenset[tuple[str, float, str]], list[str]] = defaultdict(list)
+        for img, img_cells in by_image.items():
+            by_recipes[frozenset((c.downscaler, c.scale, c.codec) for c in img_cells)].append(img)
+        for recipes, images in by_recipes.items():
+            downs, scales, codecs = ({r[i] for r in recipes} for i in range(3))
+            if len(recipes) == len(downs) * len(scales) * len(codecs):
+                parts = [recipes]
+            else:
+                split: dict[tuple[str, float], set[Any]] = defaultdict(set)
+                for r in recipes:
+                    split[(r[0], r[1])].add(r)
+                parts = [frozenset(p) for p in split.values()]
+            step = cfg.options.max_images_per_unit
+            for part in parts:
+                for i in range(0, len(images), step):
+                    members = [
+                        c
+                        for img in images[i : i + step]
+                        for c in by_image[img]
+                        if (c.downscaler, c.scale, c.codec) in part
+                    ]
+                    units.append(_make_unit(cfg, members, size))
+    return units
+
+
+def make_sweep_plan(cfg: SweepConfig) -> SweepPlan:
+    """Cells, units and unreadable inputs; reads every input once (for its size)."""
+    cells = expand_cells(cfg)
+    sources = list(dict.fromkeys(c.image for c in cells))
+    sizes, errors = image_sizes(sources, cfg.engine)
+    return SweepPlan(cfg, cells, group_units(cfg, cells, sizes), errors)

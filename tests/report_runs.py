@@ -1,0 +1,53 @@
+"""Real runs for the report tests, made once per pytest session and shared by every
+tests/test_report_*.py module (the engine is the slow part; reports only read)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roundtrip_ml.config import make_config
+from roundtrip_ml.loop import run_experiment
+from roundtrip_ml.store import RunStore
+
+# The demo's shape at a tiny size: 2 photos x lanczos3/bicubic x png/jpeg:90, 10 generations.
+# Frame stride 3 saves generations 0, 1, 3, 6, 9, 10: some are missing on purpose.
+STUDY = {
+    "images": ["skimage:astronaut", "skimage:coffee"],
+    "upscalers": ["lanczos3", "bicubic"],
+    "codecs": ["png", "jpeg:90"],
+    "generations": 10,
+    "frame_stride": 3,
+    "metrics": ["psnr", "ssim"],
+    "max_side": 64,
+}
+STUDY_SAVED = [0, 1, 3, 6, 9, 10]
+# Nearest down + nearest up at x2 reaches a fixed point at generation 2: PSNR to the previous
+# generation is +inf from then on (the real case the plots must draw clipped).
+FIXED = {
+    "images": ["skimage:astronaut"],
+    "upscalers": ["nearest"],
+    "downscalers": ["nearest"],
+    "scales": [2],
+    "codecs": ["png"],
+    "generations": 4,
+    "frame_stride": 1,
+    "metrics": ["psnr"],
+    "max_side": 32,
+}
+
+
+def _shared(factory: pytest.TempPathFactory, name: str, settings: dict) -> Path:
+    out = factory.getbasetemp() / "report-runs" / name
+    if not RunStore(out).is_complete():
+        run_experiment(make_config({**settings, "output": str(out)}), overwrite=True)
+    return out
+
+
+def study_run(factory: pytest.TempPathFactory) -> Path:
+    return _shared(factory, "study", STUDY)
+
+
+def fixed_point_run(factory: pytest.TempPathFactory) -> Path:
+    return _shared(factory, "fixed", FIXED)
