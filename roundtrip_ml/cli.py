@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,8 +19,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
-out = Console()
+# Wide tables stay readable when piped to a file or a log (rich falls back to 80 columns).
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180
+console = Console(stderr=True, width=_WIDTH)
+out = Console(width=_WIDTH)
 
 _STATE: dict[str, Any] = {"debug": False}
 

@@ -128,9 +128,11 @@ def prepare_image(source: str, cfg: ExperimentConfig) -> tuple[Tensor, ImageInfo
     return x.contiguous(), info
 
 
-def make_plan(cfg: ExperimentConfig) -> Plan:
-    """Expand the config into chains and device batches (same recipe and size, max_batch)."""
-    sources = expand_images(cfg.images)
+def probe_inputs(
+    sources: list[str], cfg: ExperimentConfig
+) -> tuple[dict[str, ImageInfo], dict[str, tuple[int, int]], dict[str, str]]:
+    """Read every input once: (info, size after preprocessing) per readable source, and the
+    error of each unreadable one (it fails its own chains, not the run)."""
     infos: dict[str, ImageInfo] = {}
     sizes: dict[str, tuple[int, int]] = {}
     errors: dict[str, str] = {}
@@ -140,7 +142,13 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
         except ImageError as e:
             errors[src] = str(e)
             continue
-        infos[src], sizes[src] = info, (x.shape[-2], x.shape[-1])
+        infos[src], sizes[src] = info, (int(x.shape[-2]), int(x.shape[-1]))
+    return infos, sizes, errors
+
+
+def make_plan(cfg: ExperimentConfig) -> Plan:
+    """Expand the config into chains and device batches (same recipe and size, max_batch)."""
+    infos, sizes, errors = probe_inputs(expand_images(cfg.images), cfg)
     names = _unique_names(list(infos))
     chains: list[Chain] = []
     for src, up, down, scale, codec in product(

@@ -32,3 +32,19 @@ def _quiet_torchvision_deprecation():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*TorchCodec.*")
         yield
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory: pytest.TempPathFactory):
+    """A real tiny study run shared by the report tests (see report_runs.py)."""
+    from report_runs import study_run
+
+    return study_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def fixed(tmp_path_factory: pytest.TempPathFactory):
+    """A real run that reaches a fixed point (PSNR to the previous generation is +inf)."""
+    from report_runs import fixed_point_run
+
+    return fixed_point_run(tmp_path_factory)

@@ -10,21 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from report_runs import fixed_point_run, study_run
 
 from roundtrip_ml.errors import ConfigError, RunStoreError
 from roundtrip_ml.report.data import aggregate, bootstrap_mean, load_runs, select
 from roundtrip_ml.report.plots import PNG_DPI, WIDTHS, plot_drift
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return study_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def fixed(tmp_path_factory):
-    return fixed_point_run(tmp_path_factory)
 
 
 def _png(path) -> np.ndarray:

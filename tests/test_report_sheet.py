@@ -8,16 +8,11 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from report_runs import STUDY_SAVED, study_run
+from report_runs import STUDY_SAVED
 
 from roundtrip_ml.errors import ConfigError
 from roundtrip_ml.report.data import load_runs
 from roundtrip_ml.report.sheets import DPI, contact_sheet, parse_crop
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return study_run(tmp_path_factory)
 
 
 def _page_inches(pdf) -> tuple[float, float]:

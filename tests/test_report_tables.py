@@ -7,21 +7,9 @@ import io
 
 import numpy as np
 import pandas as pd
-import pytest
-from report_runs import fixed_point_run, study_run
 
 from roundtrip_ml.report.data import load_runs
 from roundtrip_ml.report.tables import latex_escape, write_tables
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return study_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def fixed(tmp_path_factory):
-    return fixed_point_run(tmp_path_factory)
 
 
 def check_latex(text: str) -> list[str]:

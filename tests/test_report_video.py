@@ -8,16 +8,11 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from report_runs import STUDY_SAVED, study_run
+from report_runs import STUDY_SAVED
 
 from roundtrip_ml.errors import ConfigError
 from roundtrip_ml.report.data import load_runs
 from roundtrip_ml.report.video import BANNER, GUTTER, LABEL, make_video, read_video
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return study_run(tmp_path_factory)
 
 
 def test_side_by_side_mp4_and_gif(study, tmp_path):

@@ -27,7 +27,7 @@ body{font-family:"DejaVu Sans",system-ui,sans-serif;max-width:1100px;margin:2em 
 padding:0 1em;color:#1a1a1a;line-height:1.45}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
 img,video{max-width:100%;height:auto;border:1px solid #eee}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0;display:block;overflow-x:auto}
 th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f5f5f5}.note{color:#555;font-size:.9em}
 pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.8em;max-height:40em}

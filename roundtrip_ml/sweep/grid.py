@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config import ExperimentConfig, expand_images, load_config_file, make_config
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError
 from ..images import SAMPLE_PREFIX
 
 # grid axes: the config key (a list) and the key one cell / one rule uses for it
@@ -295,18 +295,9 @@ def expand_cells(cfg: SweepConfig) -> list[Cell]:
 def image_sizes(sources: list[str], engine: dict[str, Any]) -> tuple[dict[str, tuple[int, int]],
                                                                       dict[str, str]]:
     """Each input's size after the engine's preprocessing (max_side, center_crop), or its error."""
-    from ..loop import prepare_image
+    from ..loop import probe_inputs
 
-    cfg = make_config({**engine, "images": ["x"]})
-    sizes: dict[str, tuple[int, int]] = {}
-    errors: dict[str, str] = {}
-    for src in sources:
-        try:
-            x, _ = prepare_image(src, cfg)
-        except ImageError as e:
-            errors[src] = str(e)
-            continue
-        sizes[src] = (int(x.shape[-2]), int(x.shape[-1]))
+    _, sizes, errors = probe_inputs(sources, make_config({**engine, "images": ["x"]}))
     return sizes, errors
 
 
