@@ -196,7 +196,7 @@ def plot(
     run_dir: RunArg,
     metrics: MetricsOpt = None,
     by: Annotated[str, typer.Option("--by", help="Columns that make a line: upscaler,downscaler,scale,codec,image.")] = "upscaler,codec",
-    reference: Annotated[str, typer.Option("--reference", help="original, previous, first or lowres.")] = "original",
+    reference: Annotated[str, typer.Option("--reference", help="original, previous, first, lowres; replicas or unperturbed for replica runs.")] = "original",
     logx: Annotated[bool, typer.Option("--logx", help="Logarithmic generation axis.")] = False,
     style: Annotated[str, typer.Option("--style", help="paper or slides.")] = "paper",
     layout: Annotated[str, typer.Option("--layout", help="single, double (journal column widths) or both.")] = "both",

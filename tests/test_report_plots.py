@@ -127,3 +127,23 @@ def test_bad_requests_name_the_fix(study, tmp_path):
         plot_drift(study, tmp_path, by=["colour"])
     with pytest.raises(ConfigError, match="style"):
         plot_drift(study, tmp_path, style="poster")
+
+
+def test_replica_distances_plot_from_a_real_replica_run(tmp_path):
+    """`--reference replicas` draws the mean pairwise distance of each recipe's replicas."""
+    from roundtrip_ml.config import make_config
+    from roundtrip_ml.loop import run_experiment
+
+    run = run_experiment(make_config({
+        "images": ["skimage:astronaut", "skimage:coffee"], "upscalers": ["lanczos3", "bicubic"],
+        "generations": 3, "center_crop": 48, "replicas": 2, "metrics": ["psnr"],
+        "device": "cpu", "output": str(tmp_path / "rep")})).run_dir
+    runs = load_runs(run)
+    rows = select(runs.metrics, "mse", "replicas")
+    assert len(rows) == 2 * 2 * 3 and (rows["replica"] == -1).all()
+    assert len(select(runs.metrics, "psnr", "unperturbed")) == 2 * 2 * 2 * 3
+    fig = plot_drift(runs, tmp_path / "fig", metrics=["mse"], reference="replicas",
+                     layout="single", n_boot=50)
+    png = next(p for p in fig.paths if str(p).endswith(".png"))
+    assert np.asarray(Image.open(png).convert("L")).std() > 5
+    assert set(fig.colours) == {"lanczos3", "bicubic"}

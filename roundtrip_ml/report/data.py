@@ -176,8 +176,14 @@ def metric_ceiling(values: pd.Series | np.ndarray, metric: str) -> float | None:
 def select(
     metrics: pd.DataFrame, metric: str, reference: str = "original"
 ) -> pd.DataFrame:
-    """Rows of one metric and reference, from the unperturbed chains only (replica 0)."""
+    """Rows of one metric and reference: the unperturbed chains (replica 0); for replica
+    studies, the group rows (``replicas``: mean pairwise distance, replica -1) or every
+    perturbed copy (``unperturbed``: distance to its unperturbed chain)."""
     m = metrics[(metrics["metric"] == metric) & (metrics["reference"] == reference)]
+    if reference == "replicas":
+        return m[m["replica"] == -1]
+    if reference == "unperturbed":
+        return m[m["replica"] >= 1]
     return m[m["replica"] == 0]
 
 
