@@ -122,8 +122,27 @@ def demo(
         runs.append(result.run_dir)
         if not quiet:
             out.print(render_summary(summarize_run(result.run_dir)))
+            _print_ocr(result.run_dir)
     out.print("results: " + "  ".join(str(r) for r in runs))
     out.print(f"next: roundtrip report {runs[0]}   (figures, contact sheet, video, tables)")
+
+
+def _print_ocr(run_dir: Path) -> None:
+    from rich.table import Table
+
+    from .demo import chart_ocr_table
+
+    cer = chart_ocr_table(run_dir)
+    if cer is None:
+        return
+    table = Table(title="chart text: OCR character error rate by generation (0 = read exactly)")
+    table.add_column("upscaler")
+    table.add_column("line")
+    for g in cer.columns:
+        table.add_column(f"g{g}", justify="right")
+    for (up, line), row in cer.iterrows():
+        table.add_row(up, line, *[f"{v:.2f}" for v in row])
+    out.print(table)
 
 
 @app.command()

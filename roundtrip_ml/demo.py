@@ -109,3 +109,16 @@ def _demo_chart(folder: Path, size: int) -> Path:
 def torch_threads_for_demo() -> None:
     """Use every core on a CPU demo (torch's default can be lower inside containers)."""
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+
+
+def chart_ocr_table(run_dir: Path) -> Any:
+    """Character error rate of each OCR'd chart line by generation, per upscaler (a DataFrame:
+    rows upscaler x line, columns generations); None when the run has no OCR rows."""
+    from .store import RunStore
+
+    m = RunStore(run_dir).read_metrics()
+    cer = m[m["metric"].str.startswith("cer@")]
+    if cer.empty:
+        return None
+    cer = cer.assign(line=cer["metric"].str.removeprefix("cer@"))
+    return cer.pivot_table(index=["upscaler", "line"], columns="generation", values="value")

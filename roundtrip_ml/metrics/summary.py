@@ -198,11 +198,15 @@ def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -
                "step_psnr": "step dB"}
     headers.update({f"first_{t.name}": t.name for t in parse_thresholds(thresholds)})
     cols = [c for c in headers if c in df]
-    table = Table(title=f"collapse summary ({len(df)} chains, vs original; '-': never/none)")
+    copies = int((df["replica"] > 0).sum()) if "replica" in df else 0
+    shown = df[df["replica"] <= 0] if copies else df  # perturbed copies: see the divergence table
+    note = f"; {copies} perturbed replicas in the parquet file" if copies else ""
+    table = Table(title=f"collapse summary ({len(shown)} chains, vs original; '-': never/none"
+                        f"{note})")
     for c in cols:
         table.add_column(headers[c], overflow="fold")
     table.add_column("event", overflow="fold")
-    for _, r in df.iterrows():
+    for _, r in shown.iterrows():
         ev = "-"
         if not pd.isna(r.get("event")):
             ev = f"{r['event']} @{r['event_generation']}"

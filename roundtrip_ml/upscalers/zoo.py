@@ -91,9 +91,10 @@ class ModelEntry:
 
 
 def models_dir() -> Path:
-    """Where the registry lives: $ROUNDTRIP_MODELS_DIR or the repo's top-level models/."""
+    """Where the registry lives: $ROUNDTRIP_MODELS_DIR, else the package's models/ (a link to
+    the repo's top-level models/ in a checkout, a copy inside an installed wheel)."""
     env = os.environ.get(MODELS_ENV)
-    return Path(env).expanduser() if env else Path(roundtrip_ml.__file__).parents[1] / "models"
+    return Path(env).expanduser() if env else Path(roundtrip_ml.__file__).parent / "models"
 
 
 def _req(d: dict[str, Any], key: str, typ: type, where: str) -> Any:
