@@ -54,7 +54,7 @@ class ExperimentConfig(BaseModel):
     channels_last: bool = False
     compile: bool = False
     jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow"] = "auto"
-    alpha: Literal["composite", "drop"] = "composite"
+    alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     center_crop: tuple[PositiveInt, PositiveInt] | None = None  # (h, w) crop of each input
     max_side: PositiveInt | None = None  # shrink inputs (Pillow Lanczos) to fit first
@@ -123,6 +123,12 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
             parse_codec(c)
         except ConfigError as e:
             raise ConfigError(f"{source}: key 'codecs'", f"{c!r} {e.problem}", e.fix) from None
+    from .upscalers import is_classical
+
+    if cfg.alpha == "carry" and not all(is_classical(u) for u in cfg.upscalers):
+        ml = [u for u in cfg.upscalers if not is_classical(u)]
+        raise ConfigError(f"{source}: key 'alpha'", f"'carry' needs classical upscalers; "
+                          f"{', '.join(ml)} take RGB only", "use alpha = 'composite' or 'drop'")
     from .perturb import parse_perturbation
 
     try:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .errors import ImageError
 
-AlphaPolicy = Literal["composite", "drop"]
+AlphaPolicy = Literal["composite", "drop", "carry"]
 DEFAULT_MAX_PIXELS = 20_000 * 20_000  # above this a file is treated as a decompression bomb
 SAMPLE_PREFIX = "skimage:"
 
@@ -195,6 +195,9 @@ def _to_rgb_tensor(
             bg = np.asarray(background, dtype=np.float32)[None, None, :]
             color = color * a + bg * (1.0 - a)
             info.alpha = f"composited on background {tuple(background)}"
+        elif alpha == "carry":  # a 4th channel, resampled with the colour by classical chains
+            color = np.concatenate([color, a], axis=2)
+            info.alpha = "carried as a 4th channel"
         else:
             info.alpha = "dropped"
     x = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1))).float()
@@ -212,12 +215,14 @@ def to_uint8(x: Tensor) -> Tensor:
 
 
 def save_png(x: Tensor, path: str | Path) -> None:
-    """Write one 3 x H x W (or 1 x 3 x H x W) image as an 8-bit PNG, deterministically."""
+    """Write one 3 (RGB) or 4 (RGBA) x H x W image as an 8-bit PNG, deterministically."""
     if x.ndim == 4:
         x = x[0]
     arr = (x if x.dtype == torch.uint8 else to_uint8(x)).permute(1, 2, 0).cpu().numpy()
     buf = io.BytesIO()
-    Image.fromarray(arr, "RGB").save(buf, format="PNG", compress_level=6)
+    Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB").save(
+        buf, format="PNG", compress_level=6
+    )
     from .store import atomic_write_bytes
 
     atomic_write_bytes(Path(path), buf.getvalue())

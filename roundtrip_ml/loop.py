@@ -36,7 +36,7 @@ from torch import Tensor
 from .codecs import Codec, parse_codec
 from .config import ExperimentConfig, expand_images, make_config
 from .errors import ConfigError, ImageError, RoundtripError, RunStoreError
-from .images import ImageInfo, load_image, save_png, to_uint8
+from .images import ImageInfo, load_image, quantize8, save_png, to_uint8
 from .info import configure_determinism, environment, resolve_device
 from .perturb import parse_perturbation, replica_generator
 from .resample import lowres_size, resize
@@ -208,7 +208,7 @@ def generation_step(
     """One roundtrip: down -> handoff -> up -> handoff. Returns (low-res input, new state)."""
     size = (x.shape[-2], x.shape[-1])
     eight_bit = codec.lossless_state  # 8-bit handoffs: resample like Pillow on 8-bit images
-    lo = codec(resize(x, lowres_size(size, scale), downscaler, eight_bit))
+    lo = _handoff(codec, resize(x, lowres_size(size, scale), downscaler, eight_bit))
     up = upscaler.upscale(
         lo,
         size,
@@ -216,7 +216,14 @@ def generation_step(
         fit_kernel=downscaler,  # type: ignore[arg-type]
         eight_bit=eight_bit,
     )
-    return lo, codec(up)
+    return lo, _handoff(codec, up)
+
+
+def _handoff(codec: Codec, x: Tensor) -> Tensor:
+    """The codec on RGB; a carried alpha channel is stored as PNG would (JPEG has no alpha)."""
+    if x.shape[1] == 3:
+        return codec(x)
+    return torch.cat([codec(x[:, :3]), quantize8(x[:, 3:]) / 255.0], dim=1)
 
 
 class _Fingerprinter:
@@ -361,10 +368,12 @@ class Engine:
             if c.image not in cache:
                 cache[c.image] = prepare_image(c.image, self.cfg)[0]
             img = cache[c.image]
+            if self.cfg.alpha == "carry" and img.shape[1] == 3:  # opaque input in a carry run
+                img = torch.cat([img, torch.ones_like(img[:, :1])], dim=1)
             originals.append(img)
             if c.replica:
                 gen = replica_generator(self.cfg.seed, c.group, c.replica)
-                img = self.perturbation.apply(img, gen)
+                img = torch.cat([self.perturbation.apply(img[:, :3], gen), img[:, 3:]], dim=1)
             starts.append(img)
         return torch.cat(originals), torch.cat(starts)
 
@@ -379,7 +388,8 @@ class Engine:
         lo: Tensor,
     ) -> list[tuple[int, str, str, Tensor, Tensor | None]]:
         """Metric values stay on the device: rows of (generation, metric, reference, values,
-        chain index or None for all chains)."""
+        chain index or None for all chains). Metrics see RGB (a carried alpha is left out)."""
+        x, original, prev, first, lo = (t[:, :3] for t in (x, original, prev, first, lo))
         rows: list[tuple[int, str, str, Tensor, Tensor | None]] = []
         idx = [i for i, c in enumerate(batch.chains) if c.replica == 0]
         base = torch.tensor(idx, device=x.device)

@@ -12,7 +12,7 @@ from conftest import photo_u8
 from PIL import Image
 
 from roundtrip_ml.config import make_config
-from roundtrip_ml.errors import RunStoreError
+from roundtrip_ml.errors import ConfigError, RunStoreError
 from roundtrip_ml.loop import make_plan, run_experiment
 from roundtrip_ml.store import RunStore
 
@@ -181,3 +181,30 @@ def test_metric_rows_are_tidy(tmp_path: Path) -> None:
     key = ["chain_id", "generation", "metric", "reference"]
     assert not m.duplicated(key).any()
     assert torch.isinf(torch.tensor(m.query("reference == 'first'").value.to_numpy())).sum() == 0
+
+
+def test_alpha_carried_through_a_classical_chain(tmp_path: Path) -> None:
+    """alpha = 'carry': the alpha plane is resampled with the colour and saved as RGBA."""
+    d = tmp_path / "in"
+    d.mkdir()
+    a = photo_u8("chelsea", 64, 64)
+    alpha = np.zeros((64, 64), np.uint8)
+    alpha[16:48, 16:48] = 255  # an opaque square on a transparent field
+    Image.fromarray(np.dstack([a, alpha]), "RGBA").save(d / "cut.png")
+    Image.fromarray(photo_u8("coffee", 64, 64)).save(d / "opaque.png")
+    cfg = _cfg(tmp_path, images=[str(d / "*.png")], upscalers=["lanczos3"], alpha="carry",
+               generations=3, frame_stride=1)
+    res = run_experiment(cfg)
+    assert not res.failed and not res.image_errors
+    store = RunStore(res.run_dir)
+    cut = np.asarray(Image.open(store.frame_path("cut-lanczos3-lanczos3-x4-png", 3)))
+    assert cut.shape == (64, 64, 4)
+    assert cut[32, 32, 3] == 255 and cut[2, 2, 3] == 0  # inside stays opaque, outside clear
+    edge = cut[16, 16:48, 3]
+    assert 0 < edge.min() < 255  # the square's edge got resampled (softened)
+    opaque = np.asarray(Image.open(store.frame_path("opaque-lanczos3-lanczos3-x4-png", 3)))
+    assert (opaque[..., 3] == 255).all()
+    m = store.read_metrics()
+    assert np.isfinite(m.query("reference == 'original'").value).all()
+    with pytest.raises(ConfigError, match="alpha"):
+        _cfg(tmp_path, upscalers=["realesrgan-x4plus"], alpha="carry")
