@@ -123,3 +123,23 @@ def test_resized_input_is_skipped_with_one_warning(chart) -> None:
         assert rs.compute(crop, crop, ocr=False) == {}
         assert rs.compute(crop, crop, ocr=False) == {}
     assert len(caught) == 1 and "768x768" in str(caught[0].message)
+
+
+def test_engine_records_region_metrics_for_a_chart_run(tmp_path: Path) -> None:
+    """A run on the chart writes per-region rows with no setup: the 32 px line survives one
+    Lanczos x4 roundtrip (CER 0), smaller lines break, flat patch interiors stay put."""
+    from roundtrip_ml.config import make_config
+    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.store import RunStore
+
+    if ocr_available() is not None:
+        pytest.skip(f"OCR unavailable: {ocr_available()}")
+    png, _ = write_chart(tmp_path / "chart.png", 960)
+    res = run_experiment(make_config({
+        "images": [str(png)], "upscalers": ["lanczos3"], "generations": 1,
+        "metrics": ["psnr"], "device": "cpu", "output": str(tmp_path / "run")}))
+    m = RunStore(res.run_dir).read_metrics().set_index("metric")["value"]
+    assert m["cer@text_32px"] == 0.0 and m["word_accuracy@text_32px"] == 1.0
+    assert m["cer@text_16px"] > 0.2
+    assert 0 <= m["deltae@patch_gray40"] < 1
+    assert m["mtf50@edge_v"] < 0.3
