@@ -90,11 +90,11 @@ def run(
 
 
 def _print_result(result: Any, quiet: bool) -> None:
-    if quiet:
-        return
-    ok = result.chains - len(result.failed)
-    console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s -> "
-                  f"[bold]{result.run_dir}[/]")
+    """The outcome; failures are printed even with --quiet (errors go to stderr)."""
+    if not quiet:
+        ok = result.chains - len(result.failed)
+        console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
+                      f"-> [bold]{result.run_dir}[/]")
     for what, err in {**result.image_errors, **result.failed}.items():
         console.print(f"[red]failed[/] {what}: {err}", highlight=False)
 

@@ -694,8 +694,7 @@ def run_experiment(
     if not plan.chains:
         raise ConfigError(
             "images",
-            "no image could be read: " + "; ".join(plan.image_errors.values()),
-            "fix or remove the images named above",
+            "no input could be read: " + "; ".join(plan.image_errors.values()),
         )
     engine = Engine(cfg, store, progress)
     engine.check_sizes(plan, {"batches": {b.batch_id: {} for b in plan.batches}})

@@ -115,6 +115,9 @@ def test_bad_inputs_have_clear_errors(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(WeightsError, match="safetensors"):
         load_upscaler(str(tmp_path / "junk.safetensors"), device=CPU)
+    (tmp_path / "junk.pth").write_bytes(b"<html>404 Not Found</html>")  # a failed download
+    with pytest.raises(WeightsError, match="not a PyTorch checkpoint"):
+        load_upscaler(str(tmp_path / "junk.pth"), device=CPU)
     path = _save(_tiny("Compact").state_dict(), tmp_path / "c.safetensors")
     with pytest.raises(ConfigError, match="precision"):
         load_upscaler(str(path), device=CPU, precision="fp8")

@@ -66,6 +66,12 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         except (SafetensorError, OSError) as e:
             raise WeightsError(str(path), f"not a valid safetensors file ({e})") from e
     elif suffix in _TENSOR_SUFFIXES:
+        with path.open("rb") as f:
+            head = f.read(2)
+        # a checkpoint is a zip archive (torch >= 1.6) or a raw pickle (protocol byte 0x80)
+        if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+            raise WeightsError(str(path), "not a PyTorch checkpoint (neither a zip archive nor "
+                               "a pickle)", "check the file; it may be truncated or mis-named")
         if _is_torchscript(path):
             raise WeightsError(str(path), "refused: TorchScript archive. It carries executable "
                                "code and a compiled graph, not just weights",
