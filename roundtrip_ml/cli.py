@@ -76,7 +76,7 @@ def run(
         "images": image, "upscalers": upscaler, "downscalers": downscaler, "scales": scale,
         "codecs": codec, "generations": generations, "frame_stride": frame_stride,
         "metric_stride": metric_stride, "checkpoint_stride": checkpoint_stride,
-        "metrics": metrics.split(",") if metrics else None, "device": device, "seed": seed,
+        "metrics": _csv(metrics), "device": device, "seed": seed,
         "output": str(output) if output else None, "name": name,
     }
     overrides = {k: v for k, v in flags.items() if v}
@@ -244,10 +244,11 @@ def sheet(
     output: OutOpt = None,
 ) -> None:
     """Contact sheet: rows = recipes, columns = generations, optional zoomed inset (PNG, PDF)."""
-    from .report.sheets import contact_sheet, parse_crop, parse_generations
+    from .report.data import parse_ints
+    from .report.sheets import contact_sheet, parse_crop
 
     r = contact_sheet(_path_arg(run_dir), _report_out(run_dir, output, "sheet"),
-                      generations=parse_generations(generations), crop=parse_crop(crop),
+                      generations=parse_ints(generations, "--generations", "0,1,2,5,10"), crop=parse_crop(crop),
                       image=image)
     out.print("wrote " + ", ".join(str(p) for p in r.paths), highlight=False, soft_wrap=True)
     console.print(r.note, highlight=False)
@@ -288,11 +289,11 @@ def table(
     output: OutOpt = None,
 ) -> None:
     """Metrics at chosen generations (mean, 95% CI) and collapse statistics: CSV, Markdown, LaTeX."""
-    from .report.data import load_runs
-    from .report.tables import metrics_display, parse_at, to_markdown, write_tables
+    from .report.data import load_runs, parse_ints
+    from .report.tables import metrics_display, to_markdown, write_tables
 
     runs = load_runs(_path_arg(run_dir))
-    t = write_tables(runs, _report_out(run_dir, output, "tables"), at=parse_at(at),
+    t = write_tables(runs, _report_out(run_dir, output, "tables"), at=parse_ints(at, "--at", "1,10,50,200"),
                      metrics=_csv(metrics), reference=reference, thresholds=thresholds)
     out.print(to_markdown(metrics_display(t.metrics, runs)), highlight=False, soft_wrap=True)
     if t.note:
@@ -313,13 +314,13 @@ def report(
     output: OutOpt = None,
 ) -> None:
     """Everything above into RUN/report/ with a static index.html (opens from disk)."""
+    from .report.data import parse_ints
     from .report.html import write_report
-    from .report.sheets import parse_crop, parse_generations
-    from .report.tables import parse_at
+    from .report.sheets import parse_crop
 
     r = write_report(_path_arg(run_dir), _path_arg(output) if output else None,
-                     metrics=_csv(metrics), at=parse_at(at),
-                     generations=parse_generations(generations), crop=parse_crop(crop), fps=fps,
+                     metrics=_csv(metrics), at=parse_ints(at, "--at", "1,10,50,200"),
+                     generations=parse_ints(generations, "--generations", "0,1,2,5,10"), crop=parse_crop(crop), fps=fps,
                      thresholds=thresholds)
     for note in r.notes:
         console.print(note, highlight=False)

@@ -132,9 +132,13 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     from .perturb import parse_perturbation
 
     try:
-        parse_perturbation(cfg.perturbation)
+        perturbation = parse_perturbation(cfg.perturbation)
     except ConfigError as e:
         raise ConfigError(f"{source}: key 'perturbation'", e.problem, e.fix) from None
+    if cfg.replicas > 1 and perturbation.deterministic:
+        raise ConfigError(f"{source}: key 'perturbation'",
+                          f"{cfg.perturbation!r} gives every replica the same image",
+                          "use replicas = 1 or lsb/noise/shift")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

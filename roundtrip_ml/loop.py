@@ -274,12 +274,6 @@ class Engine:
         self._pending: list[Future[None]] = []
         self.metrics = self._resolve_metrics()
         self.perturbation = parse_perturbation(cfg.perturbation)
-        if cfg.replicas > 1 and self.perturbation.deterministic:
-            raise ConfigError(
-                "perturbation",
-                f"{cfg.perturbation!r} gives every replica the same image",
-                "use replicas = 1 or lsb/noise/shift",
-            )
 
     def _resolve_metrics(self) -> list[Any]:
         from .metrics import DEFAULT_METRICS, resolve_metrics
@@ -308,7 +302,7 @@ class Engine:
         return u
 
     # -- one batch, from its checkpoint if there is one
-    def run_batch(self, batch: Batch, plan: Plan, manifest: dict[str, Any]) -> None:
+    def run_batch(self, batch: Batch, manifest: dict[str, Any]) -> None:
         cfg, dev, rec = self.cfg, self.device, batch.recipe
         codec = parse_codec(rec.codec, cfg.jpeg_backend)
         upscaler = self.upscaler(rec.upscaler)
@@ -596,7 +590,7 @@ class Engine:
                     continue
                 entry["status"] = "running"
                 try:
-                    self.run_batch(batch, plan, manifest)
+                    self.run_batch(batch, manifest)
                     entry["status"] = "complete"
                 except (RoundtripError, torch.OutOfMemoryError) as e:
                     self._drain_frames_quietly()
@@ -697,7 +691,6 @@ def run_experiment(
             "no input could be read: " + "; ".join(plan.image_errors.values()),
         )
     engine = Engine(cfg, store, progress)
-    engine.check_sizes(plan, {"batches": {b.batch_id: {} for b in plan.batches}})
     if resume:
         manifest = store.read_manifest()
         manifest["status"] = "running"
@@ -708,7 +701,8 @@ def run_experiment(
                 entry["status"] = "pending"
     else:
         manifest = _new_manifest(cfg, plan, engine)
-        engine.check_sizes(plan, manifest)
+    engine.check_sizes(plan, manifest)  # before anything is written: a too-small image fails here
+    if not resume:
         atomic_write_json(store.root / CONFIG_FILE, cfg.to_json())
         chains = pd.DataFrame(
             [

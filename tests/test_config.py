@@ -34,6 +34,7 @@ def test_toml_and_yaml_give_the_same_config(tmp_path: Path) -> None:
         ({"images": ["a.png"], "fit": "stretch"}, "fit"),
         ({"images": []}, "images"),
         ({"images": ["a.png"], "perturbation": "wiggle"}, "perturbation"),
+        ({"images": ["a.png"], "replicas": 2, "perturbation": "jpeg:50"}, "perturbation"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, key: str) -> None:

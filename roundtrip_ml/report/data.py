@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import RunStoreError
+from ..errors import ConfigError, RunStoreError
 from ..store import MANIFEST_FILE, RunStore
 
 RECIPE = ["upscaler", "downscaler", "scale", "codec"]
@@ -296,3 +296,13 @@ def format_ranges(values: list[int]) -> str:
         else:
             spans.append([v, v])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def parse_ints(text: str | None, flag: str, example: str) -> list[int] | None:
+    """A comma-separated list of generations (``--at``, ``--generations``), sorted, unique."""
+    if not text:
+        return None
+    try:
+        return sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"{flag} {text}", "not integers", f"e.g. {example}") from None

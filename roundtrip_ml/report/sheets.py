@@ -48,15 +48,6 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
-def parse_generations(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return sorted({int(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise ConfigError(f"--generations {text}", "not integers", "e.g. 0,1,2,5,10") from None
-
-
 def check_crop(crop: tuple[int, int, int, int] | None, h: int, w: int) -> None:
     if crop and (crop[0] + crop[2] > w or crop[1] + crop[3] > h):
         raise ConfigError(f"--crop {','.join(map(str, crop))}",

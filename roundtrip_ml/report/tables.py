@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError
 from ..metrics.summary import DEFAULT_THRESHOLDS, parse_thresholds
 from ..store import atomic_write_bytes
 from .data import Runs, aggregate, collapse_summary, format_ranges, load_runs, recipe_label, select
@@ -36,15 +35,6 @@ class Tables:
         if not self.skipped:
             return ""
         return f"generations {format_ranges(self.skipped)} have no stored metrics: left out"
-
-
-def parse_at(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return sorted({int(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise ConfigError(f"--at {text}", "not integers", "e.g. --at 1,10,50,200") from None
 
 
 def metrics_at(
