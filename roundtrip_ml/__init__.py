@@ -1,8 +1,102 @@
-"""roundtrip-ml: measure what repeated downscale -> upscale roundtrips do to images."""
+"""roundtrip-ml: measure what repeated downscale -> upscale roundtrips do to images.
 
+The package's top level is its API::
+
+    import roundtrip_ml as rt
+    t = rt.roundtrip("skimage:astronaut", "realesrgan-x4plus", generations=10)
+    t.metrics                      # tidy pandas table, as in a run's metrics.parquet
+    rt.plot_drift(t)               # a matplotlib Figure
+
+Names load on first use (PEP 562), so ``import roundtrip_ml`` and the CLI's ``--help`` stay
+fast and a config error prints before torch is imported.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("roundtrip-ml")
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
+
+_EXPORTS: dict[str, str] = {
+    # in-memory chains and run directories
+    "roundtrip": "api",
+    "Trajectory": "api",
+    "run": "api",
+    "load_run": "api",
+    "RunView": "api",
+    "summarize": "api",
+    "list_upscalers": "api",
+    "list_metrics": "api",
+    # building blocks
+    "create_upscaler": "upscalers",
+    "InferenceOptions": "specs",
+    "ExperimentConfig": "config",
+    "load_config": "config",
+    "deterministic": "determinism",
+    # metric functions (torchmetrics' vocabulary)
+    "psnr": "functional",
+    "psnr_y": "functional",
+    "ssim": "functional",
+    "ms_ssim": "functional",
+    "haarpsi": "functional",
+    "gmsd": "functional",
+    # figures
+    "plot_drift": "figures",
+    "contact_sheet": "figures",
+    # errors
+    "RoundtripError": "errors",
+    "ConfigError": "errors",
+    "ImageError": "errors",
+    "ModelError": "errors",
+    "WeightsError": "errors",
+    "RunStoreError": "errors",
+    "MeasurementError": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'roundtrip_ml' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .api import (
+        RunView,
+        Trajectory,
+        list_metrics,
+        list_upscalers,
+        load_run,
+        roundtrip,
+        run,
+        summarize,
+    )
+    from .config import ExperimentConfig, load_config
+    from .determinism import deterministic
+    from .errors import (
+        ConfigError,
+        ImageError,
+        MeasurementError,
+        ModelError,
+        RoundtripError,
+        RunStoreError,
+        WeightsError,
+    )
+    from .figures import contact_sheet, plot_drift
+    from .functional import gmsd, haarpsi, ms_ssim, psnr, psnr_y, ssim
+    from .specs import InferenceOptions
+    from .upscalers import create_upscaler

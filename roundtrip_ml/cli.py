@@ -70,7 +70,7 @@ def run(
 ) -> None:
     """Run an experiment from a config file and/or flags."""
     from .config import load_config, make_config, parse_set
-    from .loop import run_experiment
+    from .experiment import run_experiment
 
     flags: dict[str, Any] = {
         "images": image, "upscalers": upscaler, "downscalers": downscaler, "scales": scale,
@@ -108,7 +108,7 @@ def demo(
 ) -> None:
     """Run the built-in study: real photos, real Real-ESRGAN weights and a test chart; no download."""
     from .demo import demo_configs, torch_threads_for_demo
-    from .loop import run_experiment
+    from .experiment import run_experiment
     from .metrics.summary import render_summary, summarize_run
 
     torch_threads_for_demo()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 from .images import SAMPLE_PREFIX
+from .specs import InferenceOptions
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -74,6 +75,16 @@ class ExperimentConfig(BaseModel):
         if any(not s.strip() for s in v):
             raise ValueError("entries must be non-empty strings")
         return v
+
+    def inference(self) -> InferenceOptions:
+        """The ML upscaler settings as one typed value."""
+        return InferenceOptions(
+            precision=self.precision,
+            tile=self.tile,
+            tile_overlap=self.tile_overlap,
+            channels_last=self.channels_last,
+            compile=self.compile,
+        )
 
     def resolved_output(self) -> Path:
         return self.output if self.output is not None else Path("runs") / self.name

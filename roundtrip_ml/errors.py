@@ -38,3 +38,7 @@ class WeightsError(ModelError):
 
 class RunStoreError(RoundtripError):
     """A run directory that cannot be written or resumed as asked."""
+
+
+class MeasurementError(RoundtripError):
+    """A measurement that came out undefined (NaN): refused rather than recorded."""

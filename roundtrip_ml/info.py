@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import sys
@@ -114,22 +113,3 @@ def environment(device: torch.device | None = None) -> dict[str, Any]:
         env["device"] = str(device)
         env["device_name"] = device_name(device)
     return env
-
-
-def configure_determinism(device: torch.device, deterministic: bool) -> dict[str, Any]:
-    """Make every kernel deterministic (the default): ML chains are chaotic, so two runs are
-    only comparable pixel by pixel when nothing is left to chance. Returns what was set."""
-    if deterministic and device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if device.type == "cuda":  # CPU kernels are deterministic already (and the call costs ~2 s)
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = not deterministic
-    torch.backends.cuda.matmul.allow_tf32 = not deterministic
-    torch.backends.cudnn.allow_tf32 = not deterministic
-    return {
-        "deterministic": deterministic,
-        "cudnn_benchmark": not deterministic,
-        "tf32": not deterministic,
-        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-    }

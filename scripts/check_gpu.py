@@ -19,8 +19,8 @@ import torch
 
 from roundtrip_ml.codecs import JpegCodec
 from roundtrip_ml.config import make_config
+from roundtrip_ml.experiment import run_experiment
 from roundtrip_ml.images import load_image, to_uint8
-from roundtrip_ml.loop import run_experiment
 from roundtrip_ml.resample import resize
 
 

@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from roundtrip_ml.config import make_config
+    from roundtrip_ml.experiment import run_experiment
     from roundtrip_ml.info import resolve_device
-    from roundtrip_ml.loop import run_experiment
     from roundtrip_ml.report.html import write_report
     from roundtrip_ml.report.sheets import parse_crop
 

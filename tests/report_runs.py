@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from roundtrip_ml.config import make_config
-from roundtrip_ml.loop import run_experiment
+from roundtrip_ml.experiment import run_experiment
 from roundtrip_ml.store import RunStore
 
 # The demo's shape at a tiny size: 2 photos x lanczos3/bicubic x png/jpeg:90, 10 generations.

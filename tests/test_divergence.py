@@ -140,7 +140,7 @@ def test_real_x4plus_replicas_diverge_faster_than_lanczos(tmp_path):
     generations: x4plus amplifies 1-level differences faster than Lanczos-3, CIs apart."""
     from roundtrip_ml.config import make_config
     from roundtrip_ml.errors import WeightsError
-    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.experiment import run_experiment
     from roundtrip_ml.store import RunStore
 
     cfg = make_config({

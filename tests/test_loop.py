@@ -13,7 +13,8 @@ from PIL import Image
 
 from roundtrip_ml.config import make_config
 from roundtrip_ml.errors import ConfigError, RunStoreError
-from roundtrip_ml.loop import make_plan, run_experiment
+from roundtrip_ml.experiment import run_experiment
+from roundtrip_ml.plan import make_plan
 from roundtrip_ml.store import RunStore
 
 FAST = {"metrics": ["psnr", "ssim"], "device": "cpu"}

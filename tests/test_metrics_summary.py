@@ -133,7 +133,7 @@ def test_nearest_block_image_is_a_fixed_point_from_generation_1(tmp_path: Path) 
     from PIL import Image
 
     from roundtrip_ml.config import make_config
-    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.experiment import run_experiment
 
     rng = np.random.default_rng(0)
     blocks = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
@@ -152,7 +152,7 @@ def test_nearest_block_image_is_a_fixed_point_from_generation_1(tmp_path: Path) 
 def test_replica_run_gets_a_divergence_table(tmp_path: Path) -> None:
     """A real tiny replica run: summarize writes and prints the divergence table per recipe."""
     from roundtrip_ml.config import make_config
-    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.experiment import run_experiment
     from roundtrip_ml.metrics.summary import DIVERGENCE_FILE
 
     out = tmp_path / "run"

@@ -129,7 +129,7 @@ def test_engine_records_region_metrics_for_a_chart_run(tmp_path: Path) -> None:
     """A run on the chart writes per-region rows with no setup: the 32 px line survives one
     Lanczos x4 roundtrip (CER 0), smaller lines break, flat patch interiors stay put."""
     from roundtrip_ml.config import make_config
-    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.experiment import run_experiment
     from roundtrip_ml.store import RunStore
 
     if ocr_available() is not None:

@@ -132,7 +132,7 @@ def test_bad_requests_name_the_fix(study, tmp_path):
 def test_replica_distances_plot_from_a_real_replica_run(tmp_path):
     """`--reference replicas` draws the mean pairwise distance of each recipe's replicas."""
     from roundtrip_ml.config import make_config
-    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.experiment import run_experiment
 
     run = run_experiment(make_config({
         "images": ["skimage:astronaut", "skimage:coffee"], "upscalers": ["lanczos3", "bicubic"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import product
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..config import ExperimentConfig, expand_images, load_config_file, make_config
 from ..errors import ConfigError
 from ..images import SAMPLE_PREFIX
+from ..plan import read_inputs, slug
 
 # grid axes: the config key (a list) and the key one cell / one rule uses for it
 AXES: dict[str, str] = {
@@ -63,8 +63,8 @@ class Cell:
     @property
     def cell_id(self) -> str:
         return (
-            f"{image_name(self.image)}-{_slug(self.upscaler)}-{_slug(self.downscaler)}"
-            f"-x{self.scale:g}-{_slug(self.codec)}-s{self.seed}-g{self.generations}"
+            f"{image_name(self.image)}-{slug(self.upscaler)}-{slug(self.downscaler)}"
+            f"-x{self.scale:g}-{slug(self.codec)}-s{self.seed}-g{self.generations}"
         )
 
     def asdict(self) -> dict[str, Any]:
@@ -147,14 +147,9 @@ class SweepPlan:
 # ---- config ---------------------------------------------------------------------------------
 
 
-def _slug(text: str) -> str:
-    text = Path(text).stem if ("/" in text or "\\" in text) else text
-    return re.sub(r"[^A-Za-z0-9]+", "", text).lower() or "x"
-
-
 def image_name(source: str) -> str:
     """The short name of an input: the sample name or the file stem."""
-    return _slug(source[len(SAMPLE_PREFIX) :] if source.startswith(SAMPLE_PREFIX) else source)
+    return slug(source[len(SAMPLE_PREFIX) :] if source.startswith(SAMPLE_PREFIX) else source)
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -295,10 +290,8 @@ def expand_cells(cfg: SweepConfig) -> list[Cell]:
 def image_sizes(sources: list[str], engine: dict[str, Any]) -> tuple[dict[str, tuple[int, int]],
                                                                       dict[str, str]]:
     """Each input's size after the engine's preprocessing (max_side, center_crop), or its error."""
-    from ..loop import probe_inputs
-
-    _, sizes, errors = probe_inputs(sources, make_config({**engine, "images": ["x"]}))
-    return sizes, errors
+    inputs = read_inputs(sources, make_config({**engine, "images": ["x"]}))
+    return inputs.sizes, inputs.errors
 
 
 def unit_id_for(config: dict[str, Any], size: tuple[int, int]) -> str:
@@ -306,7 +299,7 @@ def unit_id_for(config: dict[str, Any], size: tuple[int, int]) -> str:
     identity = ExperimentConfig.model_validate(config).to_json()
     identity.pop("output")
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{_slug(config['upscalers'][0])}-{size[1]}x{size[0]}-{digest}"
+    return f"{slug(config['upscalers'][0])}-{size[1]}x{size[0]}-{digest}"
 
 
 def _make_unit(cfg: SweepConfig, cells: list[Cell], size: tuple[int, int]) -> Unit:

@@ -54,8 +54,9 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
     from ..config import make_config
     from ..errors import RoundtripError
     from ..info import resolve_device
-    from ..loop import generation_step, prepare_image
     from ..metrics import DEFAULT_METRICS, resolve_metrics
+    from ..plan import prepare_image
+    from ..step import generation_step
     from ..upscalers import create_upscaler
 
     if not plan.units:
@@ -77,9 +78,7 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
 
     for spec, est in estimates.items():
         try:
-            up = create_upscaler(spec, device, precision=cfg.precision, tile=cfg.tile,
-                                 tile_overlap=cfg.tile_overlap,
-                                 channels_last=cfg.channels_last, compile=cfg.compile)
+            up = create_upscaler(spec, device, cfg.inference())
             y = x
             with torch.inference_mode():
                 for g in range(generations + 1):
@@ -87,8 +86,8 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
                         sync()
                         t0 = time.perf_counter()
                     prev = y
-                    _, y = generation_step(prev, up, cfg.downscalers[0], cfg.scales[0], codec,
-                                           cfg.fit)
+                    y = generation_step(prev, up, cfg.downscalers[0], cfg.scales[0], codec,
+                                        cfg.fit).state
                     for m in metrics:
                         for ref in (x, prev, y)[: len(m.references)]:
                             m(y, ref)

@@ -28,7 +28,7 @@ def run_unit(
 
     from ..config import make_config
     from ..errors import RoundtripError
-    from ..loop import run_experiment
+    from ..experiment import run_experiment
     from ..store import RunStore
 
     t0 = time.perf_counter()

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ..resample import ALIASES, KERNELS
+from ..specs import InferenceOptions
 from .base import ClassicalUpscaler, Upscaler, fit_to
 
-__all__ = ["ClassicalUpscaler", "Upscaler", "create_upscaler", "fit_to", "is_classical"]
+__all__ = [
+    "ClassicalUpscaler",
+    "InferenceOptions",
+    "Upscaler",
+    "create_upscaler",
+    "fit_to",
+    "is_classical",
+]
 
 
 def is_classical(spec: str) -> bool:
@@ -18,14 +24,21 @@ def is_classical(spec: str) -> bool:
     return key in KERNELS or key in ALIASES
 
 
-def create_upscaler(spec: str, device: torch.device, **options: Any) -> Upscaler:
+def create_upscaler(
+    spec: str,
+    device: torch.device | str = "cpu",
+    options: InferenceOptions | None = None,
+) -> Upscaler:
     """Build the upscaler a config names: a kernel name, a registry name, a path or ncnn:PATH.
 
-    ``options`` carries model settings (precision, tile, compile, ...) from the config; classical
-    resamplers ignore them.
+    ``options`` says how an ML model runs (precision, tiling, ...); classical resamplers ignore
+    it.
+
+    >>> create_upscaler("lanczos3").describe()["kind"]
+    'classical'
     """
     if is_classical(spec):
         return ClassicalUpscaler(spec).to(device)
-    from .loading import load_upscaler  # ML path: imported only when a model is asked for
+    from .loading import load_upscaler  # spandrel loads lazily: `roundtrip --help` stays fast
 
-    return load_upscaler(spec, device=device, **options)
+    return load_upscaler(spec, device=device, options=options)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, ModelError, WeightsError
+from ..specs import InferenceOptions
 from . import zoo
 from .base import Upscaler
 from .tiling import forward_with_backoff
@@ -197,16 +198,10 @@ class ModelUpscaler(Upscaler):
         *,
         name: str,
         device: torch.device,
-        precision: str = "fp32",
-        tile: int = 0,
-        tile_overlap: int = 16,
-        channels_last: bool = False,
-        compile: bool = False,
+        options: InferenceOptions | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ConfigError("precision", f"{precision!r} is not one of {sorted(PRECISIONS)}")
-        if tile < 0 or tile_overlap < 0:
-            raise ConfigError("tile", "tile and tile_overlap must be >= 0")
+        options = options or InferenceOptions()
+        precision, tile = options.precision, options.tile
         self.descriptor = descriptor
         self.weights = weights
         self.name = name
@@ -229,9 +224,9 @@ class ModelUpscaler(Upscaler):
             if self.precision == "fp16" else None
         )
         self.tile_requested = self.tile = tile
-        self.tile_overlap = tile_overlap
-        self.channels_last = channels_last
-        self.compile = compile
+        self.tile_overlap = options.tile_overlap
+        self.channels_last = options.channels_last
+        self.compile = options.compile
         self.compile_error: str | None = None
         self._compiled: Any = None
         descriptor.model.eval()
@@ -344,26 +339,18 @@ def load_upscaler(
     spec: str,
     *,
     device: torch.device | str,
-    precision: str = "fp32",
-    tile: int = 0,
-    tile_overlap: int = 16,
-    channels_last: bool = False,
-    compile: bool = False,
+    options: InferenceOptions | None = None,
     cache_dir: str | Path | None = None,
     offline: bool | None = None,
     source: str = "auto",
-    **_ignored: Any,
 ) -> ModelUpscaler:
     """Load ``spec`` (registry name, weights path, or ``ncnn:PATH.param``) as an Upscaler.
 
-    ``cache_dir``/``offline`` override $ROUNDTRIP_CACHE_DIR/$ROUNDTRIP_OFFLINE; other keyword
-    options from configs are ignored here.
+    ``cache_dir``/``offline`` override $ROUNDTRIP_CACHE_DIR/$ROUNDTRIP_OFFLINE.
 
     A registry name uses the official weights if they are cached and verified, else an installed
     offline ncnn source, else downloads (unless offline). ``source`` = "official" or "ncnn"
     forces one of them.
     """
     _, d, ws, name = _resolve(spec, cache_dir, offline, source)
-    return ModelUpscaler(d, ws, name=name, device=torch.device(device), precision=precision,
-                         tile=tile, tile_overlap=tile_overlap, channels_last=channels_last,
-                         compile=compile)
+    return ModelUpscaler(d, ws, name=name, device=torch.device(device), options=options)

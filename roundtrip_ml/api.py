@@ -1,0 +1,291 @@
+"""The Python API: what a notebook needs, re-exported from the package top level.
+
+- `roundtrip` runs one chain in memory (no run directory) and returns a `Trajectory`;
+- `run` runs an experiment into a run directory, `load_run` reads one back as a `RunView`;
+- `summarize`, `list_upscalers`, `list_metrics` answer the usual questions.
+
+The in-memory chain uses the engine's own generation step and metric dispatch, so its numbers
+equal a `roundtrip run` of the same recipe.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .codecs import parse_codec
+from .config import ExperimentConfig, load_config, make_config
+from .determinism import deterministic
+from .engine import Progress, RunResult
+from .errors import ImageError, RunStoreError
+from .experiment import run_experiment
+from .images import SAMPLE_PREFIX, to_uint8
+from .info import resolve_device
+from .manifest import Manifest
+from .measure import Measurer, MetricRows, table_rows
+from .metrics import SPECS
+from .metrics.summary import DEFAULT_THRESHOLDS, summarize_run
+from .plan import Batch, Chain, prepare_image, slug
+from .report.data import Runs, load_runs
+from .resample import ALIASES, KERNELS
+from .step import Fingerprinter, check_finite, generation_step
+from .store import CONFIG_FILE, MANIFEST_FILE, RunStore
+from .upscalers import create_upscaler, zoo
+
+ImageLike = str | Path | Image.Image | np.ndarray | Tensor
+MEMORY_RUN_ID = "in-memory"
+
+
+@dataclass
+class Trajectory:
+    """One chain's generations, in memory.
+
+    ``frames`` maps generation -> uint8 3 x H x W tensor (at the frame stride, plus 0, 1 and
+    the last); ``metrics`` is the engine's tidy table (columns as in metrics.parquet);
+    ``fingerprints`` has one 64-bit state hash per generation.
+    """
+
+    config: ExperimentConfig
+    chain: Chain
+    frames: dict[int, Tensor]
+    metrics: pd.DataFrame
+    fingerprints: pd.DataFrame
+    upscaler: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def generations(self) -> int:
+        return self.config.generations
+
+    def frame(self, generation: int = -1) -> Image.Image:
+        """The saved frame of ``generation`` (-1: the last) as a PIL image."""
+        g = max(self.frames) if generation == -1 else generation
+        if g not in self.frames:
+            raise KeyError(f"generation {g} was not kept (kept: {sorted(self.frames)})")
+        return Image.fromarray(self.frames[g].permute(1, 2, 0).numpy())
+
+    def value(self, metric: str, generation: int, reference: str = "original") -> float:
+        """One metric value, e.g. ``t.value("psnr", 10)``."""
+        m = self.metrics
+        hit = m[(m.metric == metric) & (m.generation == generation) & (m.reference == reference)]
+        if hit.empty:
+            raise KeyError(f"no {metric} vs {reference} at generation {generation}")
+        return float(hit["value"].iloc[0])
+
+    def to_runs(self) -> Runs:
+        """The trajectory as the report functions' input (figures and tables work on it)."""
+        chains = pd.DataFrame([{**self.chain.__dict__, "run_id": MEMORY_RUN_ID, "run": "memory",
+                                "run_dir": ""}])
+        metrics = self.metrics.assign(run="memory")
+        fps = self.fingerprints.assign(run_id=MEMORY_RUN_ID)
+        manifest = {"run_id": MEMORY_RUN_ID, "status": "complete"}
+        return Runs(Path("."), metrics, chains, {MEMORY_RUN_ID: manifest}, fps)
+
+
+def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> tuple[Tensor, str]:
+    """1 x 3 x H x W float32 in [0, 1] and the source's name; paths go through the engine's
+    own reader (same decoding, crop and alpha policy as a run)."""
+    if isinstance(image, (str, Path)):
+        x, _ = prepare_image(str(image), cfg)
+        return x, str(image)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            raise ImageError("array", f"shape {arr.shape} is not H x W x 3", "pass RGB pixels")
+        scale = 255.0 if arr.dtype == np.uint8 else 65535.0 if arr.dtype == np.uint16 else 1.0
+        t = torch.from_numpy(np.array(arr[..., :3])).permute(2, 0, 1).float() / scale
+        image = t
+    t = image.detach().float().cpu()
+    if t.ndim == 3:
+        t = t.unsqueeze(0)
+    if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
+        raise ImageError("tensor", f"shape {tuple(t.shape)} is not 3 x H x W or 1 x 3 x H x W",
+                         "pass one RGB image")
+    if not bool(torch.isfinite(t).all()) or t.min() < 0 or t.max() > 1:
+        raise ImageError("tensor", "values outside [0, 1] or not finite", "scale it to [0, 1]")
+    if cfg.center_crop:
+        ch, cw = cfg.center_crop
+        h, w = t.shape[-2:]
+        top, left = (h - ch) // 2, (w - cw) // 2
+        t = t[..., top : top + ch, left : left + cw]
+    return t.contiguous(), "image"
+
+
+def roundtrip(
+    image: ImageLike,
+    upscaler: str = "realesrgan-x4plus",
+    scale: float = 4,
+    codec: str = "png",
+    generations: int = 50,
+    metrics: tuple[str, ...] | list[str] | None = ("psnr", "ssim"),
+    *,
+    downscaler: str = "lanczos3",
+    device: str = "auto",
+    frame_stride: int = 1,
+    **config: Any,
+) -> Trajectory:
+    """Run one chain in memory and return its `Trajectory` (no run directory).
+
+    ``image``: a path or ``skimage:NAME``, a PIL image, an H x W x 3 array (uint8, uint16 or
+    float in [0, 1]) or a 3 x H x W tensor in [0, 1]. ``metrics=None`` takes the default set.
+    Any other `ExperimentConfig` key (``center_crop``, ``precision``, ``fit``, ...) may be
+    given by name. The numbers equal those of `run` with the same settings.
+
+    >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64)
+    >>> sorted(t.frames), round(t.value("psnr", 1), 1) > 20
+    ([0, 1, 2, 3], True)
+    """
+    source = str(image) if isinstance(image, (str, Path)) else "memory:image"
+    cfg = make_config(
+        {"images": [source], "upscalers": [upscaler], "downscalers": [downscaler],
+         "scales": [scale], "codecs": [codec], "generations": generations,
+         "metrics": None if metrics is None else list(metrics), "device": device,
+         "frame_stride": frame_stride, **config},
+        "roundtrip()",
+    )
+    x0, _ = _as_tensor(image, cfg)
+    name = slug(source.removeprefix(SAMPLE_PREFIX)) if source != "memory:image" else "image"
+    chain = Chain(f"{name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{slug(codec)}",
+                  source, name, upscaler, downscaler, float(scale), codec, 0, "")
+    batch = Batch("b0000", [chain], (int(x0.shape[-2]), int(x0.shape[-1])))
+    dev = resolve_device(cfg.device)
+    with deterministic(dev, cfg.deterministic), torch.no_grad():
+        up = create_upscaler(upscaler, dev, cfg.inference())
+        handoff = parse_codec(codec, cfg.jpeg_backend)
+        measurer = Measurer(cfg, dev)
+        fingerprint = Fingerprinter()
+        original = x = x0.to(dev)
+        first = x
+        frames = {0: to_uint8(x)[0].cpu()}
+        prints = [(0, fingerprint(x))]
+        rows: list[MetricRows] = []
+        for g in range(1, cfg.generations + 1):
+            prev = x
+            step = generation_step(prev, up, downscaler, float(scale), handoff, cfg.fit)
+            x = step.state
+            check_finite(step.finite, up.name, g)
+            first = x if g == 1 else first
+            prints.append((g, fingerprint(x)))
+            if measurer.due(g):
+                rows += measurer.measure(batch, g, x, original, prev, first, step.lowres)
+            if g % cfg.frame_stride == 0 or g in (1, cfg.generations):
+                frames[g] = to_uint8(x)[0].cpu()
+    table = pd.DataFrame(table_rows(MEMORY_RUN_ID, batch, rows))
+    fps = pd.DataFrame([{"chain_id": chain.chain_id, "generation": g, "fingerprint": int(v)}
+                        for g, v in ((g, t[0]) for g, t in prints)])
+    return Trajectory(cfg, chain, frames, table, fps, up.describe())
+
+
+def run(
+    config: ExperimentConfig | dict[str, Any] | str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> RunView:
+    """Run an experiment (a config object, a dict of config keys, or a TOML/YAML path) into its
+    run directory and return it as a `RunView`. ``overrides`` set config keys by name.
+
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> r = run({"images": ["skimage:astronaut"], "generations": 2, "center_crop": 64,
+    ...          "output": out}, overwrite=True)
+    >>> r.manifest.status, len(r.chains)
+    ('complete', 1)
+    """
+    if isinstance(config, (str, Path)):
+        cfg = load_config(config, overrides)
+    elif isinstance(config, dict):
+        cfg = make_config({**config, **overrides}, "run()")
+    else:
+        cfg = make_config({**config.to_json(), **overrides}, "run()") if overrides else config
+    result: RunResult = run_experiment(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    return load_run(result.run_dir)
+
+
+@dataclass
+class RunView:
+    """Typed, read-only access to a run directory."""
+
+    path: Path
+    config: ExperimentConfig
+    manifest: Manifest
+    store: RunStore
+
+    @property
+    def chains(self) -> pd.DataFrame:
+        return self.store.read_chains()
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        return self.store.read_metrics()
+
+    @property
+    def fingerprints(self) -> pd.DataFrame:
+        return self.store.read_fingerprints()
+
+    def frames(self, chain_id: str) -> dict[int, Path]:
+        """Saved frame files of one chain, by generation."""
+        return self.store.list_frames(chain_id)
+
+    def frame(self, chain_id: str, generation: int = -1) -> Image.Image:
+        frames = self.frames(chain_id)
+        if not frames:
+            raise KeyError(f"no frames saved for chain {chain_id!r}")
+        g = max(frames) if generation == -1 else generation
+        return Image.open(frames[g])
+
+    def to_runs(self) -> Runs:
+        return load_runs(self.path)
+
+
+def load_run(path: str | Path) -> RunView:
+    """Open a run directory written by `run` or `roundtrip run`."""
+    store = RunStore(Path(path).expanduser())
+    if not store.exists():
+        raise RunStoreError(str(store.root), "holds no run (no manifest.json)",
+                            "pass the --output of a run")
+    cfg = make_config(store.read_config(), str(store.root / CONFIG_FILE))
+    return RunView(store.root, cfg, Manifest.read(store.root / MANIFEST_FILE), store)
+
+
+def summarize(run: RunView | str | Path, thresholds: str = DEFAULT_THRESHOLDS) -> pd.DataFrame:
+    """Collapse statistics per chain (threshold crossings, half-life, fixed points, ...)."""
+    path = run.path if isinstance(run, RunView) else Path(run)
+    return summarize_run(path, thresholds)
+
+
+def list_upscalers(pattern: str = "*") -> list[str]:
+    """Classical kernels and registry models whose name matches a glob ``pattern``.
+
+    >>> list_upscalers("lanczos*")
+    ['lanczos2', 'lanczos3']
+    """
+    names = [*KERNELS, *ALIASES, *zoo.load_registry()]
+    return sorted(n for n in dict.fromkeys(names) if fnmatch.fnmatch(n, pattern))
+
+
+def list_metrics() -> pd.DataFrame:
+    """Every metric name `run` accepts, with what it measures and its direction.
+
+    >>> "psnr" in set(list_metrics()["name"])
+    True
+    """
+    return pd.DataFrame(
+        [{"name": s.name, "description": s.description,
+          "higher_is_better": s.higher_is_better, "keys": ", ".join(s.keys),
+          "needs_download": s.backbone is not None}
+         for s in SPECS.values()]
+    )

@@ -1,0 +1,295 @@
+"""The engine's batch loop: many chains on one device for hundreds of generations, resumable.
+
+Nothing leaves the device inside a generation except frames (copied to the host at the frame
+stride and encoded on writer threads); metric values and the finiteness check stay on the device
+until a checkpoint, where they are checked, turned into table rows and written with the state.
+
+Exact resume: the handoff rule makes a chain's current image its whole state, so a checkpoint
+(state, first upscale, generation) written atomically at every checkpoint stride, together with
+the metric rows flushed just before it, lets a killed run continue and end byte-identical to an
+uninterrupted one on the same device.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
+from torch import Tensor
+
+from .codecs import Codec, parse_codec
+from .config import ExperimentConfig
+from .errors import RoundtripError, RunStoreError
+from .images import save_png, to_uint8
+from .info import resolve_device
+from .manifest import BatchEntry, Manifest, now
+from .measure import Measurer, MetricRows, table_rows
+from .perturb import parse_perturbation, replica_generator
+from .plan import Batch, Plan
+from .step import Fingerprinter, check_finite, generation_step
+from .store import MANIFEST_FILE, RunStore, atomic_write_bytes, atomic_write_json, rows_to_frame
+from .upscalers import Upscaler, create_upscaler
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class RunResult:
+    """What a finished (or partly failed) run reports back to its caller."""
+
+    run_dir: Path
+    run_id: str
+    chains: int
+    failed: dict[str, str] = field(default_factory=dict)  # chain_id -> error
+    image_errors: dict[str, str] = field(default_factory=dict)  # input -> error
+    wall_s: float = 0.0
+
+
+class Engine:
+    """Runs a plan into a run directory. One instance per run."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        store: RunStore,
+        progress: Progress | None = None,
+        *,
+        device: torch.device | None = None,
+        measurer: Measurer | None = None,
+        allow_changed_weights: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.progress: Progress = progress or (lambda *a, **k: None)
+        self.device = device if device is not None else resolve_device(cfg.device)
+        self.measurer = measurer if measurer is not None else Measurer(cfg, self.device)
+        self.allow_changed_weights = allow_changed_weights
+        self.perturbation = parse_perturbation(cfg.perturbation)
+        self._upscalers: dict[str, Upscaler | RoundtripError] = {}
+        self._fingerprint = Fingerprinter()
+        self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="frames")
+        self._pending: list[Future[None]] = []
+
+    def upscaler(self, spec: str) -> Upscaler:
+        """Loaded once per run; a failure is remembered and fails each of its batches."""
+        if spec not in self._upscalers:
+            try:
+                self._upscalers[spec] = create_upscaler(spec, self.device, self.cfg.inference())
+            except RoundtripError as e:
+                self._upscalers[spec] = e
+        u = self._upscalers[spec]
+        if isinstance(u, RoundtripError):
+            raise u
+        return u
+
+    # -- one batch, from its checkpoint if there is one
+    def run_batch(self, plan: Plan, batch: Batch, manifest: Manifest) -> None:
+        cfg, dev, rec = self.cfg, self.device, batch.recipe
+        entry = manifest.batches[batch.batch_id]
+        codec = parse_codec(rec.codec, cfg.jpeg_backend)
+        upscaler = self.upscaler(rec.upscaler)
+        described = upscaler.describe()
+        self._check_same_weights(batch, entry, described)
+        entry.upscaler = described
+        entry.codec = codec.describe()
+        if hasattr(codec, "resolve_backend"):
+            entry.codec["resolved_backend"] = codec.resolve_backend(dev)
+        original, start = (t.to(dev) for t in self._start_images(plan, batch))
+        ckpt = self.store.checkpoint_path(batch.batch_id)
+        first: Tensor | None = None
+        if ckpt.exists():
+            g0, x, first = self._load_checkpoint(ckpt)
+            self.store.drop_parts_after(batch.batch_id, g0)
+        else:
+            g0, x = 0, start
+            self.store.drop_parts_after(batch.batch_id, -1)
+        rows: list[MetricRows] = []
+        fingerprints: list[tuple[int, Tensor]] = []
+        if g0 == 0:
+            fingerprints.append((0, self._fingerprint(x)))
+            self._save_frames(batch, 0, x)
+        G = cfg.generations
+        finite = torch.ones((), dtype=torch.bool, device=dev)
+        self.progress("batch_start", batch=batch, start=g0, generations=G)
+        del entry.wall_s_per_generation[g0:]
+        t0, g_last = time.perf_counter(), g0
+        t_gen = t0
+        for g in range(g0 + 1, G + 1):
+            prev = x
+            step = generation_step(prev, upscaler, rec.downscaler, rec.scale, codec, cfg.fit)
+            x, finite = step.state, finite & step.finite
+            if g == 1:
+                first = x
+            assert first is not None
+            fingerprints.append((g, self._fingerprint(x)))
+            if self.measurer.due(g):
+                rows += self.measurer.measure(batch, g, x, original, prev, first, step.lowres)
+            if g % cfg.frame_stride == 0 or g in (1, G):
+                check_finite(finite, upscaler.name, g)  # the frame copy syncs anyway
+                self._save_frames(batch, g, x)
+            # host time since the last generation: no sync (on CUDA it is the enqueue rate,
+            # which the frame and checkpoint syncs keep honest)
+            t_now = time.perf_counter()
+            self.progress("generation", batch=batch, generation=g, wall_s=t_now - t_gen)
+            t_gen = t_now
+            if g % cfg.checkpoint_stride == 0 or g == G:
+                check_finite(finite, upscaler.name, g)
+                self._flush(plan.run_id, batch, g, rows, fingerprints)
+                rows, fingerprints = [], []
+                self._save_checkpoint(ckpt, g, x, first, codec)
+                wall = (time.perf_counter() - t0) / (g - g_last)
+                entry.wall_s_per_generation += [wall] * (g - g_last)
+                t0, g_last = time.perf_counter(), g
+                entry.generations_done = g
+                self._write_manifest(manifest)
+
+    def _check_same_weights(self, batch: Batch, entry: BatchEntry, now_: dict[str, Any]) -> None:
+        """On resume, the weights must be the bytes the batch started with."""
+        before = (entry.upscaler or {}).get("weights_sha256")
+        after = now_.get("weights_sha256")
+        if before and after and before != after and not self.allow_changed_weights:
+            raise RunStoreError(
+                str(now_.get("weights")),
+                f"weights changed since batch {batch.batch_id} started (sha256 {before[:12]}... "
+                f"then, {after[:12]}... now)",
+                "restore the original file, or resume with --force-resume to mix them knowingly",
+            )
+
+    def _start_images(self, plan: Plan, batch: Batch) -> tuple[Tensor, Tensor]:
+        """(true originals, start images): replicas start from seeded perturbed copies."""
+        originals, starts = [], []
+        for c in batch.chains:
+            img = plan.inputs.pixels[c.image]
+            if self.cfg.alpha == "carry" and img.shape[1] == 3:  # opaque input in a carry run
+                img = torch.cat([img, torch.ones_like(img[:, :1])], dim=1)
+            originals.append(img)
+            if c.replica:
+                gen = replica_generator(self.cfg.seed, c.group, c.replica)
+                img = torch.cat([self.perturbation.apply(img[:, :3], gen), img[:, 3:]], dim=1)
+            starts.append(img)
+        return torch.cat(originals), torch.cat(starts)
+
+    # -- storage
+    def _save_frames(self, batch: Batch, g: int, x: Tensor) -> None:
+        host = to_uint8(x).cpu()
+        for c, img in zip(batch.chains, host, strict=True):
+            path = self.store.frame_path(c.chain_id, g)
+            self._pending.append(self._writer.submit(save_png, img, path))
+
+    def _drain_frames(self, *, quiet: bool = False) -> None:
+        """Wait for frame writes; re-raise a write error (a full disk) unless ``quiet``."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            if quiet:
+                f.exception()
+            else:
+                f.result()
+
+    def _flush(
+        self,
+        run_id: str,
+        batch: Batch,
+        g: int,
+        rows: list[MetricRows],
+        fingerprints: list[tuple[int, Tensor]],
+    ) -> None:
+        table = rows_to_frame(table_rows(run_id, batch, rows))  # refuses NaN before any write
+        self._drain_frames()
+        self.store.write_part("metrics", batch.batch_id, g, table)
+        fp_rows = [
+            {"chain_id": c.chain_id, "generation": gen, "fingerprint": int(v)}
+            for gen, vals in fingerprints
+            for c, v in zip(batch.chains, vals.tolist(), strict=True)
+        ]
+        self.store.write_part(
+            "fingerprints",
+            batch.batch_id,
+            g,
+            pd.DataFrame(fp_rows, columns=["chain_id", "generation", "fingerprint"]),
+        )
+
+    def _save_checkpoint(self, path: Path, g: int, x: Tensor, first: Tensor, codec: Codec) -> None:
+        def pack(t: Tensor) -> Tensor:  # a copy each: at generation 1 state and first are one
+            t = to_uint8(t) if codec.lossless_state else t.float()
+            return t.detach().to("cpu", copy=True).contiguous()
+
+        data = save({"state": pack(x), "first": pack(first)}, metadata={"generation": str(g)})
+        atomic_write_bytes(path, data)
+
+    def _load_checkpoint(self, path: Path) -> tuple[int, Tensor, Tensor]:
+        try:
+            with safe_open(str(path), "pt") as f:
+                g = int((f.metadata() or {})["generation"])
+            t = load_file(str(path))
+        except Exception as e:
+            raise RunStoreError(
+                str(path),
+                f"unreadable checkpoint ({e})",
+                "delete it to restart this batch from generation 0",
+            ) from e
+
+        def unpack(v: Tensor) -> Tensor:
+            v = v.to(self.device)
+            return v.float() / 255.0 if v.dtype == torch.uint8 else v
+
+        return g, unpack(t["state"]), unpack(t["first"])
+
+    def _write_manifest(self, manifest: Manifest) -> None:
+        atomic_write_json(self.store.root / MANIFEST_FILE, manifest.to_json())
+
+    # -- the whole run
+    def run(self, plan: Plan, manifest: Manifest) -> RunResult:
+        t_start = time.perf_counter()
+        failed: dict[str, str] = {}
+        todo = [b for b in plan.batches if manifest.batches[b.batch_id].status != "complete"]
+        total = sum(
+            len(b.chains) * (self.cfg.generations - manifest.batches[b.batch_id].generations_done)
+            for b in todo
+        )
+        self.progress("run_start", total=total)
+        try:
+            for batch in todo:
+                entry = manifest.batches[batch.batch_id]
+                entry.status = "running"
+                try:
+                    self.run_batch(plan, batch, manifest)
+                    entry.status = "complete"
+                except (RoundtripError, torch.OutOfMemoryError) as e:
+                    self._drain_frames(quiet=True)
+                    entry.status, entry.error = "failed", str(e)
+                except Exception as e:  # an unexpected bug fails this batch, not the run
+                    self._drain_frames(quiet=True)
+                    entry.status, entry.error = "failed", f"{type(e).__name__}: {e}"
+                    entry.traceback = traceback.format_exc()
+                if entry.status == "failed":
+                    failed.update({c.chain_id: str(entry.error) for c in batch.chains})
+                    self.progress("batch_failed", batch=batch, error=entry.error)
+                self.progress("batch_end", batch=batch, status=entry.status)
+                self._write_manifest(manifest)
+        finally:
+            self._writer.shutdown(wait=True)
+            self.progress("run_end")
+        self.store.finalize_tables()
+        failed_any = failed or plan.image_errors
+        manifest.status = "complete" if not failed_any else "complete_with_failures"
+        manifest.failed = failed
+        manifest.finished_at = now()
+        manifest.wall_s += time.perf_counter() - t_start
+        self._write_manifest(manifest)
+        return RunResult(
+            self.store.root,
+            plan.run_id,
+            len(plan.chains),
+            failed,
+            dict(plan.image_errors),
+            manifest.wall_s,
+        )

@@ -1,0 +1,127 @@
+"""Run an experiment into its run directory: plan, check, engine, tables. The one entry point
+that the CLI, the Python API and sweep units share."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict
+
+import pandas as pd
+
+from .config import ExperimentConfig, make_config
+from .determinism import deterministic
+from .engine import Engine, Progress, RunResult
+from .errors import ConfigError, RunStoreError
+from .info import environment, resolve_device
+from .manifest import Manifest, now
+from .measure import Measurer
+from .plan import Plan, make_plan
+from .store import (
+    CHAINS_FILE,
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    RunStore,
+    atomic_write_json,
+    atomic_write_parquet,
+)
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    force_resume: bool = False,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Plan and run ``cfg`` into ``cfg.resolved_output()``.
+
+    ``resume`` continues an interrupted run of the same config; it refuses when an input file
+    or a model's weights changed since the run started, unless ``force_resume``. Torch's global
+    determinism switches are restored afterwards.
+    """
+    store = RunStore(cfg.resolved_output())
+    if resume and store.exists():
+        stored = make_config(store.read_config(), str(store.root / CONFIG_FILE))
+        if stored.model_dump(exclude={"output"}) != cfg.model_dump(exclude={"output"}):
+            raise RunStoreError(
+                str(store.root),
+                "holds a run of a different config",
+                "resume with the same config, or use --overwrite",
+            )
+        cfg = stored
+    store.prepare(overwrite=overwrite, resume=resume)
+    plan = make_plan(cfg)
+    if not plan.chains:
+        raise ConfigError(
+            "images",
+            "no input could be read: " + "; ".join(plan.image_errors.values()),
+        )
+    device = resolve_device(cfg.device)
+    measurer = Measurer(cfg, device)
+    skipped = measurer.check_sizes(plan)  # before anything is written
+    with warnings.catch_warnings(), deterministic(device, cfg.deterministic) as determinism:
+        warnings.filterwarnings("ignore", message=".*TorchCodec.*")
+        if resume:
+            manifest = Manifest.read(store.root / MANIFEST_FILE)
+            _check_same_inputs(plan, manifest, store, force_resume)
+            manifest.status = "running"
+            manifest.resumed_at.append(now())
+            manifest.environment_resumed = environment(device)
+            for entry in manifest.batches.values():
+                if entry.status == "failed":  # a fixed input or model gets another chance
+                    entry.status, entry.error, entry.traceback = "pending", None, None
+        else:
+            manifest = Manifest.new(
+                cfg,
+                plan,
+                metrics=[m.name for m in measurer.metrics],
+                determinism=determinism,
+                environment=environment(device),
+            )
+            _write_plan(store, cfg, plan)
+        for batch_id, names in skipped.items():
+            manifest.batches[batch_id].metrics_skipped = names
+        atomic_write_json(store.root / MANIFEST_FILE, manifest.to_json())
+        engine = Engine(
+            cfg, store, progress, device=device, measurer=measurer,
+            allow_changed_weights=force_resume,
+        )
+        return engine.run(plan, manifest)
+
+
+def _write_plan(store: RunStore, cfg: ExperimentConfig, plan: Plan) -> None:
+    atomic_write_json(store.root / CONFIG_FILE, cfg.to_json())
+    chains = pd.DataFrame(
+        [
+            {**asdict(c), "batch_id": b.batch_id, "height": b.size[0], "width": b.size[1]}
+            for b in plan.batches
+            for c in b.chains
+        ]
+    )
+    atomic_write_parquet(store.root / CHAINS_FILE, chains)
+
+
+def _check_same_inputs(plan: Plan, manifest: Manifest, store: RunStore, force: bool) -> None:
+    """A resumed chain must continue from the same image it started from, and the plan must
+    give the same batches (an input that became unreadable would renumber them)."""
+    planned = {b.batch_id: [c.chain_id for c in b.chains] for b in plan.batches}
+    stored = {k: v.chains for k, v in manifest.batches.items()}
+    if planned != stored:
+        lost = sorted(set(manifest.inputs) - set(plan.images))
+        why = f"{', '.join(lost)} can no longer be read" if lost else "the inputs changed"
+        raise RunStoreError(
+            str(store.root), f"cannot be resumed: {why}", "restore the inputs or start a new run"
+        )
+    if force:
+        return
+    for src, info in plan.images.items():
+        before = manifest.inputs.get(src, {}).get("sha256")
+        if before is not None and before != info.sha256:
+            raise RunStoreError(
+                src,
+                f"changed since the run in {store.root} started (sha256 {before[:12]}... then, "
+                f"{info.sha256[:12]}... now); resuming would mix two images in one chain",
+                "restore the original file, start a new run, or pass --force-resume to mix "
+                "them knowingly",
+            )

@@ -1,0 +1,100 @@
+"""The manifest: what a run is, what ran, and how far each batch got (RUN/manifest.json).
+
+A typed model, built from the config, the plan and the environment (never by reaching into a
+live engine), and updated by the engine as batches progress. The JSON is meant to be read
+without roundtrip-ml, so it carries ``format_version``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import ExperimentConfig
+from .plan import Plan
+
+FORMAT_VERSION = 2  # 2: format_version added, typed; 1: the untyped dict of roundtrip-ml 0.1
+
+BatchStatus = Literal["pending", "running", "complete", "failed"]
+RunStatus = Literal["running", "complete", "complete_with_failures"]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class BatchEntry(BaseModel):
+    """One device batch: its chains, what ran it, and how far it got."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    chains: list[str]
+    size: tuple[int, int]
+    status: BatchStatus = "pending"
+    generations_done: int = 0
+    upscaler: dict[str, Any] | None = None  # Upscaler.describe(): weights path, sha256, ...
+    codec: dict[str, Any] | None = None
+    metrics_skipped: list[str] = Field(default_factory=list)
+    wall_s_per_generation: list[float] = Field(default_factory=list)
+    error: str | None = None
+    traceback: str | None = None
+
+
+class Manifest(BaseModel):
+    """RUN/manifest.json."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    format_version: int = FORMAT_VERSION
+    run_id: str
+    status: RunStatus = "running"
+    started_at: str = Field(default_factory=now)
+    finished_at: str | None = None
+    resumed_at: list[str] = Field(default_factory=list)
+    seed: int
+    determinism: dict[str, Any]
+    environment: dict[str, Any]
+    environment_resumed: dict[str, Any] | None = None
+    inputs: dict[str, dict[str, Any]]  # source -> ImageInfo (sha256 of the file, size, notes)
+    input_errors: dict[str, str] = Field(default_factory=dict)
+    metrics: list[str]
+    size_rule: dict[str, str]
+    batches: dict[str, BatchEntry]
+    failed: dict[str, str] = Field(default_factory=dict)  # chain_id -> error
+    wall_s: float = 0.0
+
+    @classmethod
+    def new(
+        cls,
+        cfg: ExperimentConfig,
+        plan: Plan,
+        *,
+        metrics: list[str],
+        determinism: dict[str, Any],
+        environment: dict[str, Any],
+    ) -> Manifest:
+        return cls(
+            run_id=plan.run_id,
+            seed=cfg.seed,
+            determinism=determinism,
+            environment=environment,
+            inputs={src: info.asdict() for src, info in plan.images.items()},
+            input_errors=dict(plan.image_errors),
+            metrics=metrics,
+            size_rule={"lowres": "round(H/s) x round(W/s)", "fit": cfg.fit},
+            batches={b.batch_id: BatchEntry(chains=[c.chain_id for c in b.chains], size=b.size)
+                     for b in plan.batches},
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        data = json.loads(Path(path).read_text())
+        data.setdefault("format_version", 1)
+        return cls.model_validate(data)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

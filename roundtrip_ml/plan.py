@@ -1,0 +1,183 @@
+"""The plan: a config expanded into chains and device batches, with every input decoded once.
+
+A chain is one image fed through one recipe; chains that share recipe and image size form one
+N x 3 x H x W batch (replicas of a chain always share its batch). Planning reads every input
+once and keeps the decoded pixels, so the engine never decodes an image again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from .config import ExperimentConfig, expand_images
+from .errors import ConfigError, ImageError
+from .images import SAMPLE_PREFIX, ImageInfo, load_image
+from .resample import resize
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One image through one recipe. ``image`` is the source as given; ``image_name`` is the
+    short, file-safe name used in ids and figure labels."""
+
+    chain_id: str
+    image: str
+    image_name: str
+    upscaler: str
+    downscaler: str
+    scale: float
+    codec: str
+    replica: int  # 0: the unperturbed chain; 1..K: perturbed copies of its start image
+    group: str  # chain_id of the unperturbed chain this replica belongs to
+
+
+@dataclass
+class Batch:
+    """Chains that share recipe and size, run together on the device."""
+
+    batch_id: str
+    chains: list[Chain]
+    size: tuple[int, int]
+
+    @property
+    def recipe(self) -> Chain:
+        return self.chains[0]
+
+
+@dataclass
+class Inputs:
+    """Every input read once: decoded pixels (1 x C x H x W, after preprocessing), their
+    provenance, and the error of each unreadable one (it fails its own chains, not the run)."""
+
+    pixels: dict[str, Tensor]
+    infos: dict[str, ImageInfo]
+    errors: dict[str, str]
+
+    @property
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        return {src: (int(x.shape[-2]), int(x.shape[-1])) for src, x in self.pixels.items()}
+
+
+@dataclass
+class Plan:
+    run_id: str
+    chains: list[Chain]
+    batches: list[Batch]
+    inputs: Inputs
+
+    @property
+    def images(self) -> dict[str, ImageInfo]:
+        return self.inputs.infos
+
+    @property
+    def image_errors(self) -> dict[str, str]:
+        return self.inputs.errors
+
+
+def slug(text: str) -> str:
+    """A file-name-safe token: a path gives its stem, ``jpeg:90`` gives ``jpeg90``."""
+    text = Path(text).stem if ("/" in text or "\\" in text) else text
+    return re.sub(r"[^A-Za-z0-9]+", "", text).lower() or "x"
+
+
+def run_id_for(cfg: ExperimentConfig) -> str:
+    """Deterministic: the same config gives the same run_id, so resumed tables match."""
+    identity = {k: v for k, v in cfg.to_json().items() if k != "output"}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return f"{slug(cfg.name)}-{digest[:10]}"
+
+
+def prepare_image(source: str, cfg: ExperimentConfig) -> tuple[Tensor, ImageInfo]:
+    """Load one input and apply the config's preprocessing (max_side, then centre crop)."""
+    x, info = load_image(
+        source, alpha=cfg.alpha, background=cfg.background, max_pixels=cfg.max_pixels
+    )
+    h, w = x.shape[-2:]
+    if cfg.max_side and max(h, w) > cfg.max_side:
+        f = cfg.max_side / max(h, w)
+        x = resize(x.double(), (max(1, round(h * f)), max(1, round(w * f))), "lanczos3")
+        x = x.clamp(0, 1).float()
+        info.notes.append(f"shrunk to max side {cfg.max_side} (lanczos3)")
+    if cfg.center_crop:
+        ch, cw = cfg.center_crop
+        h, w = x.shape[-2:]
+        if ch > h or cw > w:
+            raise ImageError(
+                info.source, f"{w}x{h} is smaller than center_crop {cw}x{ch}", "lower center_crop"
+            )
+        top, left = (h - ch) // 2, (w - cw) // 2
+        x = x[..., top : top + ch, left : left + cw]
+        info.notes.append(f"centre crop {cw}x{ch} at ({left}, {top})")
+    return x.contiguous(), info
+
+
+def read_inputs(sources: list[str], cfg: ExperimentConfig) -> Inputs:
+    """Decode and preprocess every source once; unreadable ones are recorded, not raised."""
+    inputs = Inputs({}, {}, {})
+    for src in sources:
+        try:
+            x, info = prepare_image(src, cfg)
+        except ImageError as e:
+            inputs.errors[src] = str(e)
+            continue
+        inputs.pixels[src], inputs.infos[src] = x, info
+    return inputs
+
+
+def make_plan(cfg: ExperimentConfig) -> Plan:
+    """Expand the config into chains and device batches (same recipe and size, max_batch)."""
+    inputs = read_inputs(expand_images(cfg.images), cfg)
+    sizes = inputs.sizes
+    names = unique_names(list(inputs.pixels))
+    chains: list[Chain] = []
+    for src, up, down, scale, codec in product(
+        inputs.pixels, cfg.upscalers, cfg.downscalers, cfg.scales, cfg.codecs
+    ):
+        base = f"{names[src]}-{slug(up)}-{slug(down)}-x{scale:g}-{slug(codec)}"
+        for r in range(cfg.replicas + 1):
+            cid = base if r == 0 else f"{base}-r{r}"
+            chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base))
+    if len({c.chain_id for c in chains}) != len(chains):
+        raise ConfigError(
+            "images/upscalers",
+            "two chains would share an id",
+            "remove duplicate entries from the config",
+        )
+    groups: dict[tuple[Any, ...], list[list[Chain]]] = defaultdict(list)
+    by_group: dict[str, list[Chain]] = defaultdict(list)
+    for c in chains:
+        by_group[c.group].append(c)
+    for members in by_group.values():
+        c = members[0]
+        key = (c.upscaler, c.downscaler, c.scale, c.codec, sizes[c.image])
+        groups[key].append(members)
+    batches: list[Batch] = []
+    for key, member_lists in groups.items():
+        current: list[Chain] = []
+        for members in member_lists:  # replicas of one chain always share a batch
+            if current and len(current) + len(members) > cfg.max_batch:
+                batches.append(Batch(f"b{len(batches):04d}", current, key[-1]))
+                current = []
+            current = current + members
+        batches.append(Batch(f"b{len(batches):04d}", current, key[-1]))
+    return Plan(run_id_for(cfg), chains, batches, inputs)
+
+
+def unique_names(sources: list[str]) -> dict[str, str]:
+    """Short names for figure labels and ids; a repeated stem gets a counter."""
+    out: dict[str, str] = {}
+    seen: dict[str, int] = defaultdict(int)
+    for s in sources:
+        stem = slug(s.removeprefix(SAMPLE_PREFIX) if s.startswith(SAMPLE_PREFIX) else Path(s).stem)
+        seen[stem] += 1
+        out[s] = stem if seen[stem] == 1 else f"{stem}{seen[stem]}"
+    return out

@@ -1,0 +1,34 @@
+"""Typed values that configs are parsed into once and that the rest of the package receives.
+
+Torch-free on purpose: the config imports this, and a config error must print before torch
+loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Precision = Literal["fp32", "fp16", "bf16"]
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How an ML upscaler runs. Classical resamplers ignore all of it.
+
+    precision: weights and activations dtype (fp16 falls back to fp32 on NaN/black output);
+    tile: 0 = whole image, else the tile side in input pixels (with ``tile_overlap``);
+    channels_last / compile: speed options that do not change results on one device.
+    """
+
+    precision: Precision = "fp32"
+    tile: int = 0
+    tile_overlap: int = 16
+    channels_last: bool = False
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision {self.precision!r} is not fp32, fp16 or bf16")
+        if self.tile < 0 or self.tile_overlap < 0:
+            raise ValueError("tile and tile_overlap must be >= 0")

@@ -1,0 +1,110 @@
+"""The Python API as a notebook user meets it: in-memory chains equal engine runs, any image
+type, typed run access, and torch's global flags left as they were."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import roundtrip_ml as rt
+from roundtrip_ml.errors import ConfigError, ImageError, RunStoreError
+
+
+@pytest.fixture(scope="module")
+def engine_run(tmp_path_factory: pytest.TempPathFactory) -> rt.RunView:
+    out = tmp_path_factory.mktemp("api") / "run"
+    return rt.run({"images": ["skimage:coffee"], "upscalers": ["realesr-animevideov3"],
+                   "codecs": ["jpeg:90"], "generations": 4, "center_crop": [48, 64],
+                   "metrics": ["psnr", "ssim", "colour"], "output": str(out)})
+
+
+def test_in_memory_chain_equals_the_engine_run(engine_run: rt.RunView) -> None:
+    """Same recipe through `roundtrip()` and through a run directory: same rows, same values,
+    same fingerprints (a real ML model and a lossy handoff, so nothing is trivially equal)."""
+    t = rt.roundtrip("skimage:coffee", "realesr-animevideov3", codec="jpeg:90", generations=4,
+                     metrics=("psnr", "ssim", "colour"), center_crop=[48, 64])
+    keys = ["generation", "metric", "reference"]
+    mem = t.metrics.sort_values(keys).reset_index(drop=True)
+    disk = engine_run.metrics.sort_values(keys).reset_index(drop=True)
+    assert len(mem) == len(disk) > 20
+    pd.testing.assert_frame_equal(mem[[*keys, "value"]], disk[[*keys, "value"]])
+    assert t.fingerprints["fingerprint"].tolist() == (
+        engine_run.fingerprints.sort_values("generation")["fingerprint"].tolist())
+    saved = np.asarray(engine_run.frame(engine_run.chains["chain_id"][0], 4))
+    assert np.array_equal(np.asarray(t.frame(4)), saved)
+
+
+def test_any_image_type_gives_the_same_chain() -> None:
+    """Path, PIL image, uint8 array and float tensor of one photo: identical trajectories."""
+    import skimage.data
+
+    arr = skimage.data.astronaut()[100:164, 200:264]
+    kw = {"upscaler": "lanczos3", "generations": 3, "metrics": ("psnr",)}
+    runs = [rt.roundtrip(arr, **kw), rt.roundtrip(Image.fromarray(arr), **kw),
+            rt.roundtrip(torch.from_numpy(arr).permute(2, 0, 1).float() / 255, **kw)]
+    values = [r.metrics["value"].tolist() for r in runs]
+    assert values[0] == values[1] == values[2]
+    assert runs[0].value("psnr", 1) < 40  # a real, lossy roundtrip
+    with pytest.raises(ImageError, match=r"\[0, 1\]"):
+        rt.roundtrip(torch.full((3, 16, 16), 2.0), **kw)
+    with pytest.raises(ConfigError, match="generations"):
+        rt.roundtrip(arr, upscaler="lanczos3", generations=0)
+
+
+def test_run_view_is_typed(engine_run: rt.RunView) -> None:
+    assert engine_run.manifest.status == "complete"
+    assert engine_run.manifest.format_version >= 2
+    assert engine_run.config.generations == 4
+    assert list(engine_run.chains["upscaler"]) == ["realesr-animevideov3"]
+    assert sorted(engine_run.frames(engine_run.chains["chain_id"][0])) == [0, 1, 4]
+    with pytest.raises(RunStoreError, match="no manifest"):
+        rt.load_run(engine_run.path / "frames")
+
+
+def test_a_run_leaves_torch_flags_as_they_were(tmp_path) -> None:
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        rt.run({"images": ["skimage:chelsea"], "generations": 1, "center_crop": 32,
+                "metrics": ["psnr"], "output": str(tmp_path / "r")})
+        assert torch.backends.cudnn.benchmark is True
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+    finally:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def test_listings() -> None:
+    assert {"lanczos3", "bicubic", "realesrgan-x4plus"} <= set(rt.list_upscalers())
+    assert rt.list_upscalers("realesr*") == sorted(rt.list_upscalers("realesr*"))
+    metrics = rt.list_metrics().set_index("name")
+    assert bool(metrics.loc["psnr", "higher_is_better"]) is True
+    assert bool(metrics.loc["gmsd", "higher_is_better"]) is False
+    assert bool(metrics.loc["lpips", "needs_download"]) is True
+
+
+def test_metric_functions_follow_torchmetrics() -> None:
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    ours = rt.psnr(a * 255, b * 255, data_range=255.0, reduction="mean")
+    theirs = peak_signal_noise_ratio(a, b, data_range=1.0, reduction="elementwise_mean",
+                                     dim=(1, 2, 3))
+    assert torch.allclose(ours, theirs, atol=1e-4)
+    assert rt.ssim(a, b).shape == (2,)
+    with pytest.raises(ConfigError, match="shape"):
+        rt.ssim(a, b[:, :, :16])
+
+
+def test_import_is_lazy() -> None:
+    """`import roundtrip_ml` must not load torch: the CLI's --help and config errors stay fast."""
+    code = "import sys, roundtrip_ml; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
