@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict
+from pathlib import Path
 
 import pandas as pd
 
@@ -24,6 +25,7 @@ from .store import (
     atomic_write_json,
     atomic_write_parquet,
 )
+from .upscalers.zoo import sha256_file
 
 
 def run_experiment(
@@ -115,13 +117,22 @@ def _check_same_inputs(plan: Plan, manifest: Manifest, store: RunStore, force: b
         )
     if force:
         return
-    for src, info in plan.images.items():
-        before = manifest.inputs.get(src, {}).get("sha256")
-        if before is not None and before != info.sha256:
+    checks = [(src, info.get("sha256"), plan.images[src].sha256)
+              for src, info in manifest.inputs.items() if src in plan.images]
+    weights = {str(e.upscaler["weights"]): e.upscaler.get("weights_sha256")
+               for e in manifest.batches.values()
+               if e.status != "complete" and e.upscaler and e.upscaler.get("weights")}
+    checks += [(w, sha, _sha256_or_missing(Path(w))) for w, sha in weights.items()]
+    for what, before, after in checks:
+        if before is not None and before != after:
             raise RunStoreError(
-                src,
+                what,
                 f"changed since the run in {store.root} started (sha256 {before[:12]}... then, "
-                f"{info.sha256[:12]}... now); resuming would mix two images in one chain",
+                f"{after[:12]}... now); resuming would mix two versions in one chain",
                 "restore the original file, start a new run, or pass --force-resume to mix "
                 "them knowingly",
             )
+
+
+def _sha256_or_missing(path: Path) -> str:
+    return sha256_file(path) if path.is_file() else "(missing)"
