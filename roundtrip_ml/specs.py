@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import ConfigError
+
 Precision = Literal["fp32", "fp16", "bf16"]
 
 
@@ -29,6 +31,6 @@ class InferenceOptions:
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError(f"precision {self.precision!r} is not fp32, fp16 or bf16")
+            raise ConfigError("precision", f"{self.precision!r} is not fp32, fp16 or bf16")
         if self.tile < 0 or self.tile_overlap < 0:
-            raise ValueError("tile and tile_overlap must be >= 0")
+            raise ConfigError("tile", "tile and tile_overlap must be >= 0")

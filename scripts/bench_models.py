@@ -25,14 +25,16 @@ def _one(args: argparse.Namespace) -> dict:
     import skimage.data
     import torch
 
+    from roundtrip_ml.specs import InferenceOptions
     from roundtrip_ml.upscalers.loading import load_upscaler
 
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     t0 = time.perf_counter()
-    up = load_upscaler(args.model, device=dev, precision=args.precision, tile=args.tile,
-                       tile_overlap=args.overlap, channels_last=args.channels_last,
-                       compile=args.compile)
+    options = InferenceOptions(precision=args.precision, tile=args.tile,
+                               tile_overlap=args.overlap, channels_last=args.channels_last,
+                               compile=args.compile)
+    up = load_upscaler(args.model, device=dev, options=options)
     load_s = time.perf_counter() - t0
     s = args.size
     photo = skimage.data.astronaut()  # 512 x 512: tile it for bigger sizes

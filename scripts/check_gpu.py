@@ -22,6 +22,7 @@ from roundtrip_ml.config import make_config
 from roundtrip_ml.experiment import run_experiment
 from roundtrip_ml.images import load_image, to_uint8
 from roundtrip_ml.resample import resize
+from roundtrip_ml.specs import InferenceOptions
 
 
 def report(name: str, **values: object) -> None:
@@ -99,8 +100,8 @@ def main() -> int:
     from roundtrip_ml.upscalers import create_upscaler
 
     lo = resize(xc, (128, 128), "lanczos3").clamp(0, 1)
-    f32 = create_upscaler("realesrgan-x4plus", cuda, precision="fp32").forward(lo)
-    f16 = create_upscaler("realesrgan-x4plus", cuda, precision="fp16").forward(lo)
+    f32 = create_upscaler("realesrgan-x4plus", cuda, InferenceOptions(precision="fp32")).forward(lo)
+    f16 = create_upscaler("realesrgan-x4plus", cuda, InferenceOptions(precision="fp16")).forward(lo)
     report("x4plus_fp16_vs_fp32", max_abs=(f32 - f16).abs().max().item(),
            mean_abs=(f32 - f16).abs().mean().item())
     return 0

@@ -12,6 +12,7 @@ from conftest import photo_u8, to_batch
 from safetensors.torch import save_file
 
 from roundtrip_ml.errors import ConfigError, ModelError, WeightsError
+from roundtrip_ml.specs import InferenceOptions
 from roundtrip_ml.upscalers import create_upscaler, zoo
 from roundtrip_ml.upscalers.loading import load_upscaler, read_state_dict
 
@@ -120,13 +121,13 @@ def test_bad_inputs_have_clear_errors(tmp_path):
         load_upscaler(str(tmp_path / "junk.pth"), device=CPU)
     path = _save(_tiny("Compact").state_dict(), tmp_path / "c.safetensors")
     with pytest.raises(ConfigError, match="precision"):
-        load_upscaler(str(path), device=CPU, precision="fp8")
+        load_upscaler(str(path), device=CPU, options=InferenceOptions(precision="fp8"))
 
 
 def test_unsupported_precision_falls_back_with_warning(tmp_path):
     path = _save(_tiny("SwinIR").state_dict(), tmp_path / "s.safetensors")
     with pytest.warns(UserWarning, match="does not support fp16"):
-        up = load_upscaler(str(path), device=CPU, precision="fp16")
+        up = load_upscaler(str(path), device=CPU, options=InferenceOptions(precision="fp16"))
     d = up.describe()
     assert d["precision"] == "fp32" and d["precision_requested"] == "fp16"
 
@@ -134,8 +135,10 @@ def test_unsupported_precision_falls_back_with_warning(tmp_path):
 def test_bf16_and_channels_last_match_fp32():
     x = to_batch(photo_u8("chelsea", 32, 32))
     ref = load_upscaler("realesr-animevideov3", device=CPU).forward(x)
-    cl = load_upscaler("realesr-animevideov3", device=CPU, channels_last=True).forward(x)
-    bf = load_upscaler("realesr-animevideov3", device=CPU, precision="bf16")
+    cl = load_upscaler("realesr-animevideov3", device=CPU,
+                       options=InferenceOptions(channels_last=True)).forward(x)
+    bf = load_upscaler("realesr-animevideov3", device=CPU,
+                        options=InferenceOptions(precision="bf16"))
     y = bf.forward(x)
     assert bf.describe()["precision"] == "bf16" and y.dtype == torch.float32
     assert float((cl - ref).abs().max()) < 1e-5
@@ -155,7 +158,7 @@ def test_fp16_overflow_retries_in_fp32_with_warning(tmp_path):
         expected = model.eval()(x).clamp(0, 1)
         hot = model.half()(x.half())
     assert not torch.isfinite(hot).all()  # the failure is real
-    up = load_upscaler(str(path), device=CPU, precision="fp16")
+    up = load_upscaler(str(path), device=CPU, options=InferenceOptions(precision="fp16"))
     with pytest.warns(RuntimeWarning, match="switching this model to fp32"):
         y = up.forward(x)
     d = up.describe()

@@ -10,6 +10,7 @@ from conftest import photo_u8, to_batch
 from spandrel import SizeRequirements
 
 from roundtrip_ml.errors import ModelError
+from roundtrip_ml.specs import InferenceOptions
 from roundtrip_ml.upscalers.loading import load_upscaler
 from roundtrip_ml.upscalers.tiling import (
     forward_with_backoff,
@@ -54,7 +55,8 @@ def test_tiled_equals_untiled_on_a_real_photo(anime):
 
 def test_upscaler_tile_option_is_used_and_reported(anime):
     x = _crop("astronaut", 150, 150, 64, 80)
-    tiled = load_upscaler("realesr-animevideov3", device=CPU, tile=48, tile_overlap=32)
+    tiled = load_upscaler("realesr-animevideov3", device=CPU,
+                           options=InferenceOptions(tile=48, tile_overlap=32))
     y = tiled.forward(x)
     assert float((y - anime.forward(x)).abs().max()) <= 1 / 255
     d = tiled.describe()
