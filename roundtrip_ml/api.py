@@ -35,7 +35,7 @@ from .metrics import SPECS
 from .metrics.summary import DEFAULT_THRESHOLDS, summarize_run
 from .plan import Batch, Chain, prepare_image, slug
 from .report.data import Runs, load_runs
-from .resample import ALIASES, KERNELS
+from .resample import KERNELS
 from .step import Fingerprinter, check_finite, generation_step
 from .store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .upscalers import create_upscaler, zoo
@@ -273,8 +273,8 @@ def list_upscalers(pattern: str = "*") -> list[str]:
     >>> list_upscalers("lanczos*")
     ['lanczos2', 'lanczos3']
     """
-    names = [*KERNELS, *ALIASES, *zoo.load_registry()]
-    return sorted(n for n in dict.fromkeys(names) if fnmatch.fnmatch(n, pattern))
+    names = [*KERNELS, *zoo.load_registry()]  # canonical names; aliases also work in configs
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
 def list_metrics() -> pd.DataFrame:

@@ -42,6 +42,13 @@ from .upscalers import Upscaler, create_upscaler
 Progress = Callable[..., None]
 
 
+def _write_frames(host: Tensor, paths: list[Path], ready: torch.cuda.Event | None) -> None:
+    if ready is not None:
+        ready.synchronize()
+    for img, path in zip(host, paths, strict=True):
+        save_png(img, path)
+
+
 @dataclass
 class RunResult:
     """What a finished (or partly failed) run reports back to its caller."""
@@ -134,7 +141,6 @@ class Engine:
             if self.measurer.due(g):
                 rows += self.measurer.measure(batch, g, x, original, prev, first, step.lowres)
             if g % cfg.frame_stride == 0 or g in (1, G):
-                check_finite(finite, upscaler.name, g)  # the frame copy syncs anyway
                 self._save_frames(batch, g, x)
             # host time since the last generation: no sync (on CUDA it is the enqueue rate,
             # which the frame and checkpoint syncs keep honest)
@@ -180,10 +186,27 @@ class Engine:
 
     # -- storage
     def _save_frames(self, batch: Batch, g: int, x: Tensor) -> None:
-        host = to_uint8(x).cpu()
-        for c, img in zip(batch.chains, host, strict=True):
-            path = self.store.frame_path(c.chain_id, g)
-            self._pending.append(self._writer.submit(save_png, img, path))
+        """Copy to the host without stalling the device: on CUDA into pinned memory with a
+        non-blocking copy; the writer thread waits for the copy, then encodes the PNGs."""
+        u8 = to_uint8(x)
+        ready: torch.cuda.Event | None = None
+        if u8.is_cuda:
+            host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=True)
+            host.copy_(u8, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+        else:
+            host = u8
+        paths = [self.store.frame_path(c.chain_id, g) for c in batch.chains]
+        self._pending.append(self._writer.submit(_write_frames, host, paths, ready))
+
+    def _forget_frames_after(self, batch: Batch, generation: int) -> None:
+        """A failed batch keeps nothing past its last checkpoint: those frames may show a
+        state that was never checked (a NaN output quantized to black)."""
+        for c in batch.chains:
+            for g, path in self.store.list_frames(c.chain_id).items():
+                if g > generation:
+                    path.unlink(missing_ok=True)
 
     def _drain_frames(self, *, quiet: bool = False) -> None:
         """Wait for frame writes; re-raise a write error (a full disk) unless ``quiet``."""
@@ -271,6 +294,7 @@ class Engine:
                     entry.status, entry.error = "failed", f"{type(e).__name__}: {e}"
                     entry.traceback = traceback.format_exc()
                 if entry.status == "failed":
+                    self._forget_frames_after(batch, entry.generations_done)
                     failed.update({c.chain_id: str(entry.error) for c in batch.chains})
                     self.progress("batch_failed", batch=batch, error=entry.error)
                 self.progress("batch_end", batch=batch, status=entry.status)
