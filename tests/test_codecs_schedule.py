@@ -1,0 +1,105 @@
+"""Codec schedules: parsing, per-generation codecs, seeded ranges identical on resume, the grid
+shift, batches whose chains draw different codecs, and the re-compression fixed point."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import photo_u8, to_batch
+
+from roundtrip_ml.config import make_config
+from roundtrip_ml.errors import ConfigError
+from roundtrip_ml.metrics.events import first_repeat
+from roundtrip_ml.schedule import SHIFT_PERIOD, chain_seed, parse_schedule
+
+
+def _names(spec: str, gens: int, seed: int = 0) -> list[str]:
+    s = parse_schedule(spec)
+    return [s.at(g, seed).name for g in range(1, gens + 1)]
+
+
+def test_fixed_cycle_and_alternating() -> None:
+    assert _names("jpeg:75", 3) == ["jpeg:75"] * 3
+    assert parse_schedule("jpeg:75").is_fixed and not parse_schedule("jpeg:75+shift").is_fixed
+    assert _names("jpeg:[90,85,95]", 5) == ["jpeg:90", "jpeg:85", "jpeg:95", "jpeg:90", "jpeg:85"]
+    assert _names("jpeg:85>webp:80", 4) == ["jpeg:85", "webp:80"] * 2
+    # a list inside a stage advances once per round of stages
+    assert _names("jpeg:[90,80]:444>webp:80", 4) == ["jpeg:90:444", "webp:80", "jpeg:80:444",
+                                                     "webp:80"]
+
+
+def test_random_range_is_seeded_per_chain_and_stateless() -> None:
+    """The draw depends on (chain seed, generation) only: a resumed chain (asked from
+    generation 30 on, in any order) gets the same codecs; another chain gets others."""
+    seed = chain_seed(0, "astronaut-lanczos3-lanczos3-x1-jpeg7095")
+    assert seed == chain_seed(0, "astronaut-lanczos3-lanczos3-x1-jpeg7095")
+    full = _names("jpeg:70-95", 60, seed)
+    s = parse_schedule("jpeg:70-95")
+    assert [s.at(g, seed).name for g in range(60, 29, -1)] == full[29:][::-1]
+    qualities = {int(n.split(":")[1]) for n in full}
+    assert min(qualities) >= 70 and max(qualities) <= 95 and len(qualities) > 10
+    assert full != _names("jpeg:70-95", 60, chain_seed(0, "coffee-x1-jpeg7095"))
+    other_run = chain_seed(1, "astronaut-lanczos3-lanczos3-x1-jpeg7095")
+    assert full != _names("jpeg:70-95", 60, other_run)
+
+
+def test_apply_groups_chains_by_their_draw() -> None:
+    a = to_batch(photo_u8("astronaut", 32, 48))
+    x = torch.cat([a, a, a])
+    s = parse_schedule("jpeg:20-95")
+    seeds = [chain_seed(0, c) for c in ("a", "b", "c")]
+    g = next(g for g in range(1, 50) if len({s.at(g, k).name for k in seeds}) == 3)
+    y = s.apply(x, g, seeds)
+    for i, k in enumerate(seeds):
+        assert torch.equal(y[i : i + 1], s.at(g, k)(a))
+    assert torch.equal(s.handoff(g, seeds)(x), y)
+
+
+def test_shift_moves_the_grid_not_the_content() -> None:
+    x = to_batch(photo_u8("coffee", 40, 56))
+    s = parse_schedule("jpeg:90+shift")
+    assert [s.grid_offset(g) for g in (1, 2, SHIFT_PERIOD, SHIFT_PERIOD + 3)] == [1, 2, 0, 3]
+    assert parse_schedule("png+shift3").apply(x, 5).equal(parse_schedule("png").apply(x, 5))
+    y1, y0 = s.apply(x, 1), s.apply(x, SHIFT_PERIOD)
+    assert y1.shape == x.shape and not torch.equal(y1, y0)
+    assert torch.equal(y0, parse_schedule("jpeg:90").apply(x, 1))  # offset 0: no padding
+    # still aligned: the shifted handoff is about as close to x as the unshifted one
+    assert (y1 - x).abs().mean() < 2 * (y0 - x).abs().mean()
+
+
+def test_describe_records_every_codec_and_library() -> None:
+    d = parse_schedule("jpeg:85>avif:[40,60]+shift2").describe()
+    assert d["shift_px_per_generation"] == 2 and len(d["stages"]) == 2
+    assert d["codecs"]["avif:40"]["library"] == "imagecodecs"
+    assert d["codecs"]["jpeg:85"]["quality"] == 85
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["jpeg:[]", "jpeg:95-70", "jpeg:[90,x]", "jpeg:50-101", "gif>png", "jpeg:85>", "jpeg:9+shiftx"],
+)
+def test_bad_schedules(spec: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_schedule(spec)
+    assert spec in str(e.value)
+
+
+def test_config_accepts_schedules_and_scale_one() -> None:
+    cfg = make_config({"images": ["skimage:coffee"], "scales": [1],
+                       "codecs": ["jpeg:[90,85]>webp:80+shift"]})
+    assert cfg.scales == [1.0]
+    with pytest.raises(ConfigError, match="codecs"):
+        make_config({"images": ["skimage:coffee"], "codecs": ["jpeg:[90,,"]})
+
+
+def test_jpeg_recompression_reaches_a_fixed_point() -> None:
+    """q75 re-encoding of a real photo becomes bit-identical within a few dozen generations,
+    and the fingerprint-based detector (events.first_repeat) reports it as a fixed point."""
+    x = to_batch(photo_u8("astronaut", 64, 64))
+    s = parse_schedule("jpeg:75")
+    states = []
+    for g in range(1, 61):
+        x = s.apply(x, g)
+        states.append((g, hash(x.numpy().tobytes())))
+    ev = first_repeat(states)
+    assert ev is not None and ev.kind == "fixed_point" and ev.generation < 60
