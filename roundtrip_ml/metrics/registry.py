@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from . import cvvdp, flip, perceptual, ssimulacra2, vmaf
 from . import diagnostics as diag
 from . import full_reference as fr
-from . import perceptual
 from .base import ALL_REFERENCES, KeyInfo, Metric
 
 INF = math.inf
@@ -41,16 +41,22 @@ class MetricSpec:
     backbone: perceptual.Backbone | None = None  # ImageNet weights it needs (LPIPS, DISTS)
     options: tuple[str, ...] = ()
     references: tuple[str, ...] = field(default=ALL_REFERENCES)
+    cost: str = ""  # where it runs and what it costs when that is not a cheap device op
+    about: Callable[[], dict[str, object]] | None = None  # implementation facts for the manifest
 
     @property
     def higher_is_better(self) -> bool:
         return next(iter(self.keys.values())).higher_is_better
 
 
-def _single(name: str, fn: Callable[..., Tensor]) -> Callable[..., Callable]:
-    """Builder for a weight-free metric with one stored value (options passed through)."""
+def _single(name: str, fn: Callable[..., Tensor],
+            require: Callable[[], object] | None = None) -> Callable[..., Callable]:
+    """Builder for a weight-free metric with one stored value (options passed through);
+    ``require`` raises ConfigError at build time when an optional package is missing."""
 
     def build(device: torch.device, key: str = name, **options: int) -> Callable:
+        if require is not None:
+            require()
         f = partial(fn, **options)
         return lambda x, ref: {key: f(x, ref)}
 
@@ -74,6 +80,8 @@ def _learned(make: Callable[[torch.device], torch.nn.Module | None]) -> Callable
 _HI_DB = KeyInfo(higher_is_better=True, perfect=INF)
 _HI_1 = KeyInfo(higher_is_better=True, perfect=1.0)
 _LO_0 = KeyInfo(higher_is_better=False, perfect=0.0)
+_HI_100 = KeyInfo(higher_is_better=True, perfect=100.0)
+_HI_JOD = KeyInfo(higher_is_better=True, perfect=10.0)
 
 SPECS: dict[str, MetricSpec] = {
     s.name: s
@@ -105,6 +113,24 @@ SPECS: dict[str, MetricSpec] = {
                    backbone=perceptual.VGG16),
         MetricSpec("dists", "DISTS, VGG16", {"dists": _LO_0}, (0, 1),
                    _learned(perceptual.build_dists), min_size=32, backbone=perceptual.VGG16),
+        # Perceptual metrics with no downloaded weights; costs per 512 px image on a 2-core CPU
+        # (1 torch thread), measured by scripts/bench_nodownload.py
+        MetricSpec("ssimulacra2", "SSIMULACRA 2 (JPEG XL project), 100 = identical",
+                   {"ssimulacra2": _HI_100}, (-INF, 100), _single("ssimulacra2",
+                   ssimulacra2.ssimulacra2), min_size=ssimulacra2.MIN_SIZE,
+                   cost="device, batched (torch port, float64); CPU ~0.5 s/512 px"),
+        MetricSpec("cvvdp", f"ColorVideoVDP JOD (10 = identical), display {cvvdp.DISPLAY}",
+                   {"cvvdp": _HI_JOD}, (-INF, 10), _single("cvvdp", cvvdp.cvvdp, cvvdp.require),
+                   min_size=cvvdp.MIN_SIZE, cost="device, batched (cvvdp); CPU ~0.4 s/512 px",
+                   about=cvvdp.describe),
+        MetricSpec("flip", "NVIDIA FLIP, LDR mean error (0 = identical)", {"flip": _LO_0},
+                   (0, 1), _single("flip", flip.flip, flip.require), min_size=8,
+                   cost="host, per image (flip-evaluator C++); ~1 s/512 px", about=flip.describe),
+        MetricSpec("vmaf", f"VMAF {vmaf.MODEL} on one frame (spatial part), 0..100",
+                   {"vmaf": _HI_100}, (0, 100), _single("vmaf", vmaf.vmaf, vmaf.require),
+                   min_size=16,
+                   cost="host, one ffmpeg/libvmaf process per image; ~0.2 s/512 px",
+                   about=vmaf.describe),
     )
 }
 PYIQA_PREFIX = "pyiqa:"
