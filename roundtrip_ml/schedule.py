@@ -27,6 +27,7 @@ The offset ``(g * N) mod SHIFT_PERIOD`` cycles, so the padding stays small.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,6 +87,19 @@ class CodecSchedule:
     def is_fixed(self) -> bool:
         """One codec for every generation and no grid shift: a plain handoff codec."""
         return len(self._codecs) == 1 and self.shift == 0
+
+    @property
+    def period(self) -> int | None:
+        """Generations after which the step repeats exactly (None: seeded random draws).
+
+        Fixed-point and cycle detection on fingerprints needs it (``metrics.events``)."""
+        k = len(self.stages)
+        if any(st.mode == "random" for st in self.stages):
+            return None
+        p = math.lcm(*(k * len(st.specs) for st in self.stages))
+        if self.shift:
+            p = math.lcm(p, SHIFT_PERIOD // math.gcd(self.shift, SHIFT_PERIOD))
+        return p
 
     @property
     def lossless_state(self) -> bool:
@@ -168,6 +182,15 @@ def _stage(text: str) -> Stage:
     if lo > hi:
         raise ValueError(f"empty range {lo}-{hi}")
     return Stage("random", tuple(f"{kind}:{v}{tail}" for v in range(lo, hi + 1)))
+
+
+def step_period(codec_spec: str) -> int | None:
+    """The period of a chain's generation step, from its codec spec (1 for a plain codec, or
+    for a spec this version cannot parse: an older run's events keep their meaning)."""
+    try:
+        return parse_schedule(codec_spec).period
+    except ConfigError:
+        return 1
 
 
 def parse_schedule(spec: str, jpeg_backend: str = "auto") -> CodecSchedule:

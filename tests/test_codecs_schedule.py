@@ -103,3 +103,47 @@ def test_jpeg_recompression_reaches_a_fixed_point() -> None:
         states.append((g, hash(x.numpy().tobytes())))
     ev = first_repeat(states)
     assert ev is not None and ev.kind == "fixed_point" and ev.generation < 60
+
+
+def test_schedule_period() -> None:
+    assert parse_schedule("jpeg:75").period == 1
+    assert parse_schedule("jpeg:[90,85,95]").period == 3
+    assert parse_schedule("jpeg:[90,80]>webp:80").period == 4
+    assert parse_schedule("jpeg:75+shift").period == SHIFT_PERIOD
+    assert parse_schedule("jpeg:75+shift16").period == 4
+    assert parse_schedule("jpeg:70-95").period is None
+
+
+def test_events_respect_the_schedule_period() -> None:
+    """With a step of period 3, states equal one or two generations apart prove nothing; equal
+    three apart they do, and the reported period is the images' own (1: a fixed point)."""
+    alternating = list(enumerate([9, 1, 2, 1, 2, 1, 2]))
+    assert first_repeat(alternating, 1).period == 2
+    assert first_repeat(alternating, 3) is None  # no equal states 3 or 6 generations apart
+    ev = first_repeat(list(enumerate([9, 1, 2, 1, 2, 1, 2, 1])), 3)
+    assert (ev.kind, ev.start, ev.period) == ("cycle", 1, 2)
+    ev = first_repeat(list(enumerate([9, 8, 5, 5, 5, 5])), 3)
+    assert (ev.kind, ev.start, ev.generation) == ("fixed_point", 2, 3)
+    assert first_repeat(list(enumerate([9, 5, 5, 5, 5])), None) is None
+
+
+def test_recompression_chain_through_the_engine(tmp_path) -> None:
+    """scale = 1 with a classical upscaler: the engine's step is the handoff codec alone (here
+    twice per generation until the engine runs one encode for scale 1); summarize reports the
+    generation from which the JPEG chain is a fixed point, bit-identical from then on."""
+    from PIL import Image
+
+    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.metrics.summary import summarize_run
+    from roundtrip_ml.store import RunStore
+
+    Image.fromarray(photo_u8("coffee", 48, 64)).save(tmp_path / "c.png")
+    cfg = make_config({"images": [str(tmp_path / "c.png")], "scales": [1], "codecs": ["jpeg:75"],
+                       "generations": 40, "metrics": ["psnr"], "device": "cpu",
+                       "output": str(tmp_path / "run")})
+    assert not run_experiment(cfg).failed
+    row = summarize_run(tmp_path / "run").iloc[0]
+    assert row["event"] == "fixed_point" and 1 <= row["fixed_point_generation"] < 40
+    fp = RunStore(tmp_path / "run").read_fingerprints().sort_values("generation")
+    after = fp[fp["generation"] >= row["fixed_point_generation"]]["fingerprint"]
+    assert after.nunique() == 1 and fp["fingerprint"].iloc[0] != after.iloc[0]
