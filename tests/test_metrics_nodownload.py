@@ -151,3 +151,16 @@ def test_cvvdp_video_of_a_collapsing_chain() -> None:
     drift = torch.stack([a, a * 0.97, a * 0.93, a * 0.88])
     assert cvvdp_video(stay, a) == pytest.approx(10.0, abs=1e-3)
     assert cvvdp_video(drift, a) < 9.5
+
+
+def test_metrics_list_shows_direction_and_cost() -> None:
+    from typer.testing import CliRunner
+
+    from roundtrip_ml.cli import app
+
+    res = CliRunner().invoke(app, ["metrics", "list"], env={"COLUMNS": "240"})
+    assert res.exit_code == 0
+    lines = {ln.split("│")[1].strip(): ln for ln in res.stdout.splitlines() if ln.count("│") > 2}
+    assert "higher" in lines["ssimulacra2"] and "float64" in lines["ssimulacra2"]
+    assert "lower" in lines["flip"] and "host" in lines["flip"]
+    assert "extra: perceptual" in lines["vmaf"] and "vgg16" in lines["dists"]

@@ -43,6 +43,7 @@ class MetricSpec:
     references: tuple[str, ...] = field(default=ALL_REFERENCES)
     cost: str = ""  # where it runs and what it costs when that is not a cheap device op
     about: Callable[[], dict[str, object]] | None = None  # implementation facts for the manifest
+    extra: str = ""  # the optional-dependency extra that provides it
 
     @property
     def higher_is_better(self) -> bool:
@@ -122,15 +123,16 @@ SPECS: dict[str, MetricSpec] = {
         MetricSpec("cvvdp", f"ColorVideoVDP JOD (10 = identical), display {cvvdp.DISPLAY}",
                    {"cvvdp": _HI_JOD}, (-INF, 10), _single("cvvdp", cvvdp.cvvdp, cvvdp.require),
                    min_size=cvvdp.MIN_SIZE, cost="device, batched (cvvdp); CPU ~0.4 s/512 px",
-                   about=cvvdp.describe),
+                   about=cvvdp.describe, extra="perceptual"),
         MetricSpec("flip", "NVIDIA FLIP, LDR mean error (0 = identical)", {"flip": _LO_0},
                    (0, 1), _single("flip", flip.flip, flip.require), min_size=8,
-                   cost="host, per image (flip-evaluator C++); ~1 s/512 px", about=flip.describe),
+                   cost="host, per image (flip-evaluator C++); ~1 s/512 px", about=flip.describe,
+                   extra="perceptual"),
         MetricSpec("vmaf", f"VMAF {vmaf.MODEL} on one frame (spatial part), 0..100",
                    {"vmaf": _HI_100}, (0, 100), _single("vmaf", vmaf.vmaf, vmaf.require),
                    min_size=16,
                    cost="host, one ffmpeg/libvmaf process per image; ~0.2 s/512 px",
-                   about=vmaf.describe),
+                   about=vmaf.describe, extra="perceptual"),
     )
 }
 PYIQA_PREFIX = "pyiqa:"
@@ -153,6 +155,22 @@ def parse_name(spec: str) -> tuple[str, dict[str, int]]:
             raise ConfigError(f"metric {spec!r}", f"bad option {item!r}", f"{base} takes {allowed}")
         options[k] = int(v)
     return base, options
+
+
+def listing() -> list[dict[str, str]]:
+    """One row per registry entry for `roundtrip metrics list`: what it is, which way is
+    better, what it needs (weights or an optional package) and where/at what cost it runs."""
+    rows = []
+    for s in SPECS.values():
+        needs = s.backbone.filename if s.backbone else ""
+        rows.append({
+            "name": s.name,
+            "description": s.description,
+            "better": "higher" if s.higher_is_better else "lower",
+            "needs": needs or (f"extra: {s.extra}" if s.extra else "-"),
+            "runs": s.cost or "device, batched",
+        })
+    return rows
 
 
 def key_info(key: str) -> KeyInfo | None:
