@@ -164,3 +164,20 @@ def test_metrics_list_shows_direction_and_cost() -> None:
     assert "higher" in lines["ssimulacra2"] and "float64" in lines["ssimulacra2"]
     assert "lower" in lines["flip"] and "host" in lines["flip"]
     assert "extra: perceptual" in lines["vmaf"] and "vgg16" in lines["dists"]
+
+
+def test_collapse_jod_from_a_run_directory(tmp_path) -> None:
+    """The temporal ColorVideoVDP over a chain's saved frames: a lossless chain scores 10 JOD,
+    a JPEG q30 re-compression chain less."""
+    from roundtrip_ml.config import make_config
+    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.metrics.cvvdp import collapse_jod
+
+    Image.fromarray(photo_u8("coffee", 48, 64)).save(tmp_path / "c.png")
+    cfg = make_config({"images": [str(tmp_path / "c.png")], "scales": [1],
+                       "codecs": ["png", "jpeg:30"], "generations": 3, "frame_stride": 1,
+                       "metrics": ["psnr"], "device": "cpu", "output": str(tmp_path / "run")})
+    assert not run_experiment(cfg).failed
+    chains = {p.name.rsplit("-", 1)[-1]: p.name for p in (tmp_path / "run" / "frames").iterdir()}
+    assert collapse_jod(tmp_path / "run", chains["png"]) == pytest.approx(10.0, abs=1e-3)
+    assert collapse_jod(tmp_path / "run", chains["jpeg30"]) < 9.5
