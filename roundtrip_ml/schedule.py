@@ -84,6 +84,11 @@ class CodecSchedule:
         self._codecs = {s: parse_codec(s, jpeg_backend) for st in stages for s in st.specs}
 
     @property
+    def codecs(self) -> dict[str, Codec]:
+        """Every codec the schedule may use, by spec (e.g. to record resolved JPEG backends)."""
+        return dict(self._codecs)
+
+    @property
     def is_fixed(self) -> bool:
         """One codec for every generation and no grid shift: a plain handoff codec."""
         return len(self._codecs) == 1 and self.shift == 0
@@ -148,7 +153,7 @@ class CodecSchedule:
             "shift_px_per_generation": self.shift,
             "shift_period": SHIFT_PERIOD,
             "random_seed": "chain_seed(run seed, chain id) and the generation",
-            "codecs": {s: c.describe() for s, c in self._codecs.items()},
+            "codecs": {s: c.describe() for s, c in self.codecs.items()},
         }
 
 

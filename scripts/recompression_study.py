@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import math
 from dataclasses import dataclass, field
 from itertools import chain
@@ -97,6 +98,17 @@ def _fmt(v: float | None, nd: int = 2) -> str:
     return "inf" if math.isinf(v) else f"{v:.{nd}f}"
 
 
+def save_small(fig: object, path: str) -> None:
+    """A README-sized PNG: the figure with its colours reduced to a 64-entry palette."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")  # type: ignore[attr-defined]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.open(buf).convert("RGB").quantize(64).save(path, optimize=True)
+    print(f"figure: {path} ({Path(path).stat().st_size // 1024} KB)")
+
+
 # ---- (a) JPEG q75 fixed points -----------------------------------------------------------------
 
 
@@ -166,9 +178,7 @@ def _plot_jpeg(results: list[Chains], G: int, path: str) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    print(f"figure: {path}")
+    save_small(fig, path)
 
 
 # ---- (b) codec comparison at matched file sizes ------------------------------------------------
@@ -254,9 +264,7 @@ def _plot_codecs(curves: dict, G: int, args: argparse.Namespace) -> None:
     fig.suptitle(f"Generation loss at {args.bpp} bpp (first encode), {args.images} photos "
                  f"{args.size} px", fontsize=9)
     fig.tight_layout()
-    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.figure)
-    print(f"figure: {args.figure}")
+    save_small(fig, args.figure)
 
 
 def main() -> None:
