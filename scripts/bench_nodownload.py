@@ -4,9 +4,9 @@ cost per 512 px image on this machine.
 Deviation: on real photos (skimage astronaut, coffee, chelsea, rocket; centre crops of
 ``--size``) under blur, noise, JPEG q30 and one real ML generation (Real-ESRGAN animevideov3,
 x4 down and up), the registry metric (batched, as the engine calls it) vs the reference
-called on each pair: the ``ssimulacra2`` package for our torch port, ``cvvdp`` one pair at a
-time for the batched ColorVideoVDP, ``flip_evaluator`` and ffmpeg/libvmaf for FLIP and VMAF
-(whose registry entries wrap them).
+called on each pair: the ``ssimulacra2`` package and NVIDIA's ``flip-evaluator`` for our torch
+ports, ``cvvdp`` one pair at a time for the batched ColorVideoVDP, ffmpeg/libvmaf for VMAF
+(whose registry entry wraps it).
 
 Cost: seconds per image at 512 x 512 (astronaut vs its JPEG q30), median of ``--repeat`` runs,
 with ``--threads`` torch threads; the registry metric in a batch of ``--batch`` and the

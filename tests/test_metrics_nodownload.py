@@ -1,9 +1,10 @@
 """Perceptual metrics that need no download, against their reference packages on real photos
 under blur, noise, JPEG and a real ML generation (Real-ESRGAN animevideov3, offline weights).
 
-- SSIMULACRA 2: our batched torch port vs the ``ssimulacra2`` package (numpy), per image;
-- ColorVideoVDP, FLIP, VMAF: the registry's batched metric vs the reference called directly
-  on each pair, plus the direction of "better" on graded distortions.
+- SSIMULACRA 2 and FLIP: our batched torch ports vs the ``ssimulacra2`` package (numpy) and
+  NVIDIA's ``flip-evaluator`` (C++), per image;
+- ColorVideoVDP, VMAF: the registry's batched metric vs the reference called directly on each
+  pair; for all, the direction of "better" on graded distortions.
 """
 
 from __future__ import annotations
@@ -113,19 +114,24 @@ def test_cvvdp_batched_equals_reference(cases) -> None:
     assert "standard_4k" in info["display_model"] and info["version"]
 
 
-def test_flip_equals_reference_and_orders_blur(cases) -> None:
+def test_flip_port_matches_reference_and_orders_blur(cases) -> None:
     import flip_evaluator
+
+    from roundtrip_ml.metrics.flip import flip_map
 
     ours = _registry("flip", cases)
     for (_, a, b), v in zip(cases, ours, strict=True):
-        _, ref, _ = flip_evaluator.evaluate(a.astype(np.float32) / 255,
-                                            b.astype(np.float32) / 255, "LDR", applyMagma=False)
-        assert abs(ref - v) < 1e-6
+        emap, ref, _ = flip_evaluator.evaluate(a.astype(np.float32) / 255,
+                                               b.astype(np.float32) / 255, "LDR",
+                                               applyMagma=False)
+        assert abs(ref - v) < 2e-6
+    ours_map = flip_map(_batch([b]), _batch([a]))[0].numpy()  # the last case: the whole map
+    assert np.abs(ours_map - emap[..., 0]).max() < 1e-4
     a = photo_u8("coffee", 64, 64)
     graded = [("b", a, np.clip(ndimage.gaussian_filter(a.astype(float), (s, s, 0)), 0, 255)
                .round().astype(np.uint8)) for s in (0.5, 1.0, 2.0)]
     v = _registry("flip", [("same", a, a), *graded])
-    assert v[0] == 0 and v[1] < v[2] < v[3]
+    assert v[0] < 1e-6 and v[1] < v[2] < v[3]
 
 
 def test_vmaf_equals_ffmpeg_and_orders_noise(cases) -> None:
@@ -162,7 +168,7 @@ def test_metrics_list_shows_direction_and_cost() -> None:
     assert res.exit_code == 0
     lines = {ln.split("│")[1].strip(): ln for ln in res.stdout.splitlines() if ln.count("│") > 2}
     assert "higher" in lines["ssimulacra2"] and "float64" in lines["ssimulacra2"]
-    assert "lower" in lines["flip"] and "host" in lines["flip"]
+    assert "lower" in lines["flip"] and "host" in lines["vmaf"]
     assert "extra: perceptual" in lines["vmaf"] and "vgg16" in lines["dists"]
 
 

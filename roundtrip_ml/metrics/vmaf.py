@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .host import per_image
+from ..images import to_uint8
 
 MODEL = "vmaf_v0.6.1"
 
@@ -58,8 +59,13 @@ def _vmaf(test: np.ndarray, reference: np.ndarray) -> float:
 
 
 def vmaf(x: Tensor, ref: Tensor) -> Tensor:
-    """VMAF of each image in ``x`` against ``ref`` (8-bit sRGB, one frame each): N values."""
-    return per_image(_vmaf, x, ref)
+    """VMAF of each image in ``x`` against ``ref`` (8-bit sRGB, one frame each): N values,
+    computed on the host and returned on x's device."""
+    xs = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()
+    rs = to_uint8(ref).permute(0, 2, 3, 1).cpu().numpy()
+    values = [_vmaf(np.ascontiguousarray(a), np.ascontiguousarray(b))
+              for a, b in zip(xs, rs, strict=True)]
+    return torch.tensor(values, dtype=torch.float32, device=x.device)
 
 
 def describe() -> dict[str, Any]:
