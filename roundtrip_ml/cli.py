@@ -340,7 +340,7 @@ def metrics_list() -> None:
 
     from .metrics.registry import listing
 
-    t = Table("name", "description", "better", "needs", "runs (cost per 512 px image on a 2-core CPU)")
+    t = Table("name", "description", "better", "needs", "runs (cost per 512 px image, 1 CPU thread)")
     for row in listing():
         t.add_row(*row.values())
     out.print(t)

@@ -114,24 +114,24 @@ SPECS: dict[str, MetricSpec] = {
                    backbone=perceptual.VGG16),
         MetricSpec("dists", "DISTS, VGG16", {"dists": _LO_0}, (0, 1),
                    _learned(perceptual.build_dists), min_size=32, backbone=perceptual.VGG16),
-        # Perceptual metrics with no downloaded weights; costs per 512 px image on a 2-core CPU
-        # (1 torch thread), measured by scripts/bench_nodownload.py
+        # Perceptual metrics with no downloaded weights; costs per 512 px image with 1 torch
+        # thread on this shared 2-core CPU, measured by scripts/bench_nodownload.py
         MetricSpec("ssimulacra2", "SSIMULACRA 2 (JPEG XL project), 100 = identical",
                    {"ssimulacra2": _HI_100}, (-INF, 100), _single("ssimulacra2",
                    ssimulacra2.ssimulacra2), min_size=ssimulacra2.MIN_SIZE,
-                   cost="device, batched (torch port, float64); CPU ~0.5 s/512 px"),
+                   cost="device, batched (torch port, float64); CPU ~0.8 s (reference ~0.85 s)"),
         MetricSpec("cvvdp", f"ColorVideoVDP JOD (10 = identical), display {cvvdp.DISPLAY}",
                    {"cvvdp": _HI_JOD}, (-INF, 10), _single("cvvdp", cvvdp.cvvdp, cvvdp.require),
-                   min_size=cvvdp.MIN_SIZE, cost="device, batched (cvvdp); CPU ~0.4 s/512 px",
+                   min_size=cvvdp.MIN_SIZE, cost="device, batched (cvvdp); CPU ~0.8 s",
                    about=cvvdp.describe, extra="perceptual"),
         MetricSpec("flip", "NVIDIA FLIP, LDR mean error (0 = identical)", {"flip": _LO_0},
                    (0, 1), _single("flip", flip.flip), min_size=flip.MIN_SIZE,
-                   cost="device, batched (torch port of flip-evaluator); CPU ~0.3 s/512 px",
+                   cost="device, batched (torch port); CPU ~0.7 s (flip-evaluator C++ ~0.9 s)",
                    about=flip.describe),
         MetricSpec("vmaf", f"VMAF {vmaf.MODEL} on one frame (spatial part), 0..100",
                    {"vmaf": _HI_100}, (0, 100), _single("vmaf", vmaf.vmaf, vmaf.require),
                    min_size=16,
-                   cost="host, one ffmpeg/libvmaf process per image; ~0.2 s/512 px",
+                   cost="host, one ffmpeg/libvmaf process per image; ~0.08 s",
                    about=vmaf.describe, extra="perceptual"),
     )
 }

@@ -3,7 +3,7 @@
 nothing is downloaded. Each image is a one-frame video in 4:4:4: VMAF's motion feature is 0
 for a single frame, so the score is its spatial part (VIF, ADM), 0..100, 100 at best.
 
-One ffmpeg process per image on the host: about 0.2 s per 512 px image here
+One ffmpeg process per image on the host: 0.06-0.2 s per 512 px image here, depending on load
 (scripts/bench_nodownload.py).
 """
 
