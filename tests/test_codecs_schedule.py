@@ -147,3 +147,26 @@ def test_recompression_chain_through_the_engine(tmp_path) -> None:
     fp = RunStore(tmp_path / "run").read_fingerprints().sort_values("generation")
     after = fp[fp["generation"] >= row["fixed_point_generation"]]["fingerprint"]
     assert after.nunique() == 1 and fp["fingerprint"].iloc[0] != after.iloc[0]
+
+
+def test_summarize_reads_each_chains_schedule_period() -> None:
+    """The same fingerprints mean a fixed point under a fixed codec, nothing under a
+    seeded random schedule (equal states prove no loop there)."""
+    import pandas as pd
+
+    from roundtrip_ml.metrics.summary import summarize
+
+    rows, fps = [], []
+    for cid, codec in (("fixed", "jpeg:75"), ("random", "jpeg:70-80"), ("cycle", "jpeg:[70,80]")):
+        for g, fp in enumerate([9, 5, 7, 7, 7, 7]):
+            fps.append((cid, g, fp))
+            rows.append({"chain_id": cid, "image": "a", "codec": codec, "generation": g,
+                         "metric": "psnr", "reference": "original", "value": 30.0})
+    df = summarize(pd.DataFrame(rows), pd.DataFrame(fps, columns=["chain_id", "generation",
+                                                                  "fingerprint"]), [])
+    by = df.set_index("chain_id")
+    assert by.loc["fixed", "fixed_point_generation"] == 2
+    assert by.loc["fixed", "event"] == "fixed_point"
+    assert pd.isna(by.loc["random", "event"])
+    assert pd.isna(by.loc["random", "fixed_point_generation"])
+    assert by.loc["cycle", "fixed_point_generation"] == 2  # 7 == 7 two generations apart
