@@ -130,7 +130,7 @@ SPECS: dict[str, MetricSpec] = {
                    about=flip.describe),
         MetricSpec("vmaf", f"VMAF {vmaf.MODEL} on one frame (spatial part), 0..100",
                    {"vmaf": _HI_100}, (0, 100), _single("vmaf", vmaf.vmaf, vmaf.require),
-                   min_size=16,
+                   min_size=vmaf.MIN_SIZE,
                    cost="host, one ffmpeg/libvmaf process per image; ~0.08 s",
                    about=vmaf.describe, extra="perceptual"),
     )

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..images import to_uint8
 
 MODEL = "vmaf_v0.6.1"
+MIN_SIZE = 32  # libvmaf fails on 16 px tall frames here; 17..39 px all worked
 
 
 @cache
