@@ -327,6 +327,25 @@ def report(
     out.print(f"report: {r.index}", highlight=False, soft_wrap=True)
 
 
+# ---- metrics: the registry of metric names (roundtrip_ml.metrics.registry) ---------------------
+
+metrics_app = typer.Typer(help="Metric names: list.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("list")
+def metrics_list() -> None:
+    """Every metric name, which way is better, what it needs, where it runs and its cost."""
+    from rich.table import Table
+
+    from .metrics.registry import listing
+
+    t = Table("name", "description", "better", "needs", "runs (cost per 512 px image, 1 CPU thread)")
+    for row in listing():
+        t.add_row(*row.values())
+    out.print(t)
+
+
 # ---- models: the weights registry and cache (roundtrip_ml.upscalers.zoo) ----------------------
 
 models_app = typer.Typer(help="Known ML models: list, inspect, fetch, verify.", no_args_is_help=True)

@@ -1,14 +1,23 @@
 """Handoff codecs: what happens to an image between two programs.
 
 Every codec clamps to [0, 1]. ``png`` quantizes to 8 bits exactly as a PNG stores them (lossless
-otherwise), ``jpeg:Q`` and ``webp:Q`` round-trip through the real encoder, ``float`` keeps the
-float values (an idealised pipeline with no file in between).
+otherwise), ``jpeg:Q``, ``webp:Q``, ``avif:Q`` and ``jxl:Q`` round-trip through the real encoder,
+``float`` keeps the float values (an idealised pipeline with no file in between).
 
 JPEG backends: torchvision's libjpeg on CPU (bit-identical to Pillow at 4:2:0, tested), nvJPEG in
 batches on CUDA (stays on the device; not bit-identical to libjpeg, so the manifest records the
-backend), Pillow for chroma subsampling other than 4:2:0. torchvision 0.29 marks its JPEG
-functions deprecated in favour of TorchCodec; they are wrapped here so the backend can change in
-one place.
+backend), Pillow for chroma subsampling other than 4:2:0, and imagecodecs' libjpeg-turbo (same
+bytes as Pillow, and it reports the encoded size). torchvision 0.29 marks its JPEG functions
+deprecated in favour of TorchCodec; they are wrapped here so the backend can change in one place.
+
+WebP, AVIF and JPEG XL (lossy and lossless) go through one library, ``imagecodecs`` (libwebp,
+libavif with libaom, libjxl), on the host, one image at a time with one encoder thread so that
+the bytes are reproducible; ``describe()`` records the library versions for the manifest. The
+imagecodecs wheel builds neither mozjpeg nor jpegli, so the JPEG encoder choice is libjpeg-turbo
+(through torchvision, Pillow or imagecodecs) or nvJPEG.
+
+A per-generation sequence of codecs (``jpeg:[90,85,95]``, ``jpeg:70-95``, ``jpeg:85>webp:80``,
+``+shift``) is a schedule: see ``roundtrip_ml.schedule``.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import io
 import warnings
 from abc import ABC, abstractmethod
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -27,6 +37,8 @@ from .errors import ConfigError
 from .images import quantize8, to_uint8
 
 SUBSAMPLING = {"420": 2, "422": 1, "444": 0}  # Pillow's subsampling codes
+JPEG_BACKENDS = ("auto", "torchvision", "nvjpeg", "pillow", "imagecodecs")
+LOSSLESS = "lossless"
 
 
 class Codec(ABC):
@@ -59,7 +71,42 @@ class PngCodec(Codec):
         return quantize8(x) / 255.0
 
 
-class JpegCodec(Codec):
+class FileCodec(Codec):
+    """A codec that writes real files on the host: encode one H x W x 3 uint8 image to bytes,
+    decode them back. ``encode`` is public so that studies can match file sizes."""
+
+    @abstractmethod
+    def encode(self, a: np.ndarray) -> bytes: ...
+
+    @abstractmethod
+    def decode(self, data: bytes) -> np.ndarray: ...
+
+    def roundtrip(self, a: np.ndarray) -> tuple[np.ndarray, int]:
+        """(decoded image, encoded size in bytes) of one H x W x 3 uint8 image."""
+        data = self.encode(np.ascontiguousarray(a))
+        return self.decode(data)[..., :3], len(data)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        arrays = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()
+        out = np.stack([self.roundtrip(a)[0] for a in arrays])
+        return torch.from_numpy(out).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype) / 255
+
+
+@cache
+def _imagecodecs() -> Any:
+    """imagecodecs, imported on first use (0.1 s: kept off the CLI's start-up path)."""
+    import imagecodecs
+
+    return imagecodecs
+
+
+def _library(lib: str) -> dict[str, str]:
+    ic = _imagecodecs()
+    return {"library": "imagecodecs", "library_version": ic.__version__,
+            "encoder": lib, "encoder_version": ic.version(dict).get(lib, "unknown")}
+
+
+class JpegCodec(FileCodec):
     def __init__(self, quality: int, subsampling: str = "420", backend: str = "auto") -> None:
         if not 1 <= quality <= 100:
             raise ConfigError(f"codec jpeg:{quality}", "quality out of range", "use 1..100")
@@ -69,11 +116,9 @@ class JpegCodec(Codec):
                 "unknown chroma subsampling",
                 "use 420, 422 or 444",
             )
-        if backend not in ("auto", "torchvision", "nvjpeg", "pillow"):
+        if backend not in JPEG_BACKENDS:
             raise ConfigError(
-                "jpeg_backend",
-                f"unknown backend {backend!r}",
-                "use auto, torchvision, nvjpeg or pillow",
+                "jpeg_backend", f"unknown backend {backend!r}", f"use {', '.join(JPEG_BACKENDS)}"
             )
         self.quality = quality
         self.subsampling = subsampling
@@ -88,8 +133,18 @@ class JpegCodec(Codec):
             return "pillow"
         return "nvjpeg" if device.type == "cuda" else "torchvision"
 
+    def encode(self, a: np.ndarray) -> bytes:
+        """libjpeg-turbo through imagecodecs (the same bytes as Pillow's encoder, tested)."""
+        ic = _imagecodecs()
+        return bytes(ic.jpeg8_encode(a, level=self.quality, subsampling=self.subsampling))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return _imagecodecs().jpeg8_decode(data)
+
     def __call__(self, x: Tensor) -> Tensor:
         backend = self.resolve_backend(x.device)
+        if backend == "imagecodecs":
+            return super().__call__(x)
         u8 = to_uint8(x)
         if backend == "pillow":
             out = _pillow_roundtrip(
@@ -100,26 +155,103 @@ class JpegCodec(Codec):
         return out.to(device=x.device, dtype=x.dtype) / 255.0
 
     def describe(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "quality": self.quality,
             "subsampling": self.subsampling,
             "backend": self.backend,
         }
+        if self.backend == "imagecodecs":
+            d.update(_library("libjpeg_turbo"))
+        return d
 
 
-class WebpCodec(Codec):
-    """WebP through Pillow/libwebp (CPU only: a host round trip per generation)."""
+class WebpCodec(FileCodec):
+    """WebP through libwebp (imagecodecs), method 4: the same bytes as Pillow's ``quality=Q,
+    method=4`` (tested). ``quality=None`` is lossless WebP."""
 
-    def __init__(self, quality: int) -> None:
-        if not 0 <= quality <= 100:
+    def __init__(self, quality: int | None) -> None:
+        if quality is not None and not 0 <= quality <= 100:
             raise ConfigError(f"codec webp:{quality}", "quality out of range", "use 0..100")
         self.quality = quality
-        self.name = f"webp:{quality}"
+        self.name = f"webp:{LOSSLESS if quality is None else quality}"
 
-    def __call__(self, x: Tensor) -> Tensor:
-        out = _pillow_roundtrip(to_uint8(x), "WEBP", quality=self.quality, method=4)
-        return out.to(device=x.device, dtype=x.dtype) / 255.0
+    def encode(self, a: np.ndarray) -> bytes:
+        ic = _imagecodecs()
+        if self.quality is None:
+            return bytes(ic.webp_encode(a, lossless=True, method=4))
+        return bytes(ic.webp_encode(a, level=self.quality, lossless=False, method=4))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return _imagecodecs().webp_decode(data)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "quality": self.quality, "lossless": self.quality is None,
+                "method": 4, **_library("libwebp")}
+
+
+class AvifCodec(FileCodec):
+    """AVIF through libavif/libaom (imagecodecs), speed 6, one thread. Lossy AVIF defaults to
+    4:2:0 as served on the web (``avif:Q:444`` keeps full chroma); ``avif:lossless`` is
+    libavif's lossless mode (4:4:4, identity matrix)."""
+
+    SPEED = 6
+
+    def __init__(self, quality: int | None, subsampling: str = "420") -> None:
+        if quality is not None and not 0 <= quality <= 99:  # libavif: 100 means lossless
+            raise ConfigError(f"codec avif:{quality}", "quality out of range",
+                              "use 0..99 (or avif:lossless)")
+        if subsampling not in ("420", "444"):
+            raise ConfigError(f"codec avif:{quality}:{subsampling}", "unknown chroma subsampling",
+                              "use 420 or 444")
+        self.quality = quality
+        self.subsampling = subsampling
+        q = LOSSLESS if quality is None else str(quality)
+        self.name = f"avif:{q}" + ("" if subsampling == "420" or quality is None else ":444")
+
+    def encode(self, a: np.ndarray) -> bytes:
+        ic = _imagecodecs()
+        if self.quality is None:
+            return bytes(ic.avif_encode(a, level=ic.AVIF.QUALITY.LOSSLESS, speed=self.SPEED,
+                                        numthreads=1))
+        fmt = ic.AVIF.PIXEL_FORMAT
+        fmt = fmt.YUV420 if self.subsampling == "420" else fmt.YUV444
+        return bytes(ic.avif_encode(a, level=self.quality, speed=self.SPEED,
+                                    pixelformat=fmt, numthreads=1))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return _imagecodecs().avif_decode(data, numthreads=1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "quality": self.quality, "lossless": self.quality is None,
+                "subsampling": "444" if self.quality is None else self.subsampling,
+                "speed": self.SPEED, **_library("libavif")}
+
+
+class JxlCodec(FileCodec):
+    """JPEG XL through libjxl (imagecodecs), effort 7 (cjxl's default); quality Q maps to a
+    Butteraugli distance as cjxl's ``-q`` does. ``jxl:lossless`` is modular lossless."""
+
+    EFFORT = 7
+
+    def __init__(self, quality: int | None) -> None:
+        if quality is not None and not 0 <= quality <= 100:
+            raise ConfigError(f"codec jxl:{quality}", "quality out of range", "use 0..100")
+        self.quality = quality
+        self.name = f"jxl:{LOSSLESS if quality is None else quality}"
+
+    def encode(self, a: np.ndarray) -> bytes:
+        ic = _imagecodecs()
+        if self.quality is None:
+            return bytes(ic.jpegxl_encode(a, lossless=True, effort=self.EFFORT, numthreads=1))
+        return bytes(ic.jpegxl_encode(a, level=self.quality, effort=self.EFFORT, numthreads=1))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return _imagecodecs().jpegxl_decode(data, numthreads=1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "quality": self.quality, "lossless": self.quality is None,
+                "effort": self.EFFORT, **_library("libjxl")}
 
 
 def _torchvision_jpeg(u8: Tensor, quality: int, cuda: bool) -> Tensor:
@@ -146,20 +278,35 @@ def _pillow_roundtrip(u8: Tensor, fmt: str, **params: Any) -> Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
+CODEC_SYNTAX = (
+    "float, png, jpeg:Q[:420|422|444[:BACKEND]] (Q in 1..100), webp:Q|lossless, "
+    "avif:Q[:444]|lossless, jxl:Q|lossless"
+)
+
+
+def _quality(text: str) -> int | None:
+    return None if text == LOSSLESS else int(text)
+
+
 def parse_codec(spec: str, jpeg_backend: str = "auto") -> Codec:
-    """``float`` | ``png`` | ``jpeg:Q[:420|422|444]`` | ``webp:Q``."""
+    """One fixed codec: ``float`` | ``png`` | ``jpeg:Q[:420|422|444[:BACKEND]]`` |
+    ``webp:Q|lossless`` | ``avif:Q[:444]|lossless`` | ``jxl:Q|lossless``."""
     parts = spec.lower().split(":")
-    kind = parts[0]
-    allowed = "float, png, jpeg:Q[:420|422|444] (Q in 1..100), webp:Q"
+    kind, n = parts[0], len(parts)
     try:
-        if kind in ("float", "none") and len(parts) == 1:
+        if kind in ("float", "none") and n == 1:
             return FloatCodec()
-        if kind == "png" and len(parts) == 1:
+        if kind == "png" and n == 1:
             return PngCodec()
-        if kind in ("jpeg", "jpg") and len(parts) in (2, 3):
-            return JpegCodec(int(parts[1]), parts[2] if len(parts) == 3 else "420", jpeg_backend)
-        if kind == "webp" and len(parts) == 2:
-            return WebpCodec(int(parts[1]))
+        if kind in ("jpeg", "jpg") and n in (2, 3, 4):
+            sub = parts[2] if n >= 3 else "420"
+            return JpegCodec(int(parts[1]), sub, parts[3] if n == 4 else jpeg_backend)
+        if kind == "webp" and n == 2:
+            return WebpCodec(_quality(parts[1]))
+        if kind == "avif" and n in (2, 3) and not (n == 3 and parts[1] == LOSSLESS):
+            return AvifCodec(_quality(parts[1]), parts[2] if n == 3 else "420")
+        if kind in ("jxl", "jpegxl") and n == 2:
+            return JxlCodec(_quality(parts[1]))
     except ValueError:
         pass
-    raise ConfigError(f"codec {spec!r}", "not a known handoff codec", f"use one of: {allowed}")
+    raise ConfigError(f"codec {spec!r}", "not a known handoff codec", f"use one of: {CODEC_SYNTAX}")

@@ -31,7 +31,7 @@ class ExperimentConfig(BaseModel):
     images: list[str] = Field(min_length=1, description="paths, globs, or skimage:NAME samples")
     upscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     downscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
-    scales: list[Annotated[float, Field(gt=1.0, le=16.0)]] = Field(
+    scales: list[Annotated[float, Field(ge=1.0, le=16.0)]] = Field(  # 1: codec-only chain
         default_factory=lambda: [4.0], min_length=1
     )
     codecs: list[str] = Field(default_factory=lambda: ["png"], min_length=1)
@@ -54,7 +54,7 @@ class ExperimentConfig(BaseModel):
     tile_overlap: Annotated[int, Field(ge=0)] = 16
     channels_last: bool = False
     compile: bool = False
-    jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow"] = "auto"
+    jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
     alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     center_crop: tuple[PositiveInt, PositiveInt] | None = None  # (h, w) crop of each input
@@ -119,8 +119,8 @@ def make_config(data: dict[str, Any], source: str = "config") -> ExperimentConfi
 
 def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     """Checks that need the rest of the package (kernel and codec names, metric names)."""
-    from .codecs import parse_codec
     from .resample import get_kernel
+    from .schedule import parse_schedule
 
     for k in cfg.downscalers:
         try:
@@ -131,7 +131,7 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
             ) from None
     for c in cfg.codecs:
         try:
-            parse_codec(c)
+            parse_schedule(c)
         except ConfigError as e:
             raise ConfigError(f"{source}: key 'codecs'", f"{c!r} {e.problem}", e.fix) from None
     from .upscalers import is_classical

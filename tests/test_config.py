@@ -28,7 +28,7 @@ def test_toml_and_yaml_give_the_same_config(tmp_path: Path) -> None:
     [
         ({"images": ["a.png"], "generatoins": 3}, "generatoins"),
         ({"images": ["a.png"], "generations": 0}, "generations"),
-        ({"images": ["a.png"], "scales": [1.0]}, "scales"),
+        ({"images": ["a.png"], "scales": [0.5]}, "scales"),
         ({"images": ["a.png"], "codecs": ["jpeg:900"]}, "codecs"),
         ({"images": ["a.png"], "downscalers": ["lanczos7"]}, "downscalers"),
         ({"images": ["a.png"], "fit": "stretch"}, "fit"),

@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from . import cvvdp, flip, perceptual, ssimulacra2, vmaf
 from . import diagnostics as diag
 from . import full_reference as fr
-from . import perceptual
 from .base import ALL_REFERENCES, KeyInfo, Metric
 
 INF = math.inf
@@ -41,16 +41,23 @@ class MetricSpec:
     backbone: perceptual.Backbone | None = None  # ImageNet weights it needs (LPIPS, DISTS)
     options: tuple[str, ...] = ()
     references: tuple[str, ...] = field(default=ALL_REFERENCES)
+    cost: str = ""  # where it runs and what it costs when that is not a cheap device op
+    about: Callable[[], dict[str, object]] | None = None  # implementation facts for the manifest
+    extra: str = ""  # the optional-dependency extra that provides it
 
     @property
     def higher_is_better(self) -> bool:
         return next(iter(self.keys.values())).higher_is_better
 
 
-def _single(name: str, fn: Callable[..., Tensor]) -> Callable[..., Callable]:
-    """Builder for a weight-free metric with one stored value (options passed through)."""
+def _single(name: str, fn: Callable[..., Tensor],
+            require: Callable[[], object] | None = None) -> Callable[..., Callable]:
+    """Builder for a weight-free metric with one stored value (options passed through);
+    ``require`` raises ConfigError at build time when an optional package is missing."""
 
     def build(device: torch.device, key: str = name, **options: int) -> Callable:
+        if require is not None:
+            require()
         f = partial(fn, **options)
         return lambda x, ref: {key: f(x, ref)}
 
@@ -74,6 +81,8 @@ def _learned(make: Callable[[torch.device], torch.nn.Module | None]) -> Callable
 _HI_DB = KeyInfo(higher_is_better=True, perfect=INF)
 _HI_1 = KeyInfo(higher_is_better=True, perfect=1.0)
 _LO_0 = KeyInfo(higher_is_better=False, perfect=0.0)
+_HI_100 = KeyInfo(higher_is_better=True, perfect=100.0)
+_HI_JOD = KeyInfo(higher_is_better=True, perfect=10.0)
 
 SPECS: dict[str, MetricSpec] = {
     s.name: s
@@ -105,6 +114,25 @@ SPECS: dict[str, MetricSpec] = {
                    backbone=perceptual.VGG16),
         MetricSpec("dists", "DISTS, VGG16", {"dists": _LO_0}, (0, 1),
                    _learned(perceptual.build_dists), min_size=32, backbone=perceptual.VGG16),
+        # Perceptual metrics with no downloaded weights; costs per 512 px image with 1 torch
+        # thread on this shared 2-core CPU, measured by scripts/bench_nodownload.py
+        MetricSpec("ssimulacra2", "SSIMULACRA 2 (JPEG XL project), 100 = identical",
+                   {"ssimulacra2": _HI_100}, (-INF, 100), _single("ssimulacra2",
+                   ssimulacra2.ssimulacra2), min_size=ssimulacra2.MIN_SIZE,
+                   cost="device, batched (torch port, float64); CPU ~0.8 s (reference ~0.85 s)"),
+        MetricSpec("cvvdp", f"ColorVideoVDP JOD (10 = identical), display {cvvdp.DISPLAY}",
+                   {"cvvdp": _HI_JOD}, (-INF, 10), _single("cvvdp", cvvdp.cvvdp, cvvdp.require),
+                   min_size=cvvdp.MIN_SIZE, cost="device, batched (cvvdp); CPU ~0.8 s",
+                   about=cvvdp.describe, extra="perceptual"),
+        MetricSpec("flip", "NVIDIA FLIP, LDR mean error (0 = identical)", {"flip": _LO_0},
+                   (0, 1), _single("flip", flip.flip), min_size=flip.MIN_SIZE,
+                   cost="device, batched (torch port); CPU ~0.7 s (flip-evaluator C++ ~0.9 s)",
+                   about=flip.describe),
+        MetricSpec("vmaf", f"VMAF {vmaf.MODEL} on one frame (spatial part), 0..100",
+                   {"vmaf": _HI_100}, (0, 100), _single("vmaf", vmaf.vmaf, vmaf.require),
+                   min_size=vmaf.MIN_SIZE,
+                   cost="host, one ffmpeg/libvmaf process per image; ~0.08 s",
+                   about=vmaf.describe, extra="perceptual"),
     )
 }
 PYIQA_PREFIX = "pyiqa:"
@@ -127,6 +155,22 @@ def parse_name(spec: str) -> tuple[str, dict[str, int]]:
             raise ConfigError(f"metric {spec!r}", f"bad option {item!r}", f"{base} takes {allowed}")
         options[k] = int(v)
     return base, options
+
+
+def listing() -> list[dict[str, str]]:
+    """One row per registry entry for `roundtrip metrics list`: what it is, which way is
+    better, what it needs (weights or an optional package) and where/at what cost it runs."""
+    rows = []
+    for s in SPECS.values():
+        needs = s.backbone.filename if s.backbone else ""
+        rows.append({
+            "name": s.name,
+            "description": s.description,
+            "better": "higher" if s.higher_is_better else "lower",
+            "needs": needs or (f"extra: {s.extra}" if s.extra else "-"),
+            "runs": s.cost or "device, batched",
+        })
+    return rows
 
 
 def key_info(key: str) -> KeyInfo | None:

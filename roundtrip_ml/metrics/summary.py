@@ -8,7 +8,10 @@ Per chain, against the original:
   where drift is the distance from the perfect value (``KeyInfo.drift``; for PSNR the MSE);
 - ``half_life_<key>``: first generation whose drift reaches half the final drift;
 - ``step_psnr``: PSNR to the previous generation at the last one (+inf once bit-identical);
-- ``event``/``event_generation``/``period``/``cycle_start``: fixed point or cycle (events.py).
+- ``event``/``event_generation``/``period``/``cycle_start``: fixed point or cycle (events.py);
+  for a codec schedule, only repeats a whole schedule period apart count;
+- ``fixed_point_generation``: the first generation whose image never changes again (a
+  re-compression chain's fixed point; NA for cycles and chains still changing).
 
 A run with replicas also gets its divergence table (``roundtrip_ml.divergence``: rate with CI
 and predictability horizon per recipe) in RUN/divergence.parquet, printed after the summary.
@@ -28,6 +31,7 @@ import pandas as pd
 
 from ..divergence import summarize_divergence
 from ..errors import ConfigError, RunStoreError
+from ..schedule import step_period
 from ..store import RunStore, atomic_write_bytes, atomic_write_parquet
 from .events import EVENT_COLUMNS, detect_events
 from .registry import key_info
@@ -124,9 +128,13 @@ def summarize(
         df[f"first_{t.name}"] = df[f"first_{t.name}"].astype("Int64")
     events = pd.DataFrame(columns=EVENT_COLUMNS)
     if len(fingerprints):
-        events = detect_events(fingerprints)
+        codecs = metrics.groupby("chain_id")["codec"].first() if "codec" in metrics else {}
+        periods = {str(c): step_period(str(spec)) for c, spec in dict(codecs).items()}
+        events = detect_events(fingerprints, periods)
     df = df.merge(events, on="chain_id", how="left")
-    return df.astype({"event_generation": "Int64", "period": "Int64", "cycle_start": "Int64"})
+    df = df.astype({"event_generation": "Int64", "period": "Int64", "cycle_start": "Int64"})
+    df["fixed_point_generation"] = df["cycle_start"].where(df["event"] == "fixed_point")
+    return df
 
 
 def summarize_run(
@@ -195,7 +203,7 @@ def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -
     headers = {"chain_id": "chain", "generations": "gens", "final_psnr": "psnr",
                "final_ssim": "ssim", "final_lpips": "lpips", "final_de2000_mean": "ΔE00",
                "final_spectral_high": "high dB", "half_life_psnr": "t½ psnr",
-               "step_psnr": "step dB"}
+               "step_psnr": "step dB", "fixed_point_generation": "fixed from"}
     headers.update({f"first_{t.name}": t.name for t in parse_thresholds(thresholds)})
     cols = [c for c in headers if c in df]
     copies = int((df["replica"] > 0).sum()) if "replica" in df else 0
