@@ -21,7 +21,6 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .codecs import parse_codec
 from .config import ExperimentConfig, load_config, make_config
 from .determinism import deterministic
 from .engine import Progress, RunResult
@@ -33,9 +32,10 @@ from .manifest import Manifest
 from .measure import Measurer, MetricRows, table_rows
 from .metrics import SPECS
 from .metrics.summary import DEFAULT_THRESHOLDS, summarize_run
-from .plan import Batch, Chain, prepare_image, slug
+from .plan import Batch, Chain, codec_slug, prepare_image, slug
 from .report.data import Runs, load_runs
 from .resample import KERNELS
+from .schedule import chain_seed, parse_schedule
 from .step import Fingerprinter, check_finite, generation_step
 from .store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .upscalers import create_upscaler, zoo
@@ -156,13 +156,14 @@ def roundtrip(
     )
     x0, _ = _as_tensor(image, cfg)
     name = slug(source.removeprefix(SAMPLE_PREFIX)) if source != "memory:image" else "image"
-    chain = Chain(f"{name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{slug(codec)}",
-                  source, name, upscaler, downscaler, float(scale), codec, 0, "")
+    cid = f"{name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{codec_slug(codec)}"
+    chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid)
     batch = Batch("b0000", [chain], (int(x0.shape[-2]), int(x0.shape[-1])))
     dev = resolve_device(cfg.device)
     with deterministic(dev, cfg.deterministic), torch.no_grad():
         up = create_upscaler(upscaler, dev, cfg.inference())
-        handoff = parse_codec(codec, cfg.jpeg_backend)
+        schedule = parse_schedule(codec, cfg.jpeg_backend)
+        seeds = [chain_seed(cfg.seed, chain.chain_id)]
         measurer = Measurer(cfg, dev)
         fingerprint = Fingerprinter()
         original = x = x0.to(dev)
@@ -172,6 +173,7 @@ def roundtrip(
         rows: list[MetricRows] = []
         for g in range(1, cfg.generations + 1):
             prev = x
+            handoff = schedule.handoff(g, seeds)
             step = generation_step(prev, up, downscaler, float(scale), handoff, cfg.fit)
             x = step.state
             check_finite(step.finite, up.name, g)

@@ -34,7 +34,7 @@ def _main(
     _STATE["debug"] = debug
 
 
-# ---- run / demo / info: the engine (roundtrip_ml.loop, .config, .demo, .info) ----------------
+# ---- run / demo / info: the engine (roundtrip_ml.experiment, .config, .demo, .info) ----------
 # (commands are registered below by the modules' owners; keep each one a few lines)
 
 

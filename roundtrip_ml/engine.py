@@ -26,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import Tensor
 
-from .codecs import Codec, parse_codec
+from .codecs import Codec, JpegCodec
 from .config import ExperimentConfig
 from .errors import RoundtripError, RunStoreError
 from .images import save_png, to_uint8
@@ -35,6 +35,7 @@ from .manifest import BatchEntry, Manifest, now
 from .measure import Measurer, MetricRows, table_rows
 from .perturb import parse_perturbation, replica_generator
 from .plan import Batch, Plan
+from .schedule import chain_seed, parse_schedule
 from .step import Fingerprinter, check_finite, generation_step
 from .store import MANIFEST_FILE, RunStore, atomic_write_bytes, atomic_write_json, rows_to_frame
 from .upscalers import Upscaler, create_upscaler
@@ -102,14 +103,18 @@ class Engine:
     def run_batch(self, plan: Plan, batch: Batch, manifest: Manifest) -> None:
         cfg, dev, rec = self.cfg, self.device, batch.recipe
         entry = manifest.batches[batch.batch_id]
-        codec = parse_codec(rec.codec, cfg.jpeg_backend)
+        schedule = parse_schedule(rec.codec, cfg.jpeg_backend)
+        seeds = [chain_seed(cfg.seed, c.group) for c in batch.chains]  # replicas share draws
+        codec = schedule.handoff(1, seeds)  # lossless_state (checkpoint format): any generation's
         upscaler = self.upscaler(rec.upscaler)
         described = upscaler.describe()
         self._check_same_weights(batch, entry, described)
         entry.upscaler = described
-        entry.codec = codec.describe()
-        if hasattr(codec, "resolve_backend"):
-            entry.codec["resolved_backend"] = codec.resolve_backend(dev)
+        entry.codec = schedule.describe()
+        entry.codec["resolved_backends"] = {
+            s: c.resolve_backend(dev) for s, c in schedule.codecs.items()
+            if isinstance(c, JpegCodec)
+        }
         original, start = (t.to(dev) for t in self._start_images(plan, batch))
         ckpt = self.store.checkpoint_path(batch.batch_id)
         first: Tensor | None = None
@@ -132,7 +137,8 @@ class Engine:
         t_gen = t0
         for g in range(g0 + 1, G + 1):
             prev = x
-            step = generation_step(prev, upscaler, rec.downscaler, rec.scale, codec, cfg.fit)
+            handoff = schedule.handoff(g, seeds)
+            step = generation_step(prev, upscaler, rec.downscaler, rec.scale, handoff, cfg.fit)
             x, finite = step.state, finite & step.finite
             if g == 1:
                 first = x

@@ -89,6 +89,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "", text).lower() or "x"
 
 
+def codec_slug(spec: str) -> str:
+    """``jpeg:90`` -> ``jpeg90``; a schedule (list, range, stages) also gets a short hash of
+    its spec, since ``jpeg:[70,95]`` and ``jpeg:70-95`` would otherwise share a slug."""
+    if not any(ch in spec for ch in "[->+"):
+        return slug(spec)
+    return f"{slug(spec)}{hashlib.sha256(spec.encode()).hexdigest()[:6]}"
+
+
 def run_id_for(cfg: ExperimentConfig) -> str:
     """Deterministic: the same config gives the same run_id, so resumed tables match."""
     identity = {k: v for k, v in cfg.to_json().items() if k != "output"}
@@ -142,7 +150,7 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     for src, up, down, scale, codec in product(
         inputs.pixels, cfg.upscalers, cfg.downscalers, cfg.scales, cfg.codecs
     ):
-        base = f"{names[src]}-{slug(up)}-{slug(down)}-x{scale:g}-{slug(codec)}"
+        base = f"{names[src]}-{slug(up)}-{slug(down)}-x{scale:g}-{codec_slug(codec)}"
         for r in range(cfg.replicas + 1):
             cid = base if r == 0 else f"{base}-r{r}"
             chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base))

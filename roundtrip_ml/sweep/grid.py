@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..config import ExperimentConfig, expand_images, load_config_file, make_config
 from ..errors import ConfigError
 from ..images import SAMPLE_PREFIX
-from ..plan import read_inputs, slug
+from ..plan import codec_slug, read_inputs, slug
 
 # grid axes: the config key (a list) and the key one cell / one rule uses for it
 AXES: dict[str, str] = {
@@ -64,7 +64,7 @@ class Cell:
     def cell_id(self) -> str:
         return (
             f"{image_name(self.image)}-{slug(self.upscaler)}-{slug(self.downscaler)}"
-            f"-x{self.scale:g}-{slug(self.codec)}-s{self.seed}-g{self.generations}"
+            f"-x{self.scale:g}-{codec_slug(self.codec)}-s{self.seed}-g{self.generations}"
         )
 
     def asdict(self) -> dict[str, Any]:

@@ -50,12 +50,12 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
     device; fills ``s_per_megapixel_generation`` or ``probe_error`` in place."""
     import torch
 
-    from ..codecs import parse_codec
     from ..config import make_config
     from ..errors import RoundtripError
     from ..info import resolve_device
     from ..metrics import DEFAULT_METRICS, resolve_metrics
     from ..plan import prepare_image
+    from ..schedule import parse_schedule
     from ..step import generation_step
     from ..upscalers import create_upscaler
 
@@ -68,7 +68,7 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
     h, w = x.shape[-2:]
     top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
     x = x[..., top : top + crop, left : left + crop].contiguous().to(device)
-    codec = parse_codec(cfg.codecs[0], cfg.jpeg_backend)
+    codec = parse_schedule(cfg.codecs[0], cfg.jpeg_backend).handoff(1)
     names = list(cfg.metrics) if cfg.metrics is not None else list(DEFAULT_METRICS)
     metrics = [m for m in resolve_metrics(names, device) if min(x.shape[-2:]) >= m.min_size]
 
