@@ -78,6 +78,7 @@ def run_experiment(
                 cfg,
                 plan,
                 metrics=[m.name for m in measurer.metrics],
+                metric_details=measurer.details(),
                 determinism=determinism,
                 environment=environment(device),
             )

@@ -62,6 +62,7 @@ class Manifest(BaseModel):
     inputs: dict[str, dict[str, Any]]  # source -> ImageInfo (sha256 of the file, size, notes)
     input_errors: dict[str, str] = Field(default_factory=dict)
     metrics: list[str]
+    metric_details: dict[str, dict[str, Any]] = Field(default_factory=dict)  # display model, ...
     size_rule: dict[str, str]
     batches: dict[str, BatchEntry]
     failed: dict[str, str] = Field(default_factory=dict)  # chain_id -> error
@@ -74,6 +75,7 @@ class Manifest(BaseModel):
         plan: Plan,
         *,
         metrics: list[str],
+        metric_details: dict[str, dict[str, Any]] | None = None,
         determinism: dict[str, Any],
         environment: dict[str, Any],
     ) -> Manifest:
@@ -85,6 +87,7 @@ class Manifest(BaseModel):
             inputs={src: info.asdict() for src, info in plan.images.items()},
             input_errors=dict(plan.image_errors),
             metrics=metrics,
+            metric_details=metric_details or {},
             size_rule={"lowres": "round(H/s) x round(W/s)", "fit": cfg.fit},
             batches={b.batch_id: BatchEntry(chains=[c.chain_id for c in b.chains], size=b.size)
                      for b in plan.batches},

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .config import ExperimentConfig
 from .errors import ConfigError, MeasurementError
-from .metrics import DEFAULT_METRICS, Metric, psnr, resolve_metrics
+from .metrics import DEFAULT_METRICS, SPECS, Metric, psnr, resolve_metrics
 from .metrics.regions import RegionSet, load_region_set
 from .plan import Batch, Plan
 from .resample import resize
@@ -47,6 +47,16 @@ class Measurer:
         names = list(cfg.metrics) if cfg.metrics is not None else list(DEFAULT_METRICS)
         self.metrics: list[Metric] = resolve_metrics(names, device)
         self._region_sets: dict[str, RegionSet | None] = {}
+
+    def details(self) -> dict[str, dict[str, Any]]:
+        """Implementation facts of the metrics that have them (cvvdp's display model, the
+        VMAF model, ...), for the manifest."""
+        out: dict[str, dict[str, Any]] = {}
+        for m in self.metrics:
+            spec = SPECS.get(m.name.partition(":")[0])
+            if spec is not None and spec.about is not None:
+                out[m.name] = dict(spec.about())
+        return out
 
     def due(self, g: int) -> bool:
         """Metrics are taken at the stride, at generation 1 and at the last generation."""
