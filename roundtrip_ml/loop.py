@@ -670,10 +670,20 @@ def run_experiment(
     *,
     resume: bool = False,
     overwrite: bool = False,
+    allow_nonempty: bool = False,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Plan and run an experiment into ``cfg.resolved_output()``; the public entry point."""
+    """Plan and run an experiment into ``cfg.resolved_output()``; the public entry point.
+
+    ``allow_nonempty``: write into a folder that holds other files (never deleted)."""
     store = RunStore(cfg.resolved_output())
+    with store.lock():  # reliability (issue 10 item 1): one process per run directory
+        return _run_locked(cfg, store, resume, overwrite, allow_nonempty, progress)
+
+
+def _run_locked(cfg: ExperimentConfig, store: RunStore, resume: bool, overwrite: bool,
+                allow_nonempty: bool, progress: Progress | None) -> RunResult:
+    """run_experiment's body, run while holding the directory's lock."""
     if resume and store.exists():
         stored = make_config(store.read_config(), str(store.root / CONFIG_FILE))
         if stored.model_dump(exclude={"output"}) != cfg.model_dump(exclude={"output"}):
@@ -683,7 +693,7 @@ def run_experiment(
                 "resume with the same config, or use --overwrite",
             )
         cfg = stored
-    store.prepare(overwrite=overwrite, resume=resume)
+    store.prepare(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)  # item 6
     plan = make_plan(cfg)
     if not plan.chains:
         raise ConfigError(
