@@ -166,7 +166,8 @@ class RunStore:
         folder that holds no run is refused unless ``allow_nonempty`` (its files stay).
         """
         self._mkdir()
-        if self.exists() and not resume:
+        had_run = self.exists()  # files beside a run were accepted when that run started
+        if had_run and not resume:
             if not overwrite:
                 state = "a finished" if self.is_complete() else "an unfinished"
                 raise RunStoreError(
@@ -178,7 +179,7 @@ class RunStore:
         if resume and not self.exists():
             raise RunStoreError(str(self.root), "no run to resume here", "drop --resume")
         foreign = self.foreign_entries()
-        if foreign and not self.exists() and not allow_nonempty:
+        if foreign and not had_run and not allow_nonempty:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
                                                else "")
             raise RunStoreError(
