@@ -122,6 +122,23 @@ def test_lock_refuses_a_second_holder_and_a_resume_and_a_sweep_unit(tmp_path: Pa
     assert _read(out / LOCK_FILE) == ""  # holder line cleared on release
 
 
+def test_a_sigkilled_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    code = ("import time\nfrom roundtrip_ml.store import RunStore\n"
+            f"with RunStore({str(tmp_path)!r}).lock():\n    print('locked', flush=True)\n"
+            "    time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code], env=_env(), stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunStoreError, match=f"pid {holder.pid}"), RunStore(tmp_path).lock():
+            pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup code runs in the holder
+        holder.wait()
+    with RunStore(tmp_path).lock():  # the kernel released it with the process
+        assert f'"pid": {os.getpid()}' in _read(tmp_path / LOCK_FILE)
+
+
 # ---- 6. --overwrite and non-empty folders -----------------------------------------------------
 
 
