@@ -19,13 +19,36 @@ from .errors import ConfigError
 from .images import SAMPLE_PREFIX
 from .specs import InferenceOptions
 
-PositiveInt = Annotated[int, Field(ge=1)]
+# Strict ints: `generations = true` or `4.5` is a mistake, not 1 or 4. Upper bounds carry their
+# reason in _WHY, so an error says why a number is refused, not only that it is.
+PositiveInt = Annotated[int, Field(ge=1, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0, strict=True)]
+Count = Annotated[int, Field(ge=1, le=100_000, strict=True)]  # generations and strides
+Side = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
+Offset = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+LIST_KEYS = ("images", "upscalers", "downscalers", "scales", "codecs", "metrics")
+_WHY = {
+    "generations": "100000 generations already take weeks for one ML chain and write ~10^6 "
+                   "metric rows per chain",
+    "frame_stride": "a stride above the generation limit (100000) never triggers",
+    "metric_stride": "a stride above the generation limit (100000) never triggers",
+    "checkpoint_stride": "a stride above the generation limit (100000) never triggers",
+    "max_batch": "more chains than that per batch do not fit any device's memory",
+    "replicas": "each replica is a whole chain; use a sweep for more",
+    "max_pixels": "10^10 pixels is 120 GB as float32 on the device",
+    "seed": "torch generators take seeds in [0, 2^63)",
+    "tile": "a tile is at most 65536 px on a side",
+    "tile_overlap": "an overlap is at most 4096 px",
+    "max_side": "an image side is at most 10^6 px",
+    "center_crop": "an image side is at most 10^6 px",
+    "metric_crop": "an image side is at most 10^6 px",
+}
 
 
 class ExperimentConfig(BaseModel):
     """One experiment: the product images x upscalers x downscalers x scales x codecs."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     name: str = "run"
     images: list[str] = Field(min_length=1, description="paths, globs, or skimage:NAME samples")
@@ -35,34 +58,55 @@ class ExperimentConfig(BaseModel):
         default_factory=lambda: [4.0], min_length=1
     )
     codecs: list[str] = Field(default_factory=lambda: ["png"], min_length=1)
-    generations: PositiveInt = 50
-    frame_stride: PositiveInt = 10
-    metric_stride: PositiveInt = 1
-    checkpoint_stride: PositiveInt = 10
+    generations: Count = 50
+    frame_stride: Count = 10
+    metric_stride: Count = 1
+    checkpoint_stride: Count = 10
     metrics: list[str] | None = None  # None: the offline default set
-    metric_crop: tuple[int, int, int, int] | None = None  # x, y, w, h: a region study (a sign)
-    lowres_consistency: bool = True
-    region_metrics: bool = True  # per-region metrics for chart inputs (a .json sidecar)
-    ocr: bool = True  # OCR the chart's text lines (needs tesseract-ocr)
+    metric_crop: tuple[Offset, Offset, Side, Side] | None = None  # x, y, w, h: a region study
+    lowres_consistency: bool = Field(True, strict=True)
+    region_metrics: bool = Field(True, strict=True)  # per-region metrics for chart inputs
+    ocr: bool = Field(True, strict=True)  # OCR the chart's text lines (needs tesseract-ocr)
     device: str = "auto"
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
     output: Path | None = None  # default: runs/<name>
     fit: Literal["resize", "crop"] = "resize"
-    deterministic: bool = True
+    deterministic: bool = Field(True, strict=True)
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    tile: Annotated[int, Field(ge=0)] = 0
-    tile_overlap: Annotated[int, Field(ge=0)] = 16
-    channels_last: bool = False
-    compile: bool = False
+    tile: Annotated[int, Field(ge=0, le=65536, strict=True)] = 0
+    tile_overlap: Annotated[int, Field(ge=0, le=4096, strict=True)] = 16
+    channels_last: bool = Field(False, strict=True)
+    compile: bool = Field(False, strict=True)
     jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
     alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    center_crop: tuple[PositiveInt, PositiveInt] | None = None  # (h, w) crop of each input
-    max_side: PositiveInt | None = None  # shrink inputs (Pillow Lanczos) to fit first
-    max_pixels: PositiveInt = 400_000_000
-    replicas: Annotated[int, Field(ge=0)] = 0  # perturbed copies per chain (0: none)
+    center_crop: tuple[Side, Side] | None = None  # (h, w) crop of each input
+    max_side: Side | None = None  # shrink inputs (Pillow Lanczos) to fit first
+    max_pixels: Annotated[int, Field(ge=1, le=10**10, strict=True)] = 400_000_000
+    replicas: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0  # perturbed copies per chain
     perturbation: str = "lsb"
-    max_batch: PositiveInt = 16
+    max_batch: Annotated[int, Field(ge=1, le=4096, strict=True)] = 16
+
+    @field_validator(*LIST_KEYS, mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        """A single value is a one-item list (`images = "x.png"` is one image, not 5 letters)."""
+        return as_list(v)
+
+    @field_validator("scales", "background", mode="before")
+    @classmethod
+    def _no_bools(cls, v: Any) -> Any:
+        if any(isinstance(x, bool) for x in (v if isinstance(v, list | tuple) else [v])):
+            raise ValueError("must be numbers, not true/false")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _file_name(cls, v: str) -> str:
+        """The name becomes a folder (runs/<name>) and part of the run id."""
+        if not v.strip() or v.strip(".") == "" or any(c in v for c in "/\\\0"):
+            raise ValueError("must be a plain folder name (no '/', '\\', or only dots)")
+        return v
 
     @field_validator("center_crop", mode="before")
     @classmethod
@@ -93,18 +137,74 @@ class ExperimentConfig(BaseModel):
         return json.loads(self.model_dump_json())
 
 
+def as_list(v: Any) -> Any:
+    """A bare string or number as a one-item list; anything else unchanged."""
+    return [v] if isinstance(v, str | int | float) and not isinstance(v, bool) else v
+
+
+_WORDS = {  # pydantic error type -> the constraint in words
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number (not nan or inf)",
+    "string_type": "must be text (a quoted string)",
+    "list_type": "must be a list (or a single value)",
+    "tuple_type": "must be a list of numbers",
+    "path_type": "must be a folder path (text)",
+    "missing": "is required",
+}
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+           "less_than_equal": "<="}
+
+
 def _format_error(e: ValidationError, source: str) -> ConfigError:
+    """The first validation error as one line: the key, the constraint in words, the reason."""
     err = e.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    loc = [str(p) for p in err["loc"]]
+    top = loc[0] if loc else "(top level)"
+    key = top + "".join(f"[{p}]" for p in loc[1:])
+    what = f"{source}: key {key!r}"
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(ExperimentConfig.model_fields)
-        return ConfigError(
-            f"{source}: key {key!r}", "is not a config key", f"use one of: {allowed}"
-        )
-    field = ExperimentConfig.model_fields.get(str(err["loc"][0])) if err["loc"] else None
-    hint = f"expected {field.annotation}" if field is not None else None
-    hint = str(hint).replace("typing.", "") if hint else None
-    return ConfigError(f"{source}: key {key!r}", err["msg"], hint)
+        import difflib
+
+        close = difflib.get_close_matches(top, list(ExperimentConfig.model_fields), n=1)
+        fix = f"did you mean {close[0]!r}?" if close else f"use one of: {allowed}"
+        return ConfigError(what, "is not a config key", fix)
+    got = err.get("input")
+    shown = "" if err["type"] == "missing" else f", got {json.dumps(got, default=str)[:60]}"
+    ctx = err.get("ctx") or {}
+    if err["type"] in _BOUNDS:
+        bound = next(iter(ctx.values()))
+        problem = f"must be {_BOUNDS[err['type']]} {bound}{shown}"
+        why = _WHY.get(top) if err["type"].startswith("less") else None
+        return ConfigError(what, problem, f"lower it; the limit is there because {why}"
+                           if why else None)
+    if top in _EXAMPLES and ((len(loc) > 1 and err["type"] == "missing")
+                             or err["type"] in ("too_short", "too_long")):
+        return ConfigError(f"{source}: key {top!r}", "has the wrong number of values",
+                           f"write it as {_EXAMPLES[top]}")
+    if err["type"] in ("too_short", "too_long"):
+        want = ctx.get("min_length") if err["type"] == "too_short" else ctx.get("max_length")
+        if err["type"] == "too_short" and want == 1:
+            return ConfigError(what, "must not be empty")
+        field = ExperimentConfig.model_fields.get(top)
+        return ConfigError(what, f"must have {want} values{shown}",
+                           str(field.annotation if field else ""))
+    if err["type"] == "value_error":
+        return ConfigError(what, str(ctx.get("error", err["msg"])) + shown)
+    words = _WORDS.get(err["type"])
+    if words:
+        return ConfigError(what, words + shown)
+    return ConfigError(what, err["msg"][:1].lower() + err["msg"][1:] + shown)
+
+
+_EXAMPLES = {"metric_crop": "metric_crop = [x, y, w, h]", "center_crop": "center_crop = [h, w]",
+             "background": "background = [1.0, 1.0, 1.0]"}
 
 
 def make_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
@@ -117,10 +217,56 @@ def make_config(data: dict[str, Any], source: str = "config") -> ExperimentConfi
     return cfg
 
 
+def check_upscaler_spec(spec: str, where: str = "upscalers") -> None:
+    """Refuse an upscaler a run could never create, before anything is created: a kernel name,
+    a registry name or alias, an existing weights file, or ``ncnn:PATH.param`` with its .bin.
+    A typo gets a "did you mean" over kernels and registry models alike."""
+    from .resample import ALIASES, KERNELS
+    from .upscalers.zoo import load_registry
+
+    key = spec.strip().lower()
+    if key in KERNELS or key in ALIASES:
+        return
+    if spec.startswith("ncnn:") or key.endswith(".param"):
+        param = Path(spec.removeprefix("ncnn:")).expanduser()
+        for f in (param, param.with_suffix(".bin")):
+            if not f.is_file():
+                raise ConfigError(f"{where}: {spec!r}", f"ncnn file {f} not found",
+                                  "give ncnn:PATH.param with PATH.bin beside it")
+        return
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return
+    if p.suffix.lower() in WEIGHTS_SUFFIXES or "/" in spec or "\\" in spec:
+        raise ConfigError(f"{where}: {spec!r}", "weights file not found", "check the path")
+    registry = load_registry()
+    names = {e.name.lower(): e.name for e in registry.values()}
+    names |= {a.lower(): e.name for e in registry.values() for a in e.aliases}
+    if key in names:
+        return
+    import difflib
+
+    known = [*KERNELS, *ALIASES, *names]
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    shown = list(dict.fromkeys(names.get(c, c) for c in close))
+    raise ConfigError(
+        f"{where}: {spec!r}",
+        "is not a kernel, a known model, or an existing weights file",
+        f"did you mean {' or '.join(shown)}?" if shown
+        else "run `roundtrip models list`, or give a weights path or ncnn:PATH.param",
+    )
+
+
+WEIGHTS_SUFFIXES = (".pth", ".ckpt", ".pt", ".bin", ".safetensors")
+
+
 def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
-    """Checks that need the rest of the package (kernel and codec names, metric names)."""
+    """Checks that need the rest of the package (kernel, codec and model names)."""
     from .resample import get_kernel
     from .schedule import parse_schedule
+
+    for u in cfg.upscalers:
+        check_upscaler_spec(u, f"{source}: key 'upscalers'")
 
     for k in cfg.downscalers:
         try:
@@ -171,10 +317,13 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(str(p), "top level must be a table/mapping", "see the README example")
     # relative image paths are relative to the config file
     base = p.parent
-    data["images"] = [
-        s if s.startswith(SAMPLE_PREFIX) or Path(s).is_absolute() else str(base / s)
-        for s in data.get("images", [])
-    ]
+    images = as_list(data.get("images", []))
+    if isinstance(images, list):  # anything else is left for validation to name
+        data["images"] = [
+            s if not isinstance(s, str) or s.startswith(SAMPLE_PREFIX) or Path(s).is_absolute()
+            else str(base / s)
+            for s in images
+        ]
     return data
 
 

@@ -34,15 +34,31 @@ def run_experiment(
     resume: bool = False,
     overwrite: bool = False,
     force_resume: bool = False,
+    allow_nonempty: bool = False,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Plan and run ``cfg`` into ``cfg.resolved_output()``.
+    """Plan and run ``cfg`` into ``cfg.resolved_output()``, holding the directory's lock.
 
     ``resume`` continues an interrupted run of the same config; it refuses when an input file
-    or a model's weights changed since the run started, unless ``force_resume``. Torch's global
-    determinism switches are restored afterwards.
+    or a model's weights changed since the run started, unless ``force_resume``.
+    ``overwrite`` deletes only what a run wrote; ``allow_nonempty`` writes into a folder that
+    holds other files (never touched). Torch's global determinism switches are restored
+    afterwards.
     """
     store = RunStore(cfg.resolved_output())
+    with store.lock():  # one process per run directory; the OS drops it if the process dies
+        return _run_locked(cfg, store, resume, overwrite, force_resume, allow_nonempty, progress)
+
+
+def _run_locked(
+    cfg: ExperimentConfig,
+    store: RunStore,
+    resume: bool,
+    overwrite: bool,
+    force_resume: bool,
+    allow_nonempty: bool,
+    progress: Progress | None,
+) -> RunResult:
     if resume and store.exists():
         stored = make_config(store.read_config(), str(store.root / CONFIG_FILE))
         if stored.model_dump(exclude={"output"}) != cfg.model_dump(exclude={"output"}):
@@ -52,7 +68,7 @@ def run_experiment(
                 "resume with the same config, or use --overwrite",
             )
         cfg = stored
-    store.prepare(overwrite=overwrite, resume=resume)
+    store.prepare(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
     plan = make_plan(cfg)
     if not plan.chains:
         raise ConfigError(

@@ -2,7 +2,12 @@
 
 Everything inside the engine is float32 1 x 3 x H x W in [0, 1]; this module is where files turn
 into that and back. What was done to an input on the way in (gray expanded, alpha composited,
-EXIF rotation applied, 16-bit precision kept) is recorded in ``ImageInfo`` for the manifest.
+EXIF rotation applied, 16-bit precision kept, first frame of an animation taken) is recorded in
+``ImageInfo`` for the manifest.
+
+Every file is sized from its header before any decoder allocates (``_probe``), whichever decoder
+then reads it, so a decompression bomb costs nothing. torch is imported only when pixels are
+decoded: the config (which checks sample names) validates without it.
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ import io
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
-from torch import Tensor
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 AlphaPolicy = Literal["composite", "drop", "carry"]
 DEFAULT_MAX_PIXELS = 20_000 * 20_000  # above this a file is treated as a decompression bomb
@@ -90,28 +96,69 @@ def load_image(
     """Read one image as float32 1 x 3 x H x W in [0, 1] plus what was done to it.
 
     Raises ImageError naming the file for missing, empty, corrupt, truncated, non-image and
-    oversized (decompression bomb) inputs.
+    oversized (decompression bomb) inputs; the size is checked from the header, first.
     """
     source = str(source)
     data, name = _read_bytes(source)
     sha = hashlib.sha256(data).hexdigest()
+    frames = _probe(data, name, max_pixels)
     if _png_bit_depth(data) == 16:
         arr, mode, bits = _decode_png16(data, name), "16-bit PNG", 16
         info = ImageInfo(name, sha, arr.shape[1], arr.shape[0], mode, bits)
     else:
         arr, info = _decode_pillow(data, name, sha, max_pixels)
-    if info.width * info.height > max_pixels:
-        raise ImageError(
-            name,
-            f"{info.width}x{info.height} exceeds the {max_pixels}-pixel limit",
-            "crop or shrink it first, or raise max_pixels in the config",
-        )
+    if frames > 1:
+        note = f"first of {frames} frames used (animated or multi-page file)"
+        info.notes.append(note)
+        warnings.warn(f"{name}: {note}", stacklevel=2)
     x = _to_rgb_tensor(arr, info, alpha, background)
     return x, info
 
 
+def _probe(data: bytes, name: str, max_pixels: int) -> int:
+    """Size and frame count from the header alone (Pillow's ``open`` decodes no pixels):
+    refuse a decompression bomb before any decoder, Pillow's or torchvision's, allocates."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # we check below, with a message that names our limit
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            frames = int(getattr(im, "n_frames", 1) or 1)
+    except UnidentifiedImageError as e:
+        raise ImageError(name, "not an image Pillow can identify", "check the file type") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise _decode_error(name, e) from e
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    if w * h > max_pixels:
+        raise ImageError(
+            name,
+            f"its header says {w}x{h} = {w * h} pixels, over the {max_pixels}-pixel limit "
+            "(refused before decoding, as a possible decompression bomb)",
+            "crop or shrink it first, or raise max_pixels in the config if you trust it",
+        )
+    return frames
+
+
+def _decode_error(name: str, e: Exception) -> ImageError:
+    """Say which safety limit a file hit, when it was one, rather than calling it corrupt."""
+    msg = str(e)
+    if "MAX_TEXT_CHUNK" in msg or "MAX_TEXT_MEMORY" in msg:
+        which = "MAX_TEXT_CHUNK" if "CHUNK" in msg else "MAX_TEXT_MEMORY"
+        limit = getattr(PngImagePlugin, which) >> 20
+        return ImageError(
+            name,
+            f"its ICC profile or text metadata is larger than Pillow's limit for PNG metadata "
+            f"({limit} MB, PngImagePlugin.{which})",
+            "re-save it without the embedded profile/metadata",
+        )
+    return ImageError(name, f"corrupt or truncated image ({msg})", "re-export the file")
+
+
 def _decode_png16(data: bytes, name: str) -> np.ndarray:
-    """16-bit PNGs through torchvision, which keeps all 16 bits (Pillow drops RGB to 8)."""
+    """16-bit PNGs through torchvision, which keeps all 16 bits (Pillow drops RGB to 8).
+    Only called after ``_probe`` has checked the size from the header."""
+    import torch
     from torchvision.io import ImageReadMode, decode_png
 
     try:
@@ -119,7 +166,8 @@ def _decode_png16(data: bytes, name: str) -> np.ndarray:
             torch.frombuffer(bytearray(data), dtype=torch.uint8), ImageReadMode.UNCHANGED
         )
     except RuntimeError as e:
-        raise ImageError(name, f"corrupt 16-bit PNG ({e})", "re-export the file") from e
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ImageError(name, f"corrupt 16-bit PNG ({first})", "re-export the file") from e
     return t.permute(1, 2, 0).numpy().astype(np.float32) / 65535.0
 
 
@@ -139,8 +187,8 @@ def _decode_pillow(
         ) from e
     except UnidentifiedImageError as e:
         raise ImageError(name, "not an image Pillow can identify", "check the file type") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(name, f"corrupt or truncated image ({e})", "re-export the file") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise _decode_error(name, e) from e
     finally:
         Image.MAX_IMAGE_PIXELS = old
 
@@ -200,6 +248,8 @@ def _to_rgb_tensor(
             info.alpha = "carried as a 4th channel"
         else:
             info.alpha = "dropped"
+    import torch
+
     x = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1))).float()
     return x.clamp_(0.0, 1.0).unsqueeze(0)
 
@@ -211,11 +261,15 @@ def quantize8(x: Tensor) -> Tensor:
 
 def to_uint8(x: Tensor) -> Tensor:
     """Quantize [0, 1] floats to uint8 the way a PNG stores them."""
+    import torch
+
     return quantize8(x).to(torch.uint8)
 
 
 def save_png(x: Tensor, path: str | Path) -> None:
     """Write one 3 (RGB) or 4 (RGBA) x H x W image as an 8-bit PNG, deterministically."""
+    import torch
+
     if x.ndim == 4:
         x = x[0]
     arr = (x if x.dtype == torch.uint8 else to_uint8(x)).permute(1, 2, 0).cpu().numpy()

@@ -72,13 +72,22 @@ class Measurer:
         """A metric the user asked for by name must fit every image (ConfigError); a default
         one that does not fit is skipped for that batch: returns batch_id -> skipped names."""
         skipped: dict[str, list[str]] = {}
+        crop = self.cfg.metric_crop
         for b in plan.batches:
+            h, w = b.size
+            if crop is not None and (crop[0] + crop[2] > w or crop[1] + crop[3] > h):
+                raise ConfigError(
+                    "metric_crop",
+                    f"{crop[0]},{crop[1]} {crop[2]}x{crop[3]} reaches outside the "
+                    f"{b.size[1]}x{b.size[0]} images of batch {b.batch_id}",
+                    "fit it inside every image",
+                )
             probe = torch.empty(1, 3, *b.size, device="meta")
             h, w = self.crop(probe).shape[-2:]
             small = [m.name for m in self.metrics if min(h, w) < m.min_size]
             if small and self.cfg.metrics is not None:
                 raise ConfigError(
-                    "metrics",
+                    "metric_crop" if crop is not None else "metrics",
                     f"{', '.join(small)} cannot measure {w}x{h} images (batch {b.batch_id})",
                     "drop them or use larger images",
                 )

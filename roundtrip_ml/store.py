@@ -11,18 +11,25 @@ Layout::
       parts/              metrics/fingerprint rows flushed at each checkpoint (resume unit)
       frames/<chain_id>/g000000.png
       checkpoints/<batch_id>.safetensors
+      .lock               fcntl lock held by the one process writing here (holder pid inside)
 
 Every file is written atomically (temp file + fsync + rename), so a crash leaves either the old
-or the new version, never half of one.
+or the new version, never half of one; the temp files a kill leaves are removed at the next
+start or resume. Only one process writes a run directory at a time (``RunStore.lock``), and
+``--overwrite`` deletes only what a run writes (``RUN_ENTRIES``), never a user's files.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterable
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +58,47 @@ MANIFEST_FILE = "manifest.json"
 CHAINS_FILE = "chains.parquet"
 METRICS_FILE = "metrics.parquet"
 FINGERPRINTS_FILE = "fingerprints.parquet"
+LOCK_FILE = ".lock"
+TMP_SUFFIX = ".tmp"
+# Everything a run (and the summaries and reports made from it) writes at the top of its
+# directory: what --overwrite may delete, and what does not make a folder "someone else's".
+RUN_ENTRIES = frozenset({
+    CONFIG_FILE, MANIFEST_FILE, CHAINS_FILE, METRICS_FILE, FINGERPRINTS_FILE, LOCK_FILE,
+    "summary.parquet", "summary.csv", "divergence.parquet", "divergence.csv",  # summarize
+    "parts", "frames", "checkpoints", "report",
+})
+
+_FIXES = {  # errno -> what the user can do about it
+    errno.ENOSPC: "free disk space (or inodes) or pick another --output",
+    errno.EDQUOT: "free space within your quota or pick another --output",
+    errno.EROFS: "the filesystem is read-only: pick another --output",
+    errno.EACCES: "fix the folder's permissions or pick another --output",
+    errno.EPERM: "fix the folder's permissions or pick another --output",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: pick another --output",
+    errno.EEXIST: "the path is a file, not a folder: pick another --output",
+    errno.ENAMETOOLONG: "use a shorter --output path",
+}
+
+
+def path_error(path: Path, e: OSError, doing: str = "cannot write") -> RunStoreError:
+    """One line for an OSError on a run path: what failed, why (strerror), and the fix."""
+    fix = _FIXES.get(e.errno or -1, "check the path or pick another --output")
+    return RunStoreError(str(path), f"{doing} ({e.strerror or e})", fix)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename.
+
+    The temp file is created with mode 0666 minus the umask (as a plain ``open`` would), not
+    mkstemp's 0600, so a shared run directory stays readable by whoever the umask allows.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                     0o666)
+    except OSError as e:
+        raise path_error(path, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -64,14 +106,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise RunStoreError(
-            str(path),
-            f"cannot write ({e.strerror or e})",
-            "free disk space or pick another --output",
-        ) from e
+        tmp.unlink(missing_ok=True)
+        raise path_error(path, e) from e
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -121,9 +159,15 @@ class RunStore:
     def is_complete(self) -> bool:
         return self.exists() and self.read_manifest().get("status") == "complete"
 
-    def prepare(self, *, overwrite: bool, resume: bool) -> None:
-        """Create the directory; refuse to clobber finished or partial work unless asked."""
-        if self.exists() and not resume:
+    def prepare(self, *, overwrite: bool, resume: bool, allow_nonempty: bool = False) -> None:
+        """Create the directory; refuse to clobber finished or partial work unless asked.
+
+        Call it holding ``lock()``. ``overwrite`` deletes only what a run wrote; a non-empty
+        folder that holds no run is refused unless ``allow_nonempty`` (its files stay).
+        """
+        self._mkdir()
+        had_run = self.exists()  # files beside a run were accepted when that run started
+        if had_run and not resume:
             if not overwrite:
                 state = "a finished" if self.is_complete() else "an unfinished"
                 raise RunStoreError(
@@ -131,10 +175,105 @@ class RunStore:
                     f"already holds {state} run",
                     "pass --resume to continue it, --overwrite to replace it, or another --output",
                 )
-            shutil.rmtree(self.root)
+            self.remove_run_files()
         if resume and not self.exists():
             raise RunStoreError(str(self.root), "no run to resume here", "drop --resume")
-        self.root.mkdir(parents=True, exist_ok=True)
+        foreign = self.foreign_entries()
+        if foreign and not had_run and not allow_nonempty:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                               else "")
+            raise RunStoreError(
+                str(self.root),
+                f"is a non-empty folder that holds no run ({shown})",
+                "pick an empty or new --output, or pass --allow-nonempty to write beside them",
+            )
+        self.remove_temp_files()
+
+    def _mkdir(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise path_error(self.root, e, "cannot create the run directory") from e
+        if not self.root.is_dir():  # mkdir(exist_ok) passes silently over nothing; be explicit
+            raise path_error(self.root, FileExistsError(errno.EEXIST, "is a file"),
+                             "cannot create the run directory")
+
+    def foreign_entries(self) -> list[str]:
+        """Top-level entries a run did not write (user files: never deleted, never mixed in)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir()
+            if p.name not in RUN_ENTRIES and not _is_temp(p.name)
+        )
+
+    def remove_run_files(self) -> None:
+        """--overwrite: delete what a run wrote here (RUN_ENTRIES and temp files), nothing else;
+        the lock file stays, since this process holds it."""
+        for p in self.root.iterdir():
+            if p.name == LOCK_FILE or not (p.name in RUN_ENTRIES or _is_temp(p.name)):
+                continue
+            try:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+            except OSError as e:
+                raise path_error(p, e, "cannot delete the old run's file") from e
+
+    def remove_temp_files(self) -> int:
+        """Delete the temp files a killed writer left (``.NAME.XXXX.tmp``); returns how many.
+        Safe only under ``lock()``: no other process writes here then."""
+        n = 0
+        for d in (self.root, self.parts_dir, self.checkpoints_dir, *self._frame_dirs()):
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                if _is_temp(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+                    n += 1
+        return n
+
+    def _frame_dirs(self) -> list[Path]:
+        return [d for d in self.frames_dir.iterdir() if d.is_dir()] if self.frames_dir.is_dir() \
+            else []
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive OS lock on RUN/.lock while the block runs.
+
+        ``fcntl.flock`` belongs to the open file, so the kernel drops it when the process dies,
+        even by SIGKILL: there is never a stale lock to clean up. A second process (or a second
+        open in this one) gets a RunStoreError naming the directory and the holder's pid.
+        """
+        import fcntl
+
+        self._mkdir()
+        path = self.root / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except OSError as e:
+            raise path_error(path, e, "cannot create the lock file") from e
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunStoreError(
+                    str(self.root),
+                    f"is in use by another roundtrip process ({_holder(fd)})",
+                    "wait for it to finish or stop it, or pick another --output",
+                ) from None
+            holder = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      "command": " ".join(sys.argv)[:500]}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)  # before unlocking: a later holder writes its own line
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     # --- readers used by report/summarize/sweep -----------------------------------------------
     def read_manifest(self) -> dict[str, Any]:
@@ -200,6 +339,19 @@ class RunStore:
         if len(fps):
             fps = fps.sort_values(["chain_id", "generation"], kind="stable").reset_index(drop=True)
         atomic_write_parquet(self.root / FINGERPRINTS_FILE, fps)
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+def _holder(fd: int) -> str:
+    """The lock holder's line (pid, start, command), as well as it can be read."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {info['pid']}, started {info['started']}: {info['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "pid unknown: it is just starting"
 
 
 def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:

@@ -132,8 +132,8 @@ def test_recompression_chain_through_the_engine(tmp_path) -> None:
     twice per generation until the engine runs one encode for scale 1); summarize reports the
     generation from which the JPEG chain is a fixed point, bit-identical from then on."""
     from PIL import Image
-    from roundtrip_ml.experiment import run_experiment
 
+    from roundtrip_ml.experiment import run_experiment
     from roundtrip_ml.metrics.summary import summarize_run
     from roundtrip_ml.store import RunStore
 

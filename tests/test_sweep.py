@@ -270,14 +270,17 @@ def test_a_crashed_worker_is_retried_and_resumes(local, tmp_path: Path) -> None:
     assert_frame_equal(sorted_rows(read_merged(result.root)), ref, check_exact=True)
 
 
-def test_bad_image_and_missing_model_fail_alone(tmp_path: Path) -> None:
+def test_bad_image_and_broken_model_fail_alone(tmp_path: Path) -> None:
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    # a model file that exists but cannot load fails its own cells (a missing path or a name
+    # typo is a config error for the whole sweep: see test_abuse.py)
+    (tmp_path / "model.pth").write_bytes(b"PK" + os.urandom(200))
     cfg = tmp_path / "f.toml"
     cfg.write_text(f"""
 name = "fail"
 output = "{tmp_path / 'sweep'}"
 images = ["skimage:astronaut", "broken.png"]
-upscalers = ["lanczos3", "/nonexistent/model.pth", "realesr-animevideov3"]
+upscalers = ["lanczos3", "{tmp_path / 'model.pth'}", "realesr-animevideov3"]
 codecs = ["png"]
 scales = [2]
 generations = 2
@@ -294,10 +297,11 @@ threads = 1
     result = run_sweep(cfg, executor=ex)
     status = result.cells.set_index("cell_id")
     assert result.weights["realesr-animevideov3"].startswith("offline ")
-    assert "does not exist" in result.weights["/nonexistent/model.pth"]
+    assert result.weights[str(tmp_path / "model.pth")].startswith("file ")
     assert status.loc["astronaut-lanczos3-lanczos3-x2-png-s0-g2", "status"] == "ok"
     assert status.loc["astronaut-realesranimevideov3-lanczos3-x2-png-s0-g2", "status"] == "ok"
-    assert "file not found" in status.loc["astronaut-model-lanczos3-x2-png-s0-g2", "error"]
+    assert "not a PyTorch checkpoint" in status.loc["astronaut-model-lanczos3-x2-png-s0-g2",
+                                                    "error"]
     for up in ("lanczos3", "model", "realesranimevideov3"):
         err = status.loc[f"broken-{up}-lanczos3-x2-png-s0-g2", "error"]
         assert "broken.png" in err and "not" in err
@@ -309,4 +313,4 @@ threads = 1
     assert (cells["status"] == "failed").sum() == 4
     cli = subprocess.run([sys.executable, "-m", "roundtrip_ml.cli", "sweep", "run", str(cfg), "-q"],
                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
-    assert cli.returncode == 1 and "file not found" in cli.stderr
+    assert cli.returncode == 1 and "not a PyTorch checkpoint" in cli.stderr

@@ -8,6 +8,8 @@ spandrel then detects the architecture and scale from the state dict's keys and 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 import warnings
 import zipfile
@@ -24,7 +26,8 @@ from . import zoo
 from .base import Upscaler
 from .tiling import forward_with_backoff
 
-__all__ = ["PRECISIONS", "ModelUpscaler", "WeightsSource", "load_upscaler", "read_state_dict"]
+__all__ = ["PRECISIONS", "ModelUpscaler", "WeightsSource", "load_upscaler", "read_state_dict",
+           "read_weights"]
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _TENSOR_SUFFIXES = (".pth", ".ckpt", ".pt", ".bin")
@@ -45,41 +48,54 @@ class WeightsSource:
 # ---- reading weights ----------------------------------------------------------------------------
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
+def _is_torchscript(data: bytes) -> bool:
+    if not zipfile.is_zipfile(io.BytesIO(data)):
         return False
-    with zipfile.ZipFile(path) as z:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
         return any("/code/" in n or n.endswith("constants.pkl") for n in z.namelist())
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Read a state dict without running code from the file; unwrap params_ema/params/etc."""
+    return read_weights(path)[0]
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, Tensor], str]:
+    """(state dict, SHA-256 of the very bytes it was parsed from): the file is read once, so
+    the hash recorded for a run is the hash of what was loaded, not of an earlier check."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(str(path), "file not found", "check the path")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise WeightsError(str(path), f"cannot read ({e.strerror or e})", "check the file") from e
+    return _parse_weights(path, data), hashlib.sha256(data).hexdigest()
+
+
+def _parse_weights(path: Path, data: bytes) -> dict[str, Tensor]:
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         try:
-            raw: Any = load_file(str(path), device="cpu")
+            raw: Any = load(data)
         except (SafetensorError, OSError) as e:
             raise WeightsError(str(path), f"not a valid safetensors file ({e})") from e
     elif suffix in _TENSOR_SUFFIXES:
-        with path.open("rb") as f:
-            head = f.read(2)
+        head = data[:2]
         # a checkpoint is a zip archive (torch >= 1.6) or a raw pickle (protocol byte 0x80)
-        if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        if not zipfile.is_zipfile(io.BytesIO(data)) and head[:1] != b"\x80":
             raise WeightsError(str(path), "not a PyTorch checkpoint (neither a zip archive nor "
                                "a pickle)", "check the file; it may be truncated or mis-named")
-        if _is_torchscript(path):
+        if _is_torchscript(data):
             raise WeightsError(str(path), "refused: TorchScript archive. It carries executable "
                                "code and a compiled graph, not just weights",
                                "export the model's state_dict to .safetensors with the tool "
                                "that made it, and load that")
         try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+            raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             raise WeightsError(str(path), "refused: loading it needs full pickle, which can run "
                                "arbitrary code (" + str(e).splitlines()[0][:200] + ")",
@@ -152,8 +168,8 @@ def _resolve(
         return sd, d, ws, param.stem
     p = Path(spec).expanduser()
     if p.suffix.lower() in (*_TENSOR_SUFFIXES, ".safetensors") or p.is_file():
-        sd = read_state_dict(p)
-        ws = WeightsSource(p, zoo.sha256_file(p), f"weights file {p.suffix}")
+        sd, sha = read_weights(p)
+        ws = WeightsSource(p, sha, f"weights file {p.suffix}")
         return sd, _descriptor(sd, str(p)), ws, p.stem
 
     entry = zoo.get_entry(spec)
@@ -169,9 +185,15 @@ def _resolve(
     if found is None:
         how = "verified cache" if zoo.is_cached(entry, cache) else "downloaded"
         path = zoo.fetch(entry, cache=cache, offline=offline)
-        sd = read_state_dict(path)
+        sd, sha = read_weights(path)  # the bytes loaded are hashed: no trusting the stamp
+        if sha != entry.weights.sha256:
+            zoo.forget_verified(path)
+            raise WeightsError(str(path), f"refused: its SHA-256 is {sha}, the registry pins "
+                               f"{entry.weights.sha256}; the file changed after it was verified",
+                               f"delete it and fetch it again (roundtrip models fetch "
+                               f"{entry.name}), or find out who changed it")
         d = _descriptor(sd, entry.name)
-        ws = WeightsSource(path, entry.weights.sha256, f"official weights ({how})",
+        ws = WeightsSource(path, sha, f"official weights ({how})",
                            entry.name, entry.license, {"url": entry.weights.urls[0]})
     else:
         sd, d, extra = _from_ncnn(found.param, found.bin, entry.name)

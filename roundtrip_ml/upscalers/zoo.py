@@ -33,6 +33,7 @@ __all__ = [
     "cached_path",
     "fetch",
     "find_offline",
+    "forget_verified",
     "get_entry",
     "is_cached",
     "load_registry",
@@ -234,11 +235,17 @@ def _stamp(path: Path) -> dict[str, Any]:
     return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def forget_verified(path: Path) -> None:
+    """Drop the stamp of a file found wrong on load, so nothing trusts it again."""
+    _stamp_path(path).unlink(missing_ok=True)
+
+
 def is_cached(entry: ModelEntry, cache: str | Path | None = None, *, rehash: bool = False) -> bool:
     """True when the official file is in the cache with the right hash.
 
-    A stamp file remembers a successful check (size, mtime, hash) so that loading does not
-    re-hash 60 MB every time; ``rehash=True`` (``models verify``) always reads the file.
+    A stamp file remembers a successful check (size, mtime, hash) so that choosing a source
+    does not re-hash 60 MB; loading never trusts it (``loading.read_weights`` hashes the bytes
+    it parses). ``rehash=True`` (``models verify``) always reads the file.
     """
     path = cached_path(entry, cache)
     if not path.is_file():
