@@ -27,11 +27,11 @@ import torch
 from conftest import photo_u8
 from pandas.testing import assert_frame_equal
 from PIL import Image
-from roundtrip_ml.experiment import run_experiment
 
 from roundtrip_ml import cli
 from roundtrip_ml.config import load_config, make_config
 from roundtrip_ml.errors import ConfigError, ImageError, RunStoreError, WeightsError
+from roundtrip_ml.experiment import run_experiment
 from roundtrip_ml.images import load_image
 from roundtrip_ml.store import LOCK_FILE, RunStore, atomic_write_bytes, path_error
 
