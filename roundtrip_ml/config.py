@@ -72,11 +72,12 @@ class ExperimentConfig(BaseModel):
     output: Path | None = None  # default: runs/<name>
     fit: Literal["resize", "crop"] = "resize"
     deterministic: bool = Field(True, strict=True)
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Literal["fp32", "fp16", "bf16", "auto"] = "fp32"  # auto: bf16 where supported
     tile: Annotated[int, Field(ge=0, le=65536, strict=True)] = 0
     tile_overlap: Annotated[int, Field(ge=0, le=4096, strict=True)] = 16
     channels_last: bool = Field(False, strict=True)
     compile: bool = Field(False, strict=True)
+    compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
     jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
     alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -128,6 +129,7 @@ class ExperimentConfig(BaseModel):
             tile_overlap=self.tile_overlap,
             channels_last=self.channels_last,
             compile=self.compile,
+            compile_mode=self.compile_mode,
         )
 
     def resolved_output(self) -> Path:

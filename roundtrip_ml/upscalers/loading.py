@@ -207,6 +207,15 @@ def _resolve(
     return sd, d, ws, entry.name
 
 
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``auto`` -> bf16 on a CUDA device that supports it, else fp32 (CPU bf16 convolutions
+    are slower than fp32 on most CPUs)."""
+    if requested != "auto":
+        return requested
+    cuda = torch.device(device).type == "cuda"
+    return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+
+
 # ---- the upscaler -------------------------------------------------------------------------------
 
 
@@ -223,12 +232,12 @@ class ModelUpscaler(Upscaler):
         options: InferenceOptions | None = None,
     ) -> None:
         options = options or InferenceOptions()
-        precision, tile = options.precision, options.tile
+        precision, tile = resolve_precision(options.precision, device), options.tile
         self.descriptor = descriptor
         self.weights = weights
         self.name = name
         self.scale = int(descriptor.scale)
-        self.precision_requested = precision
+        self.precision_requested = options.precision
         self.precision = precision
         self.fallback: str | None = None
         arch = descriptor.architecture.name
@@ -249,6 +258,7 @@ class ModelUpscaler(Upscaler):
         self.tile_overlap = options.tile_overlap
         self.channels_last = options.channels_last
         self.compile = options.compile
+        self.compile_mode = options.compile_mode
         self.compile_error: str | None = None
         self._compiled: Any = None
         descriptor.model.eval()
@@ -263,7 +273,8 @@ class ModelUpscaler(Upscaler):
         self.descriptor.model.to(device=self.device, dtype=self.dtype)
         if self.channels_last:
             self.descriptor.model.to(memory_format=torch.channels_last)
-        self._compiled = torch.compile(self.descriptor.model) if self.compile else None
+        self._compiled = (torch.compile(self.descriptor.model, mode=self.compile_mode)
+                          if self.compile else None)
         return self
 
     def _net(self, x: Tensor) -> Tensor:
@@ -346,6 +357,7 @@ class ModelUpscaler(Upscaler):
             "tile_overlap": self.tile_overlap,
             "channels_last": self.channels_last,
             "compile": self.compile,
+            "compile_mode": self.compile_mode if self.compile else None,
             "compile_error": self.compile_error,
             "size_requirements": {"minimum": req.minimum, "multiple_of": req.multiple_of,
                                   "square": req.square},
