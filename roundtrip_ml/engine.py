@@ -29,6 +29,7 @@ from torch import Tensor
 from .codecs import Codec, JpegCodec
 from .config import ExperimentConfig
 from .errors import RoundtripError, RunStoreError
+from .files import atomic_write_bytes, atomic_write_json
 from .images import save_png, to_uint8
 from .info import resolve_device
 from .manifest import BatchEntry, Manifest, now
@@ -37,7 +38,7 @@ from .perturb import parse_perturbation, replica_generator
 from .plan import Batch, Plan
 from .schedule import chain_seed, parse_schedule
 from .step import Fingerprinter, check_finite, generation_step
-from .store import MANIFEST_FILE, RunStore, atomic_write_bytes, atomic_write_json, rows_to_frame
+from .store import MANIFEST_FILE, RunStore, rows_to_frame
 from .upscalers import Upscaler, create_upscaler
 
 Progress = Callable[..., None]

@@ -13,18 +13,12 @@ from .config import ExperimentConfig, make_config
 from .determinism import deterministic
 from .engine import Engine, Progress, RunResult
 from .errors import ConfigError, RunStoreError
+from .files import atomic_write_json, atomic_write_parquet
 from .info import environment, resolve_device
 from .manifest import Manifest, now
 from .measure import Measurer
 from .plan import Plan, make_plan
-from .store import (
-    CHAINS_FILE,
-    CONFIG_FILE,
-    MANIFEST_FILE,
-    RunStore,
-    atomic_write_json,
-    atomic_write_parquet,
-)
+from .store import CHAINS_FILE, CONFIG_FILE, MANIFEST_FILE, RunStore
 from .upscalers.zoo import sha256_file
 
 

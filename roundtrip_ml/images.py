@@ -277,6 +277,6 @@ def save_png(x: Tensor, path: str | Path) -> None:
     Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB").save(
         buf, format="PNG", compress_level=6
     )
-    from .store import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     atomic_write_bytes(Path(path), buf.getvalue())

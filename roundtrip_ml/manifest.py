@@ -15,9 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import ExperimentConfig
+from .files import FORMAT_VERSION  # one version for the manifest and the tables
 from .plan import Plan
-
-FORMAT_VERSION = 2  # 2: format_version added, typed; 1: the untyped dict of roundtrip-ml 0.1
 
 BatchStatus = Literal["pending", "running", "complete", "failed"]
 RunStatus = Literal["running", "complete", "complete_with_failures"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 import shutil
 import sys
 import time
@@ -36,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import RunStoreError
+from .files import TMP_SUFFIX, atomic_write_parquet, path_error
 
 METRIC_COLUMNS = [
     "run_id",
@@ -59,7 +59,6 @@ CHAINS_FILE = "chains.parquet"
 METRICS_FILE = "metrics.parquet"
 FINGERPRINTS_FILE = "fingerprints.parquet"
 LOCK_FILE = ".lock"
-TMP_SUFFIX = ".tmp"
 # Everything a run (and the summaries and reports made from it) writes at the top of its
 # directory: what --overwrite may delete, and what does not make a folder "someone else's".
 RUN_ENTRIES = frozenset({
@@ -67,65 +66,6 @@ RUN_ENTRIES = frozenset({
     "summary.parquet", "summary.csv", "divergence.parquet", "divergence.csv",  # summarize
     "parts", "frames", "checkpoints", "report",
 })
-
-_FIXES = {  # errno -> what the user can do about it
-    errno.ENOSPC: "free disk space (or inodes) or pick another --output",
-    errno.EDQUOT: "free space within your quota or pick another --output",
-    errno.EROFS: "the filesystem is read-only: pick another --output",
-    errno.EACCES: "fix the folder's permissions or pick another --output",
-    errno.EPERM: "fix the folder's permissions or pick another --output",
-    errno.ENOTDIR: "a part of the path is a file, not a folder: pick another --output",
-    errno.EEXIST: "the path is a file, not a folder: pick another --output",
-    errno.ENAMETOOLONG: "use a shorter --output path",
-}
-
-
-def path_error(path: Path, e: OSError, doing: str = "cannot write") -> RunStoreError:
-    """One line for an OSError on a run path: what failed, why (strerror), and the fix."""
-    fix = _FIXES.get(e.errno or -1, "check the path or pick another --output")
-    return RunStoreError(str(path), f"{doing} ({e.strerror or e})", fix)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename.
-
-    The temp file is created with mode 0666 minus the umask (as a plain ``open`` would), not
-    mkstemp's 0600, so a shared run directory stays readable by whoever the umask allows.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                     0o666)
-    except OSError as e:
-        raise path_error(path, e) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise path_error(path, e) from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(
-        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
-    )
-
-
-def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
-    import io
-
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
-    atomic_write_bytes(path, buf.getvalue())
-
 
 class RunStore:
     """Read/write access to one run directory."""

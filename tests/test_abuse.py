@@ -32,8 +32,9 @@ from roundtrip_ml import cli
 from roundtrip_ml.config import load_config, make_config
 from roundtrip_ml.errors import ConfigError, ImageError, RunStoreError, WeightsError
 from roundtrip_ml.experiment import run_experiment
+from roundtrip_ml.files import atomic_write_bytes, path_error
 from roundtrip_ml.images import load_image
-from roundtrip_ml.store import LOCK_FILE, RunStore, atomic_write_bytes, path_error
+from roundtrip_ml.store import LOCK_FILE, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"images": ["skimage:astronaut"], "upscalers": ["bicubic"], "scales": [2],

@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "roundtrip_ml"
 # keep `--help` fast, it may not hide a dependency that runs the wrong way).
 LAYERS: list[set[str]] = [
     {"errors", "specs"},
-    {"images", "resample", "codecs", "perturb", "info", "determinism", "chart", "weights"},
+    {"files", "images", "resample", "codecs", "schedule", "perturb", "info", "determinism", "chart",
+     "weights"},
     {"upscalers", "metrics"},
     {"config", "functional"},
     {"plan", "step", "measure", "manifest", "store"},

@@ -31,8 +31,9 @@ import pandas as pd
 
 from ..divergence import summarize_divergence
 from ..errors import ConfigError, RunStoreError
+from ..files import atomic_write_bytes, atomic_write_parquet
 from ..schedule import step_period
-from ..store import RunStore, atomic_write_bytes, atomic_write_parquet
+from ..store import RunStore
 from .events import EVENT_COLUMNS, detect_events
 from .registry import key_info
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..files import atomic_write_bytes
 from ..metrics.summary import DEFAULT_THRESHOLDS
-from ..store import atomic_write_bytes
 from .data import Runs, load_runs
 from .plots import plot_drift
 from .sheets import SheetResult, contact_sheet

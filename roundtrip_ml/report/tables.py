@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..files import atomic_write_bytes
 from ..metrics.summary import DEFAULT_THRESHOLDS, parse_thresholds
-from ..store import atomic_write_bytes
 from .data import Runs, aggregate, collapse_summary, format_ranges, load_runs, recipe_label, select
 from .plots import default_metrics, metric_label
 
