@@ -19,7 +19,7 @@ STUDY = {
     "codecs": ["png", "jpeg:90"],
     "generations": 10,
     "frame_stride": 3,
-    "metrics": ["psnr", "ssim"],
+    "metrics": ["psnr", "ssim", "colour"],
     "max_side": 64,
 }
 STUDY_SAVED = [0, 1, 3, 6, 9, 10]

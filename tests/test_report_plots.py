@@ -147,3 +147,86 @@ def test_replica_distances_plot_from_a_real_replica_run(tmp_path):
     png = next(p for p in fig.paths if str(p).endswith(".png"))
     assert np.asarray(Image.open(png).convert("L")).std() > 5
     assert set(fig.colours) == {"lanczos3", "bicubic"}
+
+
+def _text_outside(fig) -> list[str]:
+    """What the renderer draws outside the canvas: the figure's tight bbox (every drawn
+    artist: tick labels in view, axis labels, legend) must lie inside the page, and so must
+    every other visible text (legend entries, notes)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = fig.bbox
+    tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+    bad = [] if box.contains(tight.x0 + 1, tight.y0 + 1) and box.contains(tight.x1 - 1,
+                                                                         tight.y1 - 1) else [
+        f"drawn extent {tight.bounds} outside {box.bounds}"]
+    ticks = {id(t) for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
+    for t in fig.findobj(Text):
+        if not t.get_visible() or not t.get_text().strip() or id(t) in ticks:
+            continue
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1:
+            bad.append(f"{t.get_text()!r} at {e.bounds} outside {box.bounds}")
+    return bad
+
+
+@pytest.mark.parametrize(("layout", "style"), [("single", "paper"), ("double", "paper"),
+                                               ("double", "slides")])
+def test_figure_sizes_fit_the_target_and_no_text_leaves_the_canvas(study, layout, style):
+    from roundtrip_ml.report.plots import MAX_HEIGHT, PAGE_PANELS, SLIDES_WIDTH, drift_figures
+
+    # seven metrics: more than one page of a single-column figure; `colour` expands
+    res = drift_figures(study, metrics=["psnr", "ssim", "colour"], layout=layout, style=style,
+                        n_boot=50)
+    target = "slides" if style == "slides" else layout
+    assert len(res.figures) == -(-7 // PAGE_PANELS[target])  # paginated, not taller
+    width = SLIDES_WIDTH if style == "slides" else WIDTHS[layout]
+    for fig in res.figures:
+        w, h = fig.get_size_inches()
+        assert w == pytest.approx(width) and 1.0 < h <= MAX_HEIGHT[target] + 1e-9
+        assert _text_outside(fig) == []
+        # every panel has a y label with the display name (never the stored name)
+        labels = [ax.get_ylabel() for ax in fig.axes if ax.get_visible()]
+        assert all(lab and "_" not in lab for lab in labels), labels
+    assert "PSNR (dB) ↑" in [ax.get_ylabel() for ax in res.figures[0].axes]
+
+
+def test_two_images_get_no_band_but_each_image_and_n_in_the_legend(study):
+    from matplotlib.collections import PolyCollection
+
+    from roundtrip_ml.report.plots import drift_figure
+
+    fig = drift_figure(study, metrics=["psnr"], layout="single", thresholds="", n_boot=50)
+    ax = fig.axes[0]
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]  # n=2: no band
+    # 4 recipes: a mean line and 2 thin per-image lines each
+    assert len(ax.lines) == 4 * 3
+    title = fig.legends[0].get_title().get_text().replace("\n", " ")
+    assert "mean over 2 images" in title and "each image" in title and "CI" not in title
+
+
+def test_thresholds_never_move_the_axis_range(study):
+    from roundtrip_ml.report.plots import drift_figure
+
+    plain = drift_figure(study, metrics=["psnr"], thresholds="", n_boot=50).axes[0]
+    far = drift_figure(study, metrics=["psnr"], thresholds="psnr<5", n_boot=50).axes[0]
+    assert far.get_ylim() == plain.get_ylim()
+    lo, hi = plain.get_ylim()
+    inside = drift_figure(study, metrics=["psnr"], thresholds=f"psnr<{(lo + hi) / 2:.3f}",
+                          n_boot=50).axes[0]
+    assert inside.get_ylim() == plain.get_ylim()
+    assert len(inside.lines) == len(plain.lines) + 1  # the threshold line is drawn
+
+
+def test_drift_figure_returns_a_figure_and_saves_on_request(study, tmp_path):
+    from matplotlib.figure import Figure
+
+    from roundtrip_ml.report.plots import drift_figure
+
+    fig = drift_figure(study, metrics=["ssim"], path=tmp_path / "s.pdf", n_boot=20)
+    assert isinstance(fig, Figure) and (tmp_path / "s.pdf").stat().st_size > 1000
+    with pytest.raises(ConfigError, match="plot_drift"):
+        drift_figure(study, metrics=["psnr", "ssim", "colour"], layout="single")

@@ -97,15 +97,20 @@ def style_context(style: str):
 
 def save_figure(fig: Any, out_dir: str | Path, stem: str, formats: Sequence[str] = FORMATS,
                 dpi: int = PNG_DPI) -> list[Path]:
-    """Write ``fig`` as ``stem.<fmt>`` for each format; no timestamps, so reruns match."""
+    """Write ``fig`` as ``stem.<fmt>`` for each format; no timestamps, so reruns match. Fonts
+    are embedded (TrueType in PDF, paths in SVG) whatever the caller's rcParams."""
+    import matplotlib
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {"Software": None}}
     paths = []
-    for fmt in formats:
-        p = out_dir / f"{stem}.{fmt}"
-        fig.savefig(p, dpi=dpi, metadata=meta.get(fmt, {}))
-        paths.append(p)
+    with matplotlib.rc_context({k: v for k, v in _BASE_RC.items() if "." in k and
+                                k.split(".")[0] in ("pdf", "ps", "svg")}):
+        for fmt in formats:
+            p = out_dir / f"{stem}.{fmt}"
+            fig.savefig(p, dpi=dpi, metadata=meta.get(fmt, {}))
+            paths.append(p)
     return paths
 
 
