@@ -28,6 +28,7 @@ from .data import (
     codec_linestyles,
     collapse_summary,
     load_runs,
+    measured_thresholds,
     metric_ceiling,
     recipe_label,
     select,
@@ -264,11 +265,9 @@ class _Context:
     def __post_init__(self) -> None:
         self.colours = upscaler_colours(self.runs.chains["upscaler"])
         self.styles = codec_linestyles(self.runs.chains["codec"])
-        stored = set(self.runs.metrics["metric"])
         # thresholds only for metrics that were measured (and only against the original)
-        self.parsed = ([t for t in parse_thresholds(self.thresholds) if t.metric in stored]
-                       if self.reference == "original" else [])
-        names = ",".join(t.name for t in self.parsed)
+        names = measured_thresholds(self.runs, self.thresholds)
+        self.parsed = parse_thresholds(names) if self.reference == "original" else []
         self.events = (collapse_summary(self.runs, names)
                        if len(self.runs.fingerprints) else pd.DataFrame())
         self.label_cols = [c for c in self.by if self.runs.metrics[c].nunique() > 1] or self.by[:1]
