@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from report_runs import text_outside
 
 from roundtrip_ml.errors import ConfigError, RunStoreError
 from roundtrip_ml.report.data import aggregate, bootstrap_mean, load_runs, select
@@ -149,30 +150,6 @@ def test_replica_distances_plot_from_a_real_replica_run(tmp_path):
     assert set(fig.colours) == {"lanczos3", "bicubic"}
 
 
-def _text_outside(fig) -> list[str]:
-    """What the renderer draws outside the canvas: the figure's tight bbox (every drawn
-    artist: tick labels in view, axis labels, legend) must lie inside the page, and so must
-    every other visible text (legend entries, notes)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.text import Text
-
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    fig.draw(renderer)
-    box = fig.bbox
-    tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
-    bad = [] if box.contains(tight.x0 + 1, tight.y0 + 1) and box.contains(tight.x1 - 1,
-                                                                         tight.y1 - 1) else [
-        f"drawn extent {tight.bounds} outside {box.bounds}"]
-    ticks = {id(t) for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
-    for t in fig.findobj(Text):
-        if not t.get_visible() or not t.get_text().strip() or id(t) in ticks:
-            continue
-        e = t.get_window_extent(renderer)
-        if e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1:
-            bad.append(f"{t.get_text()!r} at {e.bounds} outside {box.bounds}")
-    return bad
-
-
 @pytest.mark.parametrize(("layout", "style"), [("single", "paper"), ("double", "paper"),
                                                ("double", "slides")])
 def test_figure_sizes_fit_the_target_and_no_text_leaves_the_canvas(study, layout, style):
@@ -187,7 +164,7 @@ def test_figure_sizes_fit_the_target_and_no_text_leaves_the_canvas(study, layout
     for fig in res.figures:
         w, h = fig.get_size_inches()
         assert w == pytest.approx(width) and 1.0 < h <= MAX_HEIGHT[target] + 1e-9
-        assert _text_outside(fig) == []
+        assert text_outside(fig) == []
         # every panel has a y label with the display name (never the stored name)
         labels = [ax.get_ylabel() for ax in fig.axes if ax.get_visible()]
         assert all(lab and "_" not in lab for lab in labels), labels
