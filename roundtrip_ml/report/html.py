@@ -57,7 +57,7 @@ def write_report(
     at: Sequence[int] | None = None,
     generations: Sequence[int] | None = None,
     crop: tuple[int, int, int, int] | None = None,
-    fps: int = 12,
+    fps: float | None = None,
     thresholds: str = DEFAULT_THRESHOLDS,
     seed: int = 0,
 ) -> Report:
@@ -173,7 +173,8 @@ def render_index(runs: Runs, rep: Report, base: Path) -> str:
         parts.append("<h2>Video</h2>"
                      f'<video src="{_rel(v.mp4, base)}" controls muted loop preload="auto" '
                      f'width="{v.size[0]}" height="{v.size[1]}"></video>'
-                     f"<p class=note>{v.frames} video frames, one per saved generation and chain "
+                     f"<p class=note>{v.frames} video frames at {v.fps:.3g} fps "
+                     f"({v.duration_s:.1f} s), one per saved generation and chain "
                      f"layout; {html.escape(v.note)}. "
                      f'<a href="{_rel(v.mp4, base)}">MP4</a>{gif}</p>')
     if rep.tables:
