@@ -97,6 +97,17 @@ def demo_config(output: Path, device: str = "auto", full: bool | None = None) ->
     return demo_configs(output, device, full)[0]
 
 
+def existing_runs(configs: list[ExperimentConfig]) -> list[Path]:
+    """The demo's output folders that already hold something: the demo replaces a run only
+    when asked (--overwrite), as every other command does."""
+    out = []
+    for cfg in configs:
+        p = cfg.resolved_output()
+        if p.is_dir() and any(p.iterdir()):
+            out.append(p)
+    return out
+
+
 def _demo_chart(folder: Path, size: int) -> Path:
     from .chart import write_chart
 
