@@ -9,8 +9,8 @@ the test chart is drawn here. Three runs, written side by side:
   for the divergence rate of each upscaler;
 - ``OUTPUT-chart``: the test chart, with OCR of its text lines, MTF50 and patch colour drift.
 
-On a CPU sizes and generation counts are cut so the whole demo ends in about 3 minutes on two
-cores; on a GPU it runs the full-size study.
+On a CPU sizes and generation counts are cut so the whole demo stays short on two cores (its
+time on a quiet 2-core machine is still to be measured); on a GPU it runs the full-size study.
 """
 
 from __future__ import annotations
