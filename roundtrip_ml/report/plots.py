@@ -322,7 +322,7 @@ def _legend_title(reference: str, ns: set[int]) -> str:
     elif ns and max(ns) >= MIN_BAND_N:
         how = f"band: {BAND_METHOD} where n >= {MIN_BAND_N}, else each image"
     elif ns == {1}:
-        how = "no band"
+        return f"vs {reference}: 1 image"
     else:
         how = f"thin lines: each image (n < {MIN_BAND_N}: no band)"
     return f"vs {reference}: mean over {images}; {how}"
