@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from roundtrip_ml.demo import demo_config
 
 
@@ -158,3 +160,16 @@ def test_demo_refuses_to_replace_a_run(tmp_path: Path) -> None:
     r = _invoke("demo", "-o", str(old), "--device", "cpu")
     assert r.exit_code == 2 and "--overwrite" in r.stderr
     assert (old / "keep.txt").read_text() == "mine"
+
+
+def test_a_python_warning_prints_as_one_line(tmp_path: Path) -> None:
+    """A metric dropped for a missing backbone (LPIPS offline) warns in one line, not as a raw
+    `file:line: UserWarning` with source."""
+    r = _invoke("run", "-i", "skimage:coffee", "-g", "1", "-m", "psnr,lpips",
+                "--center-crop", "32", "-q", "-o", str(tmp_path / "run"))
+    if "lpips" not in r.stderr:
+        pytest.skip("the LPIPS backbone is cached here: nothing to warn about")
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stderr.splitlines() if "lpips" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning: metric lpips skipped"), r.stderr
+    assert "UserWarning" not in r.stderr and ".py:" not in r.stderr

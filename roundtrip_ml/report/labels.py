@@ -66,7 +66,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "spectral": ("spectral_low", "spectral_mid", "spectral_high"),
     "colour": ("de2000_mean", "de2000_p95", "lab_shift_L", "lab_shift_a", "lab_shift_b"),
 }
-GROUPS["color"] = GROUPS["colour"]
 
 # The metrics a figure shows first when none are named (most papers report these).
 HEADLINE = ("psnr", "ssim", "ms_ssim", "lpips", "dists", "haarpsi", "psnr_y", "ssim_y", "gmsd",
