@@ -154,7 +154,8 @@ def test_report_of_a_folder_holding_a_failed_run(study, tmp_path):
 
 def test_report_refuses_a_missing_run(tmp_path):
     res = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
-    assert res.exit_code != 0 and "no such directory" in str(res.exception)
+    # mapped inside the app: one line and exit 2, in-process as from a shell
+    assert res.exit_code == 2 and "no such directory" in res.stderr
 
 
 def test_report_of_a_sweep_directory(report, tmp_path):
