@@ -117,6 +117,10 @@ def test_sweep_directory_loads_every_run(study, fixed, tmp_path):
     fig = plot_drift(sweep, tmp_path, metrics=["psnr"], formats=("png",))
     assert any(label.startswith("nearest") for label in fig.colours)
     assert len(set(fig.colours.values())) == 3  # bicubic, lanczos3, nearest
+    # 2 images behind the study's curves, 1 behind nearest's: the legend says which
+    legend = [t.get_text() for t in fig.figure.legends[0].get_texts()]
+    assert any(t.startswith("nearest") and t.endswith("(n=1)") for t in legend), legend
+    assert any(t.startswith("lanczos3") and t.endswith("(n=2)") for t in legend), legend
     with pytest.raises(RunStoreError, match="no run"):
         load_runs(tmp_path)
 

@@ -301,7 +301,15 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
     for ax in axes.flat[len(metrics):]:
         ax.set_visible(False)
     every = set().union(*panel_n)
-    if len(every) > 1:  # panels rest on different numbers of images: say so on each
+    per_curve: dict[str, set[int]] = {}
+    for (m, lab), n in result.n_images.items():
+        if m in metrics:
+            per_curve.setdefault(lab, set()).add(n)
+    if len(every) > 1 and all(len(v) == 1 for v in per_curve.values()):
+        # curves rest on different numbers of images, the same in every panel: say so per curve
+        handles = {(f"{k} (n={min(per_curve[k])})" if k in per_curve else k): h
+                   for k, h in handles.items()}
+    elif len(every) > 1:  # a curve's n differs between panels: say so on each panel
         for ax, ns in zip(axes.flat, panel_n, strict=False):
             text = f"n={min(ns)}" if len(ns) == 1 else f"n={min(ns)}-{max(ns)}"
             ax.text(0.99, 0.02, text, transform=ax.transAxes, ha="right", va="bottom",
@@ -315,8 +323,8 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
 
 
 def _legend_title(reference: str, ns: set[int]) -> str:
-    n = ", ".join(str(k) for k in sorted(ns)) if ns else "0"
-    images = f"{n} image{'s' * (ns != {1})}"
+    n = str(min(ns)) if len(ns) == 1 else f"{min(ns)}-{max(ns)}" if ns else "0"
+    images = f"{n} image{'s' * (ns != {1})}" + (" (n as marked)" if len(ns) > 1 else "")
     if ns and min(ns) >= MIN_BAND_N:
         how = f"band: {BAND_METHOD}"
     elif ns and max(ns) >= MIN_BAND_N:
