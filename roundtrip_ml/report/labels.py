@@ -99,6 +99,12 @@ def axis_label(metric: str) -> str:
     return label(metric).axis()
 
 
+def threshold_label(metric: str, op: str, value: float) -> str:
+    """``PSNR < 20 dB`` for the threshold psnr<20."""
+    lab = label(metric)
+    return f"{lab.name} {op} {value:g}" + (f" {lab.unit}" if lab.unit else "")
+
+
 def expand(names: Iterable[str], stored: Sequence[str] | None = None) -> list[str]:
     """Group names (``colour``, ``spectral``) -> the stored names they stand for, in order,
     without duplicates; with ``stored``, a group keeps only what was stored."""

@@ -34,7 +34,7 @@ from .data import (
     select,
     upscaler_colours,
 )
-from .labels import HEADLINE, axis_label, display_name, expand, label
+from .labels import HEADLINE, axis_label, display_name, expand, label, threshold_label
 
 # Figure widths in inches: a journal column and a full page width (IEEE/ACM/Elsevier agree
 # within a few mm); slides are 16:9 at 10 inches.
@@ -415,7 +415,7 @@ def _mark_thresholds(ax: Any, thresholds: list[Any]) -> None:
     for t in thresholds:
         if lo <= t.value <= hi:
             ax.axhline(t.value, color="0.35", linestyle=(0, (4, 3)), linewidth=0.8)
-            ax.annotate(f"collapse: {t.name}", (0.99, t.value),
+            ax.annotate(f"collapse: {threshold_label(t.metric, t.op, t.value)}", (0.99, t.value),
                         xycoords=("axes fraction", "data"), ha="right", va="bottom",
                         fontsize="x-small", color="0.3")
     ax.set_ylim(lo, hi)

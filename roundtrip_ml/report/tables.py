@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..metrics.summary import DEFAULT_THRESHOLDS
+from ..metrics.summary import DEFAULT_THRESHOLDS, parse_thresholds
 from ..store import atomic_write_bytes
 from .data import (
     Runs,
@@ -29,7 +29,7 @@ from .data import (
     recipe_label,
     select,
 )
-from .labels import axis_label, expand
+from .labels import axis_label, expand, threshold_label
 from .plots import MIN_BAND_N, default_metrics
 
 DEFAULT_AT = (1, 10, 50, 200)
@@ -173,8 +173,9 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
             if c.startswith("first_") and c.endswith("_median"):
                 name = c[len("first_"):-len("_median")]
                 k = r[f"first_{name}_crossed"]
-                rec[f"first {name}"] = (f"{_gen(r[c])} ({k}/{r['chains']})" if k else
-                                        f"never (0/{r['chains']})")
+                t = parse_thresholds(name)[0]
+                rec[f"first {threshold_label(t.metric, t.op, t.value)}"] = (
+                    f"{_gen(r[c])} ({k}/{r['chains']})" if k else f"never (0/{r['chains']})")
         for m in finals:
             rec[f"final {axis_label(m)}"] = _num(r[f"final_{m}_mean"])
         ev = []
