@@ -29,7 +29,7 @@ from .data import (
     recipe_label,
     select,
 )
-from .labels import axis_label, expand, threshold_label
+from .labels import axis_label, expand, label, threshold_label
 from .plots import MIN_BAND_N, default_metrics
 
 DEFAULT_AT = (1, 10, 50, 200)
@@ -123,6 +123,11 @@ def _num(v: float) -> str:
     return f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}" if abs(v) >= 0.01 else f"{v:.2e}"
 
 
+def _db(v: float) -> str:
+    """Decibels to 0.01 dB, so a PSNR column lines up whatever its magnitude."""
+    return _num(v) if v is None or math.isnan(v) or math.isinf(v) else f"{v:.2f}"
+
+
 def _gen(v: float) -> str:
     return "-" if v is None or math.isnan(v) else f"{v:g}"
 
@@ -150,10 +155,11 @@ def metrics_display(tidy: pd.DataFrame, runs: Runs, metrics: Sequence[str] | Non
         row = dict(zip([*by, "metric"], key, strict=True))
         rec = {"recipe": recipe_label(row, varying), "metric": axis_label(row["metric"]),
                "n": str(int(g["n_images"].max()))}
+        fmt = _db if label(row["metric"]).unit == "dB" else _num  # one precision per column
         for r in g.itertuples():
-            cell = _num(r.mean)
+            cell = fmt(r.mean)
             if r.n_images >= MIN_BAND_N and r.ci_high > r.ci_low:
-                cell += f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
+                cell += f" [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
             rec[f"gen {r.generation}"] = cell
         recs.append(rec)
     return pd.DataFrame(recs).fillna("-")
@@ -177,7 +183,8 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
                 rec[f"first {threshold_label(t.metric, t.op, t.value)}"] = (
                     f"{_gen(r[c])} ({k}/{r['chains']})" if k else f"never (0/{r['chains']})")
         for m in finals:
-            rec[f"final {axis_label(m)}"] = _num(r[f"final_{m}_mean"])
+            fmt = _db if label(m).unit == "dB" else _num
+            rec[f"final {axis_label(m)}"] = fmt(r[f"final_{m}_mean"])
         ev = []
         if r["fixed_points"]:
             ev.append(f"fixed point {r['fixed_points']}/{r['chains']}")
