@@ -44,8 +44,11 @@ window.addEventListener('load', () => {
     const out = document.createElement('pre');
     out.id = 'rt-verdict';
     const root = document.documentElement;
+    // content scrolled inside its own box (a wide table) does not widen the page
+    const scrolls = el => el.closest('table, pre') !== null;
     const wide = [...document.body.querySelectorAll('*')].filter(
-      el => el.getBoundingClientRect().right > root.clientWidth + 1).map(el => el.tagName);
+      el => !scrolls(el.parentElement) &&
+            el.getBoundingClientRect().right > root.clientWidth + 1).map(el => el.tagName);
     out.textContent = JSON.stringify({images: document.images.length, videos: vids.length,
       srcs: [...document.images].map(i => i.getAttribute('src')),
       overflow: root.scrollWidth - root.clientWidth, wide: wide,

@@ -31,7 +31,7 @@ img,video{max-width:100%;height:auto;border:1px solid #eee}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0;display:block;overflow-x:auto;
 max-width:100%}
 th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
+overflow-wrap:break-word}
 code,p,figcaption,summary{overflow-wrap:anywhere}figure{margin:1em 0}
 th{background:#f5f5f5}.note{color:#555;font-size:.9em}
 pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.8em;max-height:40em}
