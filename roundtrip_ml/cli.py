@@ -2,23 +2,103 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
-from .errors import RoundtripError
+from .errors import ConfigError, RoundtripError
+
+INTERRUPTED = "interrupted: finished generations are kept; rerun the same command with --resume"
+
+
+class _NoHelpMetavar:
+    """--help takes no value: show none (Typer prints <bool> for it)."""
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        opt = super().get_help_option(ctx)  # type: ignore[misc]
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+
+class _Command(_NoHelpMetavar, TyperCommand):
+    pass
+
+
+class _Group(_NoHelpMetavar, TyperGroup):
+    pass
+
+
+class _App(_Group):
+    """Errors become exit codes here, inside the app, so `python -m`, the `roundtrip` script and
+    CliRunner behave alike: a RoundtripError prints one line and exits 2 (a traceback only with
+    --debug), Ctrl-C says how to resume and exits 130, Python warnings print as one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            try:
+                return super().invoke(ctx)
+            except RoundtripError as e:
+                if _STATE["debug"]:
+                    raise
+                console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+            except KeyboardInterrupt:
+                console.print(f"[yellow]{INTERRUPTED}[/]", highlight=False, soft_wrap=True)
+                raise typer.Exit(130) from None
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
 
 app = typer.Typer(
     name="roundtrip",
-    help="Measure what repeated downscale -> upscale roundtrips do to images.",
+    help="Measure what repeated downscale -> upscale roundtrips do to images.\n\n"
+         "Lists: repeat an option or separate values with commas (-u lanczos3,bicubic); "
+         "image paths only repeat, as commas are legal in file names.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_App,
 )
+
+
+class Style(enum.StrEnum):
+    paper = "paper"
+    slides = "slides"
+
+
+class Layout(enum.StrEnum):
+    single = "single"
+    double = "double"
+    both = "both"
+
+
+class Reference(enum.StrEnum):
+    original = "original"
+    previous = "previous"
+    first = "first"
+    lowres = "lowres"
+    replicas = "replicas"
+    unperturbed = "unperturbed"
+
+
+class Executor(enum.StrEnum):
+    local = "local"
+    local_gpus = "local-gpus"
+    ray = "ray"
+
 # Wide tables stay readable when piped to a file or a log (rich falls back to 80 columns).
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180
 console = Console(stderr=True, width=_WIDTH)
@@ -29,9 +109,26 @@ _STATE: dict[str, Any] = {"debug": False}
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", metavar="",
+                                        help="Show a traceback on errors.")] = False,
 ) -> None:
     _STATE["debug"] = debug
+
+
+def _list(values: list[str] | None) -> list[str] | None:
+    """Repeated options and comma-separated values alike: ['a,b', 'c'] -> ['a', 'b', 'c']."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()] or None
+
+
+def _ints(values: list[str] | None, flag: str) -> list[int] | None:
+    items = _list(values)
+    try:
+        return [int(v) for v in items] if items else None
+    except ValueError:
+        raise ConfigError(f"{flag} {','.join(items or [])}", "not integers",
+                          f"e.g. {flag} 1,10,50") from None
 
 
 # ---- run / demo / info: the engine (roundtrip_ml.experiment, .config, .demo, .info) ----------
@@ -45,44 +142,64 @@ def _run_progress(quiet: bool, json_lines: bool):
     return make_progress(quiet=quiet, json_lines=json_lines, console=console)
 
 
+Flag = dict(metavar="")  # a bool flag takes no value: show none in --help
+# `roundtrip run` flags left unset take the config file's value, else these defaults
+# (ExperimentConfig's; tests/test_cli.py checks they agree).
+RUN_DEFAULTS = {"generations": 50, "frame_stride": 10, "metric_stride": 1,
+                "checkpoint_stride": 10, "seed": 0, "device": "auto", "name": "run"}
+
+
+def _dflt(key: str) -> str:
+    return f" (default: the config's, else {RUN_DEFAULTS[key]})"
+
+
 @app.command()
 def run(
-    config: Annotated[Path | None, typer.Argument(help="TOML/YAML experiment file.")] = None,
-    image: Annotated[list[str] | None, typer.Option("--image", "-i", help="Image, glob or skimage:NAME (repeat).")] = None,
-    upscaler: Annotated[list[str] | None, typer.Option("--upscaler", "-u", help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param (repeat).")] = None,
-    downscaler: Annotated[list[str] | None, typer.Option("--downscaler", help="Kernel for the downscale (repeat).")] = None,
-    scale: Annotated[list[float] | None, typer.Option("--scale", "-s", help="Roundtrip factor (repeat).")] = None,
-    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", help="float, png, jpeg:Q[:444], webp:Q (repeat).")] = None,
-    generations: Annotated[int | None, typer.Option("--generations", "-g")] = None,
-    frame_stride: Annotated[int | None, typer.Option("--frame-stride")] = None,
-    metric_stride: Annotated[int | None, typer.Option("--metric-stride")] = None,
-    checkpoint_stride: Annotated[int | None, typer.Option("--checkpoint-stride")] = None,
-    metrics: Annotated[str | None, typer.Option("--metrics", help="Comma-separated metric names.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run directory.")] = None,
-    name: Annotated[str | None, typer.Option("--name")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Any config key: KEY=VALUE (TOML value).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-    json_lines: Annotated[bool, typer.Option("--json", help="Machine-readable progress lines on stdout.")] = False,
+    config: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="TOML/YAML experiment file; flags override its keys.")] = None,
+    image: Annotated[list[str] | None, typer.Option("--image", "-i", metavar="PATH", help="Image, glob or skimage:NAME (repeat).")] = None,
+    upscaler: Annotated[list[str] | None, typer.Option("--upscaler", "-u", metavar="NAME", help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param. (default: lanczos3)")] = None,
+    downscaler: Annotated[list[str] | None, typer.Option("--downscaler", metavar="KERNEL", help="Kernel for the downscale. (default: lanczos3)")] = None,
+    scale: Annotated[list[str] | None, typer.Option("--scale", "-s", metavar="FACTOR", help="Roundtrip factor, > 1. (default: 4)")] = None,
+    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="CODEC", help="float, png, jpeg:Q[:444], webp:Q. (default: png)")] = None,
+    generations: Annotated[int | None, typer.Option("--generations", "-g", metavar="N", help="Roundtrips per chain." + _dflt("generations"))] = None,
+    frame_stride: Annotated[int | None, typer.Option("--frame-stride", metavar="K", help="Save every K-th generation's image." + _dflt("frame_stride"))] = None,
+    metric_stride: Annotated[int | None, typer.Option("--metric-stride", metavar="K", help="Measure every K-th generation." + _dflt("metric_stride"))] = None,
+    checkpoint_stride: Annotated[int | None, typer.Option("--checkpoint-stride", metavar="K", help="Checkpoint every K-th generation (for --resume)." + _dflt("checkpoint_stride"))] = None,
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", metavar="NAME", help="Metric names, e.g. psnr,ssim,colour. (default: psnr, psnr_y, ssim, ms_ssim, haarpsi, gmsd, spectral, colour)")] = None,
+    center_crop: Annotated[str | None, typer.Option("--center-crop", metavar="H,W|N", help="Centre crop of each input, in pixels, before the chain starts.")] = None,
+    max_side: Annotated[int | None, typer.Option("--max-side", metavar="N", help="Shrink inputs (Pillow Lanczos) so the longer side is at most N.")] = None,
+    device: Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N." + _dflt("device"))] = None,
+    seed: Annotated[int | None, typer.Option("--seed", metavar="N", help="Seed for every random choice." + _dflt("seed"))] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Run directory. (default: runs/NAME)")] = None,
+    name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="Run name." + _dflt("name"))] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Any config key, value in TOML (repeat).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", **Flag, help="Continue an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", **Flag, help="Replace an existing run (deletes only the files a run writes).")] = False,
+    force_resume: Annotated[bool, typer.Option("--force-resume", **Flag, help="Resume even though an input or weights file changed since the run started (mixes them knowingly).")] = False,
+    allow_nonempty: Annotated[bool, typer.Option("--allow-nonempty", **Flag, help="Run into a non-empty folder that holds no run (its files are left alone).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress bar; failures still print.")] = False,
+    json_lines: Annotated[bool, typer.Option("--json", **Flag, help="Machine-readable progress lines on stdout.")] = False,
 ) -> None:
     """Run an experiment from a config file and/or flags."""
     from .config import load_config, make_config, parse_set
-    from .experiment import run_experiment
 
+    crop = _ints([center_crop] if center_crop else None, "--center-crop")
     flags: dict[str, Any] = {
-        "images": image, "upscalers": upscaler, "downscalers": downscaler, "scales": scale,
-        "codecs": codec, "generations": generations, "frame_stride": frame_stride,
-        "metric_stride": metric_stride, "checkpoint_stride": checkpoint_stride,
-        "metrics": _csv(metrics), "device": device, "seed": seed,
-        "output": str(output) if output else None, "name": name,
+        "images": image or None, "upscalers": _list(upscaler), "downscalers": _list(downscaler),
+        "scales": _list(scale), "codecs": _list(codec), "generations": generations,
+        "frame_stride": frame_stride, "metric_stride": metric_stride,
+        "checkpoint_stride": checkpoint_stride, "metrics": _list(metrics),
+        "center_crop": crop[0] if crop and len(crop) == 1 else crop, "max_side": max_side,
+        "device": device, "seed": seed, "output": str(output) if output else None, "name": name,
     }
-    overrides = {k: v for k, v in flags.items() if v}
+    # every flag given reaches validation: `-g 0` and `--seed 0` are values, not absences
+    overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_ or []))
     cfg = load_config(config, overrides) if config else make_config(overrides, "flags")
-    result = run_experiment(cfg, resume=resume, overwrite=overwrite,
+    from .experiment import run_experiment  # torch loads only once the config is valid
+
+    result = run_experiment(cfg, resume=resume or force_resume, overwrite=overwrite,
+                            force_resume=force_resume, allow_nonempty=allow_nonempty,
                             progress=_run_progress(quiet, json_lines))
     _print_result(result, quiet or json_lines)
     if result.failed or result.image_errors:
@@ -101,23 +218,29 @@ def _print_result(result: Any, quiet: bool) -> None:
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o")] = Path("runs/demo"),
-    device: Annotated[str, typer.Option("--device")] = "auto",
-    full: Annotated[bool | None, typer.Option("--full/--small", help="Full-size study (default on GPU).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Study run directory; the replica and chart runs go beside it (DIR-replicas, DIR-chart).")] = Path("runs/demo"),
+    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")] = "auto",
+    full: Annotated[bool | None, typer.Option("--full/--small", **Flag, help="Full-size study. (default: full on a GPU, small on a CPU)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", **Flag, help="Replace earlier demo runs in DIR.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress bars or summaries.")] = False,
 ) -> None:
     """Run the built-in study: real photos, real Real-ESRGAN weights and a test chart; no download."""
-    from .demo import demo_configs, torch_threads_for_demo
+    from .demo import demo_configs, existing_runs, torch_threads_for_demo
     from .experiment import run_experiment
     from .metrics.summary import render_summary, summarize_run
 
     torch_threads_for_demo()
+    configs = demo_configs(output, device, full)
+    there = existing_runs(configs)
+    if there and not overwrite:
+        raise ConfigError(", ".join(str(p) for p in there), "already holds a run",
+                          "pass --overwrite to replace it, or -o another folder")
     runs = []
-    for cfg in demo_configs(output, device, full):
+    for cfg in configs:
         console.print(f"[bold]{cfg.name}[/]: {len(cfg.images)} image(s) x {', '.join(cfg.upscalers)} x "
                       f"{', '.join(cfg.codecs)}, {cfg.generations} generations on {cfg.device}"
                       + (f", {cfg.replicas} replicas" if cfg.replicas else ""))
-        result = run_experiment(cfg, overwrite=True, progress=_run_progress(quiet, False))
+        result = run_experiment(cfg, overwrite=overwrite, progress=_run_progress(quiet, False))
         _print_result(result, False)
         runs.append(result.run_dir)
         if not quiet:
@@ -165,8 +288,8 @@ def info() -> None:
 
 @app.command("chart")
 def chart_cmd(
-    output: Annotated[Path, typer.Argument(help="Chart PNG to write; its metadata goes to .json.")],
-    size: Annotated[int, typer.Option("--size", help="Width and height in pixels (>= 256).")] = 2000,
+    output: Annotated[Path, typer.Argument(metavar="PNG", help="Chart PNG to write; its metadata goes to .json.")],
+    size: Annotated[int, typer.Option("--size", metavar="PX", help="Width and height in pixels (>= 256).")] = 2000,
 ) -> None:
     """Write a test chart (star, zone plate, slanted edges, text, patches, gradients) + metadata."""
     from .chart import read_regions, write_chart
@@ -180,15 +303,19 @@ def chart_cmd(
 def summarize(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     thresholds: Annotated[str, typer.Option(
-        "--thresholds", help="Collapse thresholds vs the original, e.g. psnr<20,ssim<0.5,lpips>0.4."
+        "--thresholds", metavar="SPEC", help="Collapse thresholds vs the original, e.g. psnr<20,ssim<0.5,lpips>0.4."
     )] = "psnr<20,ssim<0.5,lpips>0.4",
-    csv: Annotated[bool, typer.Option("--csv", help="Also write RUN/summary.csv.")] = False,
+    csv: Annotated[bool, typer.Option("--csv", **Flag, help="Also write RUN/summary.csv.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", **Flag, help="Print one JSON object per chain instead of the table.")] = False,
 ) -> None:
     """Collapse statistics per chain -> RUN/summary.parquet, printed as a table."""
     from .metrics.summary import SUMMARY_FILE, render_summary, summarize_run
 
     df = summarize_run(_path_arg(run_dir), thresholds, csv=csv)
-    out.print(render_summary(df, thresholds))
+    if json_out:
+        out.print_json(df.to_json(orient="records"))
+    else:
+        out.print(render_summary(df, thresholds))
     extra = " (+ summary.csv)" if csv else ""
     console.print(f"written: {_path_arg(run_dir) / SUMMARY_FILE}{extra}")
 
@@ -196,59 +323,57 @@ def summarize(
 # ---- reports: figures, sheets, videos, tables, HTML (roundtrip_ml.report) ---------------------
 
 RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="A run directory or a sweep directory of runs.")]
-OutOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output folder (default: RUN/report/...).")]
-CropOpt = Annotated[str | None, typer.Option("--crop", help="Zoom region x,y,w,h in pixels of the original.")]
-MetricsOpt = Annotated[str | None, typer.Option("--metrics", help="Comma-separated stored metric names (default: all).")]
-ThresholdsOpt = Annotated[str, typer.Option("--thresholds", help="Collapse thresholds to mark, e.g. psnr<20,ssim<0.5.")]
+OutOpt = Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Output folder. (default: RUN/report/...)")]
+CropOpt = Annotated[str | None, typer.Option("--crop", metavar="X,Y,W,H", help="Zoom region in pixels of the (cropped/shrunk) frames, e.g. 40,30,48,32.")]
+MetricsOpt = Annotated[list[str] | None, typer.Option("--metrics", "-m", metavar="NAME", help="Stored metric names; colour and spectral name their groups. (default: the headline ones)")]
+ThresholdsOpt = Annotated[str, typer.Option("--thresholds", metavar="SPEC", help="Collapse thresholds to mark (measured metrics only), e.g. psnr<20,ssim<0.5.")]
+AtOpt = Annotated[list[str] | None, typer.Option("--at", metavar="GEN", help="Table generations, e.g. 1,10,50,200 (past the last: the last). (default: 1,10,50,200)")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", metavar="FPS", help="Video frame rate. (default: about 6 s of video, 1-12 fps)")]
 
 
 def _report_out(run_dir: Path, output: Path | None, sub: str) -> Path:
     return _path_arg(output) if output else _path_arg(run_dir) / "report" / sub
 
 
-def _csv(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
-
-
 @app.command()
 def plot(
     run_dir: RunArg,
     metrics: MetricsOpt = None,
-    by: Annotated[str, typer.Option("--by", help="Columns that make a line: upscaler,downscaler,scale,codec,image.")] = "upscaler,codec",
-    reference: Annotated[str, typer.Option("--reference", help="original, previous, first, lowres; replicas or unperturbed for replica runs.")] = "original",
-    logx: Annotated[bool, typer.Option("--logx", help="Logarithmic generation axis.")] = False,
-    style: Annotated[str, typer.Option("--style", help="paper or slides.")] = "paper",
-    layout: Annotated[str, typer.Option("--layout", help="single, double (journal column widths) or both.")] = "both",
+    by: Annotated[list[str] | None, typer.Option("--by", metavar="COLUMN", help="Columns that make a line: upscaler, downscaler, scale, codec, image. (default: upscaler,codec)")] = None,
+    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with (replicas, unperturbed: replica runs).")] = Reference.original,
+    logx: Annotated[bool, typer.Option("--logx", **Flag, help="Logarithmic generation axis.")] = False,
+    style: Annotated[Style, typer.Option("--style", help="Fonts and size for a paper or 16:9 slides.")] = Style.paper,
+    layout: Annotated[Layout, typer.Option("--layout", help="Journal single column (3.5 in), double (7.16 in) or both.")] = Layout.both,
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
-    """Metric-vs-generation figures (PDF, SVG, PNG at 300 dpi), mean over images with 95% CI."""
+    """Metric-vs-generation figures (PDF, SVG, PNG at 300 dpi), mean over images; a 95% CI band where n >= 3."""
     from .report.data import load_runs
     from .report.plots import plot_drift
 
     runs = load_runs(_path_arg(run_dir))
-    layouts = ["double", "single"] if layout == "both" and style == "paper" else [layout]
+    both = layout is Layout.both and style is Style.paper
+    layouts = ["double", "single"] if both else [layout.value if layout is not Layout.both else "double"]
     for lay in layouts:
-        paths = plot_drift(runs, _report_out(run_dir, output, "figures"), metrics=_csv(metrics),
-                           by=_csv(by) or ["upscaler"], reference=reference, logx=logx,
-                           style=style, layout=lay, thresholds=thresholds).paths
+        paths = plot_drift(runs, _report_out(run_dir, output, "figures"), metrics=_list(metrics),
+                           by=_list(by) or ["upscaler", "codec"], reference=reference.value,
+                           logx=logx, style=style.value, layout=lay, thresholds=thresholds).paths
         out.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 
 @app.command()
 def sheet(
     run_dir: RunArg,
-    generations: Annotated[str | None, typer.Option("--generations", help="Columns, e.g. 0,1,2,5,10,20,50,100,200 (default).")] = None,
+    generations: Annotated[list[str] | None, typer.Option("--generations", metavar="GEN", help="Columns. (default: 0,1,2,5,10,20,50,100,200 up to the last, and the last)")] = None,
     crop: CropOpt = None,
-    image: Annotated[str | None, typer.Option("--image", help="Which image's chains (default: the first).")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Which image's chains. (default: the first)")] = None,
     output: OutOpt = None,
 ) -> None:
     """Contact sheet: rows = recipes, columns = generations, optional zoomed inset (PNG, PDF)."""
-    from .report.data import parse_ints
     from .report.sheets import contact_sheet, parse_crop
 
     r = contact_sheet(_path_arg(run_dir), _report_out(run_dir, output, "sheet"),
-                      generations=parse_ints(generations, "--generations", "0,1,2,5,10"), crop=parse_crop(crop),
+                      generations=_ints(generations, "--generations"), crop=parse_crop(crop),
                       image=image)
     out.print("wrote " + ", ".join(str(p) for p in r.paths), highlight=False, soft_wrap=True)
     console.print(r.note, highlight=False)
@@ -257,45 +382,46 @@ def sheet(
 @app.command()
 def video(
     run_dir: RunArg,
-    chains: Annotated[str | None, typer.Option("--chains", help="Chain ids or globs, comma-separated (default: every recipe of the first image).")] = None,
-    fps: Annotated[int, typer.Option("--fps")] = 12,
-    side_by_side: Annotated[bool, typer.Option("--side-by-side/--sequential", help="Chains side by side, or one after another.")] = True,
-    lossless: Annotated[bool, typer.Option("--lossless", help="RGB H.264 at qp 0: frame-exact, for review (few browsers play it).")] = False,
+    chains: Annotated[list[str] | None, typer.Option("--chains", metavar="ID", help="Chain ids or globs. (default: every recipe of the first image)")] = None,
+    fps: FpsOpt = None,
+    side_by_side: Annotated[bool, typer.Option("--side-by-side/--sequential", **Flag, help="Chains side by side, or one after another. (default: side by side)")] = True,
+    lossless: Annotated[bool, typer.Option("--lossless", **Flag, help="RGB H.264 at qp 0: frame-exact, for review (few browsers play it).")] = False,
     crop: CropOpt = None,
-    gif: Annotated[bool, typer.Option("--gif/--no-gif", help="Also write a GIF for slides.")] = True,
-    image: Annotated[str | None, typer.Option("--image", help="Which image's chains (default: the first).")] = None,
+    gif: Annotated[bool, typer.Option("--gif/--no-gif", **Flag, help="Also write a GIF for slides. (default: yes)")] = True,
+    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Which image's chains. (default: the first)")] = None,
     output: OutOpt = None,
 ) -> None:
     """MP4 (H.264 via PyAV) and GIF of the saved generations, names and counter drawn on."""
     from .report.sheets import parse_crop
     from .report.video import make_video
 
-    r = make_video(_path_arg(run_dir), _report_out(run_dir, output, "video"), chains=_csv(chains),
+    r = make_video(_path_arg(run_dir), _report_out(run_dir, output, "video"), chains=_list(chains),
                    image=image, fps=fps, side_by_side=side_by_side, lossless=lossless,
                    crop=parse_crop(crop), gif=gif)
     made = f"{r.mp4}" + (f", {r.gif}" if r.gif else "")
-    out.print(f"wrote {made}: {r.frames} frames, {r.size[0]}x{r.size[1]}", highlight=False,
-              soft_wrap=True)
+    out.print(f"wrote {made}: {r.frames} frames at {r.fps:.3g} fps ({r.duration_s:.1f} s), "
+              f"{r.size[0]}x{r.size[1]}", highlight=False, soft_wrap=True)
     console.print(r.note, highlight=False)
 
 
 @app.command()
 def table(
     run_dir: RunArg,
-    at: Annotated[str, typer.Option("--at", help="Generations, e.g. 1,10,50,200.")] = "1,10,50,200",
+    at: AtOpt = None,
     metrics: MetricsOpt = None,
-    reference: Annotated[str, typer.Option("--reference")] = "original",
+    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with.")] = Reference.original,
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
-    """Metrics at chosen generations (mean, 95% CI) and collapse statistics: CSV, Markdown, LaTeX."""
-    from .report.data import load_runs, parse_ints
+    """Metrics at chosen generations (mean; 95% CI where n >= 3) and collapse statistics: CSV, Markdown, LaTeX."""
+    from .report.data import load_runs
     from .report.tables import metrics_display, to_markdown, write_tables
 
     runs = load_runs(_path_arg(run_dir))
-    t = write_tables(runs, _report_out(run_dir, output, "tables"), at=parse_ints(at, "--at", "1,10,50,200"),
-                     metrics=_csv(metrics), reference=reference, thresholds=thresholds)
-    out.print(to_markdown(metrics_display(t.metrics, runs)), highlight=False, soft_wrap=True)
+    t = write_tables(runs, _report_out(run_dir, output, "tables"), at=_ints(at, "--at"),
+                     metrics=_list(metrics), reference=reference.value, thresholds=thresholds)
+    out.print(to_markdown(metrics_display(t.metrics, runs, _list(metrics))), highlight=False,
+              soft_wrap=True)
     if t.note:
         console.print(t.note, highlight=False)
     console.print("wrote " + ", ".join(str(p) for p in t.paths.values()), highlight=False,
@@ -306,22 +432,21 @@ def table(
 def report(
     run_dir: RunArg,
     metrics: MetricsOpt = None,
-    at: Annotated[str, typer.Option("--at", help="Table generations.")] = "1,10,50,200",
-    generations: Annotated[str | None, typer.Option("--generations", help="Contact sheet columns.")] = None,
+    at: AtOpt = None,
+    generations: Annotated[list[str] | None, typer.Option("--generations", metavar="GEN", help="Contact sheet columns. (default: 0,1,2,5,10,20,50,100,200 up to the last)")] = None,
     crop: CropOpt = None,
-    fps: Annotated[int, typer.Option("--fps")] = 12,
+    fps: FpsOpt = None,
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
     """Everything above into RUN/report/ with a static index.html (opens from disk)."""
-    from .report.data import parse_ints
     from .report.html import write_report
     from .report.sheets import parse_crop
 
     r = write_report(_path_arg(run_dir), _path_arg(output) if output else None,
-                     metrics=_csv(metrics), at=parse_ints(at, "--at", "1,10,50,200"),
-                     generations=parse_ints(generations, "--generations", "0,1,2,5,10"), crop=parse_crop(crop), fps=fps,
-                     thresholds=thresholds)
+                     metrics=_list(metrics), at=_ints(at, "--at"),
+                     generations=_ints(generations, "--generations"), crop=parse_crop(crop),
+                     fps=fps, thresholds=thresholds)
     for note in r.notes:
         console.print(note, highlight=False)
     out.print(f"report: {r.index}", highlight=False, soft_wrap=True)
@@ -348,12 +473,13 @@ def metrics_list() -> None:
 
 # ---- models: the weights registry and cache (roundtrip_ml.upscalers.zoo) ----------------------
 
-models_app = typer.Typer(help="Known ML models: list, inspect, fetch, verify.", no_args_is_help=True)
+models_app = typer.Typer(help="Known ML models: list, inspect, fetch, verify.", no_args_is_help=True,
+                         cls=_Group)
 app.add_typer(models_app, name="models")
 CacheOpt = Annotated[Path | None, typer.Option(
-    "--cache-dir", help="Weights cache (default: $ROUNDTRIP_CACHE_DIR or the user cache dir).")]
+    "--cache-dir", metavar="DIR", help="Weights cache (default: $ROUNDTRIP_CACHE_DIR or the user cache dir).")]
 OfflineOpt = Annotated[bool | None, typer.Option(
-    "--offline/--online", help="Never download (default: $ROUNDTRIP_OFFLINE=1).")]
+    "--offline/--online", metavar="", help="Never download (default: $ROUNDTRIP_OFFLINE=1).")]
 
 
 @models_app.command("list")
@@ -404,19 +530,28 @@ def models_fetch(names: list[str], cache_dir: CacheOpt = None, offline: OfflineO
 
 
 @models_app.command("verify")
-def models_verify(cache_dir: CacheOpt = None) -> None:
+def models_verify(
+    cache_dir: CacheOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", **Flag, help="Print the results as JSON.")] = False,
+) -> None:
     """Re-hash every cached file and installed offline source; fail if any is corrupt."""
+    import json
+
     from .errors import WeightsError
     from .upscalers import zoo
 
     results = zoo.verify_cache(cache_dir)
-    for r in results:
-        if r.status != "missing":
-            colour = "green" if r.status == "ok" else "bold red"
-            out.print(f"[{colour}]{r.status:>7}[/]  {r.name}  {r.path}  {r.detail}",
-                      highlight=False, soft_wrap=True)
-    missing = sum(r.status == "missing" for r in results)
-    out.print(f"{missing} official weights not cached ({zoo.cache_dir(cache_dir)})")
+    if json_out:
+        out.print_json(json.dumps([{"name": r.name, "path": str(r.path), "status": r.status,
+                                    "detail": r.detail} for r in results]))
+    else:
+        for r in results:
+            if r.status != "missing":
+                colour = "green" if r.status == "ok" else "bold red"
+                out.print(f"[{colour}]{r.status:>7}[/]  {r.name}  {r.path}  {r.detail}",
+                          highlight=False, soft_wrap=True)
+        missing = sum(r.status == "missing" for r in results)
+        out.print(f"{missing} official weights not cached ({zoo.cache_dir(cache_dir)})")
     bad = [r for r in results if r.status == "corrupt"]
     if bad:
         raise WeightsError(", ".join(str(r.path) for r in bad), "corrupt (hash mismatch)",
@@ -435,18 +570,18 @@ def models_path(name: str, cache_dir: CacheOpt = None) -> None:
 # ---- sweep: experiment grids on one device, local GPUs or Ray (roundtrip_ml.sweep) ------------
 
 sweep_app = typer.Typer(help="Experiment grids: plan, run (local, local-gpus, ray), merge.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, cls=_Group)
 app.add_typer(sweep_app, name="sweep")
 SweepSetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override any sweep/engine key: KEY=VALUE (TOML value).")]
+    "--set", metavar="KEY=VALUE", help="Override any sweep/engine key: KEY=VALUE (TOML value).")]
 
 
 @sweep_app.command("plan")
 def sweep_plan_cmd(
-    config: Annotated[Path, typer.Argument(help="TOML/YAML sweep file.")],
-    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Time each upscaler briefly.")] = True,
+    config: Annotated[Path, typer.Argument(metavar="SWEEP", help="TOML/YAML sweep file.")],
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", **Flag, help="Time each upscaler briefly. (default: yes)")] = True,
     set_: SweepSetOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", **Flag, help="Print the plan as JSON.")] = False,
 ) -> None:
     """Print the cells, units, estimated work and output paths; runs nothing."""
     import json
@@ -469,13 +604,13 @@ def sweep_plan_cmd(
 
 @sweep_app.command("run")
 def sweep_run_cmd(
-    config: Annotated[Path, typer.Argument(help="TOML/YAML sweep file.")],
-    executor: Annotated[str, typer.Option("--executor", "-e", help="local, local-gpus or ray.")] = "local",
-    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local Ray).")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", help="Extra attempts for a crashed unit.")] = None,
+    config: Annotated[Path, typer.Argument(metavar="SWEEP", help="TOML/YAML sweep file.")],
+    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run: this device, one process per local GPU, or a Ray cluster.")] = Executor.local,
+    address: Annotated[str | None, typer.Option("--address", metavar="ADDR", help="Ray cluster address (default: $RAY_ADDRESS or a local Ray).")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", metavar="N", help="Extra attempts for a crashed unit (default: the sweep file's).")] = None,
     set_: SweepSetOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-    json_lines: Annotated[bool, typer.Option("--json", help="Machine-readable progress lines on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress display; failures still print.")] = False,
+    json_lines: Annotated[bool, typer.Option("--json", **Flag, help="Machine-readable progress lines on stdout.")] = False,
 ) -> None:
     """Run every unfinished unit of a sweep, then merge; rerun the same command after a crash."""
     from .config import parse_set
@@ -483,7 +618,7 @@ def sweep_run_cmd(
     from .sweep.view import render_result
 
     cfg = load_sweep(_path_arg(config), parse_set(set_ or []))
-    result = run_sweep(cfg, executor=executor, address=address, retries=retries,
+    result = run_sweep(cfg, executor=executor.value, address=address, retries=retries,
                        progress=make_sweep_progress(quiet=quiet, json_lines=json_lines,
                                                     console=console))
     if not json_lines:
@@ -508,19 +643,15 @@ def sweep_merge_cmd(
               highlight=False)
 
 
+for _typer in (app, models_app, sweep_app):  # every command: no <bool> after --help
+    for _info in _typer.registered_commands:
+        if _info.cls in (None, TyperCommand):
+            _info.cls = _Command
+
+
 def main() -> None:
-    """Entry point: user errors print one line and exit 2; tracebacks only with --debug."""
-    debug = "--debug" in sys.argv
-    try:
-        app()
-    except RoundtripError as e:
-        if debug:
-            raise
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: finished work is kept; rerun with --resume")
-        sys.exit(130)
+    """Entry point of the `roundtrip` script (errors are mapped to exit codes inside the app)."""
+    app()
 
 
 def _path_arg(p: Path) -> Path:

@@ -9,8 +9,8 @@ the test chart is drawn here. Three runs, written side by side:
   for the divergence rate of each upscaler;
 - ``OUTPUT-chart``: the test chart, with OCR of its text lines, MTF50 and patch colour drift.
 
-On a CPU sizes and generation counts are cut so the whole demo ends in about 3 minutes on two
-cores; on a GPU it runs the full-size study.
+On a CPU sizes and generation counts are cut so the whole demo stays short on two cores (its
+time on a quiet 2-core machine is still to be measured); on a GPU it runs the full-size study.
 """
 
 from __future__ import annotations
@@ -95,6 +95,17 @@ def demo_configs(
 def demo_config(output: Path, device: str = "auto", full: bool | None = None) -> ExperimentConfig:
     """The main study run of the demo."""
     return demo_configs(output, device, full)[0]
+
+
+def existing_runs(configs: list[ExperimentConfig]) -> list[Path]:
+    """The demo's output folders that already hold something: the demo replaces a run only
+    when asked (--overwrite), as every other command does."""
+    out = []
+    for cfg in configs:
+        p = cfg.resolved_output()
+        if p.is_dir() and any(p.iterdir()):
+            out.append(p)
+    return out
 
 
 def _demo_chart(folder: Path, size: int) -> Path:

@@ -19,7 +19,7 @@ STUDY = {
     "codecs": ["png", "jpeg:90"],
     "generations": 10,
     "frame_stride": 3,
-    "metrics": ["psnr", "ssim"],
+    "metrics": ["psnr", "ssim", "colour"],
     "max_side": 64,
 }
 STUDY_SAVED = [0, 1, 3, 6, 9, 10]
@@ -51,3 +51,27 @@ def study_run(factory: pytest.TempPathFactory) -> Path:
 
 def fixed_point_run(factory: pytest.TempPathFactory) -> Path:
     return _shared(factory, "fixed", FIXED)
+
+
+def text_outside(fig) -> list[str]:
+    """What the renderer draws outside the canvas: the figure's tight bbox (every drawn
+    artist: tick labels in view, axis labels, legend) must lie inside the page, and so must
+    every other visible text (legend entries, notes)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = fig.bbox
+    tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+    bad = [] if box.contains(tight.x0 + 1, tight.y0 + 1) and box.contains(tight.x1 - 1,
+                                                                         tight.y1 - 1) else [
+        f"drawn extent {tight.bounds} outside {box.bounds}"]
+    ticks = {id(t) for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
+    for t in fig.findobj(Text):
+        if not t.get_visible() or not t.get_text().strip() or id(t) in ticks:
+            continue
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1:
+            bad.append(f"{t.get_text()!r} at {e.bounds} outside {box.bounds}")
+    return bad

@@ -43,7 +43,15 @@ window.addEventListener('load', () => {
                  (v.error && v.error.code));
     const out = document.createElement('pre');
     out.id = 'rt-verdict';
+    const root = document.documentElement;
+    // content scrolled inside its own box (a wide table) does not widen the page
+    const scrolls = el => el.closest('table, pre') !== null;
+    const wide = [...document.body.querySelectorAll('*')].filter(
+      el => !scrolls(el.parentElement) &&
+            el.getBoundingClientRect().right > root.clientWidth + 1).map(el => el.tagName);
     out.textContent = JSON.stringify({images: document.images.length, videos: vids.length,
+      srcs: [...document.images].map(i => i.getAttribute('src')),
+      overflow: root.scrollWidth - root.clientWidth, wide: wide,
       sizes: [...document.images].map(i => [i.naturalWidth, i.naturalHeight]),
       video: vids.map(v => [v.videoWidth, v.videoHeight, v.duration]),
       bad, errors: window.__errors});
@@ -97,7 +105,7 @@ def test_page_loads_in_headless_chromium(report, tmp_path):
         proc = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,1000",
              "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom",
              probe.as_uri()],
             capture_output=True, text=True, timeout=120,
@@ -108,7 +116,10 @@ def test_page_loads_in_headless_chromium(report, tmp_path):
     assert m, f"page never finished loading:\n{proc.stderr[-3000:]}"
     verdict = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert verdict["bad"] == [] and verdict["errors"] == [], verdict
-    assert verdict["images"] >= 4 and verdict["videos"] == 1
+    assert verdict["images"] >= 3 and verdict["videos"] == 1
+    # no horizontal overflow at 800 px: wide tables scroll inside themselves, text wraps
+    assert verdict["overflow"] <= 0 and verdict["wide"] == [], verdict
+    assert len(set(verdict["srcs"])) == len(verdict["srcs"]), verdict["srcs"]  # each once
     assert all(w > 100 and h > 100 for w, h in verdict["sizes"])
     vw, vh, duration = verdict["video"][0]
     _, size = read_video(report / "video" / "collapse.mp4")
@@ -120,9 +131,34 @@ def test_page_loads_in_headless_chromium(report, tmp_path):
     assert not re.search(r"Not allowed to load local resource|ERR_FILE_NOT_FOUND", proc.stderr)
 
 
+def test_report_of_a_folder_holding_a_failed_run(study, tmp_path):
+    """A run whose every chain failed (a corrupt checkpoint) beside a good run: the report
+    shows the good one and names the failure; on its own the failed run gets a page too."""
+    from roundtrip_ml.config import make_config
+    from roundtrip_ml.loop import run_experiment
+
+    bogus = tmp_path / "bogus.pth"
+    bogus.write_bytes(b"not a checkpoint")
+    folder = tmp_path / "study"
+    result = run_experiment(make_config({
+        "images": ["skimage:coffee"], "upscalers": [str(bogus)], "generations": 1,
+        "center_crop": 32, "metrics": ["psnr"], "output": str(folder / "failed")}))
+    assert result.failed
+    shutil.copytree(study, folder / "good", ignore=shutil.ignore_patterns("report"))
+    res = CliRunner().invoke(app, ["report", str(folder), "--at", "1,10"])
+    assert res.exit_code == 0, res.output
+    page = (folder / "report" / "index.html").read_text()
+    assert "not a PyTorch checkpoint" in page and "drift-original-double.png" in page
+    res = CliRunner().invoke(app, ["report", str(folder / "failed")])
+    assert res.exit_code == 0, res.output
+    page = (folder / "failed" / "report" / "index.html").read_text()
+    assert "no metric rows" in page and "complete_with_failures" in page
+
+
 def test_report_refuses_a_missing_run(tmp_path):
     res = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
-    assert res.exit_code != 0 and "no such directory" in str(res.exception)
+    # mapped inside the app: one line and exit 2, in-process as from a shell
+    assert res.exit_code == 2 and "no such directory" in res.stderr
 
 
 def test_report_of_a_sweep_directory(report, tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from report_runs import text_outside
 
 from roundtrip_ml.errors import ConfigError, RunStoreError
 from roundtrip_ml.report.data import aggregate, bootstrap_mean, load_runs, select
@@ -116,6 +117,10 @@ def test_sweep_directory_loads_every_run(study, fixed, tmp_path):
     fig = plot_drift(sweep, tmp_path, metrics=["psnr"], formats=("png",))
     assert any(label.startswith("nearest") for label in fig.colours)
     assert len(set(fig.colours.values())) == 3  # bicubic, lanczos3, nearest
+    # 2 images behind the study's curves, 1 behind nearest's: the legend says which
+    legend = [t.get_text() for t in fig.figure.legends[0].get_texts()]
+    assert any(t.startswith("nearest") and t.endswith("(n=1)") for t in legend), legend
+    assert any(t.startswith("lanczos3") and t.endswith("(n=2)") for t in legend), legend
     with pytest.raises(RunStoreError, match="no run"):
         load_runs(tmp_path)
 
@@ -147,3 +152,62 @@ def test_replica_distances_plot_from_a_real_replica_run(tmp_path):
     png = next(p for p in fig.paths if str(p).endswith(".png"))
     assert np.asarray(Image.open(png).convert("L")).std() > 5
     assert set(fig.colours) == {"lanczos3", "bicubic"}
+
+
+@pytest.mark.parametrize(("layout", "style"), [("single", "paper"), ("double", "paper"),
+                                               ("double", "slides")])
+def test_figure_sizes_fit_the_target_and_no_text_leaves_the_canvas(study, layout, style):
+    from roundtrip_ml.report.plots import MAX_HEIGHT, PAGE_PANELS, SLIDES_WIDTH, drift_figures
+
+    # seven metrics: more than one page of a single-column figure; `colour` expands
+    res = drift_figures(study, metrics=["psnr", "ssim", "colour"], layout=layout, style=style,
+                        n_boot=50)
+    target = "slides" if style == "slides" else layout
+    assert len(res.figures) == -(-7 // PAGE_PANELS[target])  # paginated, not taller
+    width = SLIDES_WIDTH if style == "slides" else WIDTHS[layout]
+    for fig in res.figures:
+        w, h = fig.get_size_inches()
+        assert w == pytest.approx(width) and 1.0 < h <= MAX_HEIGHT[target] + 1e-9
+        assert text_outside(fig) == []
+        # every panel has a y label with the display name (never the stored name)
+        labels = [ax.get_ylabel() for ax in fig.axes if ax.get_visible()]
+        assert all(lab and "_" not in lab for lab in labels), labels
+    assert "PSNR (dB) ↑" in [ax.get_ylabel() for ax in res.figures[0].axes]
+
+
+def test_two_images_get_no_band_but_each_image_and_n_in_the_legend(study):
+    from matplotlib.collections import PolyCollection
+
+    from roundtrip_ml.report.plots import drift_figure
+
+    fig = drift_figure(study, metrics=["psnr"], layout="single", thresholds="", n_boot=50)
+    ax = fig.axes[0]
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]  # n=2: no band
+    # 4 recipes: a mean line and 2 thin per-image lines each
+    assert len(ax.lines) == 4 * 3
+    title = fig.legends[0].get_title().get_text().replace("\n", " ")
+    assert "mean over 2 images" in title and "each image" in title and "CI" not in title
+
+
+def test_thresholds_never_move_the_axis_range(study):
+    from roundtrip_ml.report.plots import drift_figure
+
+    plain = drift_figure(study, metrics=["psnr"], thresholds="", n_boot=50).axes[0]
+    far = drift_figure(study, metrics=["psnr"], thresholds="psnr<5", n_boot=50).axes[0]
+    assert far.get_ylim() == plain.get_ylim()
+    lo, hi = plain.get_ylim()
+    inside = drift_figure(study, metrics=["psnr"], thresholds=f"psnr<{(lo + hi) / 2:.3f}",
+                          n_boot=50).axes[0]
+    assert inside.get_ylim() == plain.get_ylim()
+    assert len(inside.lines) == len(plain.lines) + 1  # the threshold line is drawn
+
+
+def test_drift_figure_returns_a_figure_and_saves_on_request(study, tmp_path):
+    from matplotlib.figure import Figure
+
+    from roundtrip_ml.report.plots import drift_figure
+
+    fig = drift_figure(study, metrics=["ssim"], path=tmp_path / "s.pdf", n_boot=20)
+    assert isinstance(fig, Figure) and (tmp_path / "s.pdf").stat().st_size > 1000
+    with pytest.raises(ConfigError, match="plot_drift"):
+        drift_figure(study, metrics=["psnr", "ssim", "colour"], layout="single")

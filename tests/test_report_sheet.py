@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from report_runs import STUDY_SAVED
+from report_runs import STUDY_SAVED, text_outside
 
 from roundtrip_ml.errors import ConfigError
 from roundtrip_ml.report.data import load_runs
@@ -70,3 +70,15 @@ def test_bad_crop_and_generations_are_refused(study, tmp_path):
     with pytest.raises(ConfigError, match="four integers"):
         parse_crop("1,2,3")
     assert len(STUDY_SAVED) == 6
+
+
+def test_sheet_in_memory_is_the_png_and_text_stays_on_the_canvas(study, tmp_path):
+    """Without out_dir nothing is written; to_image() is the same picture the PNG holds."""
+    mem = contact_sheet(study, generations=[0, 1, 10])
+    assert mem.paths == [] and not any(tmp_path.iterdir())
+    img = mem.to_image()
+    disk = contact_sheet(study, tmp_path, generations=[0, 1, 10], formats=("png",))
+    a = np.asarray(Image.open(disk.paths[0]).convert("RGB")).astype(int)
+    assert img.size == (a.shape[1], a.shape[0])
+    assert np.abs(np.asarray(img).astype(int) - a).mean() < 1.0
+    assert text_outside(mem.figure) == []

@@ -53,21 +53,23 @@ def test_csv_parses_back_to_the_stored_numbers(study, tmp_path):
     stored = stored[(stored["reference"] == "original") & (stored["replica"] == 0)]
     want = stored.groupby(["upscaler", "codec", "metric", "generation"])["value"].agg(
         ["mean", "min", "max", "count"])
-    assert len(back) == 4 * 2 * 3  # recipes x metrics x generations
+    assert len(back) == 4 * 7 * 3  # recipes x metrics (psnr, ssim, 5 colour) x generations
     for row in back.itertuples():
         w = want.loc[(row.upscaler, row.codec, row.metric, row.generation)]
         assert row.mean == w["mean"]  # exact: the CSV keeps full precision
         assert row.n_images == w["count"] == 2
         assert w["min"] <= row.ci_low <= row.mean <= row.ci_high <= w["max"]
-    assert set(back["metric"]) == {"psnr", "ssim"} and (back["reference"] == "original").all()
+    assert {"psnr", "ssim", "de2000_mean"} <= set(back["metric"])  # the CSV holds every one
+    assert (back["reference"] == "original").all()
 
 
 def test_markdown_and_latex_are_well_formed(study, tmp_path):
     t = write_tables(study, tmp_path, at=[1, 10])
     md = t.paths["metrics.md"].read_text().strip().splitlines()
-    assert md[0].startswith("| recipe | metric | gen 1 | gen 10 |")
+    assert md[0].startswith("| recipe | metric | n | gen 1 | gen 10 |")
     assert len({line.count(" | ") for line in md if not line.startswith("|---")}) == 1
-    assert len(md) == 2 + 4 * 2
+    assert len(md) == 2 + 4 * 3  # the three headline metrics; the CSV has all seven
+    assert "| PSNR (dB) ↑ | 2 |" in "".join(md) and "[" not in "".join(md)  # n=2: no CI
     assert "lanczos3 · png" in "".join(md)
     for name in ("metrics.tex", "collapse.tex"):
         tex = t.paths[name].read_text()
@@ -96,3 +98,18 @@ def test_collapse_statistics_count_threshold_crossings_and_fixed_points(study, f
     md = (tmp_path / "fixed" / "collapse.md").read_text()
     assert "fixed point 1/1, median gen 2" in md
     assert np.isfinite(c["final_psnr_mean"]).all()
+
+
+def test_tables_fit_a_page_and_accept_group_names(study, tmp_path):
+    """At most DISPLAY_GENERATIONS generation columns; the collapse table has a handful of
+    columns (full statistics in the CSV); `colour` names the five values it stores."""
+    from roundtrip_ml.report.tables import DISPLAY_GENERATIONS
+
+    t = write_tables(study, tmp_path, at=list(range(1, 11)), metrics=["colour"])
+    md = t.paths["metrics.md"].read_text().splitlines()
+    assert md[0].count("gen ") == DISPLAY_GENERATIONS and "gen 10" in md[0]
+    assert len(md) == 2 + 4 * 5 and "ΔE00 mean" in "".join(md)
+    collapse_cols = t.paths["collapse.md"].read_text().splitlines()[0].count(" | ") + 1
+    assert collapse_cols <= 8 < len(pd.read_csv(t.paths["collapse.csv"]).columns)
+    tex = t.paths["collapse.tex"].read_text()
+    assert check_latex(tex) == [] and "lpips" not in tex  # not measured: not in the table

@@ -76,3 +76,18 @@ def test_refuses_unknown_chains_and_bad_fps(study, tmp_path):
         make_video(study, tmp_path, chains=["nope"])
     with pytest.raises(ConfigError, match="fps"):
         make_video(study, tmp_path, fps=0)
+
+
+def test_default_duration_is_watchable(study, tmp_path):
+    """Six saved generations at a fixed 12 fps would last half a second: the default plays
+    them for about six seconds, and the container says so."""
+    import av
+
+    from roundtrip_ml.report.video import TARGET_SECONDS
+
+    r = make_video(study, tmp_path, gif=False)
+    assert r.frames == len(STUDY_SAVED) and r.duration_s == pytest.approx(TARGET_SECONDS, rel=0.05)
+    with av.open(str(r.mp4)) as c:
+        s = c.streams.video[0]
+        seconds = float(s.duration * s.time_base) if s.duration else c.duration / 1e6
+    assert seconds == pytest.approx(TARGET_SECONDS, rel=0.1)

@@ -122,17 +122,37 @@ def recipe_label(row: pd.Series | dict[str, Any], columns: list[str]) -> str:
     return " · ".join(parts) if parts else str(row.get("upscaler", "all"))
 
 
+# Fixed palette slots for the upscalers and codecs people compare most, so an upscaler keeps its
+# colour across runs and sweeps whatever else they hold; other names take the free slots in
+# sorted order (stable within a run or sweep).
+KNOWN_UPSCALERS = ("lanczos3", "bicubic", "realesrgan-x4plus", "realesr-animevideov3",
+                   "bilinear", "nearest", "lanczos2", "box")
+KNOWN_CODECS = ("png", "jpeg:90", "float", "webp:90")
+
+
+def _slots(names: list[str] | pd.Series, known: tuple[str, ...], n_slots: int) -> dict[str, int]:
+    present = sorted(set(names))
+    slots = {n: known.index(n) for n in present if n in known and known.index(n) < n_slots}
+    free = (i for i in range(10 * n_slots) if i not in slots.values())
+    for n in present:
+        if n not in slots:
+            slots[n] = next(free)
+    return slots
+
+
 def upscaler_colours(upscalers: list[str] | pd.Series) -> dict[str, tuple[float, ...]]:
-    """One colour per upscaler, the same in every figure of a run (sorted-name order)."""
+    """One colour per upscaler, the same in every figure (fixed slots for known names)."""
     import matplotlib
 
-    names = sorted(set(upscalers))
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {n: tuple(cmap(i % cmap.N)) for i, n in enumerate(names)}
+    slots = _slots(upscalers, KNOWN_UPSCALERS, 10)
+    cmap = matplotlib.colormaps["tab10" if max(slots.values(), default=0) < 10 else "tab20"]
+    return {n: tuple(cmap(i % cmap.N)) for n, i in slots.items()}
 
 
 def codec_linestyles(codecs: list[str] | pd.Series) -> dict[str, str]:
-    return {c: LINESTYLES[i % len(LINESTYLES)] for i, c in enumerate(sorted(set(codecs)))}
+    """One line style per codec, the same in every figure (fixed slots for known names)."""
+    return {c: LINESTYLES[i % len(LINESTYLES)]
+            for c, i in _slots(codecs, KNOWN_CODECS, len(LINESTYLES)).items()}
 
 
 def bootstrap_mean(
@@ -232,6 +252,15 @@ def aggregate(
             )
     cols = [*by, "generation", "mean", "lo", "hi", "n", "clipped"]
     return pd.DataFrame(out, columns=cols)
+
+
+def measured_thresholds(runs: Runs, thresholds: str) -> str:
+    """The thresholds whose metric was stored against the original: a threshold on a metric
+    that was never measured would only ever read "never"."""
+    from ..metrics.summary import parse_thresholds
+
+    stored = set(runs.metrics.loc[runs.metrics["reference"] == "original", "metric"])
+    return ",".join(t.name for t in parse_thresholds(thresholds) if t.metric in stored)
 
 
 def collapse_summary(runs: Runs, thresholds: str) -> pd.DataFrame:

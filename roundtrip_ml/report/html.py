@@ -16,6 +16,7 @@ import pandas as pd
 from ..files import atomic_write_bytes
 from ..metrics.summary import DEFAULT_THRESHOLDS
 from .data import Runs, load_runs
+from .labels import expand
 from .plots import plot_drift
 from .sheets import SheetResult, contact_sheet
 from .tables import Tables, write_tables
@@ -27,8 +28,11 @@ body{font-family:"DejaVu Sans",system-ui,sans-serif;max-width:1100px;margin:2em 
 padding:0 1em;color:#1a1a1a;line-height:1.45}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
 img,video{max-width:100%;height:auto;border:1px solid #eee}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0;display:block;overflow-x:auto}
-th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0;display:block;overflow-x:auto;
+max-width:100%}
+th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top;
+overflow-wrap:break-word}
+code,p,figcaption,summary{overflow-wrap:anywhere}figure{margin:1em 0}
 th{background:#f5f5f5}.note{color:#555;font-size:.9em}
 pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.8em;max-height:40em}
 .files a{margin-right:1em}img.col1{max-width:520px}
@@ -53,7 +57,7 @@ def write_report(
     at: Sequence[int] | None = None,
     generations: Sequence[int] | None = None,
     crop: tuple[int, int, int, int] | None = None,
-    fps: int = 12,
+    fps: float | None = None,
     thresholds: str = DEFAULT_THRESHOLDS,
     seed: int = 0,
 ) -> Report:
@@ -62,11 +66,16 @@ def write_report(
     out = Path(out_dir) if out_dir else runs.root / REPORT_DIR
     figs = out / "figures"
     rep = Report(out / "index.html")
+    if runs.metrics.empty:  # every chain failed (or none ran yet): the page says so
+        rep.notes.append("no metric rows: no chain finished a generation (see the failures "
+                         "above and the manifest); nothing to plot")
+        atomic_write_bytes(rep.index, render_index(runs, rep, out).encode())
+        return rep
     for layout in ("double", "single"):
         rep.figures += plot_drift(runs, figs, metrics=metrics, layout=layout,
                                   thresholds=thresholds, seed=seed).paths
     prev = set(runs.metrics.loc[runs.metrics["reference"] == "previous", "metric"])
-    step = [m for m in (metrics or ["psnr"]) if m in prev]
+    step = [m for m in expand(metrics or ["psnr"]) if m in prev]
     if step:
         rep.figures += plot_drift(runs, figs, metrics=step, reference="previous",
                                   layout="single", thresholds=thresholds, seed=seed).paths
@@ -100,9 +109,14 @@ def _table_html(df: pd.DataFrame) -> str:
 
 
 def _manifest_summary(runs: Runs) -> pd.DataFrame:
+    """One row per run: status, what it held, how far it got and what failed."""
     rows = []
     for run_id, m in runs.manifests.items():
         chains = runs.chains[runs.chains["run_id"] == run_id]
+        last = runs.metrics.loc[runs.metrics["run_id"] == run_id, "generation"].max()
+        failed = {b.get("error", "?"): len(b.get("chains", []))
+                  for b in m.get("batches", {}).values() if b.get("status") == "failed"}
+        failed.update({f"{k}: {v}": 1 for k, v in (m.get("input_errors") or {}).items()})
         rows.append({
             "run": str(chains["run"].iloc[0]) if len(chains) else run_id,
             "run_id": run_id,
@@ -111,8 +125,9 @@ def _manifest_summary(runs: Runs) -> pd.DataFrame:
             "images": ", ".join(sorted(chains["image_name"].unique())),
             "upscalers": ", ".join(sorted(chains["upscaler"].unique())),
             "codecs": ", ".join(sorted(chains["codec"].unique())),
-            "generations": int(runs.metrics.loc[runs.metrics["run_id"] == run_id,
-                                                "generation"].max() or 0),
+            "generations": "-" if pd.isna(last) else int(last),
+            "failed": "; ".join(f"{n} chain{'s' * (n != 1)}: {e}" for e, n in failed.items())
+                      or "-",
         })
     return pd.DataFrame(rows)
 
@@ -126,11 +141,21 @@ def render_index(runs: Runs, rep: Report, base: Path) -> str:
              f"<p class=note>Made from <code>{html.escape(str(runs.root))}</code> by "
              "<code>roundtrip report</code>; nothing was re-run.</p>"]
     parts.append("<h2>Runs</h2>" + _table_html(_manifest_summary(runs)))
-    parts.append("<h2>Drift</h2>")
+    if rep.figures:
+        parts.append("<h2>Drift</h2>")
+    # each figure once: the double-column one is shown, its single-column version linked
     pngs = [p for p in rep.figures if p.suffix == ".png"]
+    stems = {p.stem for p in pngs}
     for png in pngs:
+        if png.stem.endswith("-single") and png.stem.replace("-single", "-double") in stems:
+            continue
         links = " ".join(f'<a href="{_rel(p, base)}">{p.suffix[1:].upper()}</a>'
                          for p in rep.figures if p.stem == png.stem)
+        single = png.stem.replace("-double", "-single")
+        if png.stem.endswith("-double") and single in stems:
+            links += "; single column: " + " ".join(
+                f'<a href="{_rel(p, base)}">{p.suffix[1:].upper()}</a>'
+                for p in rep.figures if p.stem == single)
         cls = " class=col1" if png.stem.endswith("-single") else ""
         parts.append(f'<figure><img{cls} src="{_rel(png, base)}" alt="{html.escape(png.stem)}">'
                      f"<figcaption class=files>{html.escape(png.stem)}: {links}</figcaption>"
@@ -148,7 +173,8 @@ def render_index(runs: Runs, rep: Report, base: Path) -> str:
         parts.append("<h2>Video</h2>"
                      f'<video src="{_rel(v.mp4, base)}" controls muted loop preload="auto" '
                      f'width="{v.size[0]}" height="{v.size[1]}"></video>'
-                     f"<p class=note>{v.frames} video frames, one per saved generation and chain "
+                     f"<p class=note>{v.frames} video frames at {v.fps:.3g} fps "
+                     f"({v.duration_s:.1f} s), one per saved generation and chain "
                      f"layout; {html.escape(v.note)}. "
                      f'<a href="{_rel(v.mp4, base)}">MP4</a>{gif}</p>')
     if rep.tables:

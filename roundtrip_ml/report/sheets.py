@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,6 +32,17 @@ class SheetResult:
     note: str = ""
     # where each tile lies in the PNG: (chain_id, generation) -> (left, top, right, bottom) px
     tiles: dict[tuple[str, int], tuple[int, int, int, int]] = field(default_factory=dict)
+    figure: Any = None  # the matplotlib Figure, to restyle or save elsewhere
+
+    def to_image(self) -> Image.Image:
+        """The sheet as a PIL image at the sheet's dpi (what the PNG holds), e.g. for a
+        notebook cell or to paste into another figure."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(self.figure)
+        self.figure.set_dpi(DPI)
+        canvas.draw()
+        return Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
 
 
 def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
@@ -75,7 +87,7 @@ def _read(path: Path) -> np.ndarray:
 
 def contact_sheet(
     run: Runs | str | Path,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     *,
     generations: Sequence[int] | None = None,
     crop: tuple[int, int, int, int] | None = None,
@@ -84,7 +96,8 @@ def contact_sheet(
     formats: Sequence[str] = ("png", "pdf"),
     stem: str = "sheet",
 ) -> SheetResult:
-    """Draw the sheet for one image (default: the first) and every recipe; returns the files."""
+    """Draw the sheet for one image (default: the first) and every recipe; written to
+    ``out_dir`` when given. The result holds the Figure and ``to_image()`` gives a PIL image."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -150,9 +163,9 @@ def contact_sheet(
         note = _note(rows, h, w, shown, crop, tile_h, missing, saved)
         fig.text(0.08 / fig_w, 0.12 / fig_h, note, ha="left", va="bottom", fontsize=6,
                  color="0.25")
-        paths = save_figure(fig, Path(out_dir), stem, formats, dpi=DPI)
+        paths = save_figure(fig, Path(out_dir), stem, formats, dpi=DPI) if out_dir else []
     image_name = str(rows["image_name"].iloc[0])
-    return SheetResult(paths, cols, missing, image_name, note, tiles)
+    return SheetResult(paths, cols, missing, image_name, note, tiles, fig)
 
 
 def _note(rows, h, w, shown, crop, tile_h, missing, saved) -> str:

@@ -1,8 +1,10 @@
 """Tables: metrics at chosen generations per recipe (mean and 95% bootstrap CI over images),
 and the collapse statistics per recipe, as CSV (exact numbers), Markdown and LaTeX (booktabs).
 
-The CSV is tidy and holds full-precision floats so it parses back to the stored numbers; the
-Markdown and LaTeX versions are for reading and pasting into a paper.
+The CSV is tidy, holds every metric and statistic at full precision and parses back to the
+stored numbers; the Markdown and LaTeX versions are for reading and pasting into a paper, so
+they choose columns that fit a page (the headline metrics, at most DISPLAY_GENERATIONS
+generations, the measured thresholds) and show a CI only where n >= 3 images stand behind it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..files import atomic_write_bytes
 from ..metrics.summary import DEFAULT_THRESHOLDS, parse_thresholds
-from .data import Runs, aggregate, collapse_summary, format_ranges, load_runs, recipe_label, select
-from .plots import default_metrics, metric_label
+from .data import (
+    Runs,
+    aggregate,
+    collapse_summary,
+    format_ranges,
+    load_runs,
+    measured_thresholds,
+    recipe_label,
+    select,
+)
+from .labels import axis_label, expand, label, threshold_label
+from .plots import MIN_BAND_N, default_metrics
 
 DEFAULT_AT = (1, 10, 50, 200)
+DISPLAY_METRICS = 3  # metrics in the Markdown/LaTeX table when none are named
+DISPLAY_GENERATIONS = 6  # generation columns that fit a page beside recipe, metric and n
+DISPLAY_FINALS = 2  # "final value" columns in the collapse table
 
 
 @dataclass
@@ -48,7 +64,8 @@ def metrics_at(
     """(tidy table, generations used, generations skipped: not stored, e.g. by the metric
     stride). Asking past the last generation shows the last one instead, so ``--at
     1,10,50,200`` on a 30-generation run shows 1, 10 and 30."""
-    metrics = list(metrics) if metrics else default_metrics(runs, reference)
+    stored = sorted(set(runs.metrics.loc[runs.metrics["reference"] == reference, "metric"]))
+    metrics = expand(metrics, stored) if metrics else default_metrics(runs, reference)
     by = runs.recipe_columns
     rows = runs.metrics[(runs.metrics["reference"] == reference) & (runs.metrics["replica"] == 0)]
     stored = set(rows["generation"].unique())
@@ -71,9 +88,7 @@ def collapse_by_recipe(runs: Runs, thresholds: str = DEFAULT_THRESHOLDS) -> pd.D
     """Collapse statistics (roundtrip_ml.metrics.summary) pooled per recipe: median first
     crossing of each threshold and how many chains crossed, mean final values, median
     half-life, and how many chains reached a fixed point or a cycle."""
-    stored = set(runs.metrics.loc[runs.metrics["reference"] == "original", "metric"])
-    thresholds = ",".join(t.name for t in parse_thresholds(thresholds) if t.metric in stored)
-    s = collapse_summary(runs, thresholds)
+    s = collapse_summary(runs, measured_thresholds(runs, thresholds))
     s = s[s["replica"] == 0]
     by = runs.recipe_columns
     out = []
@@ -108,30 +123,55 @@ def _num(v: float) -> str:
     return f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}" if abs(v) >= 0.01 else f"{v:.2e}"
 
 
+def _db(v: float) -> str:
+    """Decibels to 0.01 dB, so a PSNR column lines up whatever its magnitude."""
+    return _num(v) if v is None or math.isnan(v) or math.isinf(v) else f"{v:.2f}"
+
+
 def _gen(v: float) -> str:
     return "-" if v is None or math.isnan(v) else f"{v:g}"
 
 
-def metrics_display(tidy: pd.DataFrame, runs: Runs) -> pd.DataFrame:
-    """Rows = recipe x metric, columns = generations, cells ``mean [low, high]``."""
+def metrics_display(tidy: pd.DataFrame, runs: Runs, metrics: Sequence[str] | None = None
+                    ) -> pd.DataFrame:
+    """Rows = recipe x metric, columns = generations, cells ``mean [low, high]`` (the CI only
+    where n >= 3 images); ``n`` = images behind the row. Without ``metrics``, the headline
+    ones; at most DISPLAY_GENERATIONS generations (evenly chosen, the last kept)."""
     by = runs.recipe_columns
     varying = runs.varying(by) or ["upscaler"]
+    order = list(metrics) if metrics else [m for m in default_metrics(runs)
+                                           if m in set(tidy["metric"])][:DISPLAY_METRICS]
+    tidy = tidy[tidy["metric"].isin(order)]
+    gens = sorted(tidy["generation"].unique())
+    if len(gens) > DISPLAY_GENERATIONS:
+        idx = np.linspace(0, len(gens) - 1, DISPLAY_GENERATIONS).round().astype(int)
+        gens = [gens[i] for i in sorted(set(idx))]
+        tidy = tidy[tidy["generation"].isin(gens)]
     recs = []
-    for key, g in tidy.groupby([*by, "metric"], sort=True):
+    rank = {m: i for i, m in enumerate(order)}
+    groups = sorted(tidy.groupby([*by, "metric"], sort=True),
+                    key=lambda kv: (kv[0][:-1], rank.get(kv[0][-1], 0)))
+    for key, g in groups:
         row = dict(zip([*by, "metric"], key, strict=True))
-        rec = {"recipe": recipe_label(row, varying), "metric": metric_label(row["metric"])}
+        rec = {"recipe": recipe_label(row, varying), "metric": axis_label(row["metric"]),
+               "n": str(int(g["n_images"].max()))}
+        fmt = _db if label(row["metric"]).unit == "dB" else _num  # one precision per column
         for r in g.itertuples():
-            cell = _num(r.mean)
-            if r.n_images > 1 and r.ci_high > r.ci_low:
-                cell += f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
+            cell = fmt(r.mean)
+            if r.n_images >= MIN_BAND_N and r.ci_high > r.ci_low:
+                cell += f" [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
             rec[f"gen {r.generation}"] = cell
         recs.append(rec)
     return pd.DataFrame(recs).fillna("-")
 
 
 def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
+    """One row per recipe: first crossing of each measured threshold (median generation and
+    how many chains crossed), the final value of the headline metrics, events. Half-lives and
+    the other final values stay in collapse.csv."""
     by = runs.recipe_columns
     varying = runs.varying(by) or ["upscaler"]
+    finals = [m for m in default_metrics(runs) if f"final_{m}_mean" in collapse][:DISPLAY_FINALS]
     recs = []
     for r in collapse.to_dict("records"):
         rec: dict[str, str] = {"recipe": recipe_label(r, varying), "chains": str(r["chains"])}
@@ -139,12 +179,12 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
             if c.startswith("first_") and c.endswith("_median"):
                 name = c[len("first_"):-len("_median")]
                 k = r[f"first_{name}_crossed"]
-                rec[f"first {name}"] = (f"{_gen(r[c])} ({k}/{r['chains']})" if k else
-                                        f"never (0/{r['chains']})")
-            elif c.startswith("final_") and c.endswith("_mean"):
-                rec[f"final {metric_label(c[6:-5])}"] = _num(r[c])
-            elif c.startswith("half_life_") and c.endswith("_median"):
-                rec[f"half-life {c[10:-7]}"] = _gen(r[c])
+                t = parse_thresholds(name)[0]
+                rec[f"first {threshold_label(t.metric, t.op, t.value)}"] = (
+                    f"{_gen(r[c])} ({k}/{r['chains']})" if k else f"never (0/{r['chains']})")
+        for m in finals:
+            fmt = _db if label(m).unit == "dB" else _num
+            rec[f"final {axis_label(m)}"] = fmt(r[f"final_{m}_mean"])
         ev = []
         if r["fixed_points"]:
             ev.append(f"fixed point {r['fixed_points']}/{r['chains']}")
@@ -171,7 +211,7 @@ def to_markdown(df: pd.DataFrame) -> str:
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
           "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
           "^": r"\textasciicircum{}", "·": r"$\cdot$", "↓": r"$\downarrow$", "∞": r"$\infty$",
-          "Δ": r"$\Delta$", "<": r"$<$", ">": r"$>$"}
+          "Δ": r"$\Delta$", "↑": r"$\uparrow$", "→": r"$\to$", "<": r"$<$", ">": r"$>$"}
 
 
 def latex_escape(text: str) -> str:
@@ -224,18 +264,25 @@ def write_tables(
     collapse = collapse_by_recipe(runs, thresholds)
     out = Path(out_dir)
     n = runs.chains["image_name"].nunique()
-    what = f"mean over {n} image{'s' * (n != 1)}" + (", [95% bootstrap CI]" if n > 1 else "")
+    what = f"mean over {n} image{'s' * (n != 1)}, n per row" + (
+        f"; [95% percentile bootstrap CI over images] where n >= {MIN_BAND_N}"
+        if n >= MIN_BAND_N else "")
+    shown = expand(metrics, sorted(set(tidy["metric"]))) if metrics else None
+    display = metrics_display(tidy, runs, shown)
     files = {
         "metrics.csv": tidy.to_csv(index=False),
-        "metrics.md": to_markdown(metrics_display(tidy, runs)),
-        "metrics.tex": to_latex(metrics_display(tidy, runs),
-                                f"Metrics vs the {reference} image by generation ({what}).",
+        "metrics.md": to_markdown(display),
+        "metrics.tex": to_latex(display,
+                                f"Metrics vs the {reference} image by generation ({what}; "
+                                "every metric and generation: metrics.csv).",
                                 "tab:roundtrip-metrics", group="recipe"),
         "collapse.csv": collapse.to_csv(index=False),
         "collapse.md": to_markdown(collapse_display(collapse, runs)),
         "collapse.tex": to_latex(collapse_display(collapse, runs),
-                                 f"Collapse statistics per recipe (thresholds {thresholds}; "
-                                 "first: median generation of chains that crossed).",
+                                 f"Collapse statistics per recipe (thresholds "
+                                 f"{measured_thresholds(runs, thresholds) or 'none measured'}; "
+                                 "first: median generation of chains that crossed; every "
+                                 "statistic: collapse.csv).",
                                  "tab:roundtrip-collapse"),
     }
     paths = {}

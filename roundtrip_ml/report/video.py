@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,16 @@ GUTTER = 4  # px between tiles
 GIF_MAX_WIDTH = 1280
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
+TARGET_SECONDS = 6.0  # default length: long enough to watch, whatever the frame count
+MAX_AUTO_FPS = 12  # above this a long run plays faster than the eye follows a collapse
+MIN_AUTO_FPS = 1
+
+
+def auto_fps(frames: int) -> Fraction:
+    """Frames per second that make ``frames`` last about TARGET_SECONDS (1 to 12 fps): 8 saved
+    generations play for 6 s, not 0.67 s; 200 play at 12 fps."""
+    fps = min(MAX_AUTO_FPS, max(MIN_AUTO_FPS, frames / TARGET_SECONDS))
+    return Fraction(fps).limit_denominator(100)
 
 
 @dataclass
@@ -41,6 +52,11 @@ class VideoResult:
     chains: list[str]
     missing: list[int] = field(default_factory=list)  # 0..last with no saved frame
     lossless: bool = False
+    fps: float = 12.0
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
 
     @property
     def note(self) -> str:
@@ -127,7 +143,7 @@ def make_video(
     *,
     chains: list[str] | None = None,
     image: str | None = None,
-    fps: int = 12,
+    fps: float | None = None,
     side_by_side: bool = True,
     lossless: bool = False,
     crop: tuple[int, int, int, int] | None = None,
@@ -136,9 +152,11 @@ def make_video(
     max_width: int = 1920,
     min_tile: int = 256,
 ) -> VideoResult:
-    """Write ``stem.mp4`` (and ``stem.gif``) from the saved frames of the chosen chains."""
-    if fps < 1:
-        raise ConfigError(f"--fps {fps}", "must be at least 1", "e.g. --fps 12")
+    """Write ``stem.mp4`` (and ``stem.gif``) from the saved frames of the chosen chains.
+    ``fps`` None: about TARGET_SECONDS long (auto_fps)."""
+    if fps is not None and fps < 1:
+        raise ConfigError(f"--fps {fps:g}", "must be at least 1", "e.g. --fps 12, or leave it "
+                          "out for a video of about 6 s")
     runs = run if isinstance(run, Runs) else load_runs(run)
     rows = pick_chains(runs, image, chains)
     frames = [runs.frames(r.run_id, r.chain_id) for r in rows.itertuples()]
@@ -170,16 +188,18 @@ def make_video(
     out.mkdir(parents=True, exist_ok=True)
     mp4 = out / f"{stem}.mp4"
     images = [compose(t, lab, counter(g), lay) for g, t, lab in plan]
-    write_mp4(mp4, images, fps, lossless)
+    rate = auto_fps(len(images)) if fps is None else Fraction(fps).limit_denominator(100)
+    write_mp4(mp4, images, rate, lossless)
     gif_path = out / f"{stem}.gif" if gif else None
     if gif_path:
-        write_gif(gif_path, images, fps)
+        write_gif(gif_path, images, rate)
     missing = sorted(set(range(last + 1)) - set(saved))
     return VideoResult(mp4, gif_path, len(images), lay.size, [g for g, _, _ in plan],
-                       list(rows["chain_id"]), missing, lossless)
+                       list(rows["chain_id"]), missing, lossless, float(rate))
 
 
-def write_mp4(path: Path, images: Sequence[np.ndarray], fps: int, lossless: bool) -> None:
+def write_mp4(path: Path, images: Sequence[np.ndarray], fps: Fraction | int,
+              lossless: bool) -> None:
     """H.264 in MP4: yuv420p (plays everywhere) or, lossless, RGB at qp 0."""
     tmp = path.with_name(f".{path.name}.tmp.mp4")
     h, w = images[0].shape[:2]
@@ -191,7 +211,7 @@ def write_mp4(path: Path, images: Sequence[np.ndarray], fps: int, lossless: bool
     tmp.replace(path)
 
 
-def _encode(tmp: Path, images: Sequence[np.ndarray], fps: int, lossless: bool, h: int,
+def _encode(tmp: Path, images: Sequence[np.ndarray], fps: Fraction | int, lossless: bool, h: int,
             w: int) -> None:
     import av
 
@@ -211,14 +231,14 @@ def _encode(tmp: Path, images: Sequence[np.ndarray], fps: int, lossless: bool, h
             container.mux(packet)
 
 
-def write_gif(path: Path, images: Sequence[np.ndarray], fps: int) -> None:
+def write_gif(path: Path, images: Sequence[np.ndarray], fps: Fraction | int) -> None:
     """A looping GIF for slides, at most GIF_MAX_WIDTH wide."""
     pil = [Image.fromarray(a) for a in images]
     if pil[0].width > GIF_MAX_WIDTH:
         size = (GIF_MAX_WIDTH, round(pil[0].height * GIF_MAX_WIDTH / pil[0].width))
         pil = [p.resize(size, Image.Resampling.LANCZOS) for p in pil]
-    pil[0].save(path, save_all=True, append_images=pil[1:], duration=max(20, round(1000 / fps)),
-                loop=0)
+    ms = max(20, round(1000 / float(fps)))
+    pil[0].save(path, save_all=True, append_images=pil[1:], duration=ms, loop=0)
 
 
 def read_video(path: str | Path) -> tuple[list[np.ndarray], tuple[int, int]]:
