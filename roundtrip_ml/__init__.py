@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     # figures
     "plot_drift": "figures",
     "contact_sheet": "figures",
+    "write_tables": "report",
+    "make_video": "report",
+    "write_report": "report",
     # errors
     "RoundtripError": "errors",
     "ConfigError": "errors",
@@ -98,5 +101,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from .figures import contact_sheet, plot_drift
     from .functional import gmsd, haarpsi, ms_ssim, psnr, psnr_y, ssim
+    from .report import make_video, write_report, write_tables
     from .specs import InferenceOptions
     from .upscalers import create_upscaler

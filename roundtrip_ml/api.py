@@ -81,7 +81,9 @@ class Trajectory:
 
     def to_runs(self) -> Runs:
         """The trajectory as the report functions' input (figures and tables work on it)."""
-        chains = pd.DataFrame([{**self.chain.__dict__, "run_id": MEMORY_RUN_ID, "run": "memory",
+        h, w = self.frames[0].shape[-2:]
+        chains = pd.DataFrame([{**self.chain.__dict__, "batch_id": "b0000", "height": int(h),
+                                "width": int(w), "run_id": MEMORY_RUN_ID, "run": "memory",
                                 "run_dir": ""}])
         metrics = self.metrics.assign(run="memory")
         fps = self.fingerprints.assign(run_id=MEMORY_RUN_ID)

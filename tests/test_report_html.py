@@ -135,7 +135,7 @@ def test_report_of_a_folder_holding_a_failed_run(study, tmp_path):
     """A run whose every chain failed (a corrupt checkpoint) beside a good run: the report
     shows the good one and names the failure; on its own the failed run gets a page too."""
     from roundtrip_ml.config import make_config
-    from roundtrip_ml.loop import run_experiment
+    from roundtrip_ml.experiment import run_experiment
 
     bogus = tmp_path / "bogus.pth"
     bogus.write_bytes(b"not a checkpoint")
