@@ -36,6 +36,7 @@ __all__ = [
     "get_entry",
     "is_cached",
     "load_registry",
+    "model_rows",
     "models_dir",
     "offline_mode",
     "offline_models",
@@ -441,6 +442,26 @@ def offline_models(family: str | None = None, directory: Path | None = None
         if found is not None:
             out.append((e, found))
     return out
+
+
+def model_rows(cache: str | Path | None = None, family: str | None = None
+               ) -> list[dict[str, Any]]:
+    """One plain dict per registry model (what `roundtrip models list` shows)."""
+    rows = []
+    for e in load_registry().values():
+        fam = e.family or ("realesrgan" if e.offline else "-")
+        if family is not None and fam != family:
+            continue
+        found = find_offline(e, check_hash=False)
+        rows.append({
+            "name": e.name, "family": fam, "arch": e.arch, "scale": e.scale,
+            "license": e.license, "offline_only": e.offline_only,
+            "cached": e.weights is not None and cached_path(e, cache).is_file(),
+            "offline": found is not None,
+            "package": found.source.package if found else "",
+            "package_license": found.source.license if found else "",
+        })
+    return rows
 
 
 # ---- verify -------------------------------------------------------------------------------------
