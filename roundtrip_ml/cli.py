@@ -500,6 +500,30 @@ def sweep_merge_cmd(
               highlight=False)
 
 
+# ---- leaderboard: one protocol over many upscalers (roundtrip_ml.leaderboard) -----------------
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Leaderboard directory.")],
+    models: Annotated[str | None, typer.Option(
+        "--models", help="Comma list of names or patterns (default: every offline model).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="2 photos, 96 px, 3 generations.")] = False,
+    executor: Annotated[str, typer.Option("--executor", "-e", help="local, local-gpus or ray.")
+                        ] = "local",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, ...")] = "auto",
+) -> None:
+    """Rank upscalers by collapse under one written protocol (a resumable sweep underneath)."""
+    from .leaderboard import run_leaderboard
+    from .report.tables import to_markdown
+
+    lb = run_leaderboard(_path_arg(output), models=models, quick=quick, executor=executor,
+                         device=device)
+    out.print(to_markdown(lb.table.attrs["display"]), highlight=False, soft_wrap=True)
+    for kind, path in lb.files.items():
+        out.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 2; tracebacks only with --debug."""
     debug = "--debug" in sys.argv
