@@ -143,6 +143,8 @@ def spec_for_file(param: str | Path, bin_: str | Path | None = None
 class FamilyModel(nn.Module):
     """A graph plus its family's processing: N x 3 x H x W in [0, 1] -> N x 3 x sH x sW."""
 
+    extra: Tensor  # the constant extra input channels (SRMD), 1 x k x 1 x 1
+
     def __init__(self, graph: NcnnGraph, spec: FamilySpec) -> None:
         super().__init__()
         self.graph, self.spec = graph, spec

@@ -127,6 +127,7 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
     """Any ncnn graph through the general importer, with its family's processing."""
     from .families import load_family_model, spec_for_file
 
+    scale: int | None
     if entry is not None:
         fam, variant, scale, noise = entry.family, entry.family_variant, entry.scale, entry.noise
     else:

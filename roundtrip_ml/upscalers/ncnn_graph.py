@@ -240,6 +240,12 @@ class _Concat(_Op):
         return [torch.cat(xs, dim=self.dim)]
 
 
+def _extent(out: int, full: int, off: int, off2: int) -> int:
+    """ncnn Crop's output length on one axis: ``out`` (0 or -233: the rest) within the rest."""
+    rest = full - off - off2
+    return rest if out in (0, -233) else min(out, rest)
+
+
 class _Crop(_Op):
     def __init__(self, ly: NcnnLayer) -> None:
         super().__init__()
@@ -265,13 +271,9 @@ class _Crop(_Op):
             oc, oh, ow = ref.shape[1], ref.shape[2], ref.shape[3]
             oc = c if oc == 1 and ref.shape[2:] == (1, 1) else oc
         else:
-            def size(out: int, full: int, off: int, off2: int) -> int:
-                rest = full - off - off2
-                return rest if out in (0, -233) else min(out, rest)
-
-            oc = size(self.outc, c, self.coff, self.coff2)
-            oh = size(self.outh, h, self.hoff, self.hoff2)
-            ow = size(self.outw, w, self.woff, self.woff2)
+            oc = _extent(self.outc, c, self.coff, self.coff2)
+            oh = _extent(self.outh, h, self.hoff, self.hoff2)
+            ow = _extent(self.outw, w, self.woff, self.woff2)
         return [x[:, self.coff : self.coff + oc, self.hoff : self.hoff + oh,
                   self.woff : self.woff + ow]]
 
@@ -324,7 +326,9 @@ class _Scale(_Op):
         self.bias = vec(n) if bias else None
 
     def forward(self, x: Tensor, s: Tensor | None = None) -> list[Tensor]:
-        y = x * (s if self.scale is None else self.scale)
+        scale = s if self.scale is None else self.scale
+        assert scale is not None  # the two-input form always passes the scale blob
+        y = x * scale
         return [y + self.bias if self.bias is not None else y]
 
 
