@@ -194,3 +194,14 @@ def test_family_specs_follow_the_programs() -> None:
     assert family_spec("waifu2x", 1, variant="cunet").prepadding == 28
     assert len(family_spec("srmd", 2, noise=-1).extra_channels) == 15
     assert family_spec("srmd", 2).extra_channels[-1] == pytest.approx(3 / 255)
+
+
+def test_interpreter_equals_the_spandrel_mapping_on_real_esrgan() -> None:
+    """The fixed RRDBNet/SRVGG mapping (ncnn.py) stays for the registry's Real-ESRGAN entries
+    (same PyTorch module as their official .pth); the interpreter computes the same numbers."""
+    found = _found("realesr-animevideov3")
+    sp = load_upscaler("realesr-animevideov3", device="cpu", source="ncnn")
+    g = load_graph(found.param, found.bin)
+    x = to_batch(photo_u8("chelsea")[40:64, 80:104])
+    with torch.no_grad():
+        assert torch.equal(sp.descriptor.model(x), g(x))
