@@ -138,7 +138,8 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
         "ncnn_param_sha256": zoo.sha256_file(param),
         "ncnn_graph": {"layers": len(d.model.graph.plan), **d.model.spec.describe()},
         "notes": [f"ncnn graph run by the general importer with {fam} pre/post-processing "
-                  f"({d.model.spec.program or 'none'}); fp16-stored weights as shipped"],
+                  f"({d.model.spec.program or 'none'}); weights exactly as stored in the .bin "
+                  "(fp16 where the file stores fp16)"],
     }
     return {}, d, extra
 
