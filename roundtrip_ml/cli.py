@@ -509,16 +509,18 @@ def leaderboard_cmd(
     models: Annotated[str | None, typer.Option(
         "--models", help="Comma list of names or patterns (default: every offline model).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="2 photos, 96 px, 3 generations.")] = False,
+    protocol: Annotated[Path | None, typer.Option(
+        "--protocol", help="A protocol JSON, e.g. another leaderboard's protocol.json.")] = None,
     executor: Annotated[str, typer.Option("--executor", "-e", help="local, local-gpus or ray.")
                         ] = "local",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, ...")] = "auto",
 ) -> None:
     """Rank upscalers by collapse under one written protocol (a resumable sweep underneath)."""
-    from .leaderboard import run_leaderboard
+    from .leaderboard import load_protocol, run_leaderboard
     from .report.tables import to_markdown
 
     lb = run_leaderboard(_path_arg(output), models=models, quick=quick, executor=executor,
-                         device=device)
+                         device=device, protocol=load_protocol(protocol) if protocol else None)
     out.print(to_markdown(lb.table.attrs["display"]), highlight=False, soft_wrap=True)
     for kind, path in lb.files.items():
         out.print(f"{kind}: {path}", highlight=False, soft_wrap=True)

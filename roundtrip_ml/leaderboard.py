@@ -28,7 +28,8 @@ import pandas as pd
 
 from .errors import ConfigError
 
-__all__ = ["FULL", "QUICK", "Leaderboard", "Protocol", "run_leaderboard", "select_models"]
+__all__ = ["FULL", "QUICK", "Leaderboard", "Protocol", "load_protocol", "run_leaderboard",
+           "select_models"]
 
 PROTOCOL_VERSION = 1
 
@@ -58,6 +59,26 @@ class Protocol:
             "ranking": "within a scale, by PSNR to the original at the last generation "
                        "(collapse resistance), higher first",
             "ci": "95% Student-t interval of the mean over photos (n = number of photos)"}
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """A protocol from JSON: a leaderboard's protocol.json reruns its exact protocol (the keys
+    it derives, such as ``models`` and ``ranking``, are ignored)."""
+    from dataclasses import fields
+
+    try:
+        raw = json.loads(Path(path).expanduser().read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(str(path), f"cannot read protocol JSON ({e})") from e
+    names = {f.name for f in fields(Protocol)}
+    if not isinstance(raw, dict) or not {"photos", "crop", "generations"} <= set(raw):
+        raise ConfigError(str(path), "not a leaderboard protocol (needs photos, crop, generations)",
+                          "pass a protocol.json written by `roundtrip leaderboard`")
+    if raw.get("version", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        raise ConfigError(str(path), f"protocol version {raw.get('version')}, this is "
+                          f"{PROTOCOL_VERSION}", "rerun with the roundtrip-ml that wrote it")
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
+    return Protocol(**kw)
 
 
 QUICK = Protocol(photos=("skimage:astronaut", "skimage:coffee"), crop=96, generations=3,

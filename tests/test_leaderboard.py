@@ -76,3 +76,14 @@ def test_model_selection() -> None:
     assert len(default) >= 45 and all(s > 1 for s in default.values())  # x1 left out
     with pytest.raises(ConfigError, match="matches no model"):
         select_models("nothing-like-this-*")
+
+
+def test_a_protocol_json_reruns_the_same_protocol(tmp_path: Path) -> None:
+    from roundtrip_ml.leaderboard import load_protocol
+
+    path = tmp_path / "protocol.json"
+    path.write_text(json.dumps({**QUICK.describe(), "models": [{"name": "x", "native_scale": 2}]}))
+    assert load_protocol(path) == QUICK
+    path.write_text(json.dumps({"crop": 96}))
+    with pytest.raises(ConfigError, match="not a leaderboard protocol"):
+        load_protocol(path)
