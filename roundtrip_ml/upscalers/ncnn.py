@@ -19,7 +19,7 @@ import torch
 
 from ..errors import ModelError, WeightsError
 
-__all__ = ["NcnnLayer", "NcnnModel", "load_ncnn", "parse_param", "read_weights"]
+__all__ = ["BlobReader", "NcnnLayer", "NcnnModel", "load_ncnn", "parse_param", "read_weights"]
 
 MAGIC = 7767517
 TAG_FP16 = 0x01306B47
@@ -92,7 +92,9 @@ def parse_param(path: Path) -> list[NcnnLayer]:
     return layers
 
 
-class _Reader:
+class BlobReader:
+    """Reads the weight blobs of a .bin in order; shared with the general graph importer."""
+
     def __init__(self, data: bytes, path: Path) -> None:
         self.data, self.pos, self.path = data, 0, path
 
@@ -135,7 +137,7 @@ def read_weights(
 ) -> tuple[list[_Conv], dict[str, torch.Tensor]]:
     """Read every weight blob of ``layers`` from the .bin, in file order; refuse leftovers."""
     data = Path(bin_path).read_bytes()
-    r = _Reader(data, Path(bin_path))
+    r = BlobReader(data, Path(bin_path))
     convs: list[_Conv] = []
     prelus: dict[str, torch.Tensor] = {}
     for ly in layers:

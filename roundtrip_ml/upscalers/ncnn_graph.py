@@ -1,0 +1,501 @@
+"""Any ncnn .param/.bin graph as a PyTorch module: an interpreter over the layer list.
+
+Why an interpreter rather than fixed architectures: the PyPI wheels ship Real-CUGAN, waifu2x,
+RealSR, SPAN and SRMD graphs (plus community models) built from a small set of ncnn layer types.
+Implementing those layer types once, with ncnn's exact semantics, runs every such file on CPU or
+CUDA, batched, in fp32/bf16/fp16, without a per-architecture mapping. A layer type (or a layer
+option) that is not implemented is refused with one ModelError naming it and the file, never
+approximated.
+
+Blob layout: ncnn blobs are C x H x W without a batch; here every blob is N x C x H x W. ncnn's
+1-D blobs (global pooling, InnerProduct) become N x C x 1 x 1, which broadcasts against a
+feature map exactly like ncnn's per-channel 1-D broadcast. Weight storage in the .bin follows
+each layer's ``load_model``: Convolution/Deconvolution/InnerProduct weights are tagged blobs
+(fp16 or fp32), their biases and every other blob (Scale, PReLU, MemoryData) plain fp32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ModelError, WeightsError
+from .ncnn import BlobReader, NcnnLayer, parse_param
+
+__all__ = ["LAYER_TYPES", "NcnnGraph", "load_graph"]
+
+_INT_MAX = 2**31 - 1
+
+
+def _ints(ly: NcnnLayer, key: int) -> list[int]:
+    v = ly.params.get(key, [])
+    return [int(t) for t in v] if isinstance(v, list) else [int(v)]
+
+
+def _floats(ly: NcnnLayer, key: int) -> list[float]:
+    v = ly.params.get(key, [])
+    return [float(t) for t in v] if isinstance(v, list) else [float(v)]
+
+
+class _Unsupported(Exception):
+    """A layer option this interpreter does not implement (turned into a ModelError)."""
+
+
+def _refuse_if(ly: NcnnLayer, **keys_defaults: tuple[int, float]) -> None:
+    """Refuse options we do not implement: each name maps to (param id, the only accepted value)."""
+    for label, (key, ok) in keys_defaults.items():
+        if float(ly.get(key, ok)) != float(ok):
+            raise _Unsupported(f"{label}={ly.get(key)}")
+
+
+# ---- activations fused into Convolution / Deconvolution / InnerProduct ---------------------------
+
+
+def _activation(ly: NcnnLayer) -> Callable[[Tensor], Tensor] | None:
+    kind = int(ly.get(9, 0))
+    p = _floats(ly, 10)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return F.relu
+    if kind == 2:
+        slope = p[0] if p else 0.0
+        return lambda x: F.leaky_relu(x, slope)
+    if kind == 3:
+        lo, hi = p[0], p[1]
+        return lambda x: x.clamp(lo, hi)
+    if kind == 4:
+        return torch.sigmoid
+    if kind == 5:
+        return F.mish
+    if kind == 6:
+        alpha, beta = (p[0], p[1]) if len(p) >= 2 else (0.2, 0.5)
+        return lambda x: x * (x * alpha + beta).clamp(0, 1)
+    raise _Unsupported(f"activation type {kind}")
+
+
+class _Op(nn.Module):
+    """One ncnn layer: ``forward(*inputs) -> list of outputs``."""
+
+    n_out_fixed: int | None = 1
+
+
+class _Conv(_Op):
+    def __init__(self, ly: NcnnLayer, r: BlobReader, transposed: bool) -> None:
+        super().__init__()
+        out_ch = int(ly.get(0))
+        kw = int(ly.get(1))
+        kh = int(ly.get(11, kw))
+        dw = int(ly.get(2, 1))
+        self.dil = (int(ly.get(12, dw)), dw)
+        sw = int(ly.get(3, 1))
+        self.stride = (int(ly.get(13, sw)), sw)
+        pl = int(ly.get(4, 0))
+        if pl < 0:
+            raise _Unsupported(f"automatic padding mode {pl}")
+        pr = int(ly.get(15, pl))
+        pt = int(ly.get(14, pl))
+        pb = int(ly.get(16, pt))
+        self.pads = (pl, pr, pt, pb)
+        _refuse_if(ly, int8_scale_term=(8, 0), dynamic_weight=(19, 0))
+        if transposed:
+            _refuse_if(ly, output_pad_right=(18, 0), output_pad_bottom=(19, 0),
+                       output_w=(20, 0), output_h=(21, 0))
+        else:
+            self.pad_value = float(ly.get(18, 0.0))
+        self.transposed = transposed
+        n = int(ly.get(6))
+        in_ch, rest = divmod(n, out_ch * kh * kw)
+        if rest:
+            raise _Unsupported(f"weight_data_size {n} is not a multiple of {out_ch}x{kh}x{kw}")
+        w = torch.from_numpy(r.tagged(n)).reshape(out_ch, in_ch, kh, kw)
+        # ncnn keeps [out, in, kh, kw] for both; PyTorch's transposed conv wants [in, out, ...]
+        self.weight = nn.Parameter(w.transpose(0, 1).contiguous() if transposed else w,
+                                   requires_grad=False)
+        self.bias = (nn.Parameter(torch.from_numpy(r.raw(out_ch)), requires_grad=False)
+                     if int(ly.get(5, 0)) else None)
+        self.act = _activation(ly)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        pl, pr, pt, pb = self.pads
+        if self.transposed:
+            y = F.conv_transpose2d(x, self.weight, self.bias, self.stride, 0, 0, 1, self.dil)
+            y = y[..., pt : y.shape[-2] - pb, pl : y.shape[-1] - pr]
+        else:
+            if pl == pr and pt == pb and self.pad_value == 0.0:
+                y = F.conv2d(x, self.weight, self.bias, self.stride, (pt, pl), self.dil)
+            else:
+                x = F.pad(x, (pl, pr, pt, pb), value=self.pad_value)
+                y = F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dil)
+        return [self.act(y) if self.act else y]
+
+
+class _InnerProduct(_Op):
+    def __init__(self, ly: NcnnLayer, r: BlobReader) -> None:
+        super().__init__()
+        out = int(ly.get(0))
+        n = int(ly.get(2))
+        _refuse_if(ly, int8_scale_term=(8, 0))
+        self.weight = nn.Parameter(torch.from_numpy(r.tagged(n)).reshape(out, n // out),
+                                   requires_grad=False)
+        self.bias = (nn.Parameter(torch.from_numpy(r.raw(out)), requires_grad=False)
+                     if int(ly.get(1, 0)) else None)
+        self.act = _activation(ly)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        y = F.linear(x.flatten(1), self.weight, self.bias)
+        y = self.act(y) if self.act else y
+        return [y[:, :, None, None]]
+
+
+class _Pooling(_Op):
+    def __init__(self, ly: NcnnLayer) -> None:
+        super().__init__()
+        if not int(ly.get(4, 0)):
+            raise _Unsupported("non-global pooling")
+        self.kind = int(ly.get(0, 0))
+        if self.kind not in (0, 1):
+            raise _Unsupported(f"pooling type {self.kind}")
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        if self.kind == 0:
+            return [x.amax(dim=(-2, -1), keepdim=True)]
+        return [x.mean(dim=(-2, -1), keepdim=True)]
+
+
+_BINARY: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
+    0: torch.add, 1: torch.sub, 2: torch.mul, 3: torch.div, 4: torch.maximum, 5: torch.minimum,
+    6: torch.pow, 7: lambda a, b: b - a, 8: lambda a, b: b / a, 9: lambda a, b: torch.pow(b, a),
+    10: torch.atan2, 11: lambda a, b: torch.atan2(b, a),
+}
+
+
+class _BinaryOp(_Op):
+    def __init__(self, ly: NcnnLayer) -> None:
+        super().__init__()
+        op = int(ly.get(0, 0))
+        if op not in _BINARY:
+            raise _Unsupported(f"binary op type {op}")
+        self.fn = _BINARY[op]
+        self.scalar = float(ly.get(2, 0.0)) if int(ly.get(1, 0)) else None
+
+    def forward(self, a: Tensor, b: Tensor | None = None) -> list[Tensor]:
+        if self.scalar is not None:
+            return [self.fn(a, torch.full((), self.scalar, dtype=a.dtype, device=a.device))]
+        assert b is not None
+        return [self.fn(a, b)]
+
+
+class _Eltwise(_Op):
+    def __init__(self, ly: NcnnLayer) -> None:
+        super().__init__()
+        self.kind = int(ly.get(0, 0))
+        if self.kind not in (0, 1, 2):
+            raise _Unsupported(f"eltwise op type {self.kind}")
+        self.coeffs = _floats(ly, 1)
+
+    def forward(self, *xs: Tensor) -> list[Tensor]:
+        if self.kind == 0:
+            y = xs[0]
+            for x in xs[1:]:
+                y = y * x
+        elif self.kind == 2:
+            y = xs[0]
+            for x in xs[1:]:
+                y = torch.maximum(y, x)
+        else:
+            c = self.coeffs or [1.0] * len(xs)
+            y = xs[0] * c[0] if c[0] != 1.0 else xs[0]
+            for x, k in zip(xs[1:], c[1:], strict=True):
+                y = y + (x * k if k != 1.0 else x)
+        return [y]
+
+
+class _Split(_Op):
+    n_out_fixed = None
+
+    def __init__(self, n_out: int) -> None:
+        super().__init__()
+        self.n_out = n_out
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return [x] * self.n_out
+
+
+def _dim3(axis: int) -> int:
+    """An ncnn axis of a 3-D blob (c, h, w; negative from the end) -> the NCHW tensor dim."""
+    return (axis + 3 if axis < 0 else axis) + 1
+
+
+class _Concat(_Op):
+    def __init__(self, ly: NcnnLayer) -> None:
+        super().__init__()
+        self.dim = _dim3(int(ly.get(0, 0)))
+
+    def forward(self, *xs: Tensor) -> list[Tensor]:
+        return [torch.cat(xs, dim=self.dim)]
+
+
+def _extent(out: int, full: int, off: int, off2: int) -> int:
+    """ncnn Crop's output length on one axis: ``out`` (0 or -233: the rest) within the rest."""
+    rest = full - off - off2
+    return rest if out in (0, -233) else min(out, rest)
+
+
+class _Crop(_Op):
+    def __init__(self, ly: NcnnLayer) -> None:
+        super().__init__()
+        self.starts, self.ends, self.axes = _ints(ly, 9), _ints(ly, 10), _ints(ly, 11)
+        self.woff, self.hoff, self.coff = int(ly.get(0, 0)), int(ly.get(1, 0)), int(ly.get(2, 0))
+        self.outw, self.outh, self.outc = int(ly.get(3, 0)), int(ly.get(4, 0)), int(ly.get(5, 0))
+        self.woff2, self.hoff2, self.coff2 = (int(ly.get(6, 0)), int(ly.get(7, 0)),
+                                              int(ly.get(8, 0)))
+
+    def forward(self, x: Tensor, ref: Tensor | None = None) -> list[Tensor]:
+        if self.starts:
+            sl = [slice(None)] * 4
+            axes = self.axes or list(range(len(self.starts)))
+            for a, s, e in zip(axes, self.starts, self.ends, strict=True):
+                d = _dim3(a)
+                size = x.shape[d]
+                s = s + size if s < 0 else s
+                e = size if e >= _INT_MAX else (e + size if e < 0 else e)
+                sl[d] = slice(max(s, 0), min(e, size))
+            return [x[tuple(sl)]]
+        c, h, w = x.shape[1:]
+        if ref is not None:  # crop to the reference blob's size (ncnn's two-input form)
+            oc, oh, ow = ref.shape[1], ref.shape[2], ref.shape[3]
+            oc = c if oc == 1 and ref.shape[2:] == (1, 1) else oc
+        else:
+            oc = _extent(self.outc, c, self.coff, self.coff2)
+            oh = _extent(self.outh, h, self.hoff, self.hoff2)
+            ow = _extent(self.outw, w, self.woff, self.woff2)
+        return [x[:, self.coff : self.coff + oc, self.hoff : self.hoff + oh,
+                  self.woff : self.woff + ow]]
+
+
+_RESIZE_MODES = {1: "nearest", 2: "bilinear", 3: "bicubic"}
+
+
+class _Interp(_Op):
+
+    def __init__(self, ly: NcnnLayer) -> None:
+        super().__init__()
+        kind = int(ly.get(0, 0))
+        if kind not in _RESIZE_MODES:
+            raise _Unsupported(f"resize type {kind}")
+        _refuse_if(ly, dynamic_target_size=(5, 0))
+        self.mode = _RESIZE_MODES[kind]
+        self.align = bool(int(ly.get(6, 0))) if self.mode != "nearest" else None
+        self.hs, self.ws = float(ly.get(1, 1.0)), float(ly.get(2, 1.0))
+        self.oh, self.ow = int(ly.get(3, 0)), int(ly.get(4, 0))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        h, w = x.shape[-2:]
+        size = (self.oh or int(h * self.hs), self.ow or int(w * self.ws))
+        return [F.interpolate(x, size=size, mode=self.mode, align_corners=self.align)]
+
+
+class _PixelShuffle(_Op):
+    def __init__(self, ly: NcnnLayer) -> None:
+        super().__init__()
+        self.r = int(ly.get(0, 1))
+        _refuse_if(ly, mode=(1, 0))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return [F.pixel_shuffle(x, self.r)]
+
+
+class _Scale(_Op):
+    def __init__(self, ly: NcnnLayer, r: BlobReader) -> None:
+        super().__init__()
+        n = int(ly.get(0, 0))
+        bias = bool(int(ly.get(1, 0)))
+        if n == -233 and bias:
+            raise _Unsupported("bias with a scale blob from a second input")
+
+        def vec(count: int) -> nn.Parameter:
+            return nn.Parameter(torch.from_numpy(r.raw(count))[None, :, None, None],
+                                requires_grad=False)
+
+        self.scale = None if n == -233 else vec(n)
+        self.bias = vec(n) if bias else None
+
+    def forward(self, x: Tensor, s: Tensor | None = None) -> list[Tensor]:
+        scale = s if self.scale is None else self.scale
+        assert scale is not None  # the two-input form always passes the scale blob
+        y = x * scale
+        return [y + self.bias if self.bias is not None else y]
+
+
+class _PReLU(_Op):
+    def __init__(self, ly: NcnnLayer, r: BlobReader) -> None:
+        super().__init__()
+        self.slope = nn.Parameter(torch.from_numpy(r.raw(int(ly.get(0, 1)))),
+                                  requires_grad=False)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return [F.prelu(x, self.slope)]
+
+
+class _MemoryData(_Op):
+    def __init__(self, ly: NcnnLayer, r: BlobReader) -> None:
+        super().__init__()
+        w, h, c = int(ly.get(0, 0)), int(ly.get(1, 0)), int(ly.get(2, 0))
+        _refuse_if(ly, depth=(11, 0))
+        shape = [d for d in (c, h, w) if d]
+        n = 1
+        for d in shape:
+            n *= d
+        t = torch.from_numpy(r.raw(n))
+        # a 1-D blob broadcasts per channel in ncnn, like N x C x 1 x 1 here
+        full = (c or 1, h or 1, w) if (c or h) else (w, 1, 1)
+        self.data = nn.Parameter(t.reshape(1, *full), requires_grad=False)
+
+    def forward(self) -> list[Tensor]:
+        return [self.data]
+
+
+class _Elementwise(_Op):
+    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return [self.fn(x)]
+
+
+def _make(ly: NcnnLayer, r: BlobReader) -> _Op:
+    t = ly.type
+    if t in ("Convolution", "Deconvolution"):
+        return _Conv(ly, r, transposed=t == "Deconvolution")
+    if t == "InnerProduct":
+        return _InnerProduct(ly, r)
+    if t == "Pooling":
+        return _Pooling(ly)
+    if t == "BinaryOp":
+        return _BinaryOp(ly)
+    if t == "Eltwise":
+        return _Eltwise(ly)
+    if t == "Split":
+        return _Split(len(ly.outputs))
+    if t == "Concat":
+        return _Concat(ly)
+    if t == "Crop":
+        return _Crop(ly)
+    if t == "Interp":
+        return _Interp(ly)
+    if t == "PixelShuffle":
+        return _PixelShuffle(ly)
+    if t == "Scale":
+        return _Scale(ly, r)
+    if t == "PReLU":
+        return _PReLU(ly, r)
+    if t == "MemoryData":
+        return _MemoryData(ly, r)
+    if t == "Sigmoid":
+        return _Elementwise(torch.sigmoid)
+    if t == "Swish":
+        return _Elementwise(F.silu)
+    if t == "TanH":
+        return _Elementwise(torch.tanh)
+    if t == "ReLU":
+        slope = float(ly.get(0, 0.0))
+        return _Elementwise(lambda x: F.leaky_relu(x, slope) if slope else F.relu(x))
+    raise _Unsupported("layer type")
+
+
+#: every ncnn layer type the interpreter runs (Input is the graph's entry point)
+LAYER_TYPES = frozenset({
+    "Input", "Convolution", "Deconvolution", "InnerProduct", "Pooling", "BinaryOp", "Eltwise",
+    "Split", "Concat", "Crop", "Interp", "PixelShuffle", "Scale", "PReLU", "MemoryData",
+    "Sigmoid", "Swish", "TanH", "ReLU",
+})
+
+
+class NcnnGraph(nn.Module):
+    """An ncnn graph run layer by layer on N x C x H x W tensors (any device, any float dtype).
+
+    ``forward(x)`` feeds the single Input blob and returns the graph's single output blob (the
+    one blob no layer consumes), with no pre/post-processing: see families.py for those.
+    """
+
+    def __init__(self, param_path: str | Path, bin_path: str | Path | None = None) -> None:
+        super().__init__()
+        param_path = Path(param_path)
+        bin_path = Path(bin_path) if bin_path else param_path.with_suffix(".bin")
+        for p in (param_path, bin_path):
+            if not p.is_file():
+                raise WeightsError(str(p), "file not found",
+                                   "ncnn models need both NAME.param and NAME.bin side by side")
+        self.param_path, self.bin_path = param_path, bin_path
+        layers = parse_param(param_path)
+        unknown = sorted({ly.type for ly in layers} - LAYER_TYPES)
+        if unknown:
+            raise ModelError(str(param_path), f"ncnn layer type {', '.join(unknown)} is not "
+                             "supported by the graph importer",
+                             f"supported: {', '.join(sorted(LAYER_TYPES))}")
+        data = bin_path.read_bytes()
+        r = BlobReader(data, bin_path)
+        inputs = [ly for ly in layers if ly.type == "Input"]
+        if len(inputs) != 1 or len(inputs[0].outputs) != 1:
+            raise ModelError(str(param_path), f"{len(inputs)} Input layers; the importer runs "
+                             "graphs with exactly one input blob")
+        self.input_blob = inputs[0].outputs[0]
+        ops: list[_Op] = []
+        self.plan: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self.layer_types: list[str] = []
+        for ly in layers:
+            if ly.type == "Input":
+                continue
+            try:
+                ops.append(_make(ly, r))
+            except _Unsupported as e:
+                raise ModelError(str(param_path), f"layer {ly.name} ({ly.type}): {e} is not "
+                                 "supported by the graph importer",
+                                 "only the options the shipped SR models use are implemented"
+                                 ) from None
+            self.plan.append((tuple(ly.inputs), tuple(ly.outputs)))
+            self.layer_types.append(ly.type)
+        if r.pos != len(data):
+            raise WeightsError(str(bin_path), f"{len(data) - r.pos} bytes left unread after "
+                               f"{len(layers)} layers", "the .bin does not match the .param")
+        self.ops = nn.ModuleList(ops)
+        produced = {b for _, outs in self.plan for b in outs} | {self.input_blob}
+        consumed = {b for ins, _ in self.plan for b in ins}
+        missing = consumed - produced
+        sinks = sorted(produced - consumed)
+        if missing or len(sinks) != 1:
+            raise ModelError(str(param_path), f"graph is not closed (unproduced blobs "
+                             f"{sorted(missing)[:3]}, outputs {sinks[:3]})",
+                             "pass a complete .param")
+        self.output_blob = sinks[0]
+        last_use: dict[str, int] = {}
+        for i, (ins, _) in enumerate(self.plan):
+            for b in ins:
+                last_use[b] = i
+        self._free = [tuple(b for b in ins if last_use[b] == i)
+                      for i, (ins, _) in enumerate(self.plan)]
+        in_ch = next((op.weight.shape[1 if not op.transposed else 0] for op in ops
+                      if isinstance(op, _Conv)), None)
+        self.in_channels: int | None = int(in_ch) if in_ch is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        blobs: dict[str, Tensor] = {self.input_blob: x}
+        for op, (ins, outs), free in zip(self.ops, self.plan, self._free, strict=True):
+            args = [blobs[b] for b in ins]
+            res = op(*args)
+            for b in free:
+                del blobs[b]
+            for b, t in zip(outs, res, strict=True):
+                blobs[b] = t
+        return blobs[self.output_blob]
+
+
+def load_graph(param_path: str | Path, bin_path: str | Path | None = None) -> NcnnGraph:
+    """Read an ncnn .param/.bin pair into an :class:`NcnnGraph` (eval mode, fp32, CPU)."""
+    return NcnnGraph(param_path, bin_path).eval()
