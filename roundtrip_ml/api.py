@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .analysis.summary import DEFAULT_THRESHOLDS, summarize_run
 from .config import ExperimentConfig, load_config, make_config
 from .determinism import deterministic
 from .engine import Progress, RunResult
@@ -31,7 +32,6 @@ from .info import resolve_device
 from .manifest import Manifest
 from .measure import Measurer, MetricRows, table_rows
 from .metrics import SPECS
-from .metrics.summary import DEFAULT_THRESHOLDS, summarize_run
 from .plan import Batch, Chain, codec_slug, prepare_image, slug
 from .report.data import Runs, load_runs
 from .resample import KERNELS

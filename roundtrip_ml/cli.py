@@ -225,9 +225,9 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress bars or summaries.")] = False,
 ) -> None:
     """Run the built-in study: real photos, real Real-ESRGAN weights and a test chart; no download."""
+    from .analysis.summary import render_summary, summarize_run
     from .demo import demo_configs, existing_runs, torch_threads_for_demo
     from .experiment import run_experiment
-    from .metrics.summary import render_summary, summarize_run
 
     torch_threads_for_demo()
     configs = demo_configs(output, device, full)
@@ -277,7 +277,7 @@ def info() -> None:
 
     env = environment()
     try:
-        from .upscalers.zoo import cache_dir, offline_mode
+        from .weights import cache_dir, offline_mode
 
         env["weights_cache"] = str(cache_dir())
         env["offline"] = offline_mode()
@@ -309,7 +309,7 @@ def summarize(
     json_out: Annotated[bool, typer.Option("--json", **Flag, help="Print one JSON object per chain instead of the table.")] = False,
 ) -> None:
     """Collapse statistics per chain -> RUN/summary.parquet, printed as a table."""
-    from .metrics.summary import SUMMARY_FILE, render_summary, summarize_run
+    from .analysis.summary import SUMMARY_FILE, render_summary, summarize_run
 
     df = summarize_run(_path_arg(run_dir), thresholds, csv=csv)
     if json_out:
@@ -550,6 +550,7 @@ def models_verify(
 
     from .errors import WeightsError
     from .upscalers import zoo
+    from .weights import cache_dir as weights_cache_dir
 
     results = zoo.verify_cache(cache_dir)
     if json_out:
@@ -562,7 +563,7 @@ def models_verify(
                 out.print(f"[{colour}]{r.status:>7}[/]  {r.name}  {r.path}  {r.detail}",
                           highlight=False, soft_wrap=True)
         missing = sum(r.status == "missing" for r in results)
-        out.print(f"{missing} official weights not cached ({zoo.cache_dir(cache_dir)})")
+        out.print(f"{missing} official weights not cached ({weights_cache_dir(cache_dir)})")
     bad = [r for r in results if r.status == "corrupt"]
     if bad:
         raise WeightsError(", ".join(str(r.path) for r in bad), "corrupt (hash mismatch)",

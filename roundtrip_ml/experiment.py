@@ -19,7 +19,7 @@ from .manifest import Manifest, now
 from .measure import Measurer
 from .plan import Plan, make_plan
 from .store import CHAINS_FILE, CONFIG_FILE, MANIFEST_FILE, RunStore
-from .upscalers.zoo import sha256_file
+from .weights import sha256_file
 
 
 def run_experiment(

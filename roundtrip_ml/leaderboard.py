@@ -4,7 +4,7 @@ Why a fixed protocol: "which upscaler survives repetition best?" only has an ans
 model runs the same chain on the same photos, and two leaderboards are only comparable when the
 protocol is written next to the numbers. Underneath it is an ordinary sweep (resumable; local or
 Ray), so a killed leaderboard continues where it stopped, and every number below is read back
-from the sweep's run directories with the project's own summaries (metrics/summary.py,
+from the sweep's run directories with the project's own summaries (analysis/summary.py,
 divergence.py, the chart's OCR rows); nothing here computes a metric itself.
 
 Scale handling: every model runs at its native scale (an x2 model in x2 roundtrips, an x4 model
@@ -159,8 +159,8 @@ _FIRST_METRICS = {"g1_psnr": ("psnr", "original"), "g1_ssim": ("ssim", "original
 
 def _chain_values(root: Path, p: Protocol) -> pd.DataFrame:
     """One row per unperturbed chain: every quantity the table ranks, read from the runs."""
-    from .divergence import summarize_divergence
-    from .metrics.summary import parse_thresholds, summarize
+    from .analysis.divergence import summarize_divergence
+    from .analysis.summary import parse_thresholds, summarize
     from .report.data import find_run_dirs
     from .store import RunStore
 
@@ -218,7 +218,7 @@ class Leaderboard:
 
 
 def _aggregate(photos: pd.DataFrame, chart: pd.DataFrame, p: Protocol) -> pd.DataFrame:
-    from .metrics.summary import parse_thresholds
+    from .analysis.summary import parse_thresholds
 
     tnames = [t.name for t in parse_thresholds(p.thresholds)]
     out = []
@@ -253,7 +253,7 @@ def _fmt(mean: float, lo: float, hi: float, digits: int = 2) -> str:
 
 def display_table(df: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     """The human table: mean ± CI half-width; censored threshold counts as '>G (k/n)'."""
-    from .metrics.summary import parse_thresholds
+    from .analysis.summary import parse_thresholds
 
     rows = []
     for _, r in df.iterrows():

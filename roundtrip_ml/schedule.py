@@ -97,7 +97,7 @@ class CodecSchedule:
     def period(self) -> int | None:
         """Generations after which the step repeats exactly (None: seeded random draws).
 
-        Fixed-point and cycle detection on fingerprints needs it (``metrics.events``)."""
+        Fixed-point and cycle detection on fingerprints needs it (``analysis.events``)."""
         k = len(self.stages)
         if any(st.mode == "random" for st in self.stages):
             return None

@@ -348,12 +348,13 @@ def test_tampered_cached_weights_are_refused_with_both_hashes(tmp_path, monkeypa
 
     from test_zoo import _tiny_weights, _write_registry
 
+    from roundtrip_ml import weights
     from roundtrip_ml.upscalers import zoo
     from roundtrip_ml.upscalers.loading import load_upscaler
 
     data = _tiny_weights()
     monkeypatch.setenv(zoo.MODELS_ENV, str(_write_registry(tmp_path, data, False)))
-    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
     cached = tmp_path / "cache" / "tiny-compact.pth"
     cached.parent.mkdir()
     cached.write_bytes(data)

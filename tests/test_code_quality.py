@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"config", "functional"},
     {"plan", "step", "measure", "manifest", "store"},
     {"engine", "experiment"},
-    {"analysis", "divergence"},
+    {"analysis"},
     {"report"},
     {"sweep", "leaderboard", "demo"},
     {"api", "figures"},

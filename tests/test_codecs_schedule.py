@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import photo_u8, to_batch
 
+from roundtrip_ml.analysis.events import first_repeat
 from roundtrip_ml.config import make_config
 from roundtrip_ml.errors import ConfigError
-from roundtrip_ml.metrics.events import first_repeat
 from roundtrip_ml.schedule import SHIFT_PERIOD, chain_seed, parse_schedule
 
 
@@ -133,8 +133,8 @@ def test_recompression_chain_through_the_engine(tmp_path) -> None:
     generation from which the JPEG chain is a fixed point, bit-identical from then on."""
     from PIL import Image
 
+    from roundtrip_ml.analysis.summary import summarize_run
     from roundtrip_ml.experiment import run_experiment
-    from roundtrip_ml.metrics.summary import summarize_run
     from roundtrip_ml.store import RunStore
 
     Image.fromarray(photo_u8("coffee", 48, 64)).save(tmp_path / "c.png")
@@ -154,7 +154,7 @@ def test_summarize_reads_each_chains_schedule_period() -> None:
     seeded random schedule (equal states prove no loop there)."""
     import pandas as pd
 
-    from roundtrip_ml.metrics.summary import summarize
+    from roundtrip_ml.analysis.summary import summarize
 
     rows, fps = [], []
     for cid, codec in (("fixed", "jpeg:75"), ("random", "jpeg:70-80"), ("cycle", "jpeg:[70,80]")):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roundtrip_ml.divergence import (
+from roundtrip_ml.analysis.divergence import (
     DB_PER_NEPER,
     divergence_rate,
     growth_window,

@@ -11,6 +11,7 @@ import torch
 from conftest import photo_u8, to_batch
 from safetensors.torch import save_file
 
+from roundtrip_ml import weights
 from roundtrip_ml.errors import ConfigError, ModelError, WeightsError
 from roundtrip_ml.specs import InferenceOptions
 from roundtrip_ml.upscalers import create_upscaler, zoo
@@ -63,7 +64,7 @@ def test_transformer_archs_load_from_random_state_dicts(tmp_path, arch, scale, s
     y = up.forward(x)
     desc = up.describe()
     assert (desc["arch"], desc["scale"], up.scale) == (arch, scale, scale)
-    assert desc["weights_sha256"] == zoo.sha256_file(path)
+    assert desc["weights_sha256"] == weights.sha256_file(path)
     assert desc["size_requirements"]["minimum"] == 16
     assert y.shape == (1, 3, 13 * scale, 18 * scale) and torch.isfinite(y).all()
 

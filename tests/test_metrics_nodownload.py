@@ -175,9 +175,9 @@ def test_metrics_list_shows_direction_and_cost() -> None:
 def test_collapse_jod_from_a_run_directory(tmp_path) -> None:
     """The temporal ColorVideoVDP over a chain's saved frames: a lossless chain scores 10 JOD,
     a JPEG q30 re-compression chain less."""
+    from roundtrip_ml.analysis.video import collapse_jod
     from roundtrip_ml.config import make_config
     from roundtrip_ml.experiment import run_experiment
-    from roundtrip_ml.metrics.cvvdp import collapse_jod
 
     Image.fromarray(photo_u8("coffee", 48, 64)).save(tmp_path / "c.png")
     cfg = make_config({"images": [str(tmp_path / "c.png")], "scales": [1],

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from roundtrip_ml.cli import app
-from roundtrip_ml.errors import ConfigError
-from roundtrip_ml.metrics.events import detect_events, first_repeat
-from roundtrip_ml.metrics.summary import (
+from roundtrip_ml.analysis.events import detect_events, first_repeat
+from roundtrip_ml.analysis.summary import (
     SUMMARY_FILE,
     parse_thresholds,
     summarize_run,
 )
+from roundtrip_ml.cli import app
+from roundtrip_ml.errors import ConfigError
 from roundtrip_ml.store import (
     FINGERPRINTS_FILE,
     METRICS_FILE,
@@ -151,9 +151,9 @@ def test_nearest_block_image_is_a_fixed_point_from_generation_1(tmp_path: Path) 
 
 def test_replica_run_gets_a_divergence_table(tmp_path: Path) -> None:
     """A real tiny replica run: summarize writes and prints the divergence table per recipe."""
+    from roundtrip_ml.analysis.summary import DIVERGENCE_FILE
     from roundtrip_ml.config import make_config
     from roundtrip_ml.experiment import run_experiment
-    from roundtrip_ml.metrics.summary import DIVERGENCE_FILE
 
     out = tmp_path / "run"
     run_experiment(make_config({

@@ -10,6 +10,7 @@ import pytest
 import skimage.data
 import torch
 
+from roundtrip_ml import weights
 from roundtrip_ml.errors import ModelError, WeightsError
 from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.loading import load_upscaler
@@ -100,7 +101,7 @@ def test_ncnn_spec_loads_and_says_where_from():
     up = load_upscaler(f"ncnn:{found.param}", device=torch.device("cpu"))
     desc = up.describe()
     assert desc["arch"] == "Compact" and desc["scale"] == 4
-    assert desc["weights_sha256"] == zoo.sha256_file(found.bin)
+    assert desc["weights_sha256"] == weights.sha256_file(found.bin)
     assert desc["source"].startswith("ncnn file")
     y = up.forward(torch.from_numpy(_photo("coffee", 100, 200, 24))[None])
     assert y.shape == (1, 3, 96, 96) and y.dtype == torch.float32

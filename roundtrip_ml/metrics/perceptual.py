@@ -6,7 +6,7 @@ warns once and drops the metric. The small learned heads (LPIPS linear layers, D
 ship inside the torchmetrics wheel (and the lpips wheel), so they are always available.
 
 Where the backbones come from, in order: the models' weights cache
-(``roundtrip_ml.upscalers.zoo.cache_dir()``, $ROUNDTRIP_CACHE_DIR), then torch hub's checkpoint
+(``roundtrip_ml.weights.cache_dir()``, $ROUNDTRIP_CACHE_DIR), then torch hub's checkpoint
 dir (where torchvision caches ``alexnet(weights="DEFAULT")``). Every file is checked against its
 published SHA-256 before use; a mismatch is an error, not a fallback. When neither has it and
 offline mode ($ROUNDTRIP_OFFLINE) is off, it is fetched once into the models' cache with pooch
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError, WeightsError
+from ..weights import cache_dir, offline_mode, sha256_file
 from .base import device_constant
 
 
@@ -58,7 +59,6 @@ _VERIFIED: dict[tuple[str, int, int], bool] = {}
 
 def weight_dirs() -> list[Path]:
     """Directories searched for backbone weights, in order (the first is where fetches go)."""
-    from ..upscalers.zoo import cache_dir
 
     return [cache_dir(), Path(torch.hub.get_dir()) / "checkpoints"]
 
@@ -67,7 +67,6 @@ def _verified(path: Path, backbone: Backbone) -> bool:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _VERIFIED:
-        from ..upscalers.zoo import sha256_file
 
         _VERIFIED[key] = sha256_file(path) == backbone.sha256
     return _VERIFIED[key]
@@ -94,7 +93,6 @@ def fetch_backbone(backbone: Backbone) -> Path | None:
     path = find_backbone(backbone)
     if path is not None:
         return path
-    from ..upscalers.zoo import offline_mode
 
     if offline_mode():
         return None

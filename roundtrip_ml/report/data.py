@@ -257,16 +257,16 @@ def aggregate(
 def measured_thresholds(runs: Runs, thresholds: str) -> str:
     """The thresholds whose metric was stored against the original: a threshold on a metric
     that was never measured would only ever read "never"."""
-    from ..metrics.summary import parse_thresholds
+    from ..analysis.summary import parse_thresholds
 
     stored = set(runs.metrics.loc[runs.metrics["reference"] == "original", "metric"])
     return ",".join(t.name for t in parse_thresholds(thresholds) if t.metric in stored)
 
 
 def collapse_summary(runs: Runs, thresholds: str) -> pd.DataFrame:
-    """Per-chain collapse statistics (roundtrip_ml.metrics.summary), for every run, in memory
+    """Per-chain collapse statistics (roundtrip_ml.analysis.summary), for every run, in memory
     (the report does not write RUN/summary.parquet; `roundtrip summarize` does)."""
-    from ..metrics.summary import parse_thresholds, summarize
+    from ..analysis.summary import parse_thresholds, summarize
 
     parsed = parse_thresholds(thresholds)
     out = []

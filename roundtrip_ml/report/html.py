@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..analysis.summary import DEFAULT_THRESHOLDS
 from ..files import atomic_write_bytes
-from ..metrics.summary import DEFAULT_THRESHOLDS
 from .data import Runs, load_runs
 from .labels import expand
 from .plots import plot_drift

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds
 from ..errors import ConfigError
-from ..metrics.summary import DEFAULT_THRESHOLDS, parse_thresholds
 from .data import (
     Runs,
     aggregate,

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds
 from ..files import atomic_write_bytes
-from ..metrics.summary import DEFAULT_THRESHOLDS, parse_thresholds
 from .data import (
     Runs,
     aggregate,
@@ -85,7 +85,7 @@ def metrics_at(
 
 
 def collapse_by_recipe(runs: Runs, thresholds: str = DEFAULT_THRESHOLDS) -> pd.DataFrame:
-    """Collapse statistics (roundtrip_ml.metrics.summary) pooled per recipe: median first
+    """Collapse statistics (roundtrip_ml.analysis.summary) pooled per recipe: median first
     crossing of each threshold and how many chains crossed, mean final values, median
     half-life, and how many chains reached a fixed point or a cycle."""
     s = collapse_summary(runs, measured_thresholds(runs, thresholds))

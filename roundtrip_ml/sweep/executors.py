@@ -238,7 +238,7 @@ class RayExecutor:
             _check_device_for_workers(self.device, "ray")
         self._slots = max(1, gpus if use_gpu else int(res.get("CPU", 1)))
         env = dict(WORKER_ENV)
-        from ..upscalers.zoo import CACHE_ENV, cache_dir
+        from ..weights import CACHE_ENV, cache_dir
 
         env[CACHE_ENV] = str(cache_dir())  # the cache the driver filled (shared on a cluster)
         resources = {"num_gpus": 1} if use_gpu else {"num_cpus": 1}

