@@ -37,15 +37,20 @@ import pandas as pd
 from .errors import RunStoreError
 from .files import TMP_SUFFIX, atomic_write_parquet, path_error
 
+# One meaning per column in every table: ``image`` is the source as given (a path or
+# skimage:NAME), ``image_name`` its short name; ``scope`` is "chain" for a chain's own value and
+# "group" for a statistic of a whole replica group (stored on the group's unperturbed chain).
 METRIC_COLUMNS = [
     "run_id",
     "chain_id",
     "image",
+    "image_name",
     "upscaler",
     "downscaler",
     "scale",
     "codec",
     "replica",
+    "scope",
     "generation",
     "metric",
     "reference",
@@ -228,9 +233,8 @@ class RunStore:
     def read_metrics(self) -> pd.DataFrame:
         """The tidy metrics table; for an unfinished run, the rows flushed so far."""
         path = self.root / METRICS_FILE
-        if path.exists():
-            return pd.read_parquet(path)
-        return self._concat_parts("metrics")
+        table = pd.read_parquet(path) if path.exists() else self._concat_parts("metrics")
+        return upgrade_metrics(table)
 
     def read_fingerprints(self) -> pd.DataFrame:
         path = self.root / FINGERPRINTS_FILE
@@ -292,6 +296,17 @@ def _holder(fd: int) -> str:
         return f"pid {info['pid']}, started {info['started']}: {info['command']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "pid unknown: it is just starting"
+
+
+def upgrade_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """Read a format-1 table (roundtrip-ml 0.1: ``image`` held the short name, group rows had
+    ``replica = -1``) in today's columns, so old runs still report."""
+    if "scope" in df.columns:
+        return df
+    group = df["replica"] == -1
+    df = df.assign(image_name=df["image"], scope=group.map({True: "group", False: "chain"}),
+                   replica=df["replica"].where(~group, 0))
+    return df[METRIC_COLUMNS]
 
 
 def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:

@@ -79,19 +79,20 @@ def test_predictability_horizon_skips_generation_0():
 
 def _tidy(recipe: str, image: str, pairwise: np.ndarray, original: list[np.ndarray],
           psnr_only: bool = False) -> list[dict]:
-    """Rows as the engine writes them: a group's pairwise row (replica -1, the head's chain_id)
+    """Rows as the engine writes them: a group's pairwise row (scope "group", the head's id)
     and each member's (head r0, replicas r1..) MSE to the original under its own chain_id."""
     head = f"{image}.{recipe}"
-    base = {"run_id": "run", "image": image, "upscaler": recipe, "downscaler": "lanczos3",
-            "scale": 4.0, "codec": "png"}
+    base = {"run_id": "run", "image": f"skimage:{image}", "image_name": image,
+            "upscaler": recipe, "downscaler": "lanczos3", "scale": 4.0, "codec": "png",
+            "scope": "chain"}
     rows = []
     for g, v in enumerate(pairwise):
         if psnr_only:
-            rows.append(base | {"chain_id": head, "replica": -1, "generation": g,
+            rows.append(base | {"chain_id": head, "replica": 0, "scope": "group", "generation": g,
                                 "metric": "psnr", "reference": "replicas",
                                 "value": -10 * math.log10(v)})
         else:
-            rows.append(base | {"chain_id": head, "replica": -1, "generation": g,
+            rows.append(base | {"chain_id": head, "replica": 0, "scope": "group", "generation": g,
                                 "metric": "mse", "reference": "replicas", "value": v})
         for r, series in enumerate(original):
             rows.append(base | {"chain_id": head if r == 0 else f"{head}.r{r}", "replica": r,
@@ -127,7 +128,7 @@ def test_summarize_divergence_per_recipe_and_per_chain():
     assert slow["final_pairwise_psnr"] > fast["final_pairwise_psnr"]
 
     per_chain = summarize_divergence(metrics, per="chain")
-    assert len(per_chain) == 4 and set(per_chain["image"]) == {"astronaut", "coffee"}
+    assert len(per_chain) == 4 and set(per_chain["image_name"]) == {"astronaut", "coffee"}
     for _, row in per_chain.iterrows():
         assert row["ci_low"] <= row["rate"] <= row["ci_high"]
 

@@ -163,7 +163,8 @@ def test_replicas_share_the_batch_and_record_distances(tmp_path: Path) -> None:
     assert len(store.read_chains()) == 3 and len(make_plan(cfg).batches) == 1
     m = store.read_metrics()
     rep = m.query("reference == 'replicas'")
-    assert set(rep.replica) == {-1} and set(rep.metric) == {"mse", "psnr"}
+    assert set(rep.scope) == {"group"} and set(rep.replica) == {0}
+    assert set(rep.metric) == {"mse", "psnr"}
     assert (rep.query("metric == 'mse'").value > 0).all()
     unp = m.query("reference == 'unperturbed'")
     assert set(unp.replica) == {1, 2}

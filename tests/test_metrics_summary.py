@@ -46,8 +46,9 @@ def test_first_repeat_on_constructed_sequences() -> None:
 def _write_run(root: Path) -> None:
     """A run directory with three chains: steady drift, fixed point, period-2 cycle."""
     rows = []
-    ident = {"run_id": "r", "image": "astronaut", "upscaler": "lanczos3", "downscaler": "lanczos3",
-             "scale": 2.0, "codec": "png", "replica": 0}
+    ident = {"run_id": "r", "image": "skimage:astronaut", "image_name": "astronaut",
+             "upscaler": "lanczos3", "downscaler": "lanczos3", "scale": 2.0, "codec": "png",
+             "replica": 0, "scope": "chain"}
     for g in range(1, 11):
         for cid, p, s in [
             ("drift", 35 - 2 * g, 1 - 0.06 * g),
@@ -103,7 +104,7 @@ def test_summarize_statistics(tmp_path: Path) -> None:
     assert (f["event"], f["event_generation"], f["period"]) == ("fixed_point", 3, 1)
     c = df.loc["cycle"]
     assert (c["event"], c["event_generation"], c["period"], c["cycle_start"]) == ("cycle", 3, 2, 1)
-    assert df.loc["drift", "image"] == "astronaut"
+    assert df.loc["drift", "image_name"] == "astronaut"
 
 
 def test_thresholds_parse_and_fail_clearly() -> None:

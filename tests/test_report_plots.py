@@ -145,7 +145,7 @@ def test_replica_distances_plot_from_a_real_replica_run(tmp_path):
         "device": "cpu", "output": str(tmp_path / "rep")})).run_dir
     runs = load_runs(run)
     rows = select(runs.metrics, "mse", "replicas")
-    assert len(rows) == 2 * 2 * 3 and (rows["replica"] == -1).all()
+    assert len(rows) == 2 * 2 * 3 and (rows["scope"] == "group").all()
     assert len(select(runs.metrics, "psnr", "unperturbed")) == 2 * 2 * 2 * 3
     fig = plot_drift(runs, tmp_path / "fig", metrics=["mse"], reference="replicas",
                      layout="single", n_boot=50)

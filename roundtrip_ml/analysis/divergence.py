@@ -2,7 +2,7 @@
 
 Input is the tidy metrics table (``store.METRIC_COLUMNS``). For a chain run with replicas, the
 engine writes, per generation, the mean pairwise distance between its K perturbed replicas
-(reference ``replicas``, replica -1, the base chain's chain_id) and each replica's distance to
+(reference ``replicas``, scope "group", the base chain's chain_id) and each replica's distance to
 the original (reference ``original``). Distances are read as MSE; where only PSNR was recorded,
 MSE = 10^(-PSNR/10) (data range 1).
 
@@ -173,7 +173,7 @@ def _chain_table(metrics: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     Members are matched to their group by run, image and recipe (a run has one chain per image
     and recipe, plus its replicas), not by parsing chain ids.
     """
-    keys = [c for c in ("run_id", "image", *by) if c in metrics.columns]
+    keys = [c for c in ("run_id", "image", "image_name", *by) if c in metrics.columns]
     pair = _mse_rows(metrics, "replicas")
     groups = pair.drop_duplicates("chain_id")[["chain_id", *keys]]
     pair = pair.groupby(["chain_id", "generation"], as_index=False)["value"].mean()
@@ -232,9 +232,12 @@ def summarize_divergence(metrics: pd.DataFrame, *, per: str = "recipe",
         last = mean.iloc[-1]
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
         if per == "chain":
-            row.update({c: grp[c].iloc[0] for c in ["image", *by]})
+            row.update({c: grp[c].iloc[0] for c in ["image", *by] if c in grp})
+            if "image_name" in grp:
+                row["image_name"] = grp["image_name"].iloc[0]
         else:
-            row.update({"images": ", ".join(sorted(map(str, grp["image"].unique()))),
+            name = "image_name" if "image_name" in grp else "image"
+            row.update({"images": ", ".join(sorted(map(str, grp[name].unique()))),
                         "n_chains": grp["chain_id"].nunique()})
         row.update({
             "rate": rate.rate, "ci_low": rate.ci_low, "ci_high": rate.ci_high,

@@ -42,7 +42,8 @@ SUMMARY_CSV = "summary.csv"
 DIVERGENCE_FILE = "divergence.parquet"
 DIVERGENCE_CSV = "divergence.csv"
 DEFAULT_THRESHOLDS = "psnr<20,ssim<0.5,lpips>0.4"
-IDENTITY = ["chain_id", "image", "upscaler", "downscaler", "scale", "codec", "replica"]
+IDENTITY = ["chain_id", "image", "image_name", "upscaler", "downscaler", "scale", "codec",
+            "replica"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
@@ -108,8 +109,8 @@ def summarize(
     rows = []
     orig = metrics[metrics["reference"] == "original"]
     for chain_id, chain in metrics.groupby("chain_id", sort=True):
-        own = chain[chain["replica"] >= 0] if "replica" in chain else chain
-        own = own if len(own) else chain  # replica -1 rows are a group's, not a member's
+        own = chain[chain["scope"] == "chain"] if "scope" in chain else chain
+        own = own if len(own) else chain  # "group" rows are a replica group's, not a member's
         row: dict[str, object] = {c: own[c].iloc[0] for c in IDENTITY if c in own}
         row["generations"] = int(chain["generation"].max())
         mine = orig[orig["chain_id"] == chain_id]

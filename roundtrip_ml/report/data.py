@@ -117,6 +117,8 @@ def recipe_label(row: pd.Series | dict[str, Any], columns: list[str]) -> str:
             parts.append(f"x{float(v):g}")
         elif c == "downscaler":
             parts.append(f"↓{v}")
+        elif c == "image" and "image_name" in row:  # the source is a path: show its name
+            parts.append(str(row["image_name"]))
         else:
             parts.append(str(v))
     return " · ".join(parts) if parts else str(row.get("upscaler", "all"))
@@ -197,11 +199,11 @@ def select(
     metrics: pd.DataFrame, metric: str, reference: str = "original"
 ) -> pd.DataFrame:
     """Rows of one metric and reference: the unperturbed chains (replica 0); for replica
-    studies, the group rows (``replicas``: mean pairwise distance, replica -1) or every
+    studies, the group rows (``replicas``: mean pairwise distance, scope "group") or every
     perturbed copy (``unperturbed``: distance to its unperturbed chain)."""
     m = metrics[(metrics["metric"] == metric) & (metrics["reference"] == reference)]
     if reference == "replicas":
-        return m[m["replica"] == -1]
+        return m[m["scope"] == "group"]
     if reference == "unperturbed":
         return m[m["replica"] >= 1]
     return m[m["replica"] == 0]
