@@ -225,7 +225,7 @@ def _text_lines(
         if y + line_h + 2 * pad > ph:
             break  # no vertical room for this or any larger line
         draw.text((pad - min(left, 0), y + pad + ascent), text, font=font, fill=0, anchor="ls")
-        box = (px, py + y, line_w + 2 * pad, line_h + 2 * pad)
+        box = (px, py + y, int(line_w) + 2 * pad, int(line_h) + 2 * pad)
         truth = {"text": text, "size_px": size, "font": FONT_NAME}
         regions.append(Region(f"text_{size}px", "text", box, truth))
         y += line_h + 2 * pad

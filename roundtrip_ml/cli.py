@@ -29,11 +29,11 @@ class _NoHelpMetavar:
         return opt
 
 
-class _Command(_NoHelpMetavar, TyperCommand):
+class _Command(_NoHelpMetavar, TyperCommand):  # type: ignore[misc]
     pass
 
 
-class _Group(_NoHelpMetavar, TyperGroup):
+class _Group(_NoHelpMetavar, TyperGroup):  # type: ignore[misc]
     pass
 
 
@@ -42,7 +42,7 @@ class _App(_Group):
     CliRunner behave alike: a RoundtripError prints one line and exits 2 (a traceback only with
     --debug), Ctrl-C says how to resume and exits 130, Python warnings print as one line."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer vendors its own click: take its Context
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
             try:

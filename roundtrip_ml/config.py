@@ -196,7 +196,7 @@ def _format_error(e: ValidationError, source: str) -> ConfigError:
             return ConfigError(what, "must not be empty")
         field = ExperimentConfig.model_fields.get(top)
         return ConfigError(what, f"must have {want} values{shown}",
-                           str(field.annotation if field else ""))
+                           str(field.annotation) if field else "")
     if err["type"] == "value_error":
         return ConfigError(what, str(ctx.get("error", err["msg"])) + shown)
     words = _WORDS.get(err["type"])

@@ -179,7 +179,7 @@ def _decode_pillow(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im: Image.Image = Image.open(io.BytesIO(data))
             im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(

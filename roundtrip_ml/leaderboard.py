@@ -78,7 +78,7 @@ def load_protocol(path: str | Path) -> Protocol:
         raise ConfigError(str(path), f"protocol version {raw.get('version')}, this is "
                           f"{PROTOCOL_VERSION}", "rerun with the roundtrip-ml that wrote it")
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
-    return Protocol(**kw)
+    return Protocol(**kw)  # type: ignore[arg-type]  # fields checked by name above
 
 
 QUICK = Protocol(photos=("skimage:astronaut", "skimage:coffee"), crop=96, generations=3,
@@ -329,9 +329,9 @@ def run_leaderboard(
     """Run (or resume) the leaderboard sweeps into ``output`` and write the ranked table, the
     trade-off figure, the contact sheet and protocol.json."""
     from .chart import write_chart
+    from .files import atomic_write_bytes, atomic_write_json
     from .report.sheets import contact_sheet
     from .report.tables import to_markdown
-    from .store import atomic_write_bytes, atomic_write_json
     from .sweep import parse_sweep, run_sweep
 
     p = protocol or (QUICK if quick else FULL)

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ DEFAULT_THRESHOLDS = "psnr<20,ssim<0.5,lpips>0.4"
 IDENTITY = ["chain_id", "image", "image_name", "upscaler", "downscaler", "scale", "codec",
             "replica"]
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
+_OPS: dict[str, Callable[[Any, float], Any]] = {  # elementwise on arrays
     "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
 }
 

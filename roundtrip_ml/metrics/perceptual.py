@@ -208,12 +208,17 @@ class LPIPS(nn.Module):
 class DISTS(nn.Module):
     """DISTS (Ding et al. 2020): VGG16 with L2 pooling; texture (mean) + structure (cov) terms."""
 
+    alpha: Tensor  # buffers: per-channel weights of the two terms
+    beta: Tensor
+
     def __init__(self, backbone_state: dict[str, Tensor], heads: dict[str, Tensor]) -> None:
         super().__init__()
         features = _load_features(VGG16, backbone_state)
         for i, layer in enumerate(features):
             if isinstance(layer, nn.MaxPool2d):
-                features[i] = _L2Pool(features[i - 2].out_channels)
+                conv = features[i - 2]
+                assert isinstance(conv, nn.Conv2d)
+                features[i] = _L2Pool(conv.out_channels)
         self.features = features
         self.channels = (3, 64, 128, 256, 512, 512)
         alpha, beta = heads["alpha"], heads["beta"]
@@ -245,6 +250,8 @@ class DISTS(nn.Module):
 
 class _L2Pool(nn.Module):
     """sqrt of a Hann-weighted (3 x 3) blur of x^2, stride 2: DISTS's alias-free max-pool."""
+
+    kernel: Tensor  # a buffer
 
     def __init__(self, channels: int) -> None:
         super().__init__()

@@ -68,7 +68,8 @@ def _multi(fn: Callable[[Tensor, Tensor], dict[str, Tensor]]) -> Callable[..., C
     return lambda device, key="": fn
 
 
-def _learned(make: Callable[[torch.device], torch.nn.Module | None]) -> Callable[..., Callable]:
+def _learned(make: Callable[[torch.device], torch.nn.Module | None]
+             ) -> Callable[..., Callable | None]:
     def build(device: torch.device, key: str) -> Callable | None:
         net = make(device)
         if net is None:

@@ -64,7 +64,7 @@ def find_run_dirs(path: Path) -> list[Path]:
     found: list[Path] = []
     level = [path]
     for _ in range(MAX_DEPTH):
-        nxt = []
+        nxt: list[Path] = []
         for d in level:
             for sub in sorted(p for p in d.iterdir() if p.is_dir() and p.name != "report"):
                 (found if (sub / MANIFEST_FILE).is_file() else nxt).append(sub)

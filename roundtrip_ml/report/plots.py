@@ -93,7 +93,8 @@ def style_context(style: str):
 
     if style not in STYLES:
         raise ConfigError(f"--style {style}", "unknown style", f"use one of {', '.join(STYLES)}")
-    return matplotlib.rc_context({**_BASE_RC, **STYLES[style]})
+    rc: Any = {**_BASE_RC, **STYLES[style]}  # plain keys; matplotlib's stubs want literals
+    return matplotlib.rc_context(rc)
 
 
 def save_figure(fig: Any, out_dir: str | Path, stem: str, formats: Sequence[str] = FORMATS,
@@ -106,8 +107,8 @@ def save_figure(fig: Any, out_dir: str | Path, stem: str, formats: Sequence[str]
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {"Software": None}}
     paths = []
-    with matplotlib.rc_context({k: v for k, v in _BASE_RC.items() if "." in k and
-                                k.split(".")[0] in ("pdf", "ps", "svg")}):
+    fonts: Any = {k: v for k, v in _BASE_RC.items() if k.split(".")[0] in ("pdf", "ps", "svg")}
+    with matplotlib.rc_context(fonts):
         for fmt in formats:
             p = out_dir / f"{stem}.{fmt}"
             fig.savefig(p, dpi=dpi, metadata=meta.get(fmt, {}))

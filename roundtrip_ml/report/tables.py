@@ -68,11 +68,11 @@ def metrics_at(
     metrics = expand(metrics, stored) if metrics else default_metrics(runs, reference)
     by = runs.recipe_columns
     rows = runs.metrics[(runs.metrics["reference"] == reference) & (runs.metrics["replica"] == 0)]
-    stored = set(rows["generation"].unique())
+    have = set(rows["generation"].unique())
     last = runs.generations()
     want = sorted({g for g in at if g <= last} | ({last} if any(g > last for g in at) else set()))
-    used = [g for g in want if g in stored]
-    skipped = [g for g in want if g not in stored]
+    used = [g for g in want if g in have]
+    skipped = [g for g in want if g not in have]
     parts = []
     for m in metrics:
         agg = aggregate(select(rows, m, reference), by, generations=used, n_boot=n_boot,

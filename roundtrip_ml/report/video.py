@@ -73,8 +73,8 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 
 
 def _read(path: Path, crop: tuple[int, int, int, int] | None) -> Image.Image:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    with Image.open(path) as opened:
+        im = opened.convert("RGB")
         if crop:
             x, y, w, h = crop
             im = im.crop((x, y, x + w, y + h))

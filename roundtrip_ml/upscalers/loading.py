@@ -270,7 +270,7 @@ class ModelUpscaler(Upscaler):
         self.descriptor = descriptor
         self.weights = weights
         self.name = name
-        self.scale = int(descriptor.scale)
+        self.scale = self.native_scale = int(descriptor.scale)
         self.precision_requested = options.precision
         self.precision = precision
         self.fallback: str | None = None
@@ -329,7 +329,7 @@ class ModelUpscaler(Upscaler):
 
     def _run(self, x: Tensor) -> Tensor:
         y, self.tile = forward_with_backoff(
-            self._net, x.to(self.dtype), scale=self.scale, tile=self.tile,
+            self._net, x.to(self.dtype), scale=self.native_scale, tile=self.tile,
             overlap=self.tile_overlap, req=self.descriptor.size_requirements,
         )
         return y
