@@ -185,7 +185,7 @@ def roundtrip(
                 rows += measurer.measure(batch, g, x, original, prev, first, step.lowres)
             if g % cfg.frame_stride == 0 or g in (1, cfg.generations):
                 frames[g] = to_uint8(x)[0].cpu()
-    table = pd.DataFrame(table_rows(MEMORY_RUN_ID, batch, rows))
+    table = pd.DataFrame(table_rows(MEMORY_RUN_ID, batch, rows, {}))
     fps = pd.DataFrame([{"chain_id": chain.chain_id, "generation": g, "fingerprint": int(v)}
                         for g, v in ((g, t[0]) for g, t in prints)])
     return Trajectory(cfg, chain, frames, table, fps, up.describe())

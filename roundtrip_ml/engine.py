@@ -156,7 +156,7 @@ class Engine:
             t_gen = t_now
             if g % cfg.checkpoint_stride == 0 or g == G:
                 check_finite(finite, upscaler.name, g)
-                self._flush(plan.run_id, batch, g, rows, fingerprints)
+                self._flush(plan.run_id, batch, g, rows, fingerprints, entry.metrics_undefined)
                 rows, fingerprints = [], []
                 self._save_checkpoint(ckpt, g, x, first, codec)
                 wall = (time.perf_counter() - t0) / (g - g_last)
@@ -231,8 +231,9 @@ class Engine:
         g: int,
         rows: list[MetricRows],
         fingerprints: list[tuple[int, Tensor]],
+        undefined: dict[str, int],
     ) -> None:
-        table = rows_to_frame(table_rows(run_id, batch, rows))  # refuses NaN before any write
+        table = rows_to_frame(table_rows(run_id, batch, rows, undefined))  # NaN refused here
         self._drain_frames()
         self.store.write_part("metrics", batch.batch_id, g, table)
         fp_rows = [

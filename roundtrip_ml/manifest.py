@@ -38,6 +38,8 @@ class BatchEntry(BaseModel):
     upscaler: dict[str, Any] | None = None  # Upscaler.describe(): weights path, sha256, ...
     codec: dict[str, Any] | None = None
     metrics_skipped: list[str] = Field(default_factory=list)
+    # region measures that were undefined (e.g. MTF50 of an edge sharper than measured): no row
+    metrics_undefined: dict[str, int] = Field(default_factory=dict)
     wall_s_per_generation: list[float] = Field(default_factory=list)
     error: str | None = None
     traceback: str | None = None

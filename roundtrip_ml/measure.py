@@ -194,16 +194,29 @@ def mse(a: Tensor, b: Tensor) -> Tensor:
     return ((a - b) ** 2).mean(dim=(1, 2, 3))
 
 
-def table_rows(run_id: str, batch: Batch, rows: list[MetricRows]) -> list[dict[str, Any]]:
+def undefined_allowed(metric: str) -> bool:
+    """Per-region chart measures (``name@region``) can be undefined by definition (MTF50 of an
+    edge still sharper than the highest frequency measured): no row is written for them, and
+    the engine counts them in the manifest. Any other NaN is an error."""
+    return "@" in metric
+
+
+def table_rows(
+    run_id: str, batch: Batch, rows: list[MetricRows], undefined: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
     """Tidy rows (store.METRIC_COLUMNS) from device rows: one host copy per row group.
 
     A NaN value is refused here, before anything is written: a research instrument never
-    records a number it did not measure (PSNR's +inf for identical images is kept)."""
+    records a number it did not measure (PSNR's +inf for identical images is kept). Region
+    measures that are undefined are left out and counted in ``undefined``."""
     out: list[dict[str, Any]] = []
     for r in rows:
         values = r.values.double().tolist()
         for v, i in zip(values, r.chains.tolist(), strict=True):
             c = batch.chains[i]
+            if v != v and undefined is not None and undefined_allowed(r.metric):
+                undefined[r.metric] = undefined.get(r.metric, 0) + 1
+                continue
             if v != v:  # NaN
                 raise MeasurementError(
                     f"metric {r.metric} vs {r.reference}",

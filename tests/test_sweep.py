@@ -185,7 +185,7 @@ def test_merged_dataset_reads_in_polars_and_duckdb(local) -> None:
         import duckdb
 
         n = duckdb.sql(f"select count(*) from read_parquet('{result.merged}/metrics/**/*.parquet', "
-                       "hive_partitioning=true)").fetchone()[0]
+                       "hive_partitioning=true)").fetchall()[0][0]
         assert n == len(merged)
         readers += 1
     except ImportError:
