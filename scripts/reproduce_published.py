@@ -6,11 +6,13 @@ The published sequence took one ~2000 px photo through 200 generations of x4 rou
 any registry model named with --models), handoffs as PNG and as JPEG quality 90, then the
 figures, contact sheet, video and tables of `roundtrip report`.
 
-    python scripts/reproduce_published.py --image my_2000px_photo.jpg      # on a GPU
+    python scripts/reproduce_published.py                                  # on a GPU: every photo
+    python scripts/reproduce_published.py --folder my_photos/ --image x.jpg
     python scripts/reproduce_published.py --small                          # a CPU preview
 
-On a CPU the full size takes hours; the script says how many and stops unless --small (or
---force) is given. Without a photo it uses the largest sample photo shipped with scikit-image.
+Photos: every colour photo shipped with scikit-image at its native size (up to 2000 px), plus
+every --image and every image in --folder. On a CPU the full size takes hours; the script says
+how many and stops unless --small (or --force) is given.
 """
 
 from __future__ import annotations
@@ -34,21 +36,24 @@ CPU_S_PER_MPIX = {
 }
 
 
-def largest_shipped_photo() -> tuple[str, tuple[int, int]]:
-    """The biggest colour photo in scikit-image's wheel (no download): (spec, (h, w))."""
+def shipped_photos() -> list[str]:
+    """Every colour photo in scikit-image's wheel (no download), largest first."""
     import skimage.data
 
-    best: tuple[int, str, tuple[int, int]] | None = None
+    found: list[tuple[int, str]] = []
     for name in SHIPPED_PHOTOS:
         try:
             a = getattr(skimage.data, name)()
         except Exception:  # a sample that needs a download is just skipped
             continue
-        if a.ndim == 3 and (best is None or a.shape[0] * a.shape[1] > best[0]):
-            best = (a.shape[0] * a.shape[1], name, a.shape[:2])
-    if best is None:
-        sys.exit("no scikit-image sample photo found: pass --image PATH")
-    return f"skimage:{best[1]}", best[2]
+        if a.ndim == 3:
+            found.append((a.shape[0] * a.shape[1], f"skimage:{name}"))
+    return [spec for _, spec in sorted(found, reverse=True)]
+
+
+def folder_images(folder: Path) -> list[str]:
+    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in exts)
 
 
 def image_size(spec: str) -> tuple[int, int]:
@@ -95,7 +100,9 @@ def usable_models(models: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--image", help="photo to use (default: the largest shipped sample photo)")
+    p.add_argument("--image", action="append", default=[], help="a photo to add (repeat)")
+    p.add_argument("--folder", type=Path, help="add every image in this folder")
+    p.add_argument("--no-samples", action="store_true", help="leave out scikit-image's photos")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated ML upscalers (registry names or weight paths)")
     p.add_argument("--generations", type=int, help="default 200 (40 with --small)")
@@ -116,8 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     preset = SMALL if args.small else FULL
     side = args.side or preset["side"]
     generations = args.generations or preset["generations"]
-    image = args.image or largest_shipped_photo()[0]
-    hw = fitted(image_size(image), side)
+    images = [*([] if args.no_samples else shipped_photos()), *args.image,
+              *(folder_images(args.folder) if args.folder else [])]
+    if args.small:
+        images = images[:2]
+    if not images:
+        sys.exit("no photo: pass --image PATH or --folder DIR")
+    sizes = [fitted(image_size(i), side) for i in images]
+    hw = max(sizes, key=lambda s: s[0] * s[1])
     device = resolve_device(args.device)
 
     models, missing = usable_models([m for m in args.models.split(",") if m])
@@ -129,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         upscalers.append("bicubic")
         print("no ML upscaler available: running lanczos3 vs bicubic as a stand-in")
 
-    estimate = cpu_estimate_s(models, hw, generations)
+    estimate = sum(cpu_estimate_s(models, s, generations) for s in sizes)
     if device.type == "cpu" and not args.small and not args.force and estimate > 600:
         print(f"full size on a CPU: {hw[1]}x{hw[0]} px, {generations} generations, "
               f"{len(upscalers)} upscalers x {len(CODECS)} codecs would take about "
@@ -137,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
               "(--force to run it here anyway).", file=sys.stderr)
         return 2
 
-    crop = parse_crop(args.crop) or (hw[1] * 2 // 5, hw[0] * 2 // 5, hw[1] // 5, hw[0] // 7)
-    print(f"{image} at {hw[1]}x{hw[0]} px, x{SCALE}, {generations} generations, "
+    small_hw = min(sizes, key=lambda s: s[0] * s[1])  # the sheet's crop must fit every photo
+    crop = parse_crop(args.crop) or (small_hw[1] * 2 // 5, small_hw[0] * 2 // 5, small_hw[1] // 5,
+                                     small_hw[0] // 7)
+    print(f"{len(images)} photos (largest {hw[1]}x{hw[0]} px), x{SCALE}, {generations} gens, "
           f"{', '.join(upscalers)} x {', '.join(CODECS)} on {device}")
     cfg = make_config({
         "name": "published" + ("-small" if args.small else ""),
-        "images": [image],
+        "images": images,
         "upscalers": upscalers,
         "downscalers": ["lanczos3"],
         "scales": [SCALE],

@@ -20,6 +20,20 @@ def to_batch(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255.0
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu",
+                     help="device for the device-parametrised tests (cpu, cuda, cuda:N)")
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    """`pytest --device cuda` runs the engine-level tests on a GPU (the prepared GPU check)."""
+    dev = str(request.config.getoption("--device"))
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"--device {dev}: CUDA is not available here")
+    return dev
+
+
 @pytest.fixture
 def astronaut() -> np.ndarray:
     return photo_u8("astronaut")

@@ -17,18 +17,19 @@ from roundtrip_ml.errors import ConfigError, ImageError, RunStoreError
 
 
 @pytest.fixture(scope="module")
-def engine_run(tmp_path_factory: pytest.TempPathFactory) -> rt.RunView:
+def engine_run(tmp_path_factory: pytest.TempPathFactory, device: str) -> rt.RunView:
     out = tmp_path_factory.mktemp("api") / "run"
     return rt.run({"images": ["skimage:coffee"], "upscalers": ["realesr-animevideov3"],
                    "codecs": ["jpeg:90"], "generations": 4, "center_crop": [48, 64],
-                   "metrics": ["psnr", "ssim", "colour"], "output": str(out)})
+                   "metrics": ["psnr", "ssim", "colour"], "device": device,
+                   "output": str(out)})
 
 
-def test_in_memory_chain_equals_the_engine_run(engine_run: rt.RunView) -> None:
+def test_in_memory_chain_equals_the_engine_run(engine_run: rt.RunView, device: str) -> None:
     """Same recipe through `roundtrip()` and through a run directory: same rows, same values,
     same fingerprints (a real ML model and a lossy handoff, so nothing is trivially equal)."""
     t = rt.roundtrip("skimage:coffee", "realesr-animevideov3", codec="jpeg:90", generations=4,
-                     metrics=("psnr", "ssim", "colour"), center_crop=[48, 64])
+                     metrics=("psnr", "ssim", "colour"), center_crop=[48, 64], device=device)
     keys = ["generation", "metric", "reference"]
     mem = t.metrics.sort_values(keys).reset_index(drop=True)
     disk = engine_run.metrics.sort_values(keys).reset_index(drop=True)
@@ -65,6 +66,22 @@ def test_run_view_is_typed(engine_run: rt.RunView) -> None:
     assert sorted(engine_run.frames(engine_run.chains["chain_id"][0])) == [0, 1, 4]
     with pytest.raises(RunStoreError, match="no manifest"):
         rt.load_run(engine_run.path / "frames")
+
+
+def test_two_runs_are_byte_identical(tmp_path, device: str) -> None:
+    """Determinism on one device: an ML chain run twice gives the same bytes (tables and
+    frames); with `--device cuda` this is the GPU determinism check."""
+    cfg = {"images": ["skimage:chelsea"], "upscalers": ["realesr-animevideov3"],
+           "codecs": ["png"], "generations": 3, "center_crop": 48, "metrics": ["psnr", "ssim"],
+           "frame_stride": 1, "device": device}
+    a = rt.run({**cfg, "output": str(tmp_path / "a")})
+    b = rt.run({**cfg, "output": str(tmp_path / "b")})
+    for name in ("metrics.parquet", "fingerprints.parquet"):
+        assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
+    cid = a.chains["chain_id"][0]
+    assert [p.read_bytes() for p in a.frames(cid).values()] == [
+        p.read_bytes() for p in b.frames(cid).values()]
+    assert a.manifest.determinism["deterministic"] is True
 
 
 def test_a_run_leaves_torch_flags_as_they_were(tmp_path) -> None:
