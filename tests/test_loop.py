@@ -148,11 +148,22 @@ def test_existing_run_is_never_overwritten_silently(tmp_path: Path) -> None:
 
 
 def test_float_codec_keeps_float_state_and_crop_fit(tmp_path: Path) -> None:
-    cfg = _cfg(
-        tmp_path, codecs=["float"], generations=2, center_crop=(61, 67), scales=[3], fit="crop"
-    )
+    """A x4 model in a x3 roundtrip with fit = crop: the 80 x 88 output is centre-cropped to
+    61 x 67 (not resized), and the float handoff keeps values off the 8-bit grid."""
+    from safetensors.torch import load_file
+
+    cfg = _cfg(tmp_path, upscalers=["realesr-animevideov3"], codecs=["float"], generations=2,
+               center_crop=(61, 67), scales=[3], fit="crop")
     res = run_experiment(cfg)
-    m = RunStore(res.run_dir).read_metrics()
+    store = RunStore(res.run_dir)
+    assert not res.failed
+    state = load_file(str(store.checkpoint_path("b0000")))["state"]
+    assert state.dtype == torch.float32 and tuple(state.shape[-2:]) == (61, 67)
+    off_grid = ((state * 255 - (state * 255).round()).abs() > 1e-3).float().mean()
+    assert off_grid > 0.5  # an 8-bit handoff would put every value on the grid
+    manifest = store.read_manifest()
+    assert manifest["size_rule"]["fit"] == "crop"
+    m = store.read_metrics()
     assert np.isfinite(m.query("reference == 'original'").value).all()
 
 

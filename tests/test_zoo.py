@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_registry_entries_are_well_formed():
             assert e.offline and e.arch == f"ncnn-{e.family}", e.name
             continue
         assert all(u.startswith("https://") for u in e.weights.urls), e.name
-        assert len(e.weights.sha256) == 64 and int(e.weights.sha256, 16) >= 0, e.name
+        assert re.fullmatch(r"[0-9a-f]{64}", e.weights.sha256), e.name
         assert e.weights.bytes > 100_000
         assert e.arch in archs
         for o in e.offline:

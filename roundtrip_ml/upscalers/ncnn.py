@@ -280,14 +280,20 @@ def _as_compact(
     return model
 
 
-def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None) -> NcnnModel:
-    """Convert an ncnn Real-ESRGAN export to a state dict spandrel detects (ESRGAN / Compact)."""
+def ncnn_files(param_path: str | Path, bin_path: str | Path | None = None) -> tuple[Path, Path]:
+    """(NAME.param, NAME.bin), both checked to exist (the .bin defaults to the param's twin)."""
     param_path = Path(param_path)
     bin_path = Path(bin_path) if bin_path else param_path.with_suffix(".bin")
     for p in (param_path, bin_path):
         if not p.is_file():
             raise WeightsError(str(p), "file not found",
                                "ncnn models need both NAME.param and NAME.bin side by side")
+    return param_path, bin_path
+
+
+def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None) -> NcnnModel:
+    """Convert an ncnn Real-ESRGAN export to a state dict spandrel detects (ESRGAN / Compact)."""
+    param_path, bin_path = ncnn_files(param_path, bin_path)
     layers = parse_param(param_path)
     convs, prelus = read_weights(layers, bin_path)
     if not convs:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ModelError, WeightsError
-from .ncnn import BlobReader, NcnnLayer, parse_param
+from .ncnn import BlobReader, NcnnLayer, ncnn_files, parse_param
 
 __all__ = ["LAYER_TYPES", "NcnnGraph", "load_graph"]
 
@@ -426,12 +426,7 @@ class NcnnGraph(nn.Module):
 
     def __init__(self, param_path: str | Path, bin_path: str | Path | None = None) -> None:
         super().__init__()
-        param_path = Path(param_path)
-        bin_path = Path(bin_path) if bin_path else param_path.with_suffix(".bin")
-        for p in (param_path, bin_path):
-            if not p.is_file():
-                raise WeightsError(str(p), "file not found",
-                                   "ncnn models need both NAME.param and NAME.bin side by side")
+        param_path, bin_path = ncnn_files(param_path, bin_path)
         self.param_path, self.bin_path = param_path, bin_path
         layers = parse_param(param_path)
         unknown = sorted({ly.type for ly in layers} - LAYER_TYPES)
