@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError, WeightsError
-from ..weights import cache_dir, offline_mode, sha256_file
+from ..weights import cache_dir, download, offline_mode, sha256_file
 from .base import device_constant
 
 
@@ -96,21 +96,15 @@ def fetch_backbone(backbone: Backbone) -> Path | None:
 
     if offline_mode():
         return None
-    import pooch
-    import requests
-
-    dest = weight_dirs()[0]
-    dest.mkdir(parents=True, exist_ok=True)
-    log.warning("fetching %s into %s (once)", backbone.url, dest)
-    try:
-        pooch.retrieve(backbone.url, known_hash=f"sha256:{backbone.sha256}",
-                       fname=backbone.filename, path=dest, progressbar=False)
-    except requests.RequestException as e:
-        log.warning("cannot fetch %s: %s", backbone.url, e)
+    dest = weight_dirs()[0] / backbone.filename
+    log.warning("fetching %s into %s (once)", backbone.url, dest.parent)
+    try:  # a SHA-256 mismatch raises; an unreachable server means "not available"
+        download([backbone.url], backbone.sha256, None, dest, what=backbone.arch, progress=False)
+    except WeightsError as e:
+        if not e.problem.startswith("download failed"):
+            raise
+        log.warning("cannot fetch %s: %s", backbone.url, e.problem)
         return None
-    except ValueError as e:  # pooch: SHA-256 mismatch (the download is deleted)
-        raise WeightsError(backbone.url, f"download failed verification ({e})",
-                           "retry later") from e
     return find_backbone(backbone)
 
 
