@@ -109,6 +109,8 @@ def summarize(
         raise RunStoreError("metrics", "no metric rows yet", "run the experiment first")
     rows = []
     orig = metrics[metrics["reference"] == "original"]
+    measured = set(orig["metric"])  # a threshold on an unmeasured metric would be a "-" column
+    thresholds = [t for t in thresholds if t.metric in measured]
     for chain_id, chain in metrics.groupby("chain_id", sort=True):
         own = chain[chain["scope"] == "chain"] if "scope" in chain else chain
         own = own if len(own) else chain  # "group" rows are a replica group's, not a member's
