@@ -140,6 +140,9 @@ def download(
     import pooch
     import requests
 
+    # our own bar and messages say what happens; pooch's logger keeps the stream it first saw,
+    # which may be long closed in a notebook or a test runner
+    pooch.get_logger().setLevel("WARNING")
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in urls:
