@@ -35,7 +35,7 @@ from .metrics import SPECS
 from .plan import Batch, Chain, codec_slug, prepare_image, slug
 from .report.data import Runs, load_runs
 from .resample import KERNELS
-from .schedule import chain_seed, parse_schedule
+from .schedule import chain_seed
 from .step import Fingerprinter, check_finite, generation_step
 from .store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .upscalers import create_upscaler, zoo
@@ -164,7 +164,7 @@ def roundtrip(
     dev = resolve_device(cfg.device)
     with deterministic(dev, cfg.deterministic), torch.no_grad():
         up = create_upscaler(upscaler, dev, cfg.inference())
-        schedule = parse_schedule(codec, cfg.jpeg_backend)
+        schedule = cfg.specs().schedules[codec]
         seeds = [chain_seed(cfg.seed, chain.chain_id)]
         measurer = Measurer(cfg, dev)
         fingerprint = Fingerprinter()

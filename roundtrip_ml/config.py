@@ -6,11 +6,13 @@ A bad key or value raises ConfigError naming the key and what is allowed.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 from .images import SAMPLE_PREFIX
 from .specs import InferenceOptions
+
+if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
+    from .perturb import Perturbation
+    from .schedule import CodecSchedule
 
 # Strict ints: `generations = true` or `4.5` is a mistake, not 1 or 4. Upper bounds carry their
 # reason in _WHY, so an error says why a number is refused, not only that it is.
@@ -120,6 +126,11 @@ class ExperimentConfig(BaseModel):
         if any(not s.strip() for s in v):
             raise ValueError("entries must be non-empty strings")
         return v
+
+    def specs(self) -> Specs:
+        """The codec schedules and the perturbation as typed values, parsed once per process
+        (validation parses them; the engine, the API and sweeps receive these objects)."""
+        return _parse_specs(tuple(self.codecs), self.jpeg_backend, self.perturbation)
 
     def inference(self) -> InferenceOptions:
         """The ML upscaler settings as one typed value."""
@@ -262,10 +273,36 @@ def check_upscaler_spec(spec: str, where: str = "upscalers") -> None:
 WEIGHTS_SUFFIXES = (".pth", ".ckpt", ".pt", ".bin", ".safetensors")
 
 
-def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
-    """Checks that need the rest of the package (kernel, codec and model names)."""
-    from .resample import get_kernel
+@dataclass(frozen=True)
+class Specs:
+    """What the config's spec strings mean, parsed once."""
+
+    schedules: dict[str, CodecSchedule]  # codec spec -> its per-generation schedule
+    perturbation: Perturbation
+
+
+@functools.cache
+def _parse_specs(codecs: tuple[str, ...], jpeg_backend: str, perturbation: str) -> Specs:
+    from .perturb import parse_perturbation
     from .schedule import parse_schedule
+
+    schedules = {}
+    for c in codecs:
+        try:
+            schedules[c] = parse_schedule(c, jpeg_backend)
+        except ConfigError as e:
+            raise ConfigError("key 'codecs'", f"{c!r} {e.problem}", e.fix) from None
+    try:
+        parsed = parse_perturbation(perturbation)
+    except ConfigError as e:
+        raise ConfigError("key 'perturbation'", e.problem, e.fix) from None
+    return Specs(schedules, parsed)
+
+
+def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
+    """Checks that need the rest of the package (kernel, codec and model names); the parsed
+    codec schedules and perturbation are kept on the config (``cfg.specs()``)."""
+    from .resample import get_kernel
 
     for u in cfg.upscalers:
         check_upscaler_spec(u, f"{source}: key 'upscalers'")
@@ -277,24 +314,17 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
             raise ConfigError(
                 f"{source}: key 'downscalers'", e.problem + f" {k!r}", e.fix
             ) from None
-    for c in cfg.codecs:
-        try:
-            parse_schedule(c)
-        except ConfigError as e:
-            raise ConfigError(f"{source}: key 'codecs'", f"{c!r} {e.problem}", e.fix) from None
+    try:
+        specs = cfg.specs()
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e.what}", e.problem, e.fix) from None
     from .upscalers import is_classical
 
     if cfg.alpha == "carry" and not all(is_classical(u) for u in cfg.upscalers):
         ml = [u for u in cfg.upscalers if not is_classical(u)]
         raise ConfigError(f"{source}: key 'alpha'", f"'carry' needs classical upscalers; "
                           f"{', '.join(ml)} take RGB only", "use alpha = 'composite' or 'drop'")
-    from .perturb import parse_perturbation
-
-    try:
-        perturbation = parse_perturbation(cfg.perturbation)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: key 'perturbation'", e.problem, e.fix) from None
-    if cfg.replicas > 1 and perturbation.deterministic:
+    if cfg.replicas > 1 and specs.perturbation.deterministic:
         raise ConfigError(f"{source}: key 'perturbation'",
                           f"{cfg.perturbation!r} gives every replica the same image",
                           "use replicas = 1 or lsb/noise/shift")

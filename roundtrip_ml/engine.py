@@ -34,9 +34,9 @@ from .images import save_png, to_uint8
 from .info import resolve_device
 from .manifest import BatchEntry, Manifest, now
 from .measure import Measurer, MetricRows, table_rows
-from .perturb import parse_perturbation, replica_generator
+from .perturb import replica_generator
 from .plan import Batch, Plan
-from .schedule import chain_seed, parse_schedule
+from .schedule import chain_seed
 from .step import Fingerprinter, check_finite, generation_step
 from .store import MANIFEST_FILE, RunStore, rows_to_frame
 from .upscalers import Upscaler, create_upscaler
@@ -82,7 +82,7 @@ class Engine:
         self.device = device if device is not None else resolve_device(cfg.device)
         self.measurer = measurer if measurer is not None else Measurer(cfg, self.device)
         self.allow_changed_weights = allow_changed_weights
-        self.perturbation = parse_perturbation(cfg.perturbation)
+        self.perturbation = cfg.specs().perturbation
         self._upscalers: dict[str, Upscaler | RoundtripError] = {}
         self._fingerprint = Fingerprinter()
         self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="frames")
@@ -104,7 +104,7 @@ class Engine:
     def run_batch(self, plan: Plan, batch: Batch, manifest: Manifest) -> None:
         cfg, dev, rec = self.cfg, self.device, batch.recipe
         entry = manifest.batches[batch.batch_id]
-        schedule = parse_schedule(rec.codec, cfg.jpeg_backend)
+        schedule = cfg.specs().schedules[rec.codec]
         seeds = [chain_seed(cfg.seed, c.group) for c in batch.chains]  # replicas share draws
         codec = schedule.handoff(1, seeds)  # lossless_state (checkpoint format): any generation's
         upscaler = self.upscaler(rec.upscaler)

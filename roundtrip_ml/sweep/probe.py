@@ -55,7 +55,6 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
     from ..info import resolve_device
     from ..metrics import DEFAULT_METRICS, resolve_metrics
     from ..plan import prepare_image
-    from ..schedule import parse_schedule
     from ..step import generation_step
     from ..upscalers import create_upscaler
 
@@ -68,7 +67,7 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
     h, w = x.shape[-2:]
     top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
     x = x[..., top : top + crop, left : left + crop].contiguous().to(device)
-    codec = parse_schedule(cfg.codecs[0], cfg.jpeg_backend).handoff(1)
+    codec = cfg.specs().schedules[cfg.codecs[0]].handoff(1)
     names = list(cfg.metrics) if cfg.metrics is not None else list(DEFAULT_METRICS)
     metrics = [m for m in resolve_metrics(names, device) if min(x.shape[-2:]) >= m.min_size]
 
