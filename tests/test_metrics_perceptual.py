@@ -52,7 +52,7 @@ def seeded_state() -> dict[str, dict[str, torch.Tensor]]:
 @pytest.mark.parametrize("net, backbone", [("alex", pm.ALEXNET), ("vgg", pm.VGG16)])
 def test_lpips_network_matches_lpips_package(net: str, backbone: pm.Backbone, seeded_state) -> None:
     state = seeded_state[backbone.arch]
-    ours = pm.LPIPS(backbone, state, pm._load(pm._packaged_head_file(net)))
+    ours = pm.LPIPS(backbone, state, pm._load(pm.head_file(net)))
     ref = _lpips_reference(net, state)
     x, y = _pairs()
     with torch.no_grad():
@@ -76,7 +76,7 @@ def test_dists_network_matches_torchmetrics(monkeypatch: pytest.MonkeyPatch, see
 
     monkeypatch.setattr(tmd, "vgg16", vgg16)  # torchmetrics would download the ImageNet weights
     ref = tmd.DISTSNetwork().eval()
-    ours = pm.DISTS(state, pm._load(pm._packaged_head_file("dists")))
+    ours = pm.DISTS(state, pm._load(pm.head_file("dists")))
     x, y = _pairs()
     torch.testing.assert_close(ours(x, y), ref(x, y), atol=1e-5, rtol=1e-5)
 
@@ -135,3 +135,16 @@ def test_pyiqa_names() -> None:
     (m,) = resolve_metrics(["pyiqa:psnr"], torch.device("cpu"))
     x, y = _pairs()
     assert m(x, y)["pyiqa:psnr"].shape == (2,)
+
+
+def test_head_weights_are_pinned_and_a_changed_copy_is_never_used(tmp_path, monkeypatch):
+    """The heads load only from a file whose SHA-256 matches the pin; a tampered cache copy is
+    passed over for a verified one (here: the copy inside an installed wheel)."""
+    from roundtrip_ml import weights
+
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
+    (tmp_path / pm.HEADS["alex"].filename).write_bytes(b"not the heads")
+    path = pm.head_file("alex")
+    assert path.parent != tmp_path and weights.sha256_file(path) == pm.HEADS["alex"].sha256
+    heads = pm._load(path)
+    assert {k for k in heads if k.endswith("weight")}  # the 1x1 head convolutions

@@ -3,7 +3,8 @@
 LPIPS and DISTS need torchvision's ImageNet backbones (AlexNet, VGG16). We never substitute a
 random backbone: if the verified file is not on disk, the builder returns None and the registry
 warns once and drops the metric. The small learned heads (LPIPS linear layers, DISTS alpha/beta)
-ship inside the torchmetrics wheel (and the lpips wheel), so they are always available.
+are pinned by SHA-256 in ``HEADS``: the copies inside the lpips and torchmetrics wheels are used
+when their hash matches (so they work offline), else the upstream file is downloaded.
 
 Where the backbones come from, in order: the models' weights cache
 (``roundtrip_ml.weights.cache_dir()``, $ROUNDTRIP_CACHE_DIR), then torch hub's checkpoint
@@ -134,18 +135,56 @@ def _load_features(backbone: Backbone, state: dict[str, Tensor]) -> nn.Sequentia
     return features
 
 
-def _packaged_head_file(name: str) -> Path:
-    """LPIPS heads (``alex``/``vgg``) or DISTS alpha/beta (``dists``) shipped in torchmetrics."""
-    import torchmetrics.functional.image as tmi
+@dataclass(frozen=True)
+class HeadWeights:
+    """The small learned weights on top of a backbone, pinned by SHA-256 like every file we
+    load. Copies inside installed wheels are used only when their hash matches."""
 
-    base = Path(tmi.__file__).parent
-    if name == "dists":
-        path = base / "dists_models" / "weights.pt"
-    else:
-        path = base / "lpips_models" / f"{name}.pth"
-    if not path.is_file():
-        raise WeightsError(str(path), "missing from the torchmetrics wheel", "reinstall it")
-    return path
+    title: str
+    filename: str
+    sha256: str
+    url: str
+    packaged: tuple[tuple[str, str], ...]  # (installed package, path inside it)
+
+
+HEADS = {
+    "alex": HeadWeights(
+        "LPIPS v0.1 AlexNet heads (BSD-2-Clause)", "lpips-v0.1-alex.pth",
+        "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+        "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
+        (("lpips", "weights/v0.1/alex.pth"),
+         ("torchmetrics", "functional/image/lpips_models/alex.pth"))),
+    "vgg": HeadWeights(
+        "LPIPS v0.1 VGG16 heads (BSD-2-Clause)", "lpips-v0.1-vgg.pth",
+        "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+        "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
+        (("lpips", "weights/v0.1/vgg.pth"),
+         ("torchmetrics", "functional/image/lpips_models/vgg.pth"))),
+    "dists": HeadWeights(
+        "DISTS alpha/beta", "dists-weights.pt",
+        "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
+        "https://github.com/dingkeyan93/DISTS/raw/master/DISTS_pytorch/weights.pt",
+        (("torchmetrics", "functional/image/dists_models/weights.pt"),)),
+}
+
+
+def head_file(name: str) -> Path:
+    """The verified head weights ``name`` (alex, vgg, dists): the cache, then a copy in an
+    installed wheel (lpips, torchmetrics) whose SHA-256 matches, else a download (unless
+    offline). A copy whose hash differs is never used."""
+    import importlib.util
+
+    head = HEADS[name]
+    candidates = [cache_dir() / head.filename]
+    for package, rel in head.packaged:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            candidates.append(Path(next(iter(spec.submodule_search_locations))) / rel)
+    for path in candidates:
+        if path.is_file() and sha256_file(path) == head.sha256:
+            return path
+    return download([head.url], head.sha256, None, cache_dir() / head.filename,
+                    what=head.title, progress=False)
 
 
 def normalise(x: Tensor, convention: str) -> Tensor:
@@ -268,7 +307,7 @@ def build_lpips(net: str, device: torch.device) -> LPIPS | None:
     path = fetch_backbone(backbone)
     if path is None:
         return None
-    heads = _load(_packaged_head_file(net))
+    heads = _load(head_file(net))
     return LPIPS(backbone, _load(path), heads).to(device)
 
 
@@ -276,7 +315,7 @@ def build_dists(device: torch.device) -> DISTS | None:
     path = fetch_backbone(VGG16)
     if path is None:
         return None
-    return DISTS(_load(path), _load(_packaged_head_file("dists"))).to(device)
+    return DISTS(_load(path), _load(head_file("dists"))).to(device)
 
 
 def build_pyiqa(name: str, device: torch.device) -> tuple[object, bool, bool]:
