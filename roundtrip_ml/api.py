@@ -29,12 +29,12 @@ from .errors import ImageError, RunStoreError
 from .experiment import run_experiment
 from .images import SAMPLE_PREFIX, to_uint8
 from .info import resolve_device
+from .kernels import KERNELS
 from .manifest import Manifest
 from .measure import Measurer, MetricRows, table_rows
 from .metrics import SPECS
 from .plan import Batch, Chain, codec_slug, prepare_image, slug
 from .report.data import Runs, load_runs
-from .resample import KERNELS
 from .schedule import chain_seed
 from .step import Fingerprinter, check_finite, generation_step
 from .store import CONFIG_FILE, MANIFEST_FILE, RunStore

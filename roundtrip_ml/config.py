@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 from .images import SAMPLE_PREFIX
-from .specs import InferenceOptions
+from .specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from .perturb import Perturbation
@@ -234,7 +234,7 @@ def check_upscaler_spec(spec: str, where: str = "upscalers") -> None:
     """Refuse an upscaler a run could never create, before anything is created: a kernel name,
     a registry name or alias, an existing weights file, or ``ncnn:PATH.param`` with its .bin.
     A typo gets a "did you mean" over kernels and registry models alike."""
-    from .resample import ALIASES, KERNELS
+    from .kernels import ALIASES, KERNELS
     from .upscalers.zoo import load_registry
 
     key = spec.strip().lower()
@@ -302,7 +302,7 @@ def _parse_specs(codecs: tuple[str, ...], jpeg_backend: str, perturbation: str) 
 def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     """Checks that need the rest of the package (kernel, codec and model names); the parsed
     codec schedules and perturbation are kept on the config (``cfg.specs()``)."""
-    from .resample import get_kernel
+    from .kernels import get_kernel, is_classical
 
     for u in cfg.upscalers:
         check_upscaler_spec(u, f"{source}: key 'upscalers'")
@@ -314,16 +314,23 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
             raise ConfigError(
                 f"{source}: key 'downscalers'", e.problem + f" {k!r}", e.fix
             ) from None
-    try:
-        specs = cfg.specs()
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e.what}", e.problem, e.fix) from None
-    from .upscalers import is_classical
-
+    for c in cfg.codecs:  # names first, torch-free: a typo prints before torch loads
+        bad = unknown_codec_kinds(c)
+        if bad:
+            raise ConfigError(f"{source}: key 'codecs'", f"{c!r}: {', '.join(bad)} is no codec",
+                              f"use {', '.join(sorted(CODEC_KINDS - {'none', 'jpg', 'jpegxl'}))}")
+    kind = cfg.perturbation.split(":", 1)[0].strip().lower()
+    if kind not in PERTURBATION_KINDS:
+        raise ConfigError(f"{source}: key 'perturbation'", f"{cfg.perturbation!r} is no "
+                          "perturbation", f"use {', '.join(sorted(PERTURBATION_KINDS))}")
     if cfg.alpha == "carry" and not all(is_classical(u) for u in cfg.upscalers):
         ml = [u for u in cfg.upscalers if not is_classical(u)]
         raise ConfigError(f"{source}: key 'alpha'", f"'carry' needs classical upscalers; "
                           f"{', '.join(ml)} take RGB only", "use alpha = 'composite' or 'drop'")
+    try:  # the full parse (quality ranges, schedule syntax) needs the codecs: torch loads here
+        specs = cfg.specs()
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e.what}", e.problem, e.fix) from None
     if cfg.replicas > 1 and specs.perturbation.deterministic:
         raise ConfigError(f"{source}: key 'perturbation'",
                           f"{cfg.perturbation!r} gives every replica the same image",

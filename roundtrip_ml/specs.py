@@ -6,10 +6,16 @@ loads.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from .errors import ConfigError
+
+# The first word of every handoff codec spec (``codecs.parse_codec`` parses the rest) and of
+# every perturbation (``perturb.parse_perturbation``): checked before torch loads.
+CODEC_KINDS = frozenset({"float", "none", "png", "jpeg", "jpg", "webp", "avif", "jxl", "jpegxl"})
+PERTURBATION_KINDS = frozenset({"lsb", "noise", "shift", "jpeg"})
 
 Precision = Literal["fp32", "fp16", "bf16", "auto"]
 CompileMode = Literal["default", "max-autotune", "reduce-overhead"]
@@ -42,3 +48,10 @@ class InferenceOptions:
                               "max-autotune or reduce-overhead")
         if self.tile < 0 or self.tile_overlap < 0:
             raise ConfigError("tile", "tile and tile_overlap must be >= 0")
+
+
+def unknown_codec_kinds(spec: str) -> list[str]:
+    """The stage kinds of a codec schedule spec (``jpeg:85>webp:[80,90]+shift``) that are no
+    codec: a cheap, torch-free first check of a config."""
+    stages = re.sub(r"\+shift\d*$", "", spec.strip().lower()).split(">")
+    return [k for k in (st.split(":", 1)[0] for st in stages) if k not in CODEC_KINDS]

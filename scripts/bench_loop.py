@@ -29,7 +29,8 @@ from roundtrip_ml.codecs import parse_codec
 from roundtrip_ml.config import make_config
 from roundtrip_ml.experiment import run_experiment
 from roundtrip_ml.info import resolve_device
-from roundtrip_ml.resample import PILLOW_FILTERS, lowres_size
+from roundtrip_ml.kernels import PILLOW_FILTERS
+from roundtrip_ml.resample import lowres_size
 from roundtrip_ml.upscalers import create_upscaler, is_classical
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina"]

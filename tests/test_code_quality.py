@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "roundtrip_ml"
 # Lower layers never import higher ones (function-level imports included: a lazy import may
 # keep `--help` fast, it may not hide a dependency that runs the wrong way).
 LAYERS: list[set[str]] = [
-    {"errors", "specs"},
+    {"errors", "specs", "kernels"},
     {"files", "images", "resample", "codecs", "schedule", "perturb", "info", "determinism", "chart",
      "weights"},
     {"upscalers", "metrics"},

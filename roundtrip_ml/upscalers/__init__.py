@@ -1,12 +1,20 @@
-"""Upscalers: classical resamplers and ML super-resolution models behind one interface."""
+"""Upscalers: classical resamplers and ML super-resolution models behind one interface.
+
+Importing this package (for the registry in ``zoo``, say) does not load torch: the classes
+load with the first upscaler, so a config error names its typo before torch starts.
+"""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING, Any
 
-from ..resample import ALIASES, KERNELS
+from ..kernels import is_classical
 from ..specs import InferenceOptions
-from .base import ClassicalUpscaler, Upscaler, fit_to
+
+if TYPE_CHECKING:
+    import torch
+
+    from .base import ClassicalUpscaler, Upscaler, fit_to
 
 __all__ = [
     "ClassicalUpscaler",
@@ -18,10 +26,12 @@ __all__ = [
 ]
 
 
-def is_classical(spec: str) -> bool:
-    """True when ``spec`` names a classical resampler rather than a model."""
-    key = spec.lower()
-    return key in KERNELS or key in ALIASES
+def __getattr__(name: str) -> Any:
+    if name in ("ClassicalUpscaler", "Upscaler", "fit_to"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create_upscaler(
@@ -37,8 +47,10 @@ def create_upscaler(
     >>> create_upscaler("lanczos3").describe()["kind"]
     'classical'
     """
+    from .base import ClassicalUpscaler
+
     if is_classical(spec):
         return ClassicalUpscaler(spec).to(device)
-    from .loading import load_upscaler  # spandrel loads lazily: `roundtrip --help` stays fast
+    from .loading import load_upscaler  # spandrel loads with the first model
 
     return load_upscaler(spec, device=device, options=options)

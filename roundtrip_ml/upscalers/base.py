@@ -14,7 +14,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..resample import get_kernel, resize
+from ..kernels import get_kernel
+from ..resample import resize
 
 FitPolicy = Literal["resize", "crop"]
 
