@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
@@ -22,7 +21,7 @@ INTERRUPTED = "interrupted: finished generations are kept; rerun the same comman
 class _NoHelpMetavar:
     """--help takes no value: show none (Typer prints <bool> for it)."""
 
-    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+    def get_help_option(self, ctx: Any) -> Any:  # typer's own (vendored) click objects
         opt = super().get_help_option(ctx)  # type: ignore[misc]
         if opt is not None:
             opt.metavar = ""
