@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from .errors import ConfigError, RoundtripError
@@ -49,7 +51,8 @@ class _App(_Group):
             except RoundtripError as e:
                 if _STATE["debug"]:
                     raise
-                console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+                console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
+                              soft_wrap=True)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
                 console.print(f"[yellow]{INTERRUPTED}[/]", highlight=False, soft_wrap=True)
@@ -58,7 +61,7 @@ class _App(_Group):
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
                       lineno: int, file: Any = None, line: str | None = None) -> None:
-    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 app = typer.Typer(
@@ -115,10 +118,14 @@ def _main(
 
 
 def _list(values: list[str] | None) -> list[str] | None:
-    """Repeated options and comma-separated values alike: ['a,b', 'c'] -> ['a', 'b', 'c']."""
+    """Repeated options and comma-separated values alike: ['a,b', 'c'] -> ['a', 'b', 'c'];
+    commas inside brackets stay (a codec schedule: ``-c jpeg:[90,85,95],png``)."""
     if not values:
         return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()] or None
+    return [v.strip() for item in values for v in _TOP_LEVEL_COMMA.split(item) if v.strip()] or None
+
+
+_TOP_LEVEL_COMMA = re.compile(r",(?![^\[]*\])")  # a comma not followed by a closing bracket
 
 
 def _ints(values: list[str] | None, flag: str) -> list[int] | None:
@@ -212,7 +219,7 @@ def _print_result(result: Any, quiet: bool) -> None:
         console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
                       f"-> [bold]{result.run_dir}[/]")
     for what, err in {**result.image_errors, **result.failed}.items():
-        console.print(f"[red]failed[/] {what}: {err}", highlight=False)
+        console.print(f"[red]failed[/] {escape(what)}: {escape(err)}", highlight=False)
 
 
 @app.command()

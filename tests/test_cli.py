@@ -173,3 +173,17 @@ def test_a_python_warning_prints_as_one_line(tmp_path: Path) -> None:
     lines = [ln for ln in r.stderr.splitlines() if "lpips" in ln]
     assert len(lines) == 1 and lines[0].startswith("warning: metric lpips skipped"), r.stderr
     assert "UserWarning" not in r.stderr and ".py:" not in r.stderr
+
+
+def test_codec_schedules_survive_the_comma_convention_and_errors_keep_brackets(tmp_path) -> None:
+    """`-c jpeg:[90,85],png` is two codecs (a cycling schedule and png), not three; and an
+    error naming `jpeg:[101,85]` prints the brackets (no console markup eats them)."""
+    out = tmp_path / "run"
+    r = _invoke("run", "-i", "skimage:coffee", "-c", "jpeg:[90,85],png", "-g", "2",
+                "--center-crop", "32", "-m", "psnr", "-q", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    assert sorted(pd.read_parquet(out / "chains.parquet")["codec"]) == ["jpeg:[90,85]", "png"]
+    bad = _invoke("run", "-i", "skimage:coffee", "-c", "jpeg:[101,85]", "-o", str(tmp_path / "b"))
+    assert bad.exit_code == 2 and "jpeg:[101,85]" in bad.stderr, bad.stderr
