@@ -11,6 +11,7 @@ equal a `roundtrip run` of the same recipe.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,13 @@ from .determinism import deterministic
 from .engine import Progress, RunResult
 from .errors import ImageError, RunStoreError
 from .experiment import run_experiment
-from .images import SAMPLE_PREFIX, to_uint8
+from .images import ImageInfo, to_uint8
 from .info import resolve_device
 from .kernels import KERNELS
 from .manifest import Manifest
 from .measure import Measurer, MetricRows, table_rows
 from .metrics import SPECS
-from .plan import Batch, Chain, codec_slug, prepare_image, slug
+from .plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
 from .report.data import Runs, load_runs
 from .schedule import chain_seed
 from .step import Fingerprinter, check_finite, generation_step
@@ -91,12 +92,11 @@ class Trajectory:
         return Runs(Path("."), metrics, chains, {MEMORY_RUN_ID: manifest}, fps)
 
 
-def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> tuple[Tensor, str]:
-    """1 x 3 x H x W float32 in [0, 1] and the source's name; paths go through the engine's
-    own reader (same decoding, crop and alpha policy as a run)."""
+def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> Tensor:
+    """1 x 3 x H x W float32 in [0, 1]; paths go through the engine's own reader (same
+    decoding, alpha policy and preprocessing as a run), arrays through its preprocessing."""
     if isinstance(image, (str, Path)):
-        x, _ = prepare_image(str(image), cfg)
-        return x, str(image)
+        return prepare_image(str(image), cfg)[0]
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     if isinstance(image, np.ndarray):
@@ -116,12 +116,9 @@ def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> tuple[Tensor, str]:
                          "pass one RGB image")
     if not bool(torch.isfinite(t).all()) or t.min() < 0 or t.max() > 1:
         raise ImageError("tensor", "values outside [0, 1] or not finite", "scale it to [0, 1]")
-    if cfg.center_crop:
-        ch, cw = cfg.center_crop
-        h, w = t.shape[-2:]
-        top, left = (h - ch) // 2, (w - cw) // 2
-        t = t[..., top : top + ch, left : left + cw]
-    return t.contiguous(), "image"
+    sha = hashlib.sha256(t.numpy().tobytes()).hexdigest()
+    info = ImageInfo("image", sha, int(t.shape[-1]), int(t.shape[-2]), "RGB", 32)
+    return preprocess(t, info, cfg)[0]
 
 
 def roundtrip(
@@ -156,8 +153,8 @@ def roundtrip(
          "frame_stride": frame_stride, **config},
         "roundtrip()",
     )
-    x0, _ = _as_tensor(image, cfg)
-    name = slug(source.removeprefix(SAMPLE_PREFIX)) if source != "memory:image" else "image"
+    x0 = _as_tensor(image, cfg)
+    name = image_name(source) if source != "memory:image" else "image"
     cid = f"{name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{codec_slug(codec)}"
     chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid)
     batch = Batch("b0000", [chain], (int(x0.shape[-2]), int(x0.shape[-1])))

@@ -109,6 +109,12 @@ def prepare_image(source: str, cfg: ExperimentConfig) -> tuple[Tensor, ImageInfo
     x, info = load_image(
         source, alpha=cfg.alpha, background=cfg.background, max_pixels=cfg.max_pixels
     )
+    return preprocess(x, info, cfg)
+
+
+def preprocess(x: Tensor, info: ImageInfo, cfg: ExperimentConfig) -> tuple[Tensor, ImageInfo]:
+    """The config's preprocessing of a decoded image (max_side, then centre crop), noted in
+    ``info``: one place for files and in-memory images alike."""
     h, w = x.shape[-2:]
     if cfg.max_side and max(h, w) > cfg.max_side:
         f = cfg.max_side / max(h, w)
@@ -180,12 +186,18 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     return Plan(run_id_for(cfg), chains, batches, inputs)
 
 
+def image_name(source: str) -> str:
+    """The short name of an input: the sample's name or the file's stem."""
+    return slug(source.removeprefix(SAMPLE_PREFIX) if source.startswith(SAMPLE_PREFIX)
+                else Path(source).stem)
+
+
 def unique_names(sources: list[str]) -> dict[str, str]:
     """Short names for figure labels and ids; a repeated stem gets a counter."""
     out: dict[str, str] = {}
     seen: dict[str, int] = defaultdict(int)
     for s in sources:
-        stem = slug(s.removeprefix(SAMPLE_PREFIX) if s.startswith(SAMPLE_PREFIX) else Path(s).stem)
+        stem = image_name(s)
         seen[stem] += 1
         out[s] = stem if seen[stem] == 1 else f"{stem}{seen[stem]}"
     return out

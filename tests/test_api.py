@@ -125,3 +125,24 @@ def test_import_is_lazy() -> None:
     code = "import sys, roundtrip_ml; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_in_memory_images_get_the_engine_s_preprocessing_and_names(tmp_path, monkeypatch) -> None:
+    """Arrays go through the same max_side / centre-crop step as files (a crop larger than
+    the image is refused, not silently short), and a path names its chain as a run does."""
+    import skimage.data
+
+    arr = skimage.data.astronaut()[:80, :88]
+    t = rt.roundtrip(arr, "lanczos3", generations=1, metrics=("psnr",), max_side=40)
+    assert tuple(t.frames[0].shape) == (3, 36, 40)
+    with pytest.raises(ImageError, match="smaller than center_crop"):
+        rt.roundtrip(arr, "lanczos3", generations=1, center_crop=100)
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(arr).save("my photo.png")
+    mem = rt.roundtrip("my photo.png", "lanczos3", codec="jpeg:70-95", generations=2,
+                       metrics=("psnr",))
+    run = rt.run({"images": ["my photo.png"], "codecs": ["jpeg:70-95"], "generations": 2,
+                  "metrics": ["psnr"], "output": "run"})
+    assert mem.chain.chain_id == run.chains["chain_id"][0]  # so random schedules draw alike
+    assert mem.fingerprints["fingerprint"].tolist() == (
+        run.fingerprints.sort_values("generation")["fingerprint"].tolist())

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..config import ExperimentConfig, expand_images, load_config_file, make_config
 from ..errors import ConfigError
 from ..images import SAMPLE_PREFIX
-from ..plan import codec_slug, read_inputs, slug
+from ..plan import codec_slug, image_name, read_inputs, slug
 
 # grid axes: the config key (a list) and the key one cell / one rule uses for it
 AXES: dict[str, str] = {
@@ -145,11 +145,6 @@ class SweepPlan:
 
 
 # ---- config ---------------------------------------------------------------------------------
-
-
-def image_name(source: str) -> str:
-    """The short name of an input: the sample name or the file stem."""
-    return slug(source[len(SAMPLE_PREFIX) :] if source.startswith(SAMPLE_PREFIX) else source)
 
 
 def _as_list(v: Any) -> list[Any]:
