@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -118,18 +120,9 @@ def load_image(
 def _probe(data: bytes, name: str, max_pixels: int) -> int:
     """Size and frame count from the header alone (Pillow's ``open`` decodes no pixels):
     refuse a decompression bomb before any decoder, Pillow's or torchvision's, allocates."""
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # we check below, with a message that names our limit
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-            frames = int(getattr(im, "n_frames", 1) or 1)
-    except UnidentifiedImageError as e:
-        raise ImageError(name, "not an image Pillow can identify", "check the file type") from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise _decode_error(name, e) from e
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+    with _pillow(name, None), Image.open(io.BytesIO(data)) as im:  # we check below, by name
+        w, h = im.size
+        frames = int(getattr(im, "n_frames", 1) or 1)
     if w * h > max_pixels:
         raise ImageError(
             name,
@@ -138,6 +131,28 @@ def _probe(data: bytes, name: str, max_pixels: int) -> int:
             "crop or shrink it first, or raise max_pixels in the config if you trust it",
         )
     return frames
+
+
+@contextmanager
+def _pillow(name: str, max_pixels: int | None) -> Iterator[None]:
+    """Pillow with its pixel limit set for this read (None: off) and restored after; its
+    errors become one ImageError naming the file (a safety limit is named as such)."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(
+            name, f"refused as a decompression bomb ({e})", "raise max_pixels only if you trust it"
+        ) from e
+    except UnidentifiedImageError as e:
+        raise ImageError(name, "not an image Pillow can identify", "check the file type") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise _decode_error(name, e) from e
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
 
 
 def _decode_error(name: str, e: Exception) -> ImageError:
@@ -174,23 +189,9 @@ def _decode_png16(data: bytes, name: str) -> np.ndarray:
 def _decode_pillow(
     data: bytes, name: str, sha: str, max_pixels: int
 ) -> tuple[np.ndarray, ImageInfo]:
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im: Image.Image = Image.open(io.BytesIO(data))
-            im.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(
-            name, f"refused as a decompression bomb ({e})", "raise max_pixels only if you trust it"
-        ) from e
-    except UnidentifiedImageError as e:
-        raise ImageError(name, "not an image Pillow can identify", "check the file type") from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise _decode_error(name, e) from e
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+    with _pillow(name, max_pixels):
+        im: Image.Image = Image.open(io.BytesIO(data))
+        im.load()
 
     info = ImageInfo(name, sha, im.width, im.height, im.mode, 8)
     if _has_orientation(im):
