@@ -51,8 +51,8 @@ def generation_step(
 
 
 def check_finite(finite: Tensor, name: str, generation: int | str) -> None:
-    """Raise ModelError when an upscaler output NaN/Inf (one host sync: call it where the
-    engine syncs anyway, at frames and checkpoints)."""
+    """Raise ModelError when an upscaler output NaN/Inf (one host sync: the engine calls it
+    at checkpoints, where it syncs anyway)."""
     if not bool(finite):
         raise ModelError(
             name,
