@@ -286,6 +286,10 @@ def display_table(df: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LABEL_ALL_UP_TO = 16  # more points than this and every label would overlap another
+LABEL_ENDS = 3
+
+
 def tradeoff_figure(df: pd.DataFrame, p: Protocol, out_dir: Path) -> list[Path]:
     """First-generation fidelity against collapse resistance, one point per model, CI bars."""
     from matplotlib.figure import Figure
@@ -296,7 +300,9 @@ def tradeoff_figure(df: pd.DataFrame, p: Protocol, out_dir: Path) -> list[Path]:
         fig = Figure(figsize=(7.16, 4.8), layout="constrained")
         ax = fig.subplots()
         markers = {2: "o", 3: "s", 4: "^", 1: "D"}
+        crowded = len(df) > LABEL_ALL_UP_TO  # then name the baselines and each scale's ends
         for scale, g in df.groupby("scale"):
+            last = int(g["rank"].max())
             for _, r in g.iterrows():
                 classical = r["upscaler"] in p.baselines
                 xerr = np.nan_to_num([[r["g1_psnr"] - r["g1_psnr_lo"]],
@@ -306,12 +312,16 @@ def tradeoff_figure(df: pd.DataFrame, p: Protocol, out_dir: Path) -> list[Path]:
                 ax.errorbar(r["g1_psnr"], r["final_psnr"], xerr=xerr, yerr=yerr,
                             fmt=markers.get(int(scale), "o"), ms=4, capsize=2, lw=0.7,
                             color="k" if classical else f"C{int(scale)}", alpha=0.85)
-                ax.annotate(f"{r['upscaler']} x{scale}", (r["g1_psnr"], r["final_psnr"]),
-                            fontsize=5, xytext=(2, 2), textcoords="offset points")
+                ends = r["rank"] <= LABEL_ENDS or r["rank"] > last - LABEL_ENDS
+                if not crowded or classical or ends:
+                    ax.annotate(f"{r['upscaler']} x{scale}", (r["g1_psnr"], r["final_psnr"]),
+                                fontsize=5, xytext=(2, 2), textcoords="offset points")
         ax.set_xlabel("first-generation PSNR to the original (dB)")
         ax.set_ylabel(f"PSNR to the original after {p.generations} generations (dB)")
+        named = (f"\nnamed: the baselines and each scale's {LABEL_ENDS} best and worst "
+                 "(every model is in leaderboard.md)" if crowded else "")
         ax.set_title(f"Fidelity vs collapse resistance ({len(p.photos)} photos, "
-                     f"{p.crop} px, {p.codec}; 95% CI; black: classical)", fontsize=8)
+                     f"{p.crop} px, {p.codec}; 95% CI; black: classical){named}", fontsize=8)
         return save_figure(fig, out_dir, "tradeoff", formats=("png", "pdf"))
 
 
