@@ -34,17 +34,17 @@ _EXPORTS: dict[str, str] = {
     "list_metrics": "api",
     # building blocks
     "create_upscaler": "upscalers",
-    "InferenceOptions": "specs",
-    "ExperimentConfig": "config",
-    "load_config": "config",
-    "deterministic": "determinism",
+    "InferenceOptions": "core.specs",
+    "ExperimentConfig": "pipeline.config",
+    "load_config": "pipeline.config",
+    "deterministic": "core.determinism",
     # metric functions (torchmetrics' vocabulary)
-    "psnr": "functional",
-    "psnr_y": "functional",
-    "ssim": "functional",
-    "ms_ssim": "functional",
-    "haarpsi": "functional",
-    "gmsd": "functional",
+    "psnr": "metrics.functional",
+    "psnr_y": "metrics.functional",
+    "ssim": "metrics.functional",
+    "ms_ssim": "metrics.functional",
+    "haarpsi": "metrics.functional",
+    "gmsd": "metrics.functional",
     # figures
     "plot_drift": "figures",
     "contact_sheet": "figures",
@@ -52,13 +52,13 @@ _EXPORTS: dict[str, str] = {
     "make_video": "report",
     "write_report": "report",
     # errors
-    "RoundtripError": "errors",
-    "ConfigError": "errors",
-    "ImageError": "errors",
-    "ModelError": "errors",
-    "WeightsError": "errors",
-    "RunStoreError": "errors",
-    "MeasurementError": "errors",
+    "RoundtripError": "core.errors",
+    "ConfigError": "core.errors",
+    "ImageError": "core.errors",
+    "ModelError": "core.errors",
+    "WeightsError": "core.errors",
+    "RunStoreError": "core.errors",
+    "MeasurementError": "core.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -88,9 +88,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         run,
         summarize,
     )
-    from .config import ExperimentConfig, load_config
-    from .determinism import deterministic
-    from .errors import (
+    from .core.determinism import deterministic
+    from .core.errors import (
         ConfigError,
         ImageError,
         MeasurementError,
@@ -99,8 +98,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         RunStoreError,
         WeightsError,
     )
+    from .core.specs import InferenceOptions
     from .figures import contact_sheet, plot_drift
-    from .functional import gmsd, haarpsi, ms_ssim, psnr, psnr_y, ssim
+    from .metrics.functional import gmsd, haarpsi, ms_ssim, psnr, psnr_y, ssim
+    from .pipeline.config import ExperimentConfig, load_config
     from .report import make_video, write_report, write_tables
-    from .specs import InferenceOptions
     from .upscalers import create_upscaler

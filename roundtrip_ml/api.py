@@ -23,22 +23,22 @@ from PIL import Image
 from torch import Tensor
 
 from .analysis.summary import DEFAULT_THRESHOLDS, summarize_run
-from .config import ExperimentConfig, load_config, make_config
-from .determinism import deterministic
-from .engine import Progress, RunResult
-from .errors import ImageError, RunStoreError
-from .experiment import run_experiment
-from .images import ImageInfo, to_uint8
-from .info import resolve_device
-from .kernels import KERNELS
-from .manifest import Manifest
-from .measure import Measurer, MetricRows, table_rows
+from .core.determinism import deterministic
+from .core.errors import ImageError, RunStoreError
+from .core.info import resolve_device
+from .imaging.images import ImageInfo, to_uint8
+from .imaging.kernels import KERNELS
+from .imaging.schedule import chain_seed
 from .metrics import SPECS
-from .plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
+from .pipeline.config import ExperimentConfig, load_config, make_config
+from .pipeline.engine import Progress, RunResult
+from .pipeline.experiment import run_experiment
+from .pipeline.manifest import Manifest
+from .pipeline.measure import Measurer, MetricRows, table_rows
+from .pipeline.plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
+from .pipeline.step import Fingerprinter, check_finite, generation_step
+from .pipeline.store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .report.data import Runs, load_runs
-from .schedule import chain_seed
-from .step import Fingerprinter, check_finite, generation_step
-from .store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .upscalers import create_upscaler, zoo
 
 ImageLike = str | Path | Image.Image | np.ndarray | Tensor

@@ -12,9 +12,9 @@ from PIL import Image
 
 from . import report
 from .api import RunView, Trajectory
-from .images import save_png
+from .imaging.images import save_png
+from .pipeline.store import RunStore
 from .report.data import Runs, load_runs
-from .store import RunStore
 
 Source = Trajectory | RunView | Runs | str | Path
 

@@ -14,7 +14,7 @@ import ncnn
 import numpy as np
 import torch
 
-from roundtrip_ml.specs import InferenceOptions
+from roundtrip_ml.core.specs import InferenceOptions
 from roundtrip_ml.upscalers import create_upscaler, zoo
 
 

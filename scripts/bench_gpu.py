@@ -27,12 +27,12 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from roundtrip_ml.config import make_config
-from roundtrip_ml.determinism import deterministic
-from roundtrip_ml.experiment import run_experiment
-from roundtrip_ml.info import resolve_device
-from roundtrip_ml.manifest import Manifest
-from roundtrip_ml.specs import InferenceOptions
+from roundtrip_ml.core.determinism import deterministic
+from roundtrip_ml.core.info import resolve_device
+from roundtrip_ml.core.specs import InferenceOptions
+from roundtrip_ml.pipeline.config import make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
+from roundtrip_ml.pipeline.manifest import Manifest
 from roundtrip_ml.upscalers import create_upscaler
 from roundtrip_ml.upscalers.loading import ModelUpscaler, WeightsSource, _descriptor
 

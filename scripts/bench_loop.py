@@ -1,6 +1,6 @@
 """Benchmark the engine against its floor and against the naive loop, in one run.
 
-(a) engine: ``roundtrip_ml.experiment.run_experiment`` per generation (batched, device-resident,
+(a) engine: ``pipeline.experiment.run_experiment`` per generation (batched, device-resident,
     fingerprints, frames at the stride, metrics at stride 1 with --metrics), from the manifest;
 (b) floor: the bare upscaler forward alone on the same batch (what no loop can beat);
 (c) naive: what the published experiment did, one image at a time: Pillow resize down, save
@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from roundtrip_ml.codecs import parse_codec
-from roundtrip_ml.config import make_config
-from roundtrip_ml.experiment import run_experiment
-from roundtrip_ml.info import resolve_device
-from roundtrip_ml.kernels import PILLOW_FILTERS
-from roundtrip_ml.resample import lowres_size
+from roundtrip_ml.core.info import resolve_device
+from roundtrip_ml.imaging.codecs import parse_codec
+from roundtrip_ml.imaging.kernels import PILLOW_FILTERS
+from roundtrip_ml.imaging.resample import lowres_size
+from roundtrip_ml.pipeline.config import make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
 from roundtrip_ml.upscalers import create_upscaler, is_classical
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina"]

@@ -25,7 +25,7 @@ def _one(args: argparse.Namespace) -> dict:
     import skimage.data
     import torch
 
-    from roundtrip_ml.specs import InferenceOptions
+    from roundtrip_ml.core.specs import InferenceOptions
     from roundtrip_ml.upscalers.loading import load_upscaler
 
     torch.set_num_threads(args.threads)

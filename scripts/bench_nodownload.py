@@ -53,7 +53,7 @@ def jpeg(a: np.ndarray, q: int) -> np.ndarray:
 
 
 def ml_generation(a: np.ndarray) -> np.ndarray:
-    from roundtrip_ml.resample import resize
+    from roundtrip_ml.imaging.resample import resize
     from roundtrip_ml.upscalers import create_upscaler
 
     h, w = a.shape[:2]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from roundtrip_ml.config import make_config
-from roundtrip_ml.experiment import run_experiment
+from roundtrip_ml.pipeline.config import make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
 from roundtrip_ml.sweep import RayExecutor, expand_cells, parse_sweep, run_sweep
 
 IMAGES = ["skimage:astronaut", "skimage:coffee", "skimage:chelsea", "skimage:rocket"]

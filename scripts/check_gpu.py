@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from roundtrip_ml.codecs import JpegCodec
-from roundtrip_ml.config import make_config
-from roundtrip_ml.experiment import run_experiment
-from roundtrip_ml.images import load_image, to_uint8
-from roundtrip_ml.resample import resize
-from roundtrip_ml.specs import InferenceOptions
+from roundtrip_ml.core.specs import InferenceOptions
+from roundtrip_ml.imaging.codecs import JpegCodec
+from roundtrip_ml.imaging.images import load_image, to_uint8
+from roundtrip_ml.imaging.resample import resize
+from roundtrip_ml.pipeline.config import make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
 
 
 def report(name: str, **values: object) -> None:

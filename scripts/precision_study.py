@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from roundtrip_ml.config import make_config
-from roundtrip_ml.experiment import run_experiment
-from roundtrip_ml.images import sample_names
+from roundtrip_ml.imaging.images import sample_names
+from roundtrip_ml.pipeline.config import make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
 
 PHOTOS = [f"skimage:{n}" for n in sample_names() if n != "logo"]
 

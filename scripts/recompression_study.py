@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from roundtrip_ml.analysis.events import first_repeat
-from roundtrip_ml.codecs import FileCodec, parse_codec
+from roundtrip_ml.imaging.codecs import FileCodec, parse_codec
+from roundtrip_ml.imaging.schedule import chain_seed, parse_schedule
 from roundtrip_ml.metrics.full_reference import psnr
 from roundtrip_ml.metrics.ssimulacra2 import ssimulacra2
-from roundtrip_ml.schedule import chain_seed, parse_schedule
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina"]
 

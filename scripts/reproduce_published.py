@@ -81,7 +81,7 @@ def cpu_estimate_s(models: list[str], hw: tuple[int, int], generations: int) -> 
 
 def usable_models(models: list[str]) -> tuple[list[str], list[str]]:
     """(models whose weights are here, models that are not): offline sources or the cache."""
-    from roundtrip_ml.demo import ml_upscalers_available
+    from roundtrip_ml.studies.demo import ml_upscalers_available
 
     ok, missing = [], []
     for m in models:
@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", help="zoom region x,y,w,h for the sheet/video (default: centre)")
     args = p.parse_args(argv)
 
-    from roundtrip_ml.config import make_config
-    from roundtrip_ml.experiment import run_experiment
-    from roundtrip_ml.info import resolve_device
+    from roundtrip_ml.core.info import resolve_device
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
     from roundtrip_ml.report.html import write_report
     from roundtrip_ml.report.sheets import parse_crop
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from roundtrip_ml.config import make_config
-from roundtrip_ml.experiment import run_experiment
-from roundtrip_ml.store import RunStore
+from roundtrip_ml.pipeline.config import make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
+from roundtrip_ml.pipeline.store import RunStore
 
 # The demo's shape at a tiny size: 2 photos x lanczos3/bicubic x png/jpeg:90, 10 generations.
 # Frame stride 3 saves generations 0, 1, 3, 6, 9, 10: some are missing on purpose.

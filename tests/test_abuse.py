@@ -28,13 +28,13 @@ from conftest import photo_u8
 from pandas.testing import assert_frame_equal
 from PIL import Image
 
-from roundtrip_ml import cli
-from roundtrip_ml.config import load_config, make_config
-from roundtrip_ml.errors import ConfigError, ImageError, RunStoreError, WeightsError
-from roundtrip_ml.experiment import run_experiment
-from roundtrip_ml.files import atomic_write_bytes, path_error
-from roundtrip_ml.images import load_image
-from roundtrip_ml.store import LOCK_FILE, RunStore
+from roundtrip_ml.cli import app as cli
+from roundtrip_ml.core.errors import ConfigError, ImageError, RunStoreError, WeightsError
+from roundtrip_ml.core.files import atomic_write_bytes, path_error
+from roundtrip_ml.imaging.images import load_image
+from roundtrip_ml.pipeline.config import load_config, make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
+from roundtrip_ml.pipeline.store import LOCK_FILE, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"images": ["skimage:astronaut"], "upscalers": ["bicubic"], "scales": [2],
@@ -124,7 +124,7 @@ def test_lock_refuses_a_second_holder_and_a_resume_and_a_sweep_unit(tmp_path: Pa
 
 
 def test_a_sigkilled_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
-    code = ("import time\nfrom roundtrip_ml.store import RunStore\n"
+    code = ("import time\nfrom roundtrip_ml.pipeline.store import RunStore\n"
             f"with RunStore({str(tmp_path)!r}).lock():\n    print('locked', flush=True)\n"
             "    time.sleep(120)")
     holder = subprocess.Popen([sys.executable, "-c", code], env=_env(), stdout=subprocess.PIPE,
@@ -284,8 +284,8 @@ def test_a_bad_config_is_refused_without_importing_torch(tmp_path: Path, body: s
     """Types, bounds and misspelt names are one line before torch loads (~10 s saved)."""
     p = tmp_path / "bad.toml"
     p.write_text(f'images = "skimage:coffee"\n{body}\n')
-    code = ("import sys\nfrom roundtrip_ml.config import load_config\n"
-            "from roundtrip_ml.errors import ConfigError\n"
+    code = ("import sys\nfrom roundtrip_ml.pipeline.config import load_config\n"
+            "from roundtrip_ml.core.errors import ConfigError\n"
             f"try:\n    load_config({str(p)!r})\nexcept ConfigError as e:\n    print(e)\n"
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
@@ -316,8 +316,8 @@ def test_bombs_are_refused_from_the_header_before_torch(tmp_path: Path) -> None:
     sof = jpeg.index(b"\xff\xc0")
     jpeg[sof + 5 : sof + 9] = struct.pack(">HH", 60_000, 60_000)  # SOF0 height, width
     (tmp_path / "bomb.jpg").write_bytes(bytes(jpeg))
-    code = ("import sys\nfrom roundtrip_ml.images import load_image\n"
-            "from roundtrip_ml.errors import ImageError\n"
+    code = ("import sys\nfrom roundtrip_ml.imaging.images import load_image\n"
+            "from roundtrip_ml.core.errors import ImageError\n"
             f"for n in ('bomb16.png', 'bomb8.png', 'bomb.jpg'):\n"
             f"    try:\n        load_image({str(tmp_path)!r} + '/' + n, max_pixels=10**8)\n"
             "    except ImageError as e:\n        print(e)\n"
@@ -359,7 +359,7 @@ def test_tampered_cached_weights_are_refused_with_both_hashes(tmp_path, monkeypa
 
     from test_zoo import _tiny_weights, _write_registry
 
-    from roundtrip_ml import weights
+    from roundtrip_ml.core import weights
     from roundtrip_ml.upscalers import zoo
     from roundtrip_ml.upscalers.loading import load_upscaler
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import roundtrip_ml as rt
-from roundtrip_ml.errors import ConfigError, ImageError, RunStoreError
+from roundtrip_ml.core.errors import ConfigError, ImageError, RunStoreError
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from roundtrip_ml.chart import (
+from roundtrip_ml.cli.app import app
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.imaging.chart import (
     EDGE_ANGLE_DEG,
     STAR_CYCLES,
     TEXT_LINES,
@@ -18,8 +20,6 @@ from roundtrip_ml.chart import (
     read_regions,
     write_chart,
 )
-from roundtrip_ml.cli import app
-from roundtrip_ml.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roundtrip_ml.demo import demo_config
+from roundtrip_ml.studies.demo import demo_config
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -65,7 +65,7 @@ def test_demo_config_fits_the_device(tmp_path: Path) -> None:
 def _invoke(*args: str):
     from typer.testing import CliRunner
 
-    from roundtrip_ml.cli import app
+    from roundtrip_ml.cli.app import app
 
     return CliRunner().invoke(app, list(args))
 
@@ -106,8 +106,8 @@ def test_center_crop_and_max_side_flags(tmp_path: Path) -> None:
 def test_help_explains_every_option() -> None:
     """No option shows a <bool> metavar; choices are listed; run's stated defaults are the
     config's own."""
-    from roundtrip_ml.cli import RUN_DEFAULTS
-    from roundtrip_ml.config import ExperimentConfig
+    from roundtrip_ml.cli.app import RUN_DEFAULTS
+    from roundtrip_ml.pipeline.config import ExperimentConfig
 
     for cmd in (["run"], ["plot"], ["report"], ["video"], ["summarize"], ["models", "verify"],
                 ["sweep", "run"], ["demo"]):

@@ -11,8 +11,8 @@ import torch
 from conftest import photo_u8, to_batch
 from PIL import Image
 
-from roundtrip_ml.codecs import FileCodec, JpegCodec, parse_codec
-from roundtrip_ml.errors import ConfigError
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.imaging.codecs import FileCodec, JpegCodec, parse_codec
 
 
 def _pillow(a: np.ndarray, fmt: str, **params) -> np.ndarray:
@@ -136,7 +136,7 @@ def test_lossless_modes_are_exact(kind: str) -> None:
 def test_the_torch_free_codec_names_are_the_parser_s() -> None:
     """Config checks codec names before torch loads (specs.CODEC_KINDS); each name must be one
     the real parser accepts, and a name outside the set must be one it refuses."""
-    from roundtrip_ml.specs import CODEC_KINDS
+    from roundtrip_ml.core.specs import CODEC_KINDS
 
     example = {"float": "float", "none": "none", "png": "png", "jpeg": "jpeg:90", "jpg": "jpg:90",
                "webp": "webp:80", "avif": "avif:60", "jxl": "jxl:80", "jpegxl": "jpegxl:80"}

@@ -8,9 +8,9 @@ import torch
 from conftest import photo_u8, to_batch
 
 from roundtrip_ml.analysis.events import first_repeat
-from roundtrip_ml.config import make_config
-from roundtrip_ml.errors import ConfigError
-from roundtrip_ml.schedule import SHIFT_PERIOD, chain_seed, parse_schedule
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.imaging.schedule import SHIFT_PERIOD, chain_seed, parse_schedule
+from roundtrip_ml.pipeline.config import make_config
 
 
 def _names(spec: str, gens: int, seed: int = 0) -> list[str]:
@@ -134,8 +134,8 @@ def test_recompression_chain_through_the_engine(tmp_path) -> None:
     from PIL import Image
 
     from roundtrip_ml.analysis.summary import summarize_run
-    from roundtrip_ml.experiment import run_experiment
-    from roundtrip_ml.store import RunStore
+    from roundtrip_ml.pipeline.experiment import run_experiment
+    from roundtrip_ml.pipeline.store import RunStore
 
     Image.fromarray(photo_u8("coffee", 48, 64)).save(tmp_path / "c.png")
     cfg = make_config({"images": [str(tmp_path / "c.png")], "scales": [1], "codecs": ["jpeg:75"],

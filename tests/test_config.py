@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from roundtrip_ml.config import expand_images, load_config, make_config, parse_set
-from roundtrip_ml.errors import ConfigError
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.pipeline.config import expand_images, load_config, make_config, parse_set
 
 
 def test_toml_and_yaml_give_the_same_config(tmp_path: Path) -> None:

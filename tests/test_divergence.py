@@ -15,7 +15,7 @@ from roundtrip_ml.analysis.divergence import (
     predictability_horizon,
     summarize_divergence,
 )
-from roundtrip_ml.store import METRIC_COLUMNS
+from roundtrip_ml.pipeline.store import METRIC_COLUMNS
 
 
 def exponential(rate: float, gens: np.ndarray, noise: float, rng) -> np.ndarray:
@@ -139,10 +139,10 @@ def test_summarize_divergence_per_recipe_and_per_chain():
 def test_real_x4plus_replicas_diverge_faster_than_lanczos(tmp_path):
     """Real weights (x4plus from the offline ncnn files), 128 px crop, lsb perturbation, 8
     generations: x4plus amplifies 1-level differences faster than Lanczos-3, CIs apart."""
-    from roundtrip_ml.config import make_config
-    from roundtrip_ml.errors import WeightsError
-    from roundtrip_ml.experiment import run_experiment
-    from roundtrip_ml.store import RunStore
+    from roundtrip_ml.core.errors import WeightsError
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
+    from roundtrip_ml.pipeline.store import RunStore
 
     cfg = make_config({
         "images": ["skimage:astronaut"], "upscalers": ["realesrgan-x4plus", "lanczos3"],

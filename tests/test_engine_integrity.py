@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from roundtrip_ml.config import make_config
-from roundtrip_ml.errors import RunStoreError
-from roundtrip_ml.experiment import run_experiment
-from roundtrip_ml.store import RunStore
+from roundtrip_ml.core.errors import RunStoreError
+from roundtrip_ml.pipeline.config import make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
+from roundtrip_ml.pipeline.store import RunStore
 
 
 def _photo(path: Path, crop: slice = slice(0, 48)) -> str:
@@ -98,9 +98,9 @@ def test_float_codec_checkpoints_at_generation_one(tmp_path: Path) -> None:
 
 
 def test_a_nan_metric_is_refused_and_an_undefined_region_measure_is_counted() -> None:
-    from roundtrip_ml.errors import MeasurementError
-    from roundtrip_ml.measure import MetricRows, table_rows
-    from roundtrip_ml.plan import Batch, Chain
+    from roundtrip_ml.core.errors import MeasurementError
+    from roundtrip_ml.pipeline.measure import MetricRows, table_rows
+    from roundtrip_ml.pipeline.plan import Batch, Chain
 
     chain = Chain("c", "skimage:astronaut", "astronaut", "lanczos3", "lanczos3", 4.0, "png", 0, "c")
     batch = Batch("b0000", [chain], (64, 64))

@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import photo_u8, to_batch
 
-from roundtrip_ml.errors import ConfigError
-from roundtrip_ml.perturb import parse_perturbation, replica_generator
-from roundtrip_ml.resample import resize
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.imaging.perturb import parse_perturbation, replica_generator
+from roundtrip_ml.imaging.resample import resize
 from roundtrip_ml.upscalers import fit_to
 
 

@@ -11,8 +11,8 @@ import torch
 from conftest import photo_u8
 from PIL import Image
 
-from roundtrip_ml.errors import ImageError
-from roundtrip_ml.images import load_image, save_png
+from roundtrip_ml.core.errors import ImageError
+from roundtrip_ml.imaging.images import load_image, save_png
 
 
 def _save(tmp: Path, name: str, im: Image.Image, **params) -> Path:

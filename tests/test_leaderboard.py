@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from roundtrip_ml.cli import app
-from roundtrip_ml.errors import ConfigError
-from roundtrip_ml.leaderboard import QUICK, run_leaderboard, select_models
+from roundtrip_ml.cli.app import app
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.studies.leaderboard import QUICK, run_leaderboard, select_models
 from roundtrip_ml.upscalers import zoo
 
 MODELS = "span-x2-ch48,waifu2x-upconv-photo-x2"
@@ -79,7 +79,7 @@ def test_model_selection() -> None:
 
 
 def test_a_protocol_json_reruns_the_same_protocol(tmp_path: Path) -> None:
-    from roundtrip_ml.leaderboard import load_protocol
+    from roundtrip_ml.studies.leaderboard import load_protocol
 
     path = tmp_path / "protocol.json"
     path.write_text(json.dumps({**QUICK.describe(), "models": [{"name": "x", "native_scale": 2}]}))

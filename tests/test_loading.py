@@ -11,9 +11,9 @@ import torch
 from conftest import photo_u8, to_batch
 from safetensors.torch import save_file
 
-from roundtrip_ml import weights
-from roundtrip_ml.errors import ConfigError, ModelError, WeightsError
-from roundtrip_ml.specs import InferenceOptions
+from roundtrip_ml.core import weights
+from roundtrip_ml.core.errors import ConfigError, ModelError, WeightsError
+from roundtrip_ml.core.specs import InferenceOptions
 from roundtrip_ml.upscalers import create_upscaler, zoo
 from roundtrip_ml.upscalers.loading import load_upscaler, read_state_dict
 

@@ -11,11 +11,11 @@ import torch
 from conftest import photo_u8
 from PIL import Image
 
-from roundtrip_ml.config import make_config
-from roundtrip_ml.errors import ConfigError, RunStoreError
-from roundtrip_ml.experiment import run_experiment
-from roundtrip_ml.plan import make_plan
-from roundtrip_ml.store import RunStore
+from roundtrip_ml.core.errors import ConfigError, RunStoreError
+from roundtrip_ml.pipeline.config import make_config
+from roundtrip_ml.pipeline.experiment import run_experiment
+from roundtrip_ml.pipeline.plan import make_plan
+from roundtrip_ml.pipeline.store import RunStore
 
 FAST = {"metrics": ["psnr", "ssim"], "device": "cpu"}
 

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from conftest import photo_u8, to_batch
 from PIL import Image
 
-from roundtrip_ml.errors import ConfigError
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.imaging.resample import resize
 from roundtrip_ml.metrics import DEFAULT_METRICS, SPECS, psnr, resolve_metrics
 from roundtrip_ml.metrics import full_reference as fr
-from roundtrip_ml.resample import resize
 
 CPU = torch.device("cpu")
 # (photo, top, left): different content (face, texture, fur)

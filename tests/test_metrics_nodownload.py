@@ -47,7 +47,7 @@ def _distortions(a: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def ml_pair() -> tuple[np.ndarray, np.ndarray]:
     """(original 96 x 96 crop, one real animevideov3 x4 generation of it)."""
-    from roundtrip_ml.resample import resize
+    from roundtrip_ml.imaging.resample import resize
     from roundtrip_ml.upscalers import create_upscaler
 
     a = photo_u8("astronaut", 96, 96)
@@ -162,7 +162,7 @@ def test_cvvdp_video_of_a_collapsing_chain() -> None:
 def test_metrics_list_shows_direction_and_cost() -> None:
     from typer.testing import CliRunner
 
-    from roundtrip_ml.cli import app
+    from roundtrip_ml.cli.app import app
 
     res = CliRunner().invoke(app, ["metrics", "list"], env={"COLUMNS": "240"})
     assert res.exit_code == 0
@@ -176,8 +176,8 @@ def test_collapse_jod_from_a_run_directory(tmp_path) -> None:
     """The temporal ColorVideoVDP over a chain's saved frames: a lossless chain scores 10 JOD,
     a JPEG q30 re-compression chain less."""
     from roundtrip_ml.analysis.video import collapse_jod
-    from roundtrip_ml.config import make_config
-    from roundtrip_ml.experiment import run_experiment
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
 
     Image.fromarray(photo_u8("coffee", 48, 64)).save(tmp_path / "c.png")
     cfg = make_config({"images": [str(tmp_path / "c.png")], "scales": [1],

@@ -15,7 +15,7 @@ import torch
 import torchvision.models as tvm
 from conftest import photo_u8, to_batch
 
-from roundtrip_ml.errors import ConfigError, WeightsError
+from roundtrip_ml.core.errors import ConfigError, WeightsError
 from roundtrip_ml.metrics import perceptual as pm
 from roundtrip_ml.metrics import resolve_metrics
 
@@ -140,7 +140,7 @@ def test_pyiqa_names() -> None:
 def test_head_weights_are_pinned_and_a_changed_copy_is_never_used(tmp_path, monkeypatch):
     """The heads load only from a file whose SHA-256 matches the pin; a tampered cache copy is
     passed over for a verified one (here: the copy inside an installed wheel)."""
-    from roundtrip_ml import weights
+    from roundtrip_ml.core import weights
 
     monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
     (tmp_path / pm.HEADS["alex"].filename).write_bytes(b"not the heads")

@@ -18,9 +18,9 @@ from roundtrip_ml.analysis.summary import (
     parse_thresholds,
     summarize_run,
 )
-from roundtrip_ml.cli import app
-from roundtrip_ml.errors import ConfigError
-from roundtrip_ml.store import (
+from roundtrip_ml.cli.app import app
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.pipeline.store import (
     FINGERPRINTS_FILE,
     METRICS_FILE,
     RunStore,
@@ -133,8 +133,8 @@ def test_nearest_block_image_is_a_fixed_point_from_generation_1(tmp_path: Path) 
     """End to end: nearest x2 down/up of a 2x2-block image returns the image itself."""
     from PIL import Image
 
-    from roundtrip_ml.config import make_config
-    from roundtrip_ml.experiment import run_experiment
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
 
     rng = np.random.default_rng(0)
     blocks = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
@@ -153,8 +153,8 @@ def test_nearest_block_image_is_a_fixed_point_from_generation_1(tmp_path: Path) 
 def test_replica_run_gets_a_divergence_table(tmp_path: Path) -> None:
     """A real tiny replica run: summarize writes and prints the divergence table per recipe."""
     from roundtrip_ml.analysis.summary import DIVERGENCE_FILE
-    from roundtrip_ml.config import make_config
-    from roundtrip_ml.experiment import run_experiment
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
 
     out = tmp_path / "run"
     run_experiment(make_config({

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from roundtrip_ml.chart import EDGE_ANGLE_DEG, make_chart
-from roundtrip_ml.errors import ImageError
+from roundtrip_ml.core.errors import ImageError
+from roundtrip_ml.imaging.chart import EDGE_ANGLE_DEG, make_chart
+from roundtrip_ml.imaging.resample import resize
 from roundtrip_ml.metrics.mtf import edge_mtf, mtf50, mtf50_metric
-from roundtrip_ml.resample import resize
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 import skimage.data
 import torch
 
-from roundtrip_ml import weights
-from roundtrip_ml.errors import ModelError, WeightsError
+from roundtrip_ml.core import weights
+from roundtrip_ml.core.errors import ModelError, WeightsError
 from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.loading import load_upscaler
-from roundtrip_ml.upscalers.ncnn import load_ncnn, parse_param
+from roundtrip_ml.upscalers.ncnn.parser import load_ncnn, parse_param
 
 
 def _offline_files(name: str) -> zoo.FoundOffline:

@@ -12,13 +12,13 @@ import torch
 from conftest import photo_u8, to_batch
 from torch import Tensor, nn
 
-from roundtrip_ml import weights
-from roundtrip_ml.errors import ModelError
-from roundtrip_ml.specs import InferenceOptions
+from roundtrip_ml.core import weights
+from roundtrip_ml.core.errors import ModelError
+from roundtrip_ml.core.specs import InferenceOptions
 from roundtrip_ml.upscalers import zoo
-from roundtrip_ml.upscalers.families import FamilyModel, family_spec, load_family_model
 from roundtrip_ml.upscalers.loading import load_upscaler
-from roundtrip_ml.upscalers.ncnn_graph import load_graph
+from roundtrip_ml.upscalers.ncnn.families import FamilyModel, family_spec, load_family_model
+from roundtrip_ml.upscalers.ncnn.graph import load_graph
 
 ncnn = pytest.importorskip("ncnn", reason="the ncnn runtime (extra `ncnn`) is not installed")
 
@@ -190,7 +190,7 @@ def test_registry_hashes_match_the_installed_files() -> None:
 def test_models_list_shows_fifty_offline_models_and_filters_by_family() -> None:
     from typer.testing import CliRunner
 
-    from roundtrip_ml.cli import app
+    from roundtrip_ml.cli.app import app
 
     r = CliRunner().invoke(app, ["models", "list", "--json"])
     assert r.exit_code == 0, r.output

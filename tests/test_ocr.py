@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from roundtrip_ml.chart import make_chart
-from roundtrip_ml.errors import ConfigError, ModelError
+from roundtrip_ml.core.errors import ConfigError, ModelError
+from roundtrip_ml.imaging.chart import make_chart
+from roundtrip_ml.imaging.resample import resize
 from roundtrip_ml.metrics.ocr import cer, ocr_metric, ocr_region, ocr_scores, word_accuracy
-from roundtrip_ml.resample import resize
 
 try:
     import pytesseract

@@ -16,7 +16,7 @@ from conftest import photo_u8, to_batch
 
 from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.loading import load_upscaler
-from roundtrip_ml.upscalers.ncnn import load_ncnn
+from roundtrip_ml.upscalers.ncnn.parser import load_ncnn
 
 pytestmark = [pytest.mark.reference,
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # basicsr's scipy imports

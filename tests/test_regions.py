@@ -13,8 +13,8 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from roundtrip_ml.chart import write_chart
-from roundtrip_ml.images import load_image
+from roundtrip_ml.imaging.chart import write_chart
+from roundtrip_ml.imaging.images import load_image
 from roundtrip_ml.metrics.regions import RegionSet, load_region_set, ocr_available
 
 SIZE = 768
@@ -128,9 +128,9 @@ def test_resized_input_is_skipped_with_one_warning(chart) -> None:
 def test_engine_records_region_metrics_for_a_chart_run(tmp_path: Path) -> None:
     """A run on the chart writes per-region rows with no setup: the 32 px line survives one
     Lanczos x4 roundtrip (CER 0), smaller lines break, flat patch interiors stay put."""
-    from roundtrip_ml.config import make_config
-    from roundtrip_ml.experiment import run_experiment
-    from roundtrip_ml.store import RunStore
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
+    from roundtrip_ml.pipeline.store import RunStore
 
     if ocr_available() is not None:
         pytest.skip(f"OCR unavailable: {ocr_available()}")

@@ -15,7 +15,7 @@ import pytest
 from report_runs import study_run
 from typer.testing import CliRunner
 
-from roundtrip_ml.cli import app
+from roundtrip_ml.cli.app import app
 from roundtrip_ml.report.video import read_video
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
@@ -134,8 +134,8 @@ def test_page_loads_in_headless_chromium(report, tmp_path):
 def test_report_of_a_folder_holding_a_failed_run(study, tmp_path):
     """A run whose every chain failed (a corrupt checkpoint) beside a good run: the report
     shows the good one and names the failure; on its own the failed run gets a page too."""
-    from roundtrip_ml.config import make_config
-    from roundtrip_ml.experiment import run_experiment
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
 
     bogus = tmp_path / "bogus.pth"
     bogus.write_bytes(b"not a checkpoint")

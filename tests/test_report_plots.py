@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from report_runs import text_outside
 
-from roundtrip_ml.errors import ConfigError, RunStoreError
+from roundtrip_ml.core.errors import ConfigError, RunStoreError
 from roundtrip_ml.report.data import aggregate, bootstrap_mean, load_runs, select
 from roundtrip_ml.report.plots import PNG_DPI, WIDTHS, plot_drift
 
@@ -136,8 +136,8 @@ def test_bad_requests_name_the_fix(study, tmp_path):
 
 def test_replica_distances_plot_from_a_real_replica_run(tmp_path):
     """`--reference replicas` draws the mean pairwise distance of each recipe's replicas."""
-    from roundtrip_ml.config import make_config
-    from roundtrip_ml.experiment import run_experiment
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
 
     run = run_experiment(make_config({
         "images": ["skimage:astronaut", "skimage:coffee"], "upscalers": ["lanczos3", "bicubic"],

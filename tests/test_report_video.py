@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from report_runs import STUDY_SAVED
 
-from roundtrip_ml.errors import ConfigError
+from roundtrip_ml.core.errors import ConfigError
 from roundtrip_ml.report.data import load_runs
 from roundtrip_ml.report.video import BANNER, GUTTER, LABEL, make_video, read_video
 

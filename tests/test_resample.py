@@ -8,10 +8,10 @@ import torch
 from conftest import photo_u8, to_batch
 from PIL import Image
 
-from roundtrip_ml.errors import ConfigError
-from roundtrip_ml.images import to_uint8
-from roundtrip_ml.kernels import KERNELS, PILLOW_FILTERS, get_kernel
-from roundtrip_ml.resample import lowres_size, resize, weight_matrix_cpu
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.imaging.images import to_uint8
+from roundtrip_ml.imaging.kernels import KERNELS, PILLOW_FILTERS, get_kernel
+from roundtrip_ml.imaging.resample import lowres_size, resize, weight_matrix_cpu
 
 # odd sizes, non-integer factors, pure down, pure up, one axis only
 SIZES = [(45, 38), (60, 50), (301, 257), (179, 600), (17, 151), (716, 604)]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from roundtrip_ml.store import RunStore
+from roundtrip_ml.pipeline.store import RunStore
 
 CONFIG = """
 name = "resume"

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from roundtrip_ml.errors import ConfigError
-from roundtrip_ml.store import RunStore
+from roundtrip_ml.core.errors import ConfigError
+from roundtrip_ml.pipeline.store import RunStore
 from roundtrip_ml.sweep import (
     ProcessesExecutor,
     RayExecutor,

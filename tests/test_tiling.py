@@ -9,8 +9,8 @@ import torch
 from conftest import photo_u8, to_batch
 from spandrel import SizeRequirements
 
-from roundtrip_ml.errors import ModelError
-from roundtrip_ml.specs import InferenceOptions
+from roundtrip_ml.core.errors import ModelError
+from roundtrip_ml.core.specs import InferenceOptions
 from roundtrip_ml.upscalers.loading import load_upscaler
 from roundtrip_ml.upscalers.tiling import (
     forward_with_backoff,

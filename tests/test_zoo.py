@@ -15,9 +15,9 @@ import spandrel
 import torch
 from typer.testing import CliRunner
 
-from roundtrip_ml import weights
-from roundtrip_ml.cli import app
-from roundtrip_ml.errors import ConfigError, ModelError, WeightsError
+from roundtrip_ml.cli.app import app
+from roundtrip_ml.core import weights
+from roundtrip_ml.core.errors import ConfigError, ModelError, WeightsError
 from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.loading import load_upscaler
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 RECIPE_COLUMNS = ("upscaler", "downscaler", "scale", "codec")
 DB_PER_NEPER = 10.0 / math.log(10.0)

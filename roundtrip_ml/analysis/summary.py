@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, RunStoreError
-from ..files import atomic_write_bytes, atomic_write_parquet
+from ..core.errors import ConfigError, RunStoreError
+from ..core.files import atomic_write_bytes, atomic_write_parquet
+from ..imaging.schedule import step_period
 from ..metrics.registry import key_info
-from ..schedule import step_period
-from ..store import RunStore
+from ..pipeline.store import RunStore
 from .divergence import summarize_divergence
 from .events import EVENT_COLUMNS, detect_events
 

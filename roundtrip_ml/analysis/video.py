@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..errors import RunStoreError
+from ..core.errors import RunStoreError
 from ..metrics.cvvdp import cvvdp_video
-from ..store import RunStore
+from ..pipeline.store import RunStore
 
 
 def collapse_jod(run: str | Path, chain_id: str, fps: float = 10.0,

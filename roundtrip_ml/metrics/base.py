@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 ALL_REFERENCES: tuple[str, ...] = ("original", "previous", "first")
 

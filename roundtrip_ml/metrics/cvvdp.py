@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 DISPLAY = "standard_4k"  # the package's default: 30" 4K, 200 cd/m^2, office lighting
 MIN_SIZE = 32

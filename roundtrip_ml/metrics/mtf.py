@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, ImageError
+from ..core.errors import ConfigError, ImageError
 
 Box = tuple[int, int, int, int]
 _LUMA = np.array([0.2126, 0.7152, 0.0722])

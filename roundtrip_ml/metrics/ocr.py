@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..errors import ConfigError, ModelError
+from ..core.errors import ConfigError, ModelError
 
 Box = tuple[int, int, int, int]
 _LUMA = np.array([0.2126, 0.7152, 0.0722])

@@ -7,7 +7,7 @@ are pinned by SHA-256 in ``HEADS``: the copies inside the lpips and torchmetrics
 when their hash matches (so they work offline), else the upstream file is downloaded.
 
 Where the backbones come from, in order: the models' weights cache
-(``roundtrip_ml.weights.cache_dir()``, $ROUNDTRIP_CACHE_DIR), then torch hub's checkpoint
+(``roundtrip_ml.core.weights.cache_dir()``, $ROUNDTRIP_CACHE_DIR), then torch hub's checkpoint
 dir (where torchvision caches ``alexnet(weights="DEFAULT")``). Every file is checked against its
 published SHA-256 before use; a mismatch is an error, not a fallback. When neither has it and
 offline mode ($ROUNDTRIP_OFFLINE) is off, it is fetched once into the models' cache with pooch
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError, WeightsError
-from ..weights import cache_dir, download, offline_mode, sha256_file
+from ..core.errors import ConfigError, WeightsError
+from ..core.weights import cache_dir, download, offline_mode, sha256_file
 from .base import device_constant
 
 

@@ -29,12 +29,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..chart import Region, read_regions
-from ..errors import ConfigError
+from ..core.errors import ConfigError
+from ..imaging.chart import Region, read_regions
 from .diagnostics import ciede2000, rgb_to_lab, spectral
 from .mtf import mtf50
 
-GENERATOR = "roundtrip_ml.chart"
+GENERATOR = "roundtrip_ml.imaging.chart"
 MIN_TEXT_PX = 16
 MAX_TEXT_LINES = 4
 SPECTRAL_KINDS = ("star", "zone_plate")

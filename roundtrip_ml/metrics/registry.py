@@ -15,7 +15,7 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import cvvdp, flip, perceptual, ssimulacra2, vmaf
 from . import diagnostics as diag
 from . import full_reference as fr

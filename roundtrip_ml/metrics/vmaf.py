@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
-from ..images import to_uint8
+from ..core.errors import ConfigError
+from ..imaging.images import to_uint8
 
 MODEL = "vmaf_v0.6.1"
 MIN_SIZE = 32  # libvmaf fails on 16 px tall frames here; 17..39 px all worked

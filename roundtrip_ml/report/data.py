@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, RunStoreError
-from ..store import MANIFEST_FILE, RunStore
+from ..core.errors import ConfigError, RunStoreError
+from ..pipeline.store import MANIFEST_FILE, RunStore
 
 RECIPE = ["upscaler", "downscaler", "scale", "codec"]
 LINESTYLES = ["-", "--", ":", "-."]

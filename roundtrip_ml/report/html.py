@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..analysis.summary import DEFAULT_THRESHOLDS
-from ..files import atomic_write_bytes
+from ..core.files import atomic_write_bytes
 from .data import Runs, load_runs
 from .labels import expand
 from .plots import plot_drift

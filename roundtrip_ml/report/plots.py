@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .data import (
     Runs,
     aggregate,

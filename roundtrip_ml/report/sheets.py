@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .data import Runs, format_ranges, load_runs, pick_chains
 
 DEFAULT_GENERATIONS = (0, 1, 2, 5, 10, 20, 50, 100, 200)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds
-from ..files import atomic_write_bytes
+from ..core.files import atomic_write_bytes
 from .data import (
     Runs,
     aggregate,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .data import Runs, format_ranges, load_runs, pick_chains
 from .sheets import check_crop
 
@@ -67,7 +67,7 @@ class VideoResult:
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    from ..chart import font_path
+    from ..imaging.chart import font_path
 
     return ImageFont.truetype(str(font_path()), size)
 

@@ -4,7 +4,7 @@ results into one Parquet dataset.
 
     SWEEP/sweep.json            the plan: config, cells, units
     SWEEP/status.json           the last run's outcome per unit (errors, attempts, weights)
-    SWEEP/units/<unit_id>/      one standard run directory per unit (see roundtrip_ml.store)
+    SWEEP/units/<unit_id>/      one standard run directory per unit (pipeline/store.py)
     SWEEP/merged/               metrics dataset, chains, cells, manifests (see .merge)
 """
 

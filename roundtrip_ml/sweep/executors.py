@@ -11,7 +11,7 @@ import queue
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .grid import Unit
 from .worker import WORKER_ENV, run_unit
 
@@ -238,7 +238,7 @@ class RayExecutor:
             _check_device_for_workers(self.device, "ray")
         self._slots = max(1, gpus if use_gpu else int(res.get("CPU", 1)))
         env = dict(WORKER_ENV)
-        from ..weights import CACHE_ENV, cache_dir
+        from ..core.weights import CACHE_ENV, cache_dir
 
         env[CACHE_ENV] = str(cache_dir())  # the cache the driver filled (shared on a cluster)
         resources = {"num_gpus": 1} if use_gpu else {"num_cpus": 1}

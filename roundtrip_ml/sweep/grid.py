@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import ExperimentConfig, expand_images, load_config_file, make_config
-from ..errors import ConfigError
-from ..images import SAMPLE_PREFIX
-from ..plan import codec_slug, image_name, read_inputs, slug
+from ..core.errors import ConfigError
+from ..imaging.images import SAMPLE_PREFIX
+from ..pipeline.config import ExperimentConfig, expand_images, load_config_file, make_config
+from ..pipeline.plan import codec_slug, image_name, read_inputs, slug
 
 # grid axes: the config key (a list) and the key one cell / one rule uses for it
 AXES: dict[str, str] = {

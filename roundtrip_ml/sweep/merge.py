@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import RunStoreError
-from ..store import METRIC_COLUMNS, RunStore
+from ..core.errors import RunStoreError
+from ..pipeline.store import METRIC_COLUMNS, RunStore
 from .grid import CELL_KEYS, SWEEP_FILE, UNITS_DIR
 
 MERGED_DIR = "merged"

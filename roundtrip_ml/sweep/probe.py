@@ -50,12 +50,12 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
     device; fills ``s_per_megapixel_generation`` or ``probe_error`` in place."""
     import torch
 
-    from ..config import make_config
-    from ..errors import RoundtripError
-    from ..info import resolve_device
+    from ..core.errors import RoundtripError
+    from ..core.info import resolve_device
     from ..metrics import DEFAULT_METRICS, resolve_metrics
-    from ..plan import prepare_image
-    from ..step import generation_step
+    from ..pipeline.config import make_config
+    from ..pipeline.plan import prepare_image
+    from ..pipeline.step import generation_step
     from ..upscalers import create_upscaler
 
     if not plan.units:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import RoundtripError
-from ..files import atomic_write_json
-from ..store import RunStore
+from ..core.errors import RoundtripError
+from ..core.files import atomic_write_json
+from ..pipeline.store import RunStore
 from .executors import Executor, LocalExecutor, Outcome, make_executor
 from .grid import SWEEP_FILE, UNITS_DIR, SweepConfig, SweepPlan, Unit, load_sweep, make_sweep_plan
 from .merge import STATUS_FILE, cell_table, merge_sweep

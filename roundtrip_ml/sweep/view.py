@@ -23,7 +23,7 @@ def _seconds(s: float | None) -> str:
 
 
 def render_plan(plan: SweepPlan, estimates: dict[str, Estimate]) -> Any:
-    from ..info import resolve_device
+    from ..core.info import resolve_device
 
     device = str(resolve_device(str(plan.config.engine.get("device", "auto"))))
     cells = Table("cell", "unit", title=f"{len(plan.cells)} cells", title_justify="left")

@@ -26,10 +26,10 @@ def run_unit(
     """Run, resume or skip one unit; ``on_work(n)`` hears of n chain-generations done."""
     import torch
 
-    from ..config import make_config
-    from ..errors import RoundtripError
-    from ..experiment import run_experiment
-    from ..store import RunStore
+    from ..core.errors import RoundtripError
+    from ..pipeline.config import make_config
+    from ..pipeline.experiment import run_experiment
+    from ..pipeline.store import RunStore
 
     t0 = time.perf_counter()
     out: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "work": 0}

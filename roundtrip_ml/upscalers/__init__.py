@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..kernels import is_classical
-from ..specs import InferenceOptions
+from ..core.specs import InferenceOptions
+from ..imaging.kernels import is_classical
 
 if TYPE_CHECKING:
     import torch

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..kernels import get_kernel
-from ..resample import resize
+from ..imaging.kernels import get_kernel
+from ..imaging.resample import resize
 
 FitPolicy = Literal["resize", "crop"]
 

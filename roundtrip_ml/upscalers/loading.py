@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, ModelError, WeightsError
-from ..specs import InferenceOptions
-from ..weights import forget_verified, sha256_file
+from ..core.errors import ConfigError, ModelError, WeightsError
+from ..core.specs import InferenceOptions
+from ..core.weights import forget_verified, sha256_file
 from . import zoo
 from .base import Upscaler
 from .tiling import forward_with_backoff
@@ -143,7 +143,7 @@ def _descriptor(state: dict[str, Tensor], what: str) -> Any:
 def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
                 ) -> tuple[dict[str, Tensor], Any, dict]:
     """Any ncnn graph through the general importer, with its family's processing."""
-    from .families import load_family_model, spec_for_file
+    from .ncnn.families import load_family_model, spec_for_file
 
     scale: int | None
     if entry is not None:
@@ -163,7 +163,7 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
 
 
 def _from_ncnn(param: Path, bin_: Path | None, what: str) -> tuple[dict[str, Tensor], Any, dict]:
-    from .ncnn import load_ncnn
+    from .ncnn.parser import load_ncnn
 
     try:
         m = load_ncnn(param, bin_)

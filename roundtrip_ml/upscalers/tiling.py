@@ -22,7 +22,7 @@ import torch
 from spandrel import SizeRequirements
 from torch import Tensor
 
-from ..errors import ModelError
+from ..core.errors import ModelError
 
 __all__ = ["forward_with_backoff", "padded_forward", "tile_starts", "tiled_forward"]
 

@@ -18,10 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import roundtrip_ml
-
-from ..errors import ConfigError, ModelError, WeightsError
-from ..weights import cache_dir, download, is_verified, sha256_file
+from ..core.errors import ConfigError, ModelError, WeightsError
+from ..core.weights import cache_dir, download, is_verified, sha256_file
 
 __all__ = [
     "ModelEntry",
@@ -98,7 +96,7 @@ def models_dir() -> Path:
     """Where the registry lives: $ROUNDTRIP_MODELS_DIR, else the package's models/ (a link to
     the repo's top-level models/ in a checkout, a copy inside an installed wheel)."""
     env = os.environ.get(MODELS_ENV)
-    return Path(env).expanduser() if env else Path(roundtrip_ml.__file__).parent / "models"
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "models"
 
 
 def _req(d: dict[str, Any], key: str, typ: type, where: str) -> Any:
@@ -209,7 +207,7 @@ def get_entry(name: str, directory: Path | None = None) -> ModelEntry:
     raise ModelError(name, "not a known model, kernel, or existing weights file", hint)
 
 
-# ---- the cache (roundtrip_ml.weights holds the cache, offline switch and hashing) --------------
+# ---- the cache (core/weights.py holds the cache, offline switch and hashing) ----------------
 
 
 def cached_path(entry: ModelEntry, cache: str | Path | None = None) -> Path:

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ModelError, WeightsError
-from .ncnn import BlobReader, NcnnLayer, ncnn_files, parse_param
+from ...core.errors import ModelError, WeightsError
+from .parser import BlobReader, NcnnLayer, ncnn_files, parse_param
 
 __all__ = ["LAYER_TYPES", "NcnnGraph", "load_graph"]
 

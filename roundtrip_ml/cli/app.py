@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from .errors import ConfigError, RoundtripError
+from ..core.errors import ConfigError, RoundtripError
 
 INTERRUPTED = "interrupted: finished generations are kept; rerun the same command with --resume"
 
@@ -137,13 +137,13 @@ def _ints(values: list[str] | None, flag: str) -> list[int] | None:
                           f"e.g. {flag} 1,10,50") from None
 
 
-# ---- run / demo / info: the engine (roundtrip_ml.experiment, .config, .demo, .info) ----------
+# ---- run / demo / info: the engine (roundtrip_ml.pipeline.experiment, .config, .demo, .info) ----------
 # (commands are registered below by the modules' owners; keep each one a few lines)
 
 
 def _run_progress(quiet: bool, json_lines: bool):
     """A progress callback for the engine: rich bar, JSON lines, or nothing."""
-    from .progress import make_progress
+    from ..progress import make_progress
 
     return make_progress(quiet=quiet, json_lines=json_lines, console=console)
 
@@ -187,7 +187,7 @@ def run(
     json_lines: Annotated[bool, typer.Option("--json", **Flag, help="Machine-readable progress lines on stdout.")] = False,
 ) -> None:
     """Run an experiment from a config file and/or flags."""
-    from .config import load_config, make_config, parse_set
+    from ..pipeline.config import load_config, make_config, parse_set
 
     crop = _ints([center_crop] if center_crop else None, "--center-crop")
     flags: dict[str, Any] = {
@@ -202,7 +202,7 @@ def run(
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_ or []))
     cfg = load_config(config, overrides) if config else make_config(overrides, "flags")
-    from .experiment import run_experiment  # torch loads only once the config is valid
+    from ..pipeline.experiment import run_experiment  # torch loads only once the config is valid
 
     result = run_experiment(cfg, resume=resume or force_resume, overwrite=overwrite,
                             force_resume=force_resume, allow_nonempty=allow_nonempty,
@@ -231,9 +231,9 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress bars or summaries.")] = False,
 ) -> None:
     """Run the built-in study: real photos, real Real-ESRGAN weights and a test chart; no download."""
-    from .analysis.summary import render_summary, summarize_run
-    from .demo import demo_configs, existing_runs, torch_threads_for_demo
-    from .experiment import run_experiment
+    from ..analysis.summary import render_summary, summarize_run
+    from ..pipeline.experiment import run_experiment
+    from ..studies.demo import demo_configs, existing_runs, torch_threads_for_demo
 
     torch_threads_for_demo()
     configs = demo_configs(output, device, full)
@@ -259,7 +259,7 @@ def demo(
 def _print_ocr(run_dir: Path) -> None:
     from rich.table import Table
 
-    from .demo import chart_ocr_table
+    from ..studies.demo import chart_ocr_table
 
     cer = chart_ocr_table(run_dir)
     if cer is None:
@@ -279,11 +279,11 @@ def info() -> None:
     """Versions, devices and cache paths."""
     import json
 
-    from .info import environment
+    from ..core.info import environment
 
     env = environment()
     try:
-        from .weights import cache_dir, offline_mode
+        from ..core.weights import cache_dir, offline_mode
 
         env["weights_cache"] = str(cache_dir())
         env["offline"] = offline_mode()
@@ -298,7 +298,7 @@ def chart_cmd(
     size: Annotated[int, typer.Option("--size", metavar="PX", help="Width and height in pixels (>= 256).")] = 2000,
 ) -> None:
     """Write a test chart (star, zone plate, slanted edges, text, patches, gradients) + metadata."""
-    from .chart import read_regions, write_chart
+    from ..imaging.chart import read_regions, write_chart
 
     png, meta = write_chart(_path_arg(output), size)
     texts = [r.truth["size_px"] for r in read_regions(meta) if r.kind == "text"]
@@ -315,7 +315,7 @@ def summarize(
     json_out: Annotated[bool, typer.Option("--json", **Flag, help="Print one JSON object per chain instead of the table.")] = False,
 ) -> None:
     """Collapse statistics per chain -> RUN/summary.parquet, printed as a table."""
-    from .analysis.summary import SUMMARY_FILE, render_summary, summarize_run
+    from ..analysis.summary import SUMMARY_FILE, render_summary, summarize_run
 
     df = summarize_run(_path_arg(run_dir), thresholds, csv=csv)
     if json_out:
@@ -354,8 +354,8 @@ def plot(
     output: OutOpt = None,
 ) -> None:
     """Metric-vs-generation figures (PDF, SVG, PNG at 300 dpi), mean over images; a 95% CI band where n >= 3."""
-    from .report.data import load_runs
-    from .report.plots import plot_drift
+    from ..report.data import load_runs
+    from ..report.plots import plot_drift
 
     runs = load_runs(_path_arg(run_dir))
     both = layout is Layout.both and style is Style.paper
@@ -376,7 +376,7 @@ def sheet(
     output: OutOpt = None,
 ) -> None:
     """Contact sheet: rows = recipes, columns = generations, optional zoomed inset (PNG, PDF)."""
-    from .report.sheets import contact_sheet, parse_crop
+    from ..report.sheets import contact_sheet, parse_crop
 
     r = contact_sheet(_path_arg(run_dir), _report_out(run_dir, output, "sheet"),
                       generations=_ints(generations, "--generations"), crop=parse_crop(crop),
@@ -398,8 +398,8 @@ def video(
     output: OutOpt = None,
 ) -> None:
     """MP4 (H.264 via PyAV) and GIF of the saved generations, names and counter drawn on."""
-    from .report.sheets import parse_crop
-    from .report.video import make_video
+    from ..report.sheets import parse_crop
+    from ..report.video import make_video
 
     r = make_video(_path_arg(run_dir), _report_out(run_dir, output, "video"), chains=_list(chains),
                    image=image, fps=fps, side_by_side=side_by_side, lossless=lossless,
@@ -420,8 +420,8 @@ def table(
     output: OutOpt = None,
 ) -> None:
     """Metrics at chosen generations (mean; 95% CI where n >= 3) and collapse statistics: CSV, Markdown, LaTeX."""
-    from .report.data import load_runs
-    from .report.tables import metrics_display, to_markdown, write_tables
+    from ..report.data import load_runs
+    from ..report.tables import metrics_display, to_markdown, write_tables
 
     runs = load_runs(_path_arg(run_dir))
     t = write_tables(runs, _report_out(run_dir, output, "tables"), at=_ints(at, "--at"),
@@ -446,8 +446,8 @@ def report(
     output: OutOpt = None,
 ) -> None:
     """Everything above into RUN/report/ with a static index.html (opens from disk)."""
-    from .report.html import write_report
-    from .report.sheets import parse_crop
+    from ..report.html import write_report
+    from ..report.sheets import parse_crop
 
     r = write_report(_path_arg(run_dir), _path_arg(output) if output else None,
                      metrics=_list(metrics), at=_ints(at, "--at"),
@@ -469,7 +469,7 @@ def metrics_list() -> None:
     """Every metric name, which way is better, what it needs, where it runs and its cost."""
     from rich.table import Table
 
-    from .metrics.registry import listing
+    from ..metrics.registry import listing
 
     t = Table("name", "description", "better", "needs", "runs (cost per 512 px image, 1 CPU thread)")
     for row in listing():
@@ -498,7 +498,7 @@ def models_list(
 ) -> None:
     """Registry entries: official weights cached?, offline source installed (runs with no
     download)?, family, model and package licences."""
-    from .upscalers import zoo
+    from ..upscalers import zoo
 
     rows = zoo.model_rows(cache_dir, family)
     if as_json:
@@ -518,7 +518,7 @@ def models_list(
 @models_app.command("info")
 def models_info(name: str, cache_dir: CacheOpt = None) -> None:
     """Everything the registry knows about NAME, and where its weights are on this machine."""
-    from .upscalers import zoo
+    from ..upscalers import zoo
 
     e = zoo.get_entry(name)
     w, found = e.weights, zoo.find_offline(e, check_hash=False)
@@ -539,7 +539,7 @@ def models_info(name: str, cache_dir: CacheOpt = None) -> None:
 @models_app.command("fetch")
 def models_fetch(names: list[str], cache_dir: CacheOpt = None, offline: OfflineOpt = None) -> None:
     """Download the official weights of NAME... into the cache, verifying size and SHA-256."""
-    from .upscalers import zoo
+    from ..upscalers import zoo
 
     for name in names:
         path = zoo.fetch(zoo.get_entry(name), cache=cache_dir, offline=offline)
@@ -554,9 +554,9 @@ def models_verify(
     """Re-hash every cached file and installed offline source; fail if any is corrupt."""
     import json
 
-    from .errors import WeightsError
-    from .upscalers import zoo
-    from .weights import cache_dir as weights_cache_dir
+    from ..core.errors import WeightsError
+    from ..core.weights import cache_dir as weights_cache_dir
+    from ..upscalers import zoo
 
     results = zoo.verify_cache(cache_dir)
     if json_out:
@@ -579,7 +579,7 @@ def models_verify(
 @models_app.command("path")
 def models_path(name: str, cache_dir: CacheOpt = None) -> None:
     """Print where NAME's official weights live in the cache (or are to be placed)."""
-    from .upscalers import zoo
+    from ..upscalers import zoo
 
     out.print(str(zoo.cached_path(zoo.get_entry(name), cache_dir)), highlight=False,
               soft_wrap=True)
@@ -604,10 +604,10 @@ def sweep_plan_cmd(
     """Print the cells, units, estimated work and output paths; runs nothing."""
     import json
 
-    from .config import parse_set
-    from .sweep import estimate_work, load_sweep, make_sweep_plan
-    from .sweep import probe as run_probe
-    from .sweep.view import render_plan
+    from ..pipeline.config import parse_set
+    from ..sweep import estimate_work, load_sweep, make_sweep_plan
+    from ..sweep import probe as run_probe
+    from ..sweep.view import render_plan
 
     plan = make_sweep_plan(load_sweep(_path_arg(config), parse_set(set_ or [])))
     est = estimate_work(plan)
@@ -631,9 +631,9 @@ def sweep_run_cmd(
     json_lines: Annotated[bool, typer.Option("--json", **Flag, help="Machine-readable progress lines on stdout.")] = False,
 ) -> None:
     """Run every unfinished unit of a sweep, then merge; rerun the same command after a crash."""
-    from .config import parse_set
-    from .sweep import load_sweep, make_sweep_progress, run_sweep
-    from .sweep.view import render_result
+    from ..pipeline.config import parse_set
+    from ..sweep import load_sweep, make_sweep_progress, run_sweep
+    from ..sweep.view import render_result
 
     cfg = load_sweep(_path_arg(config), parse_set(set_ or []))
     result = run_sweep(cfg, executor=executor.value, address=address, retries=retries,
@@ -652,7 +652,7 @@ def sweep_merge_cmd(
     """(Re)build DIR/merged/ from the finished units: one Parquet dataset plus manifests."""
     import pandas as pd
 
-    from .sweep import merge_sweep, read_merged
+    from ..sweep import merge_sweep, read_merged
 
     merged = merge_sweep(_path_arg(directory))
     cells = pd.read_parquet(merged / "cells.parquet")
@@ -661,7 +661,7 @@ def sweep_merge_cmd(
               highlight=False)
 
 
-# ---- leaderboard: one protocol over many upscalers (roundtrip_ml.leaderboard) -----------------
+# ---- leaderboard: one protocol over many upscalers (roundtrip_ml.studies.leaderboard) -----------------
 
 
 @app.command("leaderboard")
@@ -674,8 +674,8 @@ def leaderboard_cmd(
     device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")] = "auto",
 ) -> None:
     """Rank upscalers by collapse under one written protocol (a resumable sweep underneath)."""
-    from .leaderboard import load_protocol, run_leaderboard
-    from .report.tables import to_markdown
+    from ..report.tables import to_markdown
+    from ..studies.leaderboard import load_protocol, run_leaderboard
 
     lb = run_leaderboard(_path_arg(output), models=models, quick=quick, executor=str(executor),
                          device=device, protocol=load_protocol(protocol) if protocol else None)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 
 def _box(x: float) -> float:

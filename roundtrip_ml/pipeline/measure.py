@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..core.errors import ConfigError, MeasurementError
+from ..imaging.resample import resize
+from ..metrics import DEFAULT_METRICS, SPECS, Metric, psnr, resolve_metrics
+from ..metrics.regions import RegionSet, load_region_set
 from .config import ExperimentConfig
-from .errors import ConfigError, MeasurementError
-from .metrics import DEFAULT_METRICS, SPECS, Metric, psnr, resolve_metrics
-from .metrics.regions import RegionSet, load_region_set
 from .plan import Batch, Plan
-from .resample import resize
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import RunStoreError
-from .files import TMP_SUFFIX, atomic_write_parquet, path_error
+from ..core.errors import RunStoreError
+from ..core.files import TMP_SUFFIX, atomic_write_parquet, path_error
 
 # One meaning per column in every table: ``image`` is the source as given (a path or
 # skimage:NAME), ``image_name`` its short name; ``scope`` is "chain" for a chain's own value and

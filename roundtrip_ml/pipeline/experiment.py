@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.determinism import deterministic
+from ..core.errors import ConfigError, RunStoreError
+from ..core.files import atomic_write_json, atomic_write_parquet
+from ..core.info import environment, resolve_device
+from ..core.weights import sha256_file
 from .config import ExperimentConfig, make_config
-from .determinism import deterministic
 from .engine import Engine, Progress, RunResult
-from .errors import ConfigError, RunStoreError
-from .files import atomic_write_json, atomic_write_parquet
-from .info import environment, resolve_device
 from .manifest import Manifest, now
 from .measure import Measurer
 from .plan import Plan, make_plan
 from .store import CHAINS_FILE, CONFIG_FILE, MANIFEST_FILE, RunStore
-from .weights import sha256_file
 
 
 def run_experiment(

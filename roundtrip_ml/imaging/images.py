@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ImageError
+from ..core.errors import ImageError
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -278,6 +278,6 @@ def save_png(x: Tensor, path: str | Path) -> None:
     Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB").save(
         buf, format="PNG", compress_level=6
     )
-    from .files import atomic_write_bytes
+    from ..core.files import atomic_write_bytes
 
     atomic_write_bytes(Path(path), buf.getvalue())

@@ -26,20 +26,20 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import Tensor
 
-from .codecs import Codec, JpegCodec
+from ..core.errors import RoundtripError, RunStoreError
+from ..core.files import atomic_write_bytes, atomic_write_json
+from ..core.info import resolve_device
+from ..imaging.codecs import Codec, JpegCodec
+from ..imaging.images import save_png, to_uint8
+from ..imaging.perturb import replica_generator
+from ..imaging.schedule import chain_seed
+from ..upscalers import Upscaler, create_upscaler
 from .config import ExperimentConfig
-from .errors import RoundtripError, RunStoreError
-from .files import atomic_write_bytes, atomic_write_json
-from .images import save_png, to_uint8
-from .info import resolve_device
 from .manifest import BatchEntry, Manifest, now
 from .measure import Measurer, MetricRows, table_rows
-from .perturb import replica_generator
 from .plan import Batch, Plan
-from .schedule import chain_seed
 from .step import Fingerprinter, check_finite, generation_step
 from .store import MANIFEST_FILE, RunStore, rows_to_frame
-from .upscalers import Upscaler, create_upscaler
 
 Progress = Callable[..., None]
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from torch import Tensor
 
+from ..core.errors import ConfigError, ImageError
+from ..imaging.images import SAMPLE_PREFIX, ImageInfo, load_image
+from ..imaging.resample import resize
 from .config import ExperimentConfig, expand_images
-from .errors import ConfigError, ImageError
-from .images import SAMPLE_PREFIX, ImageInfo, load_image
-from .resample import resize
 
 
 @dataclass(frozen=True)

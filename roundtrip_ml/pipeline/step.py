@@ -12,12 +12,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .codecs import Codec
-from .errors import ModelError
-from .images import quantize8, to_uint8
-from .resample import lowres_size, resize
-from .upscalers import Upscaler
-from .upscalers.base import FitPolicy
+from ..core.errors import ModelError
+from ..imaging.codecs import Codec
+from ..imaging.images import quantize8, to_uint8
+from ..imaging.resample import lowres_size, resize
+from ..upscalers import Upscaler
+from ..upscalers.base import FitPolicy
 
 
 class Step(NamedTuple):

@@ -25,7 +25,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from .errors import ConfigError, ImageError
+from ..core.errors import ConfigError, ImageError
 
 MIN_SIZE = 256
 FONT_NAME = "DejaVu Sans"
@@ -121,7 +121,7 @@ class Chart:
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "generator": "roundtrip_ml.chart",
+            "generator": "roundtrip_ml.imaging.chart",
             "version": 1,
             "size": [self.size, self.size],
             "font": {"name": FONT_NAME, "file": FONT_FILE},

@@ -4,7 +4,7 @@ A re-sharing chain is rarely one fixed codec: platforms re-encode at varying qua
 goes from JPEG to WebP and back, and each re-upload may move it by a pixel. A schedule spec says
 which, parsed once (config validation, the engine) into a ``CodecSchedule``::
 
-    jpeg:75                 fixed (any codec spec of ``roundtrip_ml.codecs``)
+    jpeg:75                 fixed (any codec spec of ``roundtrip_ml.imaging.codecs``)
     jpeg:[90,85,95]         a list that cycles: g = 1, 2, 3, 4, ... -> 90, 85, 95, 90, ...
     jpeg:70-95              a quality drawn uniformly in 70..95 per generation, seeded
     jpeg:85>webp:80         stages that alternate (g odd: JPEG, g even: WebP); any stage may be
@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..core.errors import ConfigError
 from .codecs import CODEC_SYNTAX, Codec, parse_codec
-from .errors import ConfigError
 
 SHIFT_PERIOD = 64
 SCHEDULE_SYNTAX = (

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..core.files import FORMAT_VERSION  # one version for the manifest and the tables
 from .config import ExperimentConfig
-from .files import FORMAT_VERSION  # one version for the manifest and the tables
 from .plan import Plan
 
 BatchStatus = Literal["pending", "running", "complete", "failed"]

@@ -17,7 +17,7 @@ imagecodecs wheel builds neither mozjpeg nor jpegli, so the JPEG encoder choice 
 (through torchvision, Pillow or imagecodecs) or nvJPEG.
 
 A per-generation sequence of codecs (``jpeg:[90,85,95]``, ``jpeg:70-95``, ``jpeg:85>webp:80``,
-``+shift``) is a schedule: see ``roundtrip_ml.schedule``.
+``+shift``) is a schedule: see ``roundtrip_ml.imaging.schedule``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 from .images import quantize8, to_uint8
 
 SUBSAMPLING = {"420": 2, "422": 1, "444": 0}  # Pillow's subsampling codes

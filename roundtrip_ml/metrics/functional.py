@@ -13,8 +13,8 @@ from typing import Literal
 import torch  # noqa: F401  (the doctests use it)
 from torch import Tensor
 
-from .errors import ConfigError
-from .metrics import full_reference as fr
+from ..core.errors import ConfigError
+from . import full_reference as fr
 
 Reduction = Literal["none", "mean", "sum"]
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = ["FULL", "QUICK", "Leaderboard", "Protocol", "load_protocol", "run_leaderboard",
            "select_models"]
@@ -94,7 +94,7 @@ FULL = Protocol(photos=("skimage:astronaut", "skimage:coffee", "skimage:chelsea"
 def select_models(pattern: str | None = None) -> list[tuple[str, int]]:
     """(registry name, native scale) of the models to rank: every model that runs with no
     download (x1 models left out), or those a comma list of names / fnmatch patterns picks."""
-    from .upscalers import zoo
+    from ..upscalers import zoo
 
     offline = [e for e, _ in zoo.offline_models()]
     if not pattern:
@@ -159,10 +159,10 @@ _FIRST_METRICS = {"g1_psnr": ("psnr", "original"), "g1_ssim": ("ssim", "original
 
 def _chain_values(root: Path, p: Protocol) -> pd.DataFrame:
     """One row per unperturbed chain: every quantity the table ranks, read from the runs."""
-    from .analysis.divergence import summarize_divergence
-    from .analysis.summary import parse_thresholds, summarize
-    from .report.data import find_run_dirs
-    from .store import RunStore
+    from ..analysis.divergence import summarize_divergence
+    from ..analysis.summary import parse_thresholds, summarize
+    from ..pipeline.store import RunStore
+    from ..report.data import find_run_dirs
 
     rows = []
     for d in find_run_dirs(root):
@@ -218,7 +218,7 @@ class Leaderboard:
 
 
 def _aggregate(photos: pd.DataFrame, chart: pd.DataFrame, p: Protocol) -> pd.DataFrame:
-    from .analysis.summary import parse_thresholds
+    from ..analysis.summary import parse_thresholds
 
     tnames = [t.name for t in parse_thresholds(p.thresholds)]
     out = []
@@ -253,7 +253,7 @@ def _fmt(mean: float, lo: float, hi: float, digits: int = 2) -> str:
 
 def display_table(df: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     """The human table: mean ± CI half-width; censored threshold counts as '>G (k/n)'."""
-    from .analysis.summary import parse_thresholds
+    from ..analysis.summary import parse_thresholds
 
     rows = []
     for _, r in df.iterrows():
@@ -294,7 +294,7 @@ def tradeoff_figure(df: pd.DataFrame, p: Protocol, out_dir: Path) -> list[Path]:
     """First-generation fidelity against collapse resistance, one point per model, CI bars."""
     from matplotlib.figure import Figure
 
-    from .report.plots import save_figure, style_context
+    from ..report.plots import save_figure, style_context
 
     with style_context("paper"):
         fig = Figure(figsize=(7.16, 4.8), layout="constrained")
@@ -338,11 +338,11 @@ def run_leaderboard(
 ) -> Leaderboard:
     """Run (or resume) the leaderboard sweeps into ``output`` and write the ranked table, the
     trade-off figure, the contact sheet and protocol.json."""
-    from .chart import write_chart
-    from .files import atomic_write_bytes, atomic_write_json
-    from .report.sheets import contact_sheet
-    from .report.tables import to_markdown
-    from .sweep import parse_sweep, run_sweep
+    from ..core.files import atomic_write_bytes, atomic_write_json
+    from ..imaging.chart import write_chart
+    from ..report.sheets import contact_sheet
+    from ..report.tables import to_markdown
+    from ..sweep import parse_sweep, run_sweep
 
     p = protocol or (QUICK if quick else FULL)
     if any(p.crop % s for s in (2, 3, 4)):
@@ -384,7 +384,7 @@ def run_leaderboard(
                  chains=out / "chains.csv", protocol=out / "protocol.json")
     if len(table):
         files["figure"] = tradeoff_figure(table, p, out)[0]
-        from .report.data import load_runs
+        from ..report.data import load_runs
 
         runs = load_runs(out / "photos")
         first = sorted(runs.chains["image_name"].unique())[0]

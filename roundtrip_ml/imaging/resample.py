@@ -15,7 +15,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 from .images import quantize8
 from .kernels import Kernel, get_kernel
 

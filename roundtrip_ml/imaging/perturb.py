@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 from .images import to_uint8
 
 ALLOWED = "lsb | noise:SIGMA (in 8-bit levels) | jpeg:Q | shift:PX"

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from .config import ExperimentConfig, make_config
-from .info import resolve_device
+from ..core.info import resolve_device
+from ..pipeline.config import ExperimentConfig, make_config
 
 DEMO_IMAGES = ["skimage:astronaut", "skimage:coffee"]
 CLASSICAL = ["lanczos3", "bicubic"]
@@ -31,7 +31,7 @@ ML = ["realesrgan-x4plus", "realesr-animevideov3"]
 
 def ml_upscalers_available() -> list[str]:
     """The demo's ML models whose weights are usable offline right now."""
-    from .upscalers import zoo
+    from ..upscalers import zoo
 
     out = []
     for name in ML:
@@ -109,7 +109,7 @@ def existing_runs(configs: list[ExperimentConfig]) -> list[Path]:
 
 
 def _demo_chart(folder: Path, size: int) -> Path:
-    from .chart import write_chart
+    from ..imaging.chart import write_chart
 
     png = folder / f"chart_{size}.png"
     if not (png.exists() and png.with_suffix(".json").exists()):
@@ -125,7 +125,7 @@ def torch_threads_for_demo() -> None:
 def chart_ocr_table(run_dir: Path) -> Any:
     """Character error rate of each OCR'd chart line by generation, per upscaler (a DataFrame:
     rows upscaler x line, columns generations); None when the run has no OCR rows."""
-    from .store import RunStore
+    from ..pipeline.store import RunStore
 
     m = RunStore(run_dir).read_metrics()
     cer = m[m["metric"].str.startswith("cer@")]

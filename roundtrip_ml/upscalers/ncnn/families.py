@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError, ModelError
-from .ncnn_graph import NcnnGraph, load_graph
+from ...core.errors import ConfigError, ModelError
+from .graph import NcnnGraph, load_graph
 
 __all__ = ["FAMILIES", "FamilyModel", "FamilySpec", "GraphDescriptor", "family_spec",
            "load_family_model", "measure_scale", "spec_for_file"]

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError
-from .images import SAMPLE_PREFIX
-from .specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
+from ..core.errors import ConfigError
+from ..core.specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
+from ..imaging.images import SAMPLE_PREFIX
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
-    from .perturb import Perturbation
-    from .schedule import CodecSchedule
+    from ..imaging.perturb import Perturbation
+    from ..imaging.schedule import CodecSchedule
 
 # Strict ints: `generations = true` or `4.5` is a mistake, not 1 or 4. Upper bounds carry their
 # reason in _WHY, so an error says why a number is refused, not only that it is.
@@ -234,8 +234,8 @@ def check_upscaler_spec(spec: str, where: str = "upscalers") -> None:
     """Refuse an upscaler a run could never create, before anything is created: a kernel name,
     a registry name or alias, an existing weights file, or ``ncnn:PATH.param`` with its .bin.
     A typo gets a "did you mean" over kernels and registry models alike."""
-    from .kernels import ALIASES, KERNELS
-    from .upscalers.zoo import load_registry
+    from ..imaging.kernels import ALIASES, KERNELS
+    from ..upscalers.zoo import load_registry
 
     key = spec.strip().lower()
     if key in KERNELS or key in ALIASES:
@@ -283,8 +283,8 @@ class Specs:
 
 @functools.cache
 def _parse_specs(codecs: tuple[str, ...], jpeg_backend: str, perturbation: str) -> Specs:
-    from .perturb import parse_perturbation
-    from .schedule import parse_schedule
+    from ..imaging.perturb import parse_perturbation
+    from ..imaging.schedule import parse_schedule
 
     schedules = {}
     for c in codecs:
@@ -302,7 +302,7 @@ def _parse_specs(codecs: tuple[str, ...], jpeg_backend: str, perturbation: str) 
 def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     """Checks that need the rest of the package (kernel, codec and model names); the parsed
     codec schedules and perturbation are kept on the config (``cfg.specs()``)."""
-    from .kernels import get_kernel, is_classical
+    from ..imaging.kernels import get_kernel, is_classical
 
     for u in cfg.upscalers:
         check_upscaler_spec(u, f"{source}: key 'upscalers'")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ModelError, WeightsError
+from ...core.errors import ModelError, WeightsError
 
 __all__ = ["BlobReader", "NcnnLayer", "NcnnModel", "load_ncnn", "parse_param", "read_weights"]
 

@@ -1,0 +1,1 @@
+"""The `roundtrip` command: a thin Typer layer over the API."""

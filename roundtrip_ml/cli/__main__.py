@@ -1,0 +1,5 @@
+"""`python -m roundtrip_ml.cli`: the same as the `roundtrip` command."""
+
+from .app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Errors, typed specs, files, weights, machine info and determinism: the torch-free base."""

@@ -1,0 +1,1 @@
+"""One experiment: config -> plan -> engine (one generation at a time) -> measure -> store."""

@@ -1,0 +1,1 @@
+"""Ready-made studies built on pipeline/: the demo and the leaderboard."""
