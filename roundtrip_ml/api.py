@@ -26,17 +26,16 @@ from .analysis.summary import DEFAULT_THRESHOLDS, summarize_run
 from .core.determinism import deterministic
 from .core.errors import ImageError, RunStoreError
 from .core.info import resolve_device
-from .imaging.images import ImageInfo, to_uint8
+from .imaging.images import ImageInfo, to_rgb_tensor, to_uint8
 from .imaging.kernels import KERNELS
-from .imaging.schedule import chain_seed
 from .metrics import SPECS
+from .pipeline.chain import ChainLoop, ChainState, Flush, start_images
 from .pipeline.config import ExperimentConfig, load_config, make_config
 from .pipeline.engine import Progress, RunResult
 from .pipeline.experiment import run_experiment
 from .pipeline.manifest import Manifest
 from .pipeline.measure import Measurer, MetricRows, table_rows
 from .pipeline.plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
-from .pipeline.step import Fingerprinter, check_finite, generation_step
 from .pipeline.store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .report.data import Runs, load_runs
 from .upscalers import create_upscaler, zoo
@@ -93,32 +92,53 @@ class Trajectory:
 
 
 def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> Tensor:
-    """1 x 3 x H x W float32 in [0, 1]; paths go through the engine's own reader (same
-    decoding, alpha policy and preprocessing as a run), arrays through its preprocessing."""
+    """1 x C x H x W float32 in [0, 1], as a run would read it: paths through the engine's
+    reader; PIL images, arrays and tensors through the same alpha policy (``alpha``,
+    ``background``), gray expansion and preprocessing, so an RGBA image gives the same chain
+    whichever way it is passed."""
     if isinstance(image, (str, Path)):
         return prepare_image(str(image), cfg)[0]
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-            raise ImageError("array", f"shape {arr.shape} is not H x W x 3", "pass RGB pixels")
+        keep = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info \
+            else "RGB"
+        image = np.asarray(image if image.mode == keep else image.convert(keep))
+    if isinstance(image, Tensor):
+        t = image.detach().float().cpu()
+        t = t[0] if t.ndim == 4 and t.shape[0] == 1 else t
+        if t.ndim != 3 or t.shape[0] not in (1, 2, 3, 4):
+            raise ImageError("tensor", f"shape {tuple(image.shape)} is not C x H x W or "
+                             "1 x C x H x W (C = 1 to 4)", "pass one image")
+        if not bool(torch.isfinite(t).all()) or t.min() < 0 or t.max() > 1:
+            raise ImageError("tensor", "values outside [0, 1] or not finite",
+                             "scale it to [0, 1]")
+        arr = t.permute(1, 2, 0).numpy()
+    else:
+        arr = np.asarray(image)
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
+            raise ImageError("array", f"shape {arr.shape} is not H x W x C (C = 1 to 4)",
+                             "pass gray, RGB or RGBA pixels")
         scale = 255.0 if arr.dtype == np.uint8 else 65535.0 if arr.dtype == np.uint16 else 1.0
-        t = torch.from_numpy(np.array(arr[..., :3])).permute(2, 0, 1).float() / scale
-        image = t
-    t = image.detach().float().cpu()
-    if t.ndim == 3:
-        t = t.unsqueeze(0)
-    if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
-        raise ImageError("tensor", f"shape {tuple(t.shape)} is not 3 x H x W or 1 x 3 x H x W",
-                         "pass one RGB image")
-    if not bool(torch.isfinite(t).all()) or t.min() < 0 or t.max() > 1:
-        raise ImageError("tensor", "values outside [0, 1] or not finite", "scale it to [0, 1]")
-    sha = hashlib.sha256(t.numpy().tobytes()).hexdigest()
-    info = ImageInfo("image", sha, int(t.shape[-1]), int(t.shape[-2]), "RGB", 32)
-    return preprocess(t, info, cfg)[0]
+        arr = arr.astype(np.float32) / np.float32(scale)
+    sha = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+    info = ImageInfo("image", sha, int(arr.shape[1]), int(arr.shape[0]), "array", 32)
+    x = to_rgb_tensor(arr, info, cfg.alpha, cfg.background)
+    return preprocess(x, info, cfg)[0]
+
+
+class _MemorySink:
+    """rt.roundtrip's sink: frames and rows kept in memory (frames copied to the host)."""
+
+    def __init__(self) -> None:
+        self.frames: dict[int, Tensor] = {}
+        self.rows: list[MetricRows] = []
+        self.prints: list[tuple[int, Tensor]] = []
+
+    def frame(self, generation: int, x: Tensor) -> None:
+        self.frames[generation] = to_uint8(x)[0].cpu()
+
+    def flush(self, flush: Flush) -> None:
+        self.rows += flush.rows
+        self.prints += flush.fingerprints
 
 
 def roundtrip(
@@ -136,8 +156,10 @@ def roundtrip(
 ) -> Trajectory:
     """Run one chain in memory and return its `Trajectory` (no run directory).
 
-    ``image``: a path or ``skimage:NAME``, a PIL image, an H x W x 3 array (uint8, uint16 or
-    float in [0, 1]) or a 3 x H x W tensor in [0, 1]. ``metrics=None`` takes the default set.
+    ``image``: a path or ``skimage:NAME``, a PIL image, an H x W x C array (C = 1 to 4; uint8,
+    uint16 or float in [0, 1]) or a C x H x W tensor in [0, 1]; alpha is handled by the
+    ``alpha`` policy (default: composited on ``background``, white) exactly as for a file.
+    ``metrics=None`` takes the default set.
     Any other `ExperimentConfig` key (``center_crop``, ``precision``, ``fit``, ...) may be
     given by name. The numbers equal those of `run` with the same settings.
 
@@ -161,30 +183,14 @@ def roundtrip(
     dev = resolve_device(cfg.device)
     with deterministic(dev, cfg.deterministic), torch.no_grad():
         up = create_upscaler(upscaler, dev, cfg.inference())
-        schedule = cfg.specs().schedules[codec]
-        seeds = [chain_seed(cfg.seed, chain.chain_id)]
-        measurer = Measurer(cfg, dev)
-        fingerprint = Fingerprinter()
-        original = x = x0.to(dev)
-        first = x
-        frames = {0: to_uint8(x)[0].cpu()}
-        prints = [(0, fingerprint(x))]
-        rows: list[MetricRows] = []
-        for g in range(1, cfg.generations + 1):
-            prev = x
-            handoff = schedule.handoff(g, seeds)
-            step = generation_step(prev, up, downscaler, float(scale), handoff, cfg.fit)
-            x = step.state
-            check_finite(step.finite, up.name, g)
-            first = x if g == 1 else first
-            prints.append((g, fingerprint(x)))
-            if measurer.due(g):
-                rows += measurer.measure(batch, g, x, original, prev, first, step.lowres)
-            if g % cfg.frame_stride == 0 or g in (1, cfg.generations):
-                frames[g] = to_uint8(x)[0].cpu()
-    table = pd.DataFrame(table_rows(MEMORY_RUN_ID, batch, rows, {}))
+        sink = _MemorySink()
+        original, start = (t.to(dev) for t in start_images(cfg, batch, {source: x0}))
+        loop = ChainLoop(cfg, batch, up, Measurer(cfg, dev))
+        loop.run(original, ChainState(0, start), sink)
+    table = pd.DataFrame(table_rows(MEMORY_RUN_ID, batch, sink.rows, {}))
     fps = pd.DataFrame([{"chain_id": chain.chain_id, "generation": g, "fingerprint": int(v)}
-                        for g, v in ((g, t[0]) for g, t in prints)])
+                        for g, v in ((g, t[0]) for g, t in sink.prints)])
+    frames = sink.frames
     return Trajectory(cfg, chain, frames, table, fps, up.describe())
 
 

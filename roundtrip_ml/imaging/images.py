@@ -113,7 +113,7 @@ def load_image(
         note = f"first of {frames} frames used (animated or multi-page file)"
         info.notes.append(note)
         warnings.warn(f"{name}: {note}", stacklevel=2)
-    x = _to_rgb_tensor(arr, info, alpha, background)
+    x = to_rgb_tensor(arr, info, alpha, background)
     return x, info
 
 
@@ -228,9 +228,11 @@ def _has_orientation(im: Image.Image) -> bool:
         return False
 
 
-def _to_rgb_tensor(
+def to_rgb_tensor(
     arr: np.ndarray, info: ImageInfo, alpha: AlphaPolicy, background: tuple[float, float, float]
 ) -> Tensor:
+    """H x W (x C) float array in [0, 1] (gray, gray+alpha, RGB, RGBA) -> 1 x C x H x W with
+    the alpha policy applied: one place for files and in-memory images alike."""
     if arr.ndim == 2:
         arr = arr[..., None]
     channels = arr.shape[2]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +31,13 @@ from ..core.files import atomic_write_bytes, atomic_write_json
 from ..core.info import resolve_device
 from ..imaging.codecs import Codec, JpegCodec
 from ..imaging.images import save_png, to_uint8
-from ..imaging.perturb import replica_generator
-from ..imaging.schedule import chain_seed
 from ..upscalers import Upscaler, create_upscaler
+from .chain import ChainLoop, ChainState, Flush, start_images
 from .config import ExperimentConfig
 from .manifest import BatchEntry, Manifest, now
 from .measure import Measurer, MetricRows, table_rows
 from .plan import Batch, Plan
-from .step import Fingerprinter, check_finite, generation_step
+from .step import Fingerprinter
 from .store import MANIFEST_FILE, RunStore, rows_to_frame
 
 Progress = Callable[..., None]
@@ -49,6 +48,31 @@ def _write_frames(host: Tensor, paths: list[Path], ready: torch.cuda.Event | Non
         ready.synchronize()
     for img, path in zip(host, paths, strict=True):
         save_png(img, path)
+
+
+class _StoreSink:
+    """The engine's sink: frames to PNG writer threads; at each flush the rows and
+    fingerprints as parts, then the checkpoint, then the manifest (the resume unit)."""
+
+    def __init__(self, engine: Engine, run_id: str, batch: Batch, manifest: Manifest,
+                 ckpt: Path, codec: Codec, g0: int) -> None:
+        self.engine, self.run_id, self.batch, self.manifest = engine, run_id, batch, manifest
+        self.ckpt, self.codec = ckpt, codec
+        self.entry = manifest.batches[batch.batch_id]
+        self.t0, self.g_last = time.perf_counter(), g0
+
+    def frame(self, generation: int, x: Tensor) -> None:
+        self.engine._save_frames(self.batch, generation, x)
+
+    def flush(self, f: Flush) -> None:
+        e, entry, g = self.engine, self.entry, f.generation
+        e._flush(self.run_id, self.batch, g, f.rows, f.fingerprints, entry.metrics_undefined)
+        e._save_checkpoint(self.ckpt, g, f.state, f.first, self.codec)
+        wall = (time.perf_counter() - self.t0) / (g - self.g_last)
+        entry.wall_s_per_generation += [wall] * (g - self.g_last)
+        self.t0, self.g_last = time.perf_counter(), g
+        entry.generations_done = g
+        e._write_manifest(self.manifest)
 
 
 @dataclass
@@ -82,7 +106,6 @@ class Engine:
         self.device = device if device is not None else resolve_device(cfg.device)
         self.measurer = measurer if measurer is not None else Measurer(cfg, self.device)
         self.allow_changed_weights = allow_changed_weights
-        self.perturbation = cfg.specs().perturbation
         self._upscalers: dict[str, Upscaler | RoundtripError] = {}
         self._fingerprint = Fingerprinter()
         self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="frames")
@@ -102,11 +125,15 @@ class Engine:
 
     # -- one batch, from its checkpoint if there is one
     def run_batch(self, plan: Plan, batch: Batch, manifest: Manifest) -> None:
+        """Drive the batch's chain loop into the store, from its checkpoint if it has one."""
+        for _ in self.batch_steps(plan, batch, manifest):
+            pass
+
+    def batch_steps(self, plan: Plan, batch: Batch, manifest: Manifest) -> Iterator[int]:
+        """The batch's generations as a generator (see `ChainLoop.steps`)."""
         cfg, dev, rec = self.cfg, self.device, batch.recipe
         entry = manifest.batches[batch.batch_id]
         schedule = cfg.specs().schedules[rec.codec]
-        seeds = [chain_seed(cfg.seed, c.group) for c in batch.chains]  # replicas share draws
-        codec = schedule.handoff(1, seeds)  # lossless_state (checkpoint format): any generation's
         upscaler = self.upscaler(rec.upscaler)
         described = upscaler.describe()
         self._check_same_weights(batch, entry, described)
@@ -116,54 +143,30 @@ class Engine:
             s: c.resolve_backend(dev) for s, c in schedule.codecs.items()
             if isinstance(c, JpegCodec)
         }
-        original, start = (t.to(dev) for t in self._start_images(plan, batch))
+        loop = ChainLoop(cfg, batch, upscaler, self.measurer, self._fingerprint)
+        # lossless_state (the checkpoint format) is the same for any generation's handoff
+        codec = schedule.handoff(1, loop.seeds())
+        original, start_x = (t.to(dev) for t in start_images(cfg, batch, plan.inputs.pixels))
         ckpt = self.store.checkpoint_path(batch.batch_id)
-        first: Tensor | None = None
         if ckpt.exists():
             g0, x, first = self._load_checkpoint(ckpt)
+            start = ChainState(g0, x, first)
             self.store.drop_parts_after(batch.batch_id, g0)
         else:
-            g0, x = 0, start
+            start = ChainState(0, start_x)
             self.store.drop_parts_after(batch.batch_id, -1)
-        rows: list[MetricRows] = []
-        fingerprints: list[tuple[int, Tensor]] = []
-        if g0 == 0:
-            fingerprints.append((0, self._fingerprint(x)))
-            self._save_frames(batch, 0, x)
-        G = cfg.generations
-        finite = torch.ones((), dtype=torch.bool, device=dev)
-        self.progress("batch_start", batch=batch, start=g0, generations=G)
-        del entry.wall_s_per_generation[g0:]
-        t0, g_last = time.perf_counter(), g0
-        t_gen = t0
-        for g in range(g0 + 1, G + 1):
-            prev = x
-            handoff = schedule.handoff(g, seeds)
-            step = generation_step(prev, upscaler, rec.downscaler, rec.scale, handoff, cfg.fit)
-            x, finite = step.state, finite & step.finite
-            if g == 1:
-                first = x
-            assert first is not None
-            fingerprints.append((g, self._fingerprint(x)))
-            if self.measurer.due(g):
-                rows += self.measurer.measure(batch, g, x, original, prev, first, step.lowres)
-            if g % cfg.frame_stride == 0 or g in (1, G):
-                self._save_frames(batch, g, x)
+        sink = _StoreSink(self, plan.run_id, batch, manifest, ckpt, codec, start.generation)
+        self.progress("batch_start", batch=batch, start=start.generation,
+                      generations=cfg.generations)
+        del entry.wall_s_per_generation[start.generation:]
+        t_gen = time.perf_counter()
+        for g in loop.steps(original, start, sink):
             # host time since the last generation: no sync (on CUDA it is the enqueue rate,
             # which the frame and checkpoint syncs keep honest)
             t_now = time.perf_counter()
             self.progress("generation", batch=batch, generation=g, wall_s=t_now - t_gen)
             t_gen = t_now
-            if g % cfg.checkpoint_stride == 0 or g == G:
-                check_finite(finite, upscaler.name, g)
-                self._flush(plan.run_id, batch, g, rows, fingerprints, entry.metrics_undefined)
-                rows, fingerprints = [], []
-                self._save_checkpoint(ckpt, g, x, first, codec)
-                wall = (time.perf_counter() - t0) / (g - g_last)
-                entry.wall_s_per_generation += [wall] * (g - g_last)
-                t0, g_last = time.perf_counter(), g
-                entry.generations_done = g
-                self._write_manifest(manifest)
+            yield g
 
     def _check_same_weights(self, batch: Batch, entry: BatchEntry, now_: dict[str, Any]) -> None:
         """On resume, the weights must be the bytes the batch started with."""
@@ -176,20 +179,6 @@ class Engine:
                 f"then, {after[:12]}... now)",
                 "restore the original file, or resume with --force-resume to mix them knowingly",
             )
-
-    def _start_images(self, plan: Plan, batch: Batch) -> tuple[Tensor, Tensor]:
-        """(true originals, start images): replicas start from seeded perturbed copies."""
-        originals, starts = [], []
-        for c in batch.chains:
-            img = plan.inputs.pixels[c.image]
-            if self.cfg.alpha == "carry" and img.shape[1] == 3:  # opaque input in a carry run
-                img = torch.cat([img, torch.ones_like(img[:, :1])], dim=1)
-            originals.append(img)
-            if c.replica:
-                gen = replica_generator(self.cfg.seed, c.group, c.replica)
-                img = torch.cat([self.perturbation.apply(img[:, :3], gen), img[:, 3:]], dim=1)
-            starts.append(img)
-        return torch.cat(originals), torch.cat(starts)
 
     # -- storage
     def _save_frames(self, batch: Batch, g: int, x: Tensor) -> None:
