@@ -113,3 +113,25 @@ def environment(device: torch.device | None = None) -> dict[str, Any]:
         env["device"] = str(device)
         env["device_name"] = device_name(device)
     return env
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes a run may still allocate on ``device``: on CUDA the driver's free memory plus what
+    torch's caching allocator holds but does not use; elsewhere the host's available RAM
+    (MemAvailable: free plus reclaimable caches), since CPU tensors live there."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(0, cached))
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # no way to tell: assume a small machine
+        return 2 << 30

@@ -14,11 +14,12 @@ from ..core.errors import ConfigError, RunStoreError
 from ..core.files import atomic_write_json, atomic_write_parquet
 from ..core.info import environment, resolve_device
 from ..core.weights import sha256_file
+from .batching import BatchSizer, stored_limits
 from .config import ExperimentConfig, make_config
 from .engine import Engine, Progress, RunResult
 from .manifest import Manifest, now
 from .measure import Measurer
-from .plan import Plan, make_plan
+from .plan import Plan, make_plan, rebatch
 from .store import CHAINS_FILE, CONFIG_FILE, MANIFEST_FILE, RunStore
 
 
@@ -71,11 +72,16 @@ def _run_locked(
         )
     device = resolve_device(cfg.device)
     measurer = Measurer(cfg, device)
-    skipped = measurer.check_sizes(plan)  # before anything is written
+    measurer.check_sizes(plan)  # before anything is written (or any model loaded)
     with warnings.catch_warnings(), deterministic(device, cfg.deterministic) as determinism:
         warnings.filterwarnings("ignore", message=".*TorchCodec.*")
+        engine = Engine(
+            cfg, store, progress, device=device, measurer=measurer,
+            allow_changed_weights=force_resume,
+        )
         if resume:
             manifest = Manifest.read(store.root / MANIFEST_FILE)
+            plan = rebatch(plan, cfg, stored_limits(manifest.batch_limits, cfg.max_batch))
             _check_same_inputs(plan, manifest, store, force_resume)
             manifest.status = "running"
             manifest.resumed_at.append(now())
@@ -84,22 +90,22 @@ def _run_locked(
                 if entry.status == "failed":  # a fixed input or model gets another chance
                     entry.status, entry.error, entry.traceback = "pending", None, None
         else:
+            sizer = BatchSizer(cfg, device, engine.upscaler, measurer)
+            plan = rebatch(plan, cfg, sizer)
             manifest = Manifest.new(
                 cfg,
                 plan,
                 metrics=[m.name for m in measurer.metrics],
                 metric_details=measurer.details(),
+                batch_sizing=sizer.details,
                 determinism=determinism,
                 environment=environment(device),
             )
             _write_plan(store, cfg, plan)
+        skipped = measurer.check_sizes(plan)
         for batch_id, names in skipped.items():
             manifest.batches[batch_id].metrics_skipped = names
         atomic_write_json(store.root / MANIFEST_FILE, manifest.to_json())
-        engine = Engine(
-            cfg, store, progress, device=device, measurer=measurer,
-            allow_changed_weights=force_resume,
-        )
         return engine.run(plan, manifest)
 
 

@@ -66,6 +66,10 @@ class Manifest(BaseModel):
     metric_details: dict[str, dict[str, Any]] = Field(default_factory=dict)  # display model, ...
     size_rule: dict[str, str]
     batches: dict[str, BatchEntry]
+    # bucket (recipe|size) -> most chains per batch, fixed at the start so a resume batches
+    # the same way; batch_sizing says how each was derived (free memory, probe, cap)
+    batch_limits: dict[str, int] = Field(default_factory=dict)
+    batch_sizing: dict[str, dict[str, Any]] = Field(default_factory=dict)
     failed: dict[str, str] = Field(default_factory=dict)  # chain_id -> error
     wall_s: float = 0.0
 
@@ -77,6 +81,7 @@ class Manifest(BaseModel):
         *,
         metrics: list[str],
         metric_details: dict[str, dict[str, Any]] | None = None,
+        batch_sizing: dict[str, dict[str, Any]] | None = None,
         determinism: dict[str, Any],
         environment: dict[str, Any],
     ) -> Manifest:
@@ -92,6 +97,8 @@ class Manifest(BaseModel):
             size_rule={"lowres": "round(H/s) x round(W/s)", "fit": cfg.fit},
             batches={b.batch_id: BatchEntry(chains=[c.chain_id for c in b.chains], size=b.size)
                      for b in plan.batches},
+            batch_limits=dict(plan.batch_limits),
+            batch_sizing=batch_sizing or {},
         )
 
     @classmethod

@@ -11,10 +11,10 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any
 
 from torch import Tensor
 
@@ -73,6 +73,7 @@ class Plan:
     chains: list[Chain]
     batches: list[Batch]
     inputs: Inputs
+    batch_limits: dict[str, int] = field(default_factory=dict)  # bucket_key -> chains per batch
 
     @property
     def images(self) -> dict[str, ImageInfo]:
@@ -147,10 +148,22 @@ def read_inputs(sources: list[str], cfg: ExperimentConfig) -> Inputs:
     return inputs
 
 
-def make_plan(cfg: ExperimentConfig) -> Plan:
-    """Expand the config into chains and device batches (same recipe and size, max_batch)."""
+# (bucket key, its recipe, its size, chains in it) -> the most chains per batch
+BatchLimit = Callable[[str, Chain, tuple[int, int], int], int]
+
+
+def bucket_key(chain: Chain, size: tuple[int, int]) -> str:
+    """Chains with the same key may share a device batch: same recipe, same image size."""
+    return (f"{chain.upscaler}|{chain.downscaler}|x{chain.scale:g}|{chain.codec}|"
+            f"{size[0]}x{size[1]}")
+
+
+def make_plan(cfg: ExperimentConfig, limit: BatchLimit | None = None) -> Plan:
+    """Expand the config into chains and device batches: one bucket per recipe and size (the
+    fewest batches that keep every chain's numbers exact: a convolutional model's output near
+    an edge depends on any padding, so sizes are never padded together), split by ``limit``
+    (default: ``max_batch``; see `batching.BatchSizer` for limits from free memory)."""
     inputs = read_inputs(expand_images(cfg.images), cfg)
-    sizes = inputs.sizes
     names = unique_names(list(inputs.pixels))
     chains: list[Chain] = []
     for src, up, down, scale, codec in product(
@@ -166,24 +179,32 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
             "two chains would share an id",
             "remove duplicate entries from the config",
         )
-    groups: dict[tuple[Any, ...], list[list[Chain]]] = defaultdict(list)
+    return rebatch(Plan(run_id_for(cfg), chains, [], inputs), cfg, limit)
+
+
+def rebatch(plan: Plan, cfg: ExperimentConfig, limit: BatchLimit | None = None) -> Plan:
+    """The plan's chains grouped into buckets and split into batches by ``limit``."""
+    sizes = plan.inputs.sizes
+    groups: dict[str, list[list[Chain]]] = defaultdict(list)
     by_group: dict[str, list[Chain]] = defaultdict(list)
-    for c in chains:
+    for c in plan.chains:
         by_group[c.group].append(c)
     for members in by_group.values():
-        c = members[0]
-        key = (c.upscaler, c.downscaler, c.scale, c.codec, sizes[c.image])
-        groups[key].append(members)
+        groups[bucket_key(members[0], sizes[members[0].image])].append(members)
     batches: list[Batch] = []
+    limits: dict[str, int] = {}
     for key, member_lists in groups.items():
+        recipe, size = member_lists[0][0], sizes[member_lists[0][0].image]
+        n = sum(len(m) for m in member_lists)
+        cap = limits[key] = limit(key, recipe, size, n) if limit else cfg.max_batch
         current: list[Chain] = []
         for members in member_lists:  # replicas of one chain always share a batch
-            if current and len(current) + len(members) > cfg.max_batch:
-                batches.append(Batch(f"b{len(batches):04d}", current, key[-1]))
+            if current and len(current) + len(members) > cap:
+                batches.append(Batch(f"b{len(batches):04d}", current, size))
                 current = []
             current = current + members
-        batches.append(Batch(f"b{len(batches):04d}", current, key[-1]))
-    return Plan(run_id_for(cfg), chains, batches, inputs)
+        batches.append(Batch(f"b{len(batches):04d}", current, size))
+    return Plan(plan.run_id, plan.chains, batches, plan.inputs, limits)
 
 
 def image_name(source: str) -> str:
