@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--side", type=int, help="longest side in px (default 2000; 128 with --small)")
     p.add_argument("--small", action="store_true", help="a CPU-sized preview of the experiment")
     p.add_argument("--force", action="store_true", help="run the full size on a CPU anyway")
+    p.add_argument("--metrics", help="comma list (default psnr,ssim,ms_ssim,lpips; psnr,ssim "
+                   "with --small); lpips needs its AlexNet weights, so offline machines drop it")
     p.add_argument("--device", default="auto")
     p.add_argument("--output", type=Path, default=Path("runs/published"))
     p.add_argument("--crop", help="zoom region x,y,w,h for the sheet/video (default: centre)")
@@ -164,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         "codecs": CODECS,
         "generations": generations,
         "frame_stride": preset["frame_stride"],
-        "metrics": ["psnr", "ssim", "ms_ssim", "lpips"] if not args.small else ["psnr", "ssim"],
+        "metrics": (args.metrics.split(",") if args.metrics else
+                    ["psnr", "ssim", "ms_ssim", "lpips"] if not args.small else ["psnr", "ssim"]),
         "max_side": side,
         "device": str(device),
         "output": str(args.output / "run"),

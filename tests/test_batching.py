@@ -35,13 +35,16 @@ def _fingerprints(run_dir: Path) -> dict[str, list[int]]:
     return {c: g["fingerprint"].tolist() for c, g in fp.groupby("chain_id")}
 
 
-def test_a_chain_alone_and_in_a_mixed_size_run_give_identical_fingerprints(tmp_path) -> None:
+def test_a_chain_alone_and_in_a_mixed_size_run_give_identical_fingerprints(tmp_path, device
+                                                                           ) -> None:
     """A real ML model and a lossy handoff: three photos in two sizes run as two batches (one
-    per size, the fewest that stay exact) and every chain equals its solo run bit for bit."""
+    per size, the fewest that stay exact) and every chain equals its solo run bit for bit, so
+    neither the batch a chain lands in nor its batch size (which free memory decides) changes
+    its numbers. On a GPU (`--device cuda`) this is the check that kernels are batch-invariant."""
     images = _photos(tmp_path / "in", {"astronaut": (40, 48), "coffee": (40, 48),
                                        "chelsea": (48, 40)})
     base = {"upscalers": ["realesr-animevideov3"], "codecs": ["jpeg:90"], "generations": 3,
-            "metrics": ["psnr"], "device": "cpu", "checkpoint_stride": 2}
+            "metrics": ["psnr"], "device": device, "checkpoint_stride": 2}
     mixed = make_config({**base, "images": images, "output": str(tmp_path / "mixed")})
     assert sorted(len(b.chains) for b in make_plan(mixed).batches) == [1, 2]
     run_experiment(mixed)

@@ -26,3 +26,21 @@ def test_bench_gpu_runs_tiny_on_the_cpu(tmp_path: Path) -> None:
     assert all(r["value"] > 0 for r in models)
     assert any("overhead" in r["what"] for r in rows)
     assert "of ceiling" in models[0]["note"]
+
+
+def test_mixed_sizes_bench_shows_buckets_exact_and_padding_not(tmp_path: Path) -> None:
+    """Why mixed sizes run in size buckets: padding low-res images to one size changes a
+    convolutional model's output near the padded edges (so the engine never does it), while
+    buckets, one after another or concurrently, give the same pixels."""
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "bench_mixed_sizes.py"), "--tiny",
+                           "--device", "cpu", "--images", "3", "--reps", "1", "--upscalers",
+                           "lanczos3,realesr-animevideov3", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {(r["upscaler"], r["strategy"]): r for r in json.loads(out.read_text())}
+    ml = "realesr-animevideov3"
+    assert rows[(ml, "pad")]["launches"] == 1 < rows[(ml, "buckets")]["launches"]
+    assert rows[(ml, "pad")]["max_diff_levels"] > 0
+    assert all(r["exact"] for (_, s), r in rows.items() if s != "pad")
+    assert all(r["ms_per_generation"] > 0 for r in rows.values())
