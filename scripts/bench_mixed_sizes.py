@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -132,7 +133,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--upscalers", default="lanczos3,realesr-animevideov3,realesrgan-x4plus")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)),
+                    help="torch intra-op threads (default: OMP_NUM_THREADS, else 2)")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -3,11 +3,11 @@
 #   bash scripts/gpu_full_size_run.sh OUTDIR           # on the GPU machine
 #   bash scripts/gpu_full_size_run.sh OUTDIR --tiny    # the same steps CPU-sized (a few minutes)
 #
-# Self-contained environment: python3 is used as it is when it imports every dependency;
-# otherwise .venv-gpu is made with --system-site-packages (a preinstalled CUDA torch is kept:
-# nothing here pulls another torch) and filled offline from the wheels in .whl/ when they are
-# there (lent GPU machines reach no registry: make them here with `bash scripts/gpu_wheels.sh`
-# and carry .whl), else online with the README's install command.
+# Self-contained environment: python3 is used as it is when it imports every dependency; else
+# the wheels in .whl/ are installed offline beside it (lent GPU machines reach no registry and
+# have their own CUDA torch, which is kept: make the wheels here with `bash
+# scripts/gpu_wheels.sh` and carry .whl); else, online, .venv-gpu is made with the README's
+# install command (--system-site-packages, so a torch the machine has is kept).
 #
 # Steps, most important first, each under its own timeout and all under one deadline
 # (DEADLINE, default 560 s); a failing step does not stop the others:
@@ -49,14 +49,17 @@ pandas, pyarrow, scipy, skimage, safetensors, torchmetrics, matplotlib, PIL"
 setup_env() {
   PY=python3
   if $PY -c "$need" 2>/dev/null; then echo "using $(command -v $PY) as it is"; return 0; fi
-  [ -x .venv-gpu/bin/python ] || python3 -m venv --system-site-packages .venv-gpu || return 1
-  PY=.venv-gpu/bin/python
-  if ls .whl/*.whl > /dev/null 2>&1; then
-    echo "offline: installing $(ls .whl/*.whl | wc -l) carried wheels"
-    $PY -m pip install -q --no-index --no-deps --no-compile .whl/*.whl || return 1
-  else
-    echo "online: the README's install command"
-    $PY -c "import torch" 2>/dev/null || $PY -m pip install torch==2.14.1 torchvision==0.29.1
+  if ls .whl/*.whl > /dev/null 2>&1; then  # offline: beside the machine's own torch
+    echo "offline: installing $(ls .whl/*.whl | wc -l) carried wheels into $work/site"
+    $PY -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .whl/*.whl \
+      || return 1
+    export PYTHONPATH="$PYTHONPATH:$work/site"
+  else  # online: the README's install command, keeping a torch the machine already has
+    echo "online: the README's install command into .venv-gpu"
+    [ -x .venv-gpu/bin/python ] || python3 -m venv --system-site-packages .venv-gpu || return 1
+    PY=.venv-gpu/bin/python
+    $PY -c "import torch" 2>/dev/null || $PY -m pip install torch==2.14.1 torchvision==0.29.1 \
+      || return 1
     $PY -m pip install -e . || return 1
   fi
   $PY -c "$need"

@@ -19,8 +19,13 @@ def test_bench_gpu_runs_tiny_on_the_cpu(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     sections = {r["section"] for r in rows}
-    assert sections == {"ceiling", "model", "loop", "memory"}
-    assert all(math.isfinite(r["value"]) for r in rows)
+    assert sections == {"ceiling", "model", "loop", "memory", "target"}
+    assert all(math.isfinite(r["value"]) for r in rows if r["section"] != "target")
+    targets = {r["what"].strip(): r for r in rows if r["section"] == "target"}
+    assert len(targets) == 5  # issue 23's targets, each beside its measured value
+    assert all(r["note"] in ("MET", "missed", "") for r in targets.values())
+    lanczos = targets["Lanczos-3 128 px batch 1 (gen/s)"]
+    assert lanczos["value"] > 0 and lanczos["unit"] == ">= 500"
     models = [r for r in rows if r["section"] == "model"]
     assert {"realesrgan-x4plus", "realesr-animevideov3"} <= {r["what"].split()[0] for r in models}
     assert all(r["value"] > 0 for r in models)

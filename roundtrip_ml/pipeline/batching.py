@@ -15,7 +15,8 @@ from __future__ import annotations
 import copy
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -86,6 +87,21 @@ class _NullSink:
         pass
 
 
+@contextmanager
+def _eager(up: Upscaler) -> Iterator[None]:
+    """Probe a compiled model eagerly: compiling for two throwaway shapes would cost minutes
+    on a GPU, and an eager pass needs at least the memory of a compiled one."""
+    compiled = getattr(up, "_compiled", None)
+    if compiled is None:
+        yield
+        return
+    up._compiled = None  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        up._compiled = compiled  # type: ignore[attr-defined]
+
+
 def _probe_generation(cfg: ExperimentConfig, up: Upscaler, measurer: Measurer, recipe: Chain,
                       side: int, device: torch.device) -> None:
     """One generation of the real loop on a seeded side x side image."""
@@ -94,7 +110,7 @@ def _probe_generation(cfg: ExperimentConfig, up: Upscaler, measurer: Measurer, r
     g = torch.Generator().manual_seed(0)
     x = (quantize8(torch.rand(1, 3, side, side, generator=g)) / 255).to(device)
     loop = ChainLoop(cfg, batch, up, measurer)
-    with torch.no_grad():
+    with torch.no_grad(), _eager(up):
         next(loop.steps(x, ChainState(0, x), _NullSink()))
 
 
