@@ -78,7 +78,7 @@ if (( tiny )); then
     --device cpu -k "byte_identical or mixed_size"
   step published 150 $PY scripts/reproduce_published.py --small --generations 3 --side 64 \
     --metrics psnr,ssim --device cpu --output "$work/published"
-  step precision 150 $PY scripts/precision_study.py --small --generations 3 --at 1,3 \
+  step precision 150 $PY scripts/precision_study.py --small --upscaler realesr-animevideov3 \
     --device cpu --json "$out/precision.json" --output "$work/precision-runs"
   step mixed 60 $PY scripts/bench_mixed_sizes.py --tiny --device cpu \
     --upscalers lanczos3,realesr-animevideov3 --json "$out/mixed.json"
