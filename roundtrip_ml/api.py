@@ -108,9 +108,6 @@ def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> Tensor:
         if t.ndim != 3 or t.shape[0] not in (1, 2, 3, 4):
             raise ImageError("tensor", f"shape {tuple(image.shape)} is not C x H x W or "
                              "1 x C x H x W (C = 1 to 4)", "pass one image")
-        if not bool(torch.isfinite(t).all()) or t.min() < 0 or t.max() > 1:
-            raise ImageError("tensor", "values outside [0, 1] or not finite",
-                             "scale it to [0, 1]")
         arr = t.permute(1, 2, 0).numpy()
     else:
         arr = np.asarray(image)
@@ -119,6 +116,9 @@ def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> Tensor:
                              "pass gray, RGB or RGBA pixels")
         scale = 255.0 if arr.dtype == np.uint8 else 65535.0 if arr.dtype == np.uint16 else 1.0
         arr = arr.astype(np.float32) / np.float32(scale)
+    if not bool(np.isfinite(arr).all()) or arr.min() < 0 or arr.max() > 1:
+        raise ImageError("tensor" if isinstance(image, Tensor) else "array",
+                         "values outside [0, 1] or not finite", "scale it to [0, 1]")
     sha = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
     info = ImageInfo("image", sha, int(arr.shape[1]), int(arr.shape[0]), "array", 32)
     x = to_rgb_tensor(arr, info, cfg.alpha, cfg.background)

@@ -168,3 +168,5 @@ def test_rgba_path_pil_and_array_give_the_same_chain(tmp_path) -> None:
     assert (white == 255).all() and not (rgb[:, 0] == 255).all()
     dropped = rt.roundtrip(rgba, alpha="drop", **kw)
     assert dropped.value("psnr", 1) != runs[0].value("psnr", 1)
+    with pytest.raises(ImageError, match=r"array: values outside \[0, 1\]"):
+        rt.roundtrip(np.full((16, 16, 4), 1.5, np.float32), **kw)
