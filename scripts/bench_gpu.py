@@ -101,7 +101,8 @@ def model(name: str, dev: torch.device, options: InferenceOptions) -> ModelUpsca
 # about 3 minutes on an H200 (compiling RRDBNet is the slow part, so only where it matters)
 GPU_MODELS: list[tuple[str, list[int], list[str], list[str], list[int]]] = [
     ("realesrgan-x4plus", [500], ["fp32"], ["channels_last"], [1, 4, 8]),
-    ("realesrgan-x4plus", [500], ["bf16"], ["eager", "channels_last", "compiled"], [1, 4, 8]),
+    ("realesrgan-x4plus", [500], ["bf16"], ["eager", "channels_last"], [1, 4, 8]),
+    ("realesrgan-x4plus", [500], ["bf16"], ["compiled"], [8]),  # one shape: one compile
     ("realesrgan-x4plus", [128], ["fp32", "bf16"], ["channels_last"], [1, 8, 32]),
     ("realesr-animevideov3", [500, 128], ["fp32", "bf16"], ["channels_last"], [1, 8]),
     ("swinir-m", [128], ["bf16"], ["channels_last"], [1, 4]),
