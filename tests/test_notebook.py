@@ -40,7 +40,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     images = [o for c in nb.cells for o in c.get("outputs", [])
               if {"image/png", "image/jpeg"} & set(o.get("data", {}))]
     assert len(images) >= 4  # in-memory drift, run drift, step, sheet: figures render inline
-    for sub in ("pipeline/metrics.parquet", "figures/drift-original-double.pdf", "sheet/sheet.png",
+    for sub in ("run/metrics.parquet", "figures/drift-original-double.pdf", "sheet/sheet.png",
                 "tables/metrics.tex", "video/collapse.mp4"):
         assert (tmp_path / sub).is_file(), sub
 
