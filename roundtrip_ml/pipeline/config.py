@@ -127,6 +127,13 @@ class ExperimentConfig(BaseModel):
             raise ValueError("entries must be non-empty strings")
         return v
 
+    @field_validator("upscalers", "downscalers")
+    @classmethod
+    def _canonical_names(cls, v: list[str]) -> list[str]:
+        """``Lanczos3``, ``lanczos`` and ``RealESRGAN_x4plus`` are stored (and labelled, and
+        hashed into chain ids) under one canonical name each; paths stay as given."""
+        return [canonical_upscaler(u) for u in v]
+
     def specs(self) -> Specs:
         """The codec schedules and the perturbation as typed values, parsed once per process
         (validation parses them; the engine, the API and sweeps receive these objects)."""
@@ -228,6 +235,23 @@ def make_config(data: dict[str, Any], source: str = "config") -> ExperimentConfi
         raise _format_error(e, source) from None
     _check_semantics(cfg, source)
     return cfg
+
+
+def canonical_upscaler(spec: str) -> str:
+    """The one name of a kernel (``Lanczos3`` -> ``lanczos3``, ``area`` -> ``box``) or a
+    registry model (any case, any alias -> its registry name); anything else unchanged."""
+    from ..imaging.kernels import ALIASES, KERNELS
+    from ..upscalers.zoo import load_registry
+
+    key = spec.strip().lower()
+    if key in KERNELS or key in ALIASES:
+        return ALIASES.get(key, key)
+    if "/" in spec or "\\" in spec or spec.startswith("ncnn:") or Path(spec).suffix:
+        return spec
+    for e in load_registry().values():
+        if key == e.name.lower() or key in (a.lower() for a in e.aliases):
+            return e.name
+    return spec
 
 
 def check_upscaler_spec(spec: str, where: str = "upscalers") -> None:
