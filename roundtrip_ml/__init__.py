@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     # figures
     "plot_drift": "figures",
     "contact_sheet": "figures",
+    "compare": "figures",
+    "Comparison": "figures",
+    "sweep_progress": "progress",
     "write_tables": "report",
     "make_video": "report",
     "write_report": "report",
@@ -99,8 +102,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         WeightsError,
     )
     from .core.specs import InferenceOptions
-    from .figures import contact_sheet, plot_drift
+    from .figures import Comparison, compare, contact_sheet, plot_drift
     from .metrics.functional import gmsd, haarpsi, ms_ssim, psnr, psnr_y, ssim
     from .pipeline.config import ExperimentConfig, load_config
+    from .progress import sweep_progress
     from .report import make_video, write_report, write_tables
     from .upscalers import create_upscaler

@@ -221,7 +221,7 @@ def unique_names(sources: list[str]) -> dict[str, str]:
     by_name: dict[str, list[str]] = defaultdict(list)
     for s, n in out.items():
         by_name[n].append(s)
-    for name, group in by_name.items():
+    for group in by_name.values():
         if len(group) < 2 or any(s.startswith(SAMPLE_PREFIX) for s in group):
             continue
         deepest = max(len(Path(s).expanduser().absolute().parent.parts) - 1 for s in group)
