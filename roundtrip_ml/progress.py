@@ -57,9 +57,10 @@ def format_seconds(s: float) -> str:
 class Meter:
     """Counts done out of total since ``start``: the rate and ETA every display shows."""
 
-    def __init__(self, total: int, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.total, self.done, self.clock = total, 0, clock
-        self.t0 = clock()
+    def __init__(self, total: int, clock: Callable[[], float] | None = None) -> None:
+        self.total, self.done = total, 0
+        self.clock = clock or (lambda: time.perf_counter())
+        self.t0 = self.clock()
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -224,9 +225,10 @@ def skipped_metrics_note(run_dir: str | Path) -> str | None:
     for m, sizes in sorted(by_metric.items()):
         shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
         need = SPECS[m].min_size if m in SPECS else "?"
-        parts.append(f"{m} needs images of at least {need} px, these are {shown}")
-    return (f"note: skipped {', '.join(sorted(by_metric))} ({'; '.join(parts)}); the other "
-            "metrics were measured. Name it in metrics to make a too-small image an error.")
+        parts.append(f"{m} left out: it needs images of at least {need} px and these are "
+                     f"{shown}")
+    return (f"note: {'; '.join(parts)}. The other metrics were measured; name "
+            f"{'it' if len(parts) == 1 else 'them'} in metrics to make this an error.")
 
 
 class JsonProgress:

@@ -311,7 +311,13 @@ def chart_cmd(
     out.print(f"wrote {png} ({size}x{size}) and {meta}; text lines at {texts} px")
 
 
-@app.command()
+def _columns_epilog() -> str:
+    from ..analysis.columns import columns_help  # torch- and pandas-free: --help stays fast
+
+    return "Columns:\n\n" + "\n\n".join(columns_help().splitlines())
+
+
+@app.command(epilog=_columns_epilog())
 def summarize(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     thresholds: Annotated[str, typer.Option(

@@ -190,8 +190,9 @@ def contact_sheet(
 
 def _note(rows, h, w, shown, crop, tile_h, missing, saved) -> str:
     """The caption: plain words a reviewer can keep (what is shown, at what size)."""
-    img = ", ".join(sorted(rows["image_name"].unique()))
-    parts = [f"{img}: {w}x{h} pixels, shown at {shown:.2g}x"]
+    sizes = rows.groupby("image_name", sort=True)[["width", "height"]].max()
+    img = ", ".join(f"{n} {int(r.width)}x{int(r.height)}" for n, r in sizes.iterrows())
+    parts = [f"{img} pixels, shown at {shown:.2g}x"]
     if crop:
         zoom = tile_h * DPI / crop[3]
         parts.append(f"inset: region at ({crop[0]}, {crop[1]}), {crop[2]}x{crop[3]} pixels, "

@@ -125,8 +125,11 @@ def compose(
             draw.rectangle((x, y + LABEL, x + tw - 1, y + LABEL + th - 1), fill=(200, 200, 200))
             draw.text((x + tw // 2, y + LABEL + th // 2), "not kept", font=small, fill=INK,
                       anchor="mm")
-        else:
-            canvas.paste(_scale(tile, (tw, th)), (x, y + LABEL))
+        else:  # images of another size keep their aspect ratio, centred in the tile
+            f = min(tw / tile.width, th / tile.height)
+            size = (max(1, round(tile.width * f)), max(1, round(tile.height * f)))
+            canvas.paste(_scale(tile, size), (x + (tw - size[0]) // 2,
+                                              y + LABEL + (th - size[1]) // 2))
     return np.asarray(canvas)
 
 
