@@ -62,7 +62,10 @@ def _runs(source: Sources, what: str = "this function") -> Runs:
     if isinstance(source, list | tuple):  # a str is a Sequence too: only lists and tuples
         if not source:
             raise TypeError(f"{what} got an empty list; it takes {ACCEPTED}")
-        return merge_runs([_runs(s, what) for s in source])
+        parts = [_runs(s, what) for s in source]
+        merged = merge_runs(parts)
+        merged._parts = parts  # type: ignore[attr-defined]  # keeps trajectories' frames alive
+        return merged
     if isinstance(source, Runs):
         return source
     if isinstance(source, Trajectory):
