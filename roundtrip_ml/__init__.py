@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "load_run": "api",
     "RunView": "api",
     "summarize": "api",
+    "run_sweep": "api",
     "list_upscalers": "api",
     "list_metrics": "api",
     # building blocks
@@ -89,6 +90,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         load_run,
         roundtrip,
         run,
+        run_sweep,
         summarize,
     )
     from .core.determinism import deterministic

@@ -40,8 +40,10 @@ from .pipeline.measure import Measurer, MetricRows, table_rows
 from .pipeline.plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
 from .pipeline.step import Fingerprinter, check_finite, generation_step
 from .pipeline.store import CONFIG_FILE, MANIFEST_FILE, RunStore
-from .progress import EngineProgress, run_progress, skipped_metrics_note
+from .progress import EngineProgress, run_progress, skipped_metrics_note, sweep_progress
 from .report.data import Runs, load_runs
+from .sweep import SweepResult, SweepTracker, load_sweep, parse_sweep
+from .sweep import run_sweep as sweep_runner
 from .upscalers import create_upscaler, zoo
 
 ImageLike = str | Path | Image.Image | np.ndarray | Tensor
@@ -238,6 +240,24 @@ def run(
     if note:
         print(note)
     return load_run(result.run_dir)
+
+
+def run_sweep(
+    config: dict[str, Any] | str | Path,
+    *,
+    executor: str = "local",
+    address: str | None = None,
+    retries: int | None = None,
+    progress: bool | SweepTracker | None = True,
+) -> SweepResult:
+    """Run (or resume) a sweep: a dict of sweep keys or a TOML/YAML sweep file, as
+    `roundtrip sweep run` does. ``progress``: a bar over chain-generations with cells done
+    and an ETA (a widget in Jupyter, rich in a terminal); ``False`` silences it. The figure
+    functions take ``result.root`` (the sweep directory); the merged tables are in
+    ``result.merged``. (Named ``run_sweep``: ``rt.sweep`` is the subpackage.)"""
+    cfg = parse_sweep(config, "sweep()") if isinstance(config, dict) else load_sweep(config)
+    return sweep_runner(cfg, executor=executor, address=address, retries=retries,
+                        progress=sweep_progress(progress))
 
 
 @dataclass

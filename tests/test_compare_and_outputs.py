@@ -54,9 +54,9 @@ def test_figure_functions_take_lists_and_refuse_anything_else(three, tmp_path):
     assert sorted(s["source"]) == [0, 1, 2] and set(s["upscaler"]) == {
         "lanczos3", "bicubic", "bilinear"}
     for bad in (5, {"a": 1}, [ts[0], 3.5]):
-        with pytest.raises(TypeError, match="Trajectory.*RunView.*list"):
+        with pytest.raises(TypeError, match=r"Trajectory.*RunView.*list"):
             rt.plot_drift(bad)
-    with pytest.raises(TypeError, match="RunView.*Trajectory"):
+    with pytest.raises(TypeError, match=r"RunView.*Trajectory"):
         rt.summarize(7)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="empty list"):
         rt.contact_sheet([])
@@ -99,7 +99,7 @@ def test_threshold_label_goes_where_the_data_is_not():
     ax.plot(x, np.where(x > 5, 21.0, 25.0))  # just above the line on the right half
     ax.plot(x, np.full(11, 30.0))
     ax.set_ylim(10, 32)
-    xpos, ha, va = label_spot(ax, 20.0)
+    _, ha, va = label_spot(ax, 20.0)
     # right-above holds data; the others are free: not right-above
     assert (ha, va) != ("right", "bottom")
 

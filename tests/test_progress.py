@@ -140,3 +140,19 @@ def test_notebook_display_is_a_tqdm_bar_with_rate():
     disp.stop()
     text = buf.getvalue()
     assert "10/10" in text and "gen/s" in text and "gen 10/10" in text
+
+
+def test_sweep_from_python_shows_cells_rate_and_eta(tmp_path: Path, capsys):
+    """rt.run_sweep (and run_leaderboard, which takes the same ``progress=sweep_progress()``)
+    draws one bar; its rate is chain-generations per second of the work done."""
+    cfg = {"name": "s", "output": str(tmp_path / "s"), "images": ["skimage:astronaut"],
+           "upscalers": ["lanczos3", "bicubic"], "generations": 2, "center_crop": 32,
+           "metrics": ["psnr"], "device": "cpu"}
+    result = rt.run_sweep(cfg)
+    err = capsys.readouterr().err
+    assert not result.failed and result.work_run == 4  # 2 cells x 2 generations
+    assert "4/4" in err and "gen/s" in err and "cells 2/2 done" in err
+    tracker = rt.sweep_progress(False)
+    again = rt.run_sweep(cfg, progress=tracker)
+    assert again.work_run == 0 and tracker.snapshot()["cells_done"] == 2
+    assert capsys.readouterr().err == ""
