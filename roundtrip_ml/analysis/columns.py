@@ -30,8 +30,9 @@ SUMMARY_DEFINITIONS: dict[str, str] = {
     "event": "fixed point or cycle (period p) found from the 8-bit images, @ the generation "
              "where it starts",
 }
-THRESHOLD_DEFINITION = ("psnr<20, ssim<0.5, ...: the first generation whose value against the "
-                        "original crosses the threshold ('-': never in this run)")
+THRESHOLD_DEFINITION = ("psnr<20: (a column per threshold: ssim<0.5, lpips>0.4, ...) the first "
+                        "generation whose value against the original crosses the threshold "
+                        "('-': never in this run)")
 
 
 def columns_help() -> str:
