@@ -152,5 +152,9 @@ def test_names_are_normalised_once(tmp_path):
     assert t.chain.upscaler == "lanczos3" and t.chain.downscaler == "lanczos3"
     assert set(t.metrics["upscaler"]) == {"lanczos3"}
     assert t.chain.chain_id == "astronaut-lanczos3-lanczos3-x4-png"
-    cfg = rt.ExperimentConfig(images=["x.png"], upscalers=["RealESRGAN_x4plus", "Bicubic"])
+    from roundtrip_ml.pipeline.config import make_config
+
+    cfg = make_config({"images": ["skimage:astronaut"], "upscalers": ["RealESRGAN_x4plus",
+                       "Bicubic"], "downscalers": ["area", "Lanczos"]}, "test")
     assert cfg.upscalers == ["realesrgan-x4plus", "bicubic"]
+    assert cfg.downscalers == ["box", "lanczos3"]
