@@ -472,7 +472,8 @@ def _mark_ceiling(ax: Any, ceiling: float, metric: str) -> None:
     """A dotted line where +inf values are drawn, a tick labelled ∞ and a note saying so."""
     ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=0.8)
     unit = " dB" if label(metric).unit == "dB" else ""
-    ax.annotate(f"+inf (identical images) drawn at {ceiling:g}{unit}", (0.01, ceiling),
+    ax.annotate(f"identical images (infinite {label(metric).name}), drawn at {ceiling:g}{unit}",
+                (0.01, ceiling),
                 xycoords=("axes fraction", "data"), xytext=(0, -3), textcoords="offset points",
                 ha="left", va="top", fontsize="x-small", color="0.3")
     lo, hi = ax.get_ylim()
