@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 
 from .sweep.progress import JsonSweepProgress, RichSweepProgress, SweepTracker
@@ -94,17 +94,17 @@ class RichDisplay:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.bar = RichBar(TextColumn("{task.description}"), BarColumn(bar_width=24),
-                           MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-                           console=console)
+                           MofNCompleteColumn(), TimeElapsedColumn(),
+                           TextColumn("{task.fields[stats]}"), console=console)
         self.task: Any = None
 
     def start(self, total: int, description: str) -> None:
         self.bar.start()
-        self.task = self.bar.add_task(description, total=total, stats="")
+        self.task = self.bar.add_task(description, total=total, stats="timing the first generation")
 
     def update(self, meter: Meter, description: str) -> None:
-        eta = "?" if meter.eta is None else format_seconds(meter.eta)
-        stats = f"{meter.rate:.3g} gen/s, {format_seconds(meter.elapsed)}, ETA {eta}"
+        stats = ("timing the first generation" if meter.eta is None
+                 else f"{meter.rate:.3g} gen/s, ETA {format_seconds(meter.eta)}")
         self.bar.update(self.task, completed=meter.done, description=description, stats=stats)
 
     def note(self, text: str) -> None:
