@@ -396,7 +396,8 @@ def sheet(
                       generations=_ints(generations, "--generations"), crop=parse_crop(crop),
                       image=image, layout="pages" if pages else "grid", caption=caption)
     out.print("wrote " + ", ".join(str(p) for p in r.paths), highlight=False, soft_wrap=True)
-    console.print(r.note, highlight=False)
+    for page in r.pages or [r]:
+        console.print(page.note, highlight=False)
 
 
 @app.command()
