@@ -158,3 +158,21 @@ def test_names_are_normalised_once(tmp_path):
                        "Bicubic"], "downscalers": ["area", "Lanczos"]}, "test")
     assert cfg.upscalers == ["realesrgan-x4plus", "bicubic"]
     assert cfg.downscalers == ["box", "lanczos3"]
+
+
+def test_cli_sheet_pages_and_video_per_image(study, tmp_path):
+    from typer.testing import CliRunner
+
+    from roundtrip_ml.cli.app import app
+
+    r = CliRunner().invoke(app, ["sheet", str(study), "--pages", "--no-caption", "-o",
+                                 str(tmp_path / "s"), "--generations", "0,10"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.png")) == [
+        "sheet-astronaut.png", "sheet-coffee.png"]
+    assert "astronaut 64x64" in r.output and "coffee 64x43" in r.output
+    r = CliRunner().invoke(app, ["video", str(study), "--per-image", "--no-gif", "-o",
+                                 str(tmp_path / "v")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "v").glob("*.mp4")) == [
+        "collapse-astronaut.mp4", "collapse-coffee.mp4"]
