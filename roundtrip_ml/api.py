@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .analysis.summary import DEFAULT_THRESHOLDS, summarize_run
+from .analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds, summarize_run
+from .analysis.summary import summarize as summarize_chains
 from .core.determinism import deterministic
 from .core.errors import ImageError, RunStoreError
 from .core.info import resolve_device
@@ -31,14 +33,17 @@ from .imaging.kernels import KERNELS
 from .imaging.schedule import chain_seed
 from .metrics import SPECS
 from .pipeline.config import ExperimentConfig, load_config, make_config
-from .pipeline.engine import Progress, RunResult
+from .pipeline.engine import RunResult
 from .pipeline.experiment import run_experiment
 from .pipeline.manifest import Manifest
 from .pipeline.measure import Measurer, MetricRows, table_rows
 from .pipeline.plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
 from .pipeline.step import Fingerprinter, check_finite, generation_step
 from .pipeline.store import CONFIG_FILE, MANIFEST_FILE, RunStore
+from .progress import EngineProgress, run_progress, skipped_metrics_note, sweep_progress
 from .report.data import Runs, load_runs
+from .sweep import SweepResult, SweepTracker, load_sweep, parse_sweep
+from .sweep import run_sweep as sweep_runner
 from .upscalers import create_upscaler, zoo
 
 ImageLike = str | Path | Image.Image | np.ndarray | Tensor
@@ -132,6 +137,7 @@ def roundtrip(
     downscaler: str = "lanczos3",
     device: str = "auto",
     frame_stride: int = 1,
+    progress: bool | EngineProgress | None = True,
     **config: Any,
 ) -> Trajectory:
     """Run one chain in memory and return its `Trajectory` (no run directory).
@@ -139,9 +145,12 @@ def roundtrip(
     ``image``: a path or ``skimage:NAME``, a PIL image, an H x W x 3 array (uint8, uint16 or
     float in [0, 1]) or a 3 x H x W tensor in [0, 1]. ``metrics=None`` takes the default set.
     Any other `ExperimentConfig` key (``center_crop``, ``precision``, ``fit``, ...) may be
-    given by name. The numbers equal those of `run` with the same settings.
+    given by name. The numbers equal those of `run` with the same settings. ``progress``: a
+    bar with generation, rate and ETA (a widget in Jupyter), plus one line with the estimated
+    time when a CPU job will be long; ``False`` silences it.
 
-    >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64)
+    >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
+    ...               progress=False)
     >>> sorted(t.frames), round(t.value("psnr", 1), 1) > 20
     ([0, 1, 2, 3], True)
     """
@@ -154,11 +163,13 @@ def roundtrip(
         "roundtrip()",
     )
     x0 = _as_tensor(image, cfg)
+    upscaler, downscaler = cfg.upscalers[0], cfg.downscalers[0]  # canonical names
     name = image_name(source) if source != "memory:image" else "image"
     cid = f"{name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{codec_slug(codec)}"
     chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid)
     batch = Batch("b0000", [chain], (int(x0.shape[-2]), int(x0.shape[-1])))
     dev = resolve_device(cfg.device)
+    report = run_progress(progress, str(dev)) or (lambda *a, **k: None)
     with deterministic(dev, cfg.deterministic), torch.no_grad():
         up = create_upscaler(upscaler, dev, cfg.inference())
         schedule = cfg.specs().schedules[codec]
@@ -170,6 +181,9 @@ def roundtrip(
         frames = {0: to_uint8(x)[0].cpu()}
         prints = [(0, fingerprint(x))]
         rows: list[MetricRows] = []
+        report("run_start", total=cfg.generations)
+        report("batch_start", batch=batch, start=0, generations=cfg.generations)
+        t_gen = time.perf_counter()
         for g in range(1, cfg.generations + 1):
             prev = x
             handoff = schedule.handoff(g, seeds)
@@ -182,6 +196,10 @@ def roundtrip(
                 rows += measurer.measure(batch, g, x, original, prev, first, step.lowres)
             if g % cfg.frame_stride == 0 or g in (1, cfg.generations):
                 frames[g] = to_uint8(x)[0].cpu()
+            t_now = time.perf_counter()
+            report("generation", batch=batch, generation=g, wall_s=t_now - t_gen)
+            t_gen = t_now
+        report("run_end")
     table = pd.DataFrame(table_rows(MEMORY_RUN_ID, batch, rows, {}))
     fps = pd.DataFrame([{"chain_id": chain.chain_id, "generation": g, "fingerprint": int(v)}
                         for g, v in ((g, t[0]) for g, t in prints)])
@@ -193,16 +211,20 @@ def run(
     *,
     resume: bool = False,
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: bool | EngineProgress | None = True,
     **overrides: Any,
 ) -> RunView:
     """Run an experiment (a config object, a dict of config keys, or a TOML/YAML path) into its
     run directory and return it as a `RunView`. ``overrides`` set config keys by name.
+    ``progress``: a bar over chain-generations with the current recipe, generation, rate and
+    ETA (a widget in Jupyter, rich in a terminal), one line with the estimated time when a CPU
+    job will be long, and a note naming any default metric left out for the image size;
+    ``False`` silences them, a callable receives the engine's events instead.
 
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
     >>> r = run({"images": ["skimage:astronaut"], "generations": 2, "center_crop": 64,
-    ...          "output": out}, overwrite=True)
+    ...          "output": out}, overwrite=True, progress=False)
     >>> r.manifest.status, len(r.chains)
     ('complete', 1)
     """
@@ -212,8 +234,30 @@ def run(
         cfg = make_config({**config, **overrides}, "run()")
     else:
         cfg = make_config({**config.to_json(), **overrides}, "run()") if overrides else config
-    result: RunResult = run_experiment(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    result: RunResult = run_experiment(cfg, resume=resume, overwrite=overwrite,
+                                       progress=run_progress(progress, cfg.device))
+    note = skipped_metrics_note(result.run_dir) if progress else None
+    if note:
+        print(note)
     return load_run(result.run_dir)
+
+
+def run_sweep(
+    config: dict[str, Any] | str | Path,
+    *,
+    executor: str = "local",
+    address: str | None = None,
+    retries: int | None = None,
+    progress: bool | SweepTracker | None = True,
+) -> SweepResult:
+    """Run (or resume) a sweep: a dict of sweep keys or a TOML/YAML sweep file, as
+    `roundtrip sweep run` does. ``progress``: a bar over chain-generations with cells done
+    and an ETA (a widget in Jupyter, rich in a terminal); ``False`` silences it. The figure
+    functions take ``result.root`` (the sweep directory); the merged tables are in
+    ``result.merged``. (Named ``run_sweep``: ``rt.sweep`` is the subpackage.)"""
+    cfg = parse_sweep(config, "sweep()") if isinstance(config, dict) else load_sweep(config)
+    return sweep_runner(cfg, executor=executor, address=address, retries=retries,
+                        progress=sweep_progress(progress))
 
 
 @dataclass
@@ -262,10 +306,30 @@ def load_run(path: str | Path) -> RunView:
     return RunView(store.root, cfg, Manifest.read(store.root / MANIFEST_FILE), store)
 
 
-def summarize(run: RunView | str | Path, thresholds: str = DEFAULT_THRESHOLDS) -> pd.DataFrame:
-    """Collapse statistics per chain (threshold crossings, half-life, fixed points, ...)."""
-    path = run.path if isinstance(run, RunView) else Path(run)
-    return summarize_run(path, thresholds)
+def summarize(
+    run: RunView | Trajectory | str | Path | list[Any] | tuple[Any, ...],
+    thresholds: str = DEFAULT_THRESHOLDS,
+) -> pd.DataFrame:
+    """Collapse statistics per chain (threshold crossings, half-life, fixed points, ...).
+
+    ``run``: a run (`RunView` or its directory), a `Trajectory`, or a list of these; a list
+    gives one table with a ``source`` column (its position in the list), so two sources that
+    share a chain id stay apart. Columns: see `roundtrip summarize --help`.
+    """
+    if isinstance(run, list | tuple):
+        if not run:
+            raise TypeError(f"summarize got an empty list; it takes {SUMMARY_SOURCES}")
+        return pd.concat([summarize(r, thresholds).assign(source=i) for i, r in enumerate(run)],
+                         ignore_index=True)
+    if isinstance(run, Trajectory):
+        return summarize_chains(run.metrics, run.fingerprints, parse_thresholds(thresholds))
+    if isinstance(run, RunView | str | Path):
+        return summarize_run(run.path if isinstance(run, RunView) else Path(run), thresholds)
+    raise TypeError(f"summarize takes {SUMMARY_SOURCES}; got {type(run).__name__}")
+
+
+SUMMARY_SOURCES = ("a RunView (rt.run, rt.load_run), a run directory (str or Path), a "
+                   "Trajectory (rt.roundtrip), or a list of these")
 
 
 def list_upscalers(pattern: str = "*") -> list[str]:

@@ -35,6 +35,7 @@ from ..core.files import atomic_write_bytes, atomic_write_parquet
 from ..imaging.schedule import step_period
 from ..metrics.registry import key_info
 from ..pipeline.store import RunStore
+from .columns import SUMMARY_HEADERS
 from .divergence import summarize_divergence
 from .events import EVENT_COLUMNS, detect_events
 
@@ -205,17 +206,14 @@ def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -
     fmt = _fmt
 
     # chain_id already reads image.upscaler.downscaler.xscale.codec; the parquet has the rest
-    headers = {"chain_id": "chain", "generations": "gens", "final_psnr": "psnr",
-               "final_ssim": "ssim", "final_lpips": "lpips", "final_de2000_mean": "ΔE00",
-               "final_spectral_high": "high dB", "half_life_psnr": "t½ psnr",
-               "step_psnr": "step dB", "fixed_point_generation": "fixed from"}
+    headers = dict(SUMMARY_HEADERS)  # each defined in analysis/columns.py (summarize --help)
     headers.update({f"first_{t.name}": t.name for t in parse_thresholds(thresholds)})
     cols = [c for c in headers if c in df]
     copies = int((df["replica"] > 0).sum()) if "replica" in df else 0
     shown = df[df["replica"] <= 0] if copies else df  # perturbed copies: see the divergence table
     note = f"; {copies} perturbed replicas in the parquet file" if copies else ""
     table = Table(title=f"collapse summary ({len(shown)} chains, vs original; '-': never/none"
-                        f"{note})")
+                        f"{note})", caption="columns: roundtrip summarize --help")
     for c in cols:
         table.add_column(headers[c], overflow="fold")
     table.add_column("event", overflow="fold")

@@ -141,11 +141,11 @@ def _ints(values: list[str] | None, flag: str) -> list[int] | None:
 # (commands are registered below by the modules' owners; keep each one a few lines)
 
 
-def _run_progress(quiet: bool, json_lines: bool):
+def _run_progress(quiet: bool, json_lines: bool, device: str = "auto"):
     """A progress callback for the engine: rich bar, JSON lines, or nothing."""
     from ..progress import make_progress
 
-    return make_progress(quiet=quiet, json_lines=json_lines, console=console)
+    return make_progress(quiet=quiet, json_lines=json_lines, console=console, device=device)
 
 
 Flag = dict(metavar="")  # a bool flag takes no value: show none in --help
@@ -206,7 +206,7 @@ def run(
 
     result = run_experiment(cfg, resume=resume or force_resume, overwrite=overwrite,
                             force_resume=force_resume, allow_nonempty=allow_nonempty,
-                            progress=_run_progress(quiet, json_lines))
+                            progress=_run_progress(quiet, json_lines, cfg.device))
     _print_result(result, quiet or json_lines)
     if result.failed or result.image_errors:
         raise typer.Exit(1)
@@ -215,6 +215,11 @@ def run(
 def _print_result(result: Any, quiet: bool) -> None:
     """The outcome; failures are printed even with --quiet (errors go to stderr)."""
     if not quiet:
+        from ..progress import skipped_metrics_note
+
+        note = skipped_metrics_note(result.run_dir)
+        if note:
+            console.print(note, highlight=False, soft_wrap=True)
         ok = result.chains - len(result.failed)
         console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
                       f"-> [bold]{result.run_dir}[/]")
@@ -246,7 +251,8 @@ def demo(
         console.print(f"[bold]{cfg.name}[/]: {len(cfg.images)} image(s) x {', '.join(cfg.upscalers)} x "
                       f"{', '.join(cfg.codecs)}, {cfg.generations} generations on {cfg.device}"
                       + (f", {cfg.replicas} replicas" if cfg.replicas else ""))
-        result = run_experiment(cfg, overwrite=overwrite, progress=_run_progress(quiet, False))
+        result = run_experiment(cfg, overwrite=overwrite,
+                                progress=_run_progress(quiet, False, cfg.device))
         _print_result(result, False)
         runs.append(result.run_dir)
         if not quiet:
@@ -305,7 +311,13 @@ def chart_cmd(
     out.print(f"wrote {png} ({size}x{size}) and {meta}; text lines at {texts} px")
 
 
-@app.command()
+def _columns_epilog() -> str:
+    from ..analysis.columns import columns_help  # torch- and pandas-free: --help stays fast
+
+    return "Columns:\n\n" + "\n\n".join(columns_help().splitlines())
+
+
+@app.command(epilog=_columns_epilog())
 def summarize(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     thresholds: Annotated[str, typer.Option(
@@ -372,29 +384,33 @@ def sheet(
     run_dir: RunArg,
     generations: Annotated[list[str] | None, typer.Option("--generations", metavar="GEN", help="Columns. (default: 0,1,2,5,10,20,50,100,200 up to the last, and the last)")] = None,
     crop: CropOpt = None,
-    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Which image's chains. (default: the first)")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Only this image's chains (its short name, as in chain ids). (default: every image)")] = None,
+    pages: Annotated[bool, typer.Option("--pages/--grid", **Flag, help="One sheet per image (sheet-IMAGE.png), or every image in one sheet. (default: one sheet)")] = False,
+    caption: Annotated[bool, typer.Option("--caption/--no-caption", **Flag, help="The line under the sheet giving image size and zoom. (default: yes)")] = True,
     output: OutOpt = None,
 ) -> None:
-    """Contact sheet: rows = recipes, columns = generations, optional zoomed inset (PNG, PDF)."""
+    """Contact sheet: rows = image x recipe, columns = generations, optional zoomed inset (PNG, PDF)."""
     from ..report.sheets import contact_sheet, parse_crop
 
     r = contact_sheet(_path_arg(run_dir), _report_out(run_dir, output, "sheet"),
                       generations=_ints(generations, "--generations"), crop=parse_crop(crop),
-                      image=image)
+                      image=image, layout="pages" if pages else "grid", caption=caption)
     out.print("wrote " + ", ".join(str(p) for p in r.paths), highlight=False, soft_wrap=True)
-    console.print(r.note, highlight=False)
+    for page in r.pages or [r]:
+        console.print(page.note, highlight=False)
 
 
 @app.command()
 def video(
     run_dir: RunArg,
-    chains: Annotated[list[str] | None, typer.Option("--chains", metavar="ID", help="Chain ids or globs. (default: every recipe of the first image)")] = None,
+    chains: Annotated[list[str] | None, typer.Option("--chains", metavar="ID", help="Chain ids or globs. (default: every recipe of every image)")] = None,
     fps: FpsOpt = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side/--sequential", **Flag, help="Chains side by side, or one after another. (default: side by side)")] = True,
     lossless: Annotated[bool, typer.Option("--lossless", **Flag, help="RGB H.264 at qp 0: frame-exact, for review (few browsers play it).")] = False,
     crop: CropOpt = None,
     gif: Annotated[bool, typer.Option("--gif/--no-gif", **Flag, help="Also write a GIF for slides. (default: yes)")] = True,
-    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Which image's chains. (default: the first)")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Only this image's chains (its short name, as in chain ids). (default: every image)")] = None,
+    per_image: Annotated[bool, typer.Option("--per-image/--tiled", **Flag, help="One video per image (collapse-IMAGE.mp4), or every image tiled in one. (default: tiled)")] = False,
     output: OutOpt = None,
 ) -> None:
     """MP4 (H.264 via PyAV) and GIF of the saved generations, names and counter drawn on."""
@@ -403,8 +419,8 @@ def video(
 
     r = make_video(_path_arg(run_dir), _report_out(run_dir, output, "video"), chains=_list(chains),
                    image=image, fps=fps, side_by_side=side_by_side, lossless=lossless,
-                   crop=parse_crop(crop), gif=gif)
-    made = f"{r.mp4}" + (f", {r.gif}" if r.gif else "")
+                   crop=parse_crop(crop), gif=gif, layout="per-image" if per_image else "tiled")
+    made = ", ".join(f"{v.mp4}" + (f", {v.gif}" if v.gif else "") for v in r.videos or [r])
     out.print(f"wrote {made}: {r.frames} frames at {r.fps:.3g} fps ({r.duration_s:.1f} s), "
               f"{r.size[0]}x{r.size[1]}", highlight=False, soft_wrap=True)
     console.print(r.note, highlight=False)
@@ -632,13 +648,13 @@ def sweep_run_cmd(
 ) -> None:
     """Run every unfinished unit of a sweep, then merge; rerun the same command after a crash."""
     from ..pipeline.config import parse_set
-    from ..sweep import load_sweep, make_sweep_progress, run_sweep
+    from ..progress import sweep_progress
+    from ..sweep import load_sweep, run_sweep
     from ..sweep.view import render_result
 
     cfg = load_sweep(_path_arg(config), parse_set(set_ or []))
     result = run_sweep(cfg, executor=executor.value, address=address, retries=retries,
-                       progress=make_sweep_progress(quiet=quiet, json_lines=json_lines,
-                                                    console=console))
+                       progress=sweep_progress(not quiet, json_lines=json_lines, console=console))
     if not json_lines:
         console.print(render_result(result))
     if result.failed:
@@ -672,13 +688,16 @@ def leaderboard_cmd(
     protocol: Annotated[Path | None, typer.Option("--protocol", metavar="FILE", help="A protocol JSON, e.g. another leaderboard's protocol.json, to compare like with like.")] = None,
     executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run.")] = Executor.local,
     device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress display; failures still print.")] = False,
 ) -> None:
     """Rank upscalers by collapse under one written protocol (a resumable sweep underneath)."""
+    from ..progress import sweep_progress
     from ..report.tables import to_markdown
     from ..studies.leaderboard import load_protocol, run_leaderboard
 
     lb = run_leaderboard(_path_arg(output), models=models, quick=quick, executor=str(executor),
-                         device=device, protocol=load_protocol(protocol) if protocol else None)
+                         device=device, protocol=load_protocol(protocol) if protocol else None,
+                         progress=sweep_progress(not quiet, console=console))
     out.print(to_markdown(lb.table.attrs["display"]), highlight=False, soft_wrap=True)
     for kind, path in lb.files.items():
         out.print(f"{kind}: {path}", highlight=False, soft_wrap=True)

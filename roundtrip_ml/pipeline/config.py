@@ -230,33 +230,33 @@ def make_config(data: dict[str, Any], source: str = "config") -> ExperimentConfi
     return cfg
 
 
-def check_upscaler_spec(spec: str, where: str = "upscalers") -> None:
-    """Refuse an upscaler a run could never create, before anything is created: a kernel name,
-    a registry name or alias, an existing weights file, or ``ncnn:PATH.param`` with its .bin.
-    A typo gets a "did you mean" over kernels and registry models alike."""
+def check_upscaler_spec(spec: str, where: str = "upscalers") -> str:
+    """Refuse an upscaler a run could never create (a kernel, a registry name or alias, a
+    weights file, ``ncnn:PATH.param`` with its .bin; a typo gets a "did you mean" over both),
+    before anything is created. Returns its stored name (``Lanczos3``: ``lanczos3``)."""
     from ..imaging.kernels import ALIASES, KERNELS
     from ..upscalers.zoo import load_registry
 
     key = spec.strip().lower()
     if key in KERNELS or key in ALIASES:
-        return
+        return ALIASES.get(key, key)
     if spec.startswith("ncnn:") or key.endswith(".param"):
         param = Path(spec.removeprefix("ncnn:")).expanduser()
         for f in (param, param.with_suffix(".bin")):
             if not f.is_file():
                 raise ConfigError(f"{where}: {spec!r}", f"ncnn file {f} not found",
                                   "give ncnn:PATH.param with PATH.bin beside it")
-        return
+        return spec
     p = Path(spec).expanduser()
     if p.is_file():
-        return
+        return spec
     if p.suffix.lower() in WEIGHTS_SUFFIXES or "/" in spec or "\\" in spec:
         raise ConfigError(f"{where}: {spec!r}", "weights file not found", "check the path")
     registry = load_registry()
     names = {e.name.lower(): e.name for e in registry.values()}
     names |= {a.lower(): e.name for e in registry.values() for a in e.aliases}
     if key in names:
-        return
+        return names[key]
     import difflib
 
     known = [*KERNELS, *ALIASES, *names]
@@ -304,9 +304,8 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     codec schedules and perturbation are kept on the config (``cfg.specs()``)."""
     from ..imaging.kernels import get_kernel, is_classical
 
-    for u in cfg.upscalers:
-        check_upscaler_spec(u, f"{source}: key 'upscalers'")
-
+    # one stored name per upscaler and kernel (Lanczos3 -> lanczos3) in tables, labels and ids
+    cfg.upscalers = [check_upscaler_spec(u, f"{source}: key 'upscalers'") for u in cfg.upscalers]
     for k in cfg.downscalers:
         try:
             get_kernel(k)
@@ -314,6 +313,7 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
             raise ConfigError(
                 f"{source}: key 'downscalers'", e.problem + f" {k!r}", e.fix
             ) from None
+    cfg.downscalers = [get_kernel(k).name for k in cfg.downscalers]
     for c in cfg.codecs:  # names first, torch-free: a typo prints before torch loads
         bad = unknown_codec_kinds(c)
         if bad:

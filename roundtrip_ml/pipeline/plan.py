@@ -160,12 +160,16 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
         for r in range(cfg.replicas + 1):
             cid = base if r == 0 else f"{base}-r{r}"
             chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base))
-    if len({c.chain_id for c in chains}) != len(chains):
-        raise ConfigError(
-            "images/upscalers",
-            "two chains would share an id",
-            "remove duplicate entries from the config",
-        )
+    ids: dict[str, Chain] = {}
+    for c in chains:
+        if c.chain_id in ids:
+            a = ids[c.chain_id]
+            both = [f"{k}s {x!r} and {y!r}" for k, x, y in (
+                ("upscaler", a.upscaler, c.upscaler), ("downscaler", a.downscaler, c.downscaler),
+                ("codec", a.codec, c.codec)) if x != y] or ["the same entries"]
+            raise ConfigError(f"chain id {c.chain_id!r}", f"{both[0]} give the same id",
+                              "list each recipe once")
+        ids[c.chain_id] = c
     groups: dict[tuple[Any, ...], list[list[Chain]]] = defaultdict(list)
     by_group: dict[str, list[Chain]] = defaultdict(list)
     for c in chains:
@@ -187,17 +191,52 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
 
 
 def image_name(source: str) -> str:
-    """The short name of an input: the sample's name or the file's stem."""
-    return slug(source.removeprefix(SAMPLE_PREFIX) if source.startswith(SAMPLE_PREFIX)
-                else Path(source).stem)
+    """The short name of an input: the sample's name or the file's stem; a bare number (a
+    numbered test set's ``1.tif``) gets its folder too (``kodak-1``), since "1" alone names
+    nothing a reader can find."""
+    if source.startswith(SAMPLE_PREFIX):
+        return slug(source.removeprefix(SAMPLE_PREFIX))
+    stem = slug(Path(source).stem)
+    if stem.isdigit():
+        return _with_folders(source, stem, 1)
+    return stem
+
+
+def _with_folders(source: str, stem: str, depth: int) -> str:
+    """``stem`` prefixed by the last ``depth`` folder names of ``source`` (``a-butterfly``)."""
+    parents = Path(source).expanduser().absolute().parent.parts[1:]
+    folders = [slug(p) for p in parents[-depth:]] if depth else []
+    return "-".join([*folders, stem])
 
 
 def unique_names(sources: list[str]) -> dict[str, str]:
-    """Short names for figure labels and ids; a repeated stem gets a counter."""
-    out: dict[str, str] = {}
-    seen: dict[str, int] = defaultdict(int)
-    for s in sources:
-        stem = image_name(s)
-        seen[stem] += 1
-        out[s] = stem if seen[stem] == 1 else f"{stem}{seen[stem]}"
+    """Short, readable, unique names for figure labels and ids.
+
+    Files that share a stem get the folders that tell them apart (``a/butterfly.png`` and
+    ``b/butterfly.png`` become ``a-butterfly`` and ``b-butterfly``); no counter is ever
+    appended, so a name cannot collide with another file's. Two inputs that still share a name
+    (``a-butterfly.png`` beside ``a/butterfly.png``) are one error naming both files.
+    """
+    out = {s: image_name(s) for s in sources}
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for s, n in out.items():
+        by_name[n].append(s)
+    for group in by_name.values():
+        if len(group) < 2 or any(s.startswith(SAMPLE_PREFIX) for s in group):
+            continue
+        deepest = max(len(Path(s).expanduser().absolute().parent.parts) - 1 for s in group)
+        for depth in range(1, deepest + 1):
+            named = {s: _with_folders(s, slug(Path(s).stem), depth) for s in group}
+            if len(set(named.values())) == len(group):
+                out.update(named)
+                break
+    seen: dict[str, str] = {}
+    for s, n in out.items():
+        if n in seen:
+            raise ConfigError(
+                f"images: {seen[n]!r} and {s!r}",
+                f"both would be named {n!r} in chain ids and figures",
+                "rename or move one of the two files",
+            )
+        seen[n] = s
     return out

@@ -87,7 +87,9 @@ def metrics_at(
 def collapse_by_recipe(runs: Runs, thresholds: str = DEFAULT_THRESHOLDS) -> pd.DataFrame:
     """Collapse statistics (roundtrip_ml.analysis.summary) pooled per recipe: median first
     crossing of each threshold and how many chains crossed, mean final values, median
-    half-life, and how many chains reached a fixed point or a cycle."""
+    half-life, and how many chains reached a fixed point or a cycle. Medians of generations
+    are *lower* medians: a generation that occurred (2 chains crossing at 1 and 2 give 1, not
+    1.5)."""
     s = collapse_summary(runs, measured_thresholds(runs, thresholds))
     s = s[s["replica"] == 0]
     by = runs.recipe_columns
@@ -100,19 +102,28 @@ def collapse_by_recipe(runs: Runs, thresholds: str = DEFAULT_THRESHOLDS) -> pd.D
         for c in g.columns:
             v = pd.to_numeric(g[c], errors="coerce").astype("float64")
             if c.startswith("first_"):
-                row[f"{c}_median"] = float(v.median()) if v.notna().any() else math.nan
+                row[f"{c}_median"] = median_low(v)
                 row[f"{c}_crossed"] = int(v.notna().sum())
             elif c.startswith("final_"):
                 row[f"{c}_mean"] = float(v.mean())
             elif c.startswith("half_life_"):
-                row[f"{c}_median"] = float(v.median())
+                row[f"{c}_median"] = median_low(v)
         ev = g["event"] if "event" in g else pd.Series(dtype=object)
         row["fixed_points"] = int((ev == "fixed_point").sum())
         row["cycles"] = int((ev == "cycle").sum())
         gen = pd.to_numeric(g.get("event_generation"), errors="coerce").dropna()
-        row["event_generation_median"] = float(gen.median()) if len(gen) else math.nan
+        row["event_generation_median"] = median_low(gen)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def median_low(v: pd.Series) -> float:
+    """The lower median of the values present (NaN when none): always one of the values, so a
+    median generation is a whole generation."""
+    import statistics
+
+    vals = sorted(float(x) for x in v.dropna())
+    return float(statistics.median_low(vals)) if vals else math.nan
 
 
 def _num(v: float) -> str:
@@ -180,7 +191,7 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
                 name = c[len("first_"):-len("_median")]
                 k = r[f"first_{name}_crossed"]
                 t = parse_thresholds(name)[0]
-                rec[f"first {threshold_label(t.metric, t.op, t.value)}"] = (
+                rec[f"first {threshold_label(t.metric, t.op, t.value)}: median gen (crossed)"] = (
                     f"{_gen(r[c])} ({k}/{r['chains']})" if k else f"never (0/{r['chains']})")
         for m in finals:
             fmt = _db if label(m).unit == "dB" else _num
@@ -191,7 +202,7 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
         if r["cycles"]:
             ev.append(f"cycle {r['cycles']}/{r['chains']}")
         if ev:
-            ev.append(f"median gen {_gen(r['event_generation_median'])}")
+            ev.append(f"from gen {_gen(r['event_generation_median'])} (median)")
         rec["events"] = ", ".join(ev) or "none"
         recs.append(rec)
     return pd.DataFrame(recs)
@@ -281,8 +292,9 @@ def write_tables(
         "collapse.tex": to_latex(collapse_display(collapse, runs),
                                  f"Collapse statistics per recipe (thresholds "
                                  f"{measured_thresholds(runs, thresholds) or 'none measured'}; "
-                                 "first: median generation of chains that crossed; every "
-                                 "statistic: collapse.csv).",
+                                 "first: lower median of the generation at which the chains that "
+                                 "crossed first did, with crossed/total chains; every statistic: "
+                                 "collapse.csv).",
                                  "tab:roundtrip-collapse"),
     }
     paths = {}
