@@ -34,6 +34,7 @@ def display_table(table: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     """One row per model: rank, group letters, the paired difference to the reference with its
     interval (or why there is none), wins/ties/losses, dz, the other criteria's differences."""
     rows = []
+    with_ci = " [95% CI]" if table["ci_low"].notna().any() else ""
     for _, r in table.iterrows():
         crit = str(r["criterion"])
         dg = _DIGITS[crit]
@@ -49,7 +50,7 @@ def display_table(table: pd.DataFrame, p: Protocol) -> pd.DataFrame:
             "scale": f"x{r['scale']}", "codec": r["codec"], "rank": r["rank"],
             "group": r["group"] or "-", "upscaler": r["upscaler"], "n": r["n"],
             f"{_SHORT[crit]}": _num(r["model_mean"], dg, sign=False),
-            f"Δ{_SHORT[crit]} vs {p.reference} [95% CI]": diff,
+            f"Δ{_SHORT[crit]} vs {p.reference}{with_ci}": diff,
             "W/T/L": "-" if is_ref else f"{r['wins']}/{r['ties']}/{r['losses']}",
             "dz": _num(r["dz"], 2)}
         for k in CRITERIA:
