@@ -71,8 +71,14 @@ def _run(output: Path, *, images: list[str] | None = None, models: str | None = 
          protocol: str | None = None, quick: bool = False, rank_by: str = "psnr",
          ci: str = "t", executor: str = "local", device: str = "auto", quiet: bool = False
          ) -> None:
-    from ..studies.leaderboard import CPU, QUICK, QUICK_MODELS, load_protocol, run_board, \
-        select_models
+    from ..studies.leaderboard import (
+        CPU,
+        QUICK,
+        QUICK_MODELS,
+        load_protocol,
+        run_board,
+        select_models,
+    )
     from ..studies.leaderboard.board import expand_photos, read_board
     from ..studies.leaderboard.protocol import Photo
 

@@ -14,39 +14,22 @@ from __future__ import annotations
 
 import fnmatch
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ...core.errors import ConfigError, MeasurementError, RoundtripError, RunStoreError
+from .layout import FILES, KEY, RUNS, Leaderboard
 from .protocol import ModelRef, Protocol, load_protocol, pin_photos, resolve_photo
 from .table import PER_PHOTO_COLUMNS, rank
+from .view import write_tables
 
 __all__ = ["FILES", "Leaderboard", "add_model", "merge_boards", "model_ref", "read_board",
            "run_board", "select_models"]
 
-FILES = {"protocol": "protocol.json", "per_photo": "per_photo.parquet",
-         "per_photo_csv": "per_photo.csv", "table": "leaderboard.csv",
-         "markdown": "leaderboard.md"}
-RUNS = "runs"
-KEY = ["upscaler", "scale", "codec", "photo", "metric", "generation"]
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 _AGREE_DB = 1e-4  # merge: one chain measured in two boards must agree to this (abs)
-
-
-@dataclass
-class Leaderboard:
-    """The ranked table, the per-photo table it comes from, and the files written."""
-
-    table: pd.DataFrame
-    protocol: Protocol
-    output: Path
-    per_photo: pd.DataFrame = field(default_factory=pd.DataFrame)
-    files: dict[str, Path] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)  # models measured by this call
 
 
 # ---- models ----------------------------------------------------------------------------------
@@ -394,25 +377,3 @@ def merge_boards(dirs: list[str | Path], output: str | Path, *, rank_by: str = "
     p = p0.with_models(list(models.values()))
     _commit(out, p, merged)
     return write_tables(out, p, merged, rank_by=rank_by, ci=ci, figures=figures)
-
-
-# ---- writing the tables and figures ----------------------------------------------------------
-
-def write_tables(out: Path, p: Protocol, per_photo: pd.DataFrame, *, rank_by: str = "psnr",
-                 ci: str = "t", figures: bool = True) -> Leaderboard:
-    """leaderboard.csv/.md and the figures, from the per-photo table alone."""
-    from ...core.files import atomic_write_bytes
-    from .view import display_table, markdown, notes
-
-    table = rank(per_photo, p, rank_by, ci)
-    atomic_write_bytes(out / FILES["table"], table.to_csv(index=False).encode())
-    lb = Leaderboard(table, p, out, per_photo, {k: out / v for k, v in FILES.items()},
-                     notes(table, p))
-    shown = display_table(table, p)
-    atomic_write_bytes(out / FILES["markdown"], markdown(shown, lb).encode())
-    table.attrs["display"] = shown
-    if figures and len(table):
-        from .view import write_figures
-
-        lb.files.update(write_figures(lb))
-    return lb

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from ...analysis.paired import MIN_N
+from .layout import FILES, Leaderboard
 from .protocol import Protocol
-from .table import ALPHA, CRITERIA, curves
-
-if TYPE_CHECKING:
-    from .board import Leaderboard
+from .table import ALPHA, CRITERIA, curves, rank
 
 _SHORT = {"psnr": "PSNR", "ssim": "SSIM", "ssimulacra2": "SSIMULACRA2", "colour": "dE00",
           "divergence": "replica PSNR", "collapse": "collapse gen"}
@@ -100,10 +98,9 @@ def markdown(shown: pd.DataFrame, lb: Leaderboard) -> str:
 
 def write_figures(lb: Leaderboard) -> dict[str, Path]:
     """Forest plot, trade-off scatter and paired-difference curves (report/leaderboard.py),
-    as PNG and PDF beside the tables."""
+    as PNG beside the tables (a PDF doubles the time: `roundtrip_ml.report.save_figure`)."""
     from ...report.leaderboard import curves_figure, forest_figure, tradeoff_figure
     from ...report.plots import save_figure
-    from .table import rank
 
     p, out = lb.protocol, lb.output
     c = CRITERIA[str(lb.table["criterion"].iloc[0])]
@@ -120,4 +117,23 @@ def write_figures(lb: Leaderboard) -> dict[str, Path]:
                       on=["upscaler", "scale", "codec"])
     figs["tradeoff"] = tradeoff_figure(both, reference=p.reference, generations=p.generations,
                                        title=title)
-    return {k: save_figure(f, out, k, formats=("png", "pdf"))[0] for k, f in figs.items()}
+    return {k: save_figure(f, out, k, formats=("png",))[0] for k, f in figs.items()}
+
+
+# ---- writing the tables and figures ----------------------------------------------------------
+
+def write_tables(out: Path, p: Protocol, per_photo: pd.DataFrame, *, rank_by: str = "psnr",
+                 ci: str = "t", figures: bool = True) -> Leaderboard:
+    """leaderboard.csv/.md and the figures, from the per-photo table alone."""
+    from ...core.files import atomic_write_bytes
+
+    table = rank(per_photo, p, rank_by, ci)
+    atomic_write_bytes(out / FILES["table"], table.to_csv(index=False).encode())
+    lb = Leaderboard(table, p, out, per_photo, {k: out / v for k, v in FILES.items()},
+                     notes(table, p))
+    shown = display_table(table, p)
+    atomic_write_bytes(out / FILES["markdown"], markdown(shown, lb).encode())
+    table.attrs["display"] = shown
+    if figures and len(table):
+        lb.files.update(write_figures(lb))
+    return lb
