@@ -301,3 +301,32 @@ def test_model_selection() -> None:
     assert all(len(m.sha256) == 64 for m in default)
     with pytest.raises(ConfigError, match="matches no model"):
         select_models("nothing-like-this-*")
+
+
+def test_images_take_folders_globs_and_samples_and_pin_their_hashes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from roundtrip_ml.studies.leaderboard.board import expand_photos
+    from roundtrip_ml.studies.leaderboard.protocol import pin_photos
+
+    for sub, name in (("a", "one.png"), ("a", "two.jpg"), ("b", "three.png"), ("c", "one.png")):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        Image.new("RGB", (40, 40), (len(name) * 20, 0, 0)).save(tmp_path / sub / name)
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    got = expand_photos([str(tmp_path / "a"), str(tmp_path / "b" / "*.png"), "skimage:coffee"])
+    assert [Path(g).name for g in got[:3]] == ["one.png", "two.jpg", "three.png"]
+    assert got[3] == "skimage:coffee"
+    p = pin_photos(replace(tiny(), photos=tuple(Photo(s, "") for s in got)))
+    assert [ph.name for ph in p.photos] == ["one", "two", "three", "coffee"]
+    assert p.photos[0].sha256 == hashlib.sha256((tmp_path / "a" / "one.png").read_bytes()
+                                                 ).hexdigest()
+    with pytest.raises(ConfigError, match="two photos named 'one'"):
+        pin_photos(replace(tiny(), photos=(Photo(str(tmp_path / "a" / "one.png"), ""),
+                                           Photo(str(tmp_path / "c" / "one.png"), ""))))
+    changed = replace(p, photos=(replace(p.photos[0], sha256="0" * 64),))
+    with pytest.raises(ConfigError, match="the protocol pins"):
+        pin_photos(changed)
+    with pytest.raises(ConfigError, match="smaller than the 48 px crop"):
+        from roundtrip_ml.studies.leaderboard.board import _check_sizes
+
+        _check_sizes(replace(p, crop=48))

@@ -69,7 +69,8 @@ def forest_figure(table: pd.DataFrame, *, reference: str, xlabel: str, title: st
                 ax.plot(r["paired_diff"], yi, "D" if r["upscaler"] == reference else "o",
                         color=col, ms=3.5)
             ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
-            ax.set_yticks(y, [f"{u}" for u in g["upscaler"]], fontsize=6)
+            ax.set_yticks(y, [f"{u} (reference)" if u == reference else str(u)
+                              for u in g["upscaler"]], fontsize=6)
             ax.set_ylim(-0.7, len(g) - 0.3)
             right = ax.twinx()
             right.set_ylim(ax.get_ylim())
@@ -202,6 +203,9 @@ def curves_figure(cv: pd.DataFrame, *, reference: str, title: str = "", ncols: i
             ax.tick_params(labelsize=5)
         for ax in axes[len(keys):]:
             ax.set_visible(False)
+        from matplotlib.ticker import MaxNLocator
+
+        axes[0].xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         fig.supxlabel("generation", fontsize=7)
         fig.supylabel(f"PSNR - {reference} (dB)", fontsize=7)
         fig.suptitle((title + "\n" if title else "") + "paired PSNR difference to "
