@@ -71,7 +71,7 @@ def forest_figure(table: pd.DataFrame, *, reference: str, xlabel: str, title: st
             ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
             ax.set_yticks(y, [f"{u} (reference)" if u == reference else str(u)
                               for u in g["upscaler"]], fontsize=6)
-            ax.set_ylim(-0.7, len(g) - 0.3)
+            ax.set_ylim(len(g) - rows - 0.3, len(g) - 0.3)  # one row spacing in every panel
             right = ax.twinx()
             right.set_ylim(ax.get_ylim())
             right.set_yticks(y, [str(v) if v else "" for v in g["group"].fillna("")],
@@ -187,7 +187,7 @@ def curves_figure(cv: pd.DataFrame, *, reference: str, title: str = "", ncols: i
     nrows = math.ceil(n / ncols)
     colours = _colours(list(cv["upscaler"]))
     with style_context("paper"):
-        fig = Figure(figsize=(1.25 * ncols + 0.5, 1.0 * nrows + 0.8), layout="constrained")
+        fig = Figure(figsize=(1.6 * ncols + 0.5, 1.0 * nrows + 0.8), layout="constrained")
         axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
         for ax, (scale, codec, up) in zip(axes, keys, strict=False):
             g = cv[(cv["upscaler"] == up) & (cv["scale"] == scale) & (cv["codec"] == codec)]
@@ -198,11 +198,15 @@ def curves_figure(cv: pd.DataFrame, *, reference: str, title: str = "", ncols: i
                                 alpha=0.25, lw=0)
             ax.plot(g["generation"], g["paired_diff"], color=col, lw=1)
             ax.axhline(0, color="0.4", lw=0.5, ls="--")
-            ax.set_title(f"{up} x{scale}" + ("" if codec == "png" else f" {codec}"),
-                         fontsize=5)
+            named = f"x{scale}" in str(up)  # most names carry their scale already
+            ax.set_title(f"{up}" + ("" if named else f" x{scale}")
+                         + ("" if codec == "png" else f" {codec}"), fontsize=5)
             ax.tick_params(labelsize=5)
-        for ax in axes[len(keys):]:
-            ax.set_visible(False)
+        for i, ax in enumerate(axes):
+            if i >= len(keys):
+                ax.set_visible(False)
+            elif i + ncols >= len(keys):  # nothing drawn below: it shows the generations
+                ax.xaxis.set_tick_params(labelbottom=True)
         from matplotlib.ticker import MaxNLocator
 
         axes[0].xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))

@@ -212,7 +212,7 @@ def _rows(p: Protocol, m: ModelRef, root: Path) -> pd.DataFrame:
                         "metric": rows["metric"].astype(str),
                         "generation": rows["generation"].astype(int),
                         "value": rows["value"].astype(float)})
-    expect = len(p.photos) * len(p.codecs) * p.generations * (4 + (p.replicas > 0))
+    expect = len(p.photos) * len(p.codecs) * p.generations * (len(p.metrics) + (p.replicas > 0))
     if out["photo"].isna().any() or len(out.drop_duplicates(KEY)) != expect:
         raise MeasurementError(m.name, f"has {len(out)} of {expect} measurements",
                                f"see the runs under {root}")
@@ -232,7 +232,8 @@ def _run_entry(p: Protocol, m: ModelRef, out: Path, *, executor: str, address: s
     if res.failed:
         first = next(iter(res.failed.values()))
         raise MeasurementError(f"{m.name} x{m.scale}", f"{len(res.failed)} chain(s) failed: "
-                               f"{first}", "fix the model and rerun the same command")
+                               f"{first}", None if "(fix:" in first else "fix the model and "
+                               "rerun the same command")
     return _rows(p, m, root)
 
 
@@ -296,7 +297,7 @@ def run_board(output: str | Path, protocol: Protocol, models: list[ModelRef] | N
     if len(per_photo):
         rank(per_photo, p, rank_by, ci)  # a bad --rank-by or --ci is refused before any run
     added: list[str] = []
-    errors: list[str] = []
+    errors: list[RoundtripError] = []
     for m in _entries(p, per_photo, list(p.models)):
         try:
             rows = _run_entry(p, m, out, executor=executor, address=address, device=device,
@@ -304,7 +305,7 @@ def run_board(output: str | Path, protocol: Protocol, models: list[ModelRef] | N
         except RoundtripError as e:
             if m.name in p.baselines:
                 raise
-            errors.append(str(e))
+            errors.append(e)
             p = p.with_models([x for x in p.models if x.name != m.name])
             continue
         per_photo = _append(per_photo, rows)
@@ -316,8 +317,12 @@ def run_board(output: str | Path, protocol: Protocol, models: list[ModelRef] | N
     lb = write_tables(out, p, per_photo, rank_by=rank_by, ci=ci, figures=figures)
     lb.added = added
     if errors:
-        raise MeasurementError(str(out), f"{len(errors)} model(s) left off the board: "
-                               f"{errors[0]}", "the others are written; fix it and rerun")
+        names = ", ".join(e.what for e in errors)
+        e0 = errors[0]
+        raise MeasurementError(str(out), f"left off the board: {names} ({e0.problem}"
+                               f"{f'; fix: {e0.fix}' if e0.fix else ''})",
+                               "the other models are written; rerun the same command once "
+                               "it is fixed")
     return lb
 
 

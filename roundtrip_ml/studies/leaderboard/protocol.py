@@ -264,6 +264,9 @@ def check(p: Protocol, where: str = "protocol") -> None:
     if p.backend not in BACKENDS:
         raise ConfigError(f"{where}: backend", f"{p.backend!r} is not one of "
                           f"{', '.join(BACKENDS)}", "use torch")
+    if "psnr" not in p.metrics or set(p.metrics) - set(METRICS):
+        raise ConfigError(f"{where}: metrics", f"must include psnr and be among "
+                          f"{', '.join(METRICS)}", "the criteria are defined on these")
     if not p.baselines:
         raise _fail(f"{where}: baselines", "is empty (the first one is the reference)")
     names = [m.name for m in p.models]

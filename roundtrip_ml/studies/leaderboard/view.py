@@ -89,7 +89,7 @@ def markdown(shown: pd.DataFrame, lb: Leaderboard) -> str:
     head = (f"# Collapse leaderboard: protocol {p.name!r} (v{p.version}, hash {p.hash()[:12]})\n\n"
             f"{len(p.photos)} photos, {p.crop or 'native'} px, {p.generations} generations, "
             f"{', '.join(p.codecs)}; {len(p.models)} models plus {', '.join(p.baselines)}.\n\n"
-            + "".join(f"> {s}\n>\n" for s in lb.notes) + "\n")
+            + "\n>\n".join(f"> {s}" for s in lb.notes) + "\n\n")
     parts = [head]
     for (scale, codec), g in shown.groupby(["scale", "codec"], sort=False):
         parts.append(f"## {scale}, {codec}\n\n{to_markdown(g.drop(columns=['scale', 'codec']))}\n")
