@@ -28,44 +28,49 @@ def main() -> None:
 
     import torch
 
-    from roundtrip_ml.studies.leaderboard import load_protocol, select_models
+    from roundtrip_ml.studies.leaderboard import QUICK_MODELS, load_protocol, select_models
     from roundtrip_ml.studies.leaderboard.board import _sweep
-    from roundtrip_ml.studies.leaderboard.protocol import ModelRef, pin_photos
+    from roundtrip_ml.studies.leaderboard.protocol import ModelRef, Protocol, pin_photos
     from roundtrip_ml.sweep import parse_sweep
     from roundtrip_ml.sweep.grid import make_sweep_plan
     from roundtrip_ml.sweep.probe import estimate_work, probe
 
     torch.set_num_threads(1)
-    p = pin_photos(load_protocol(args.protocol))
-    models = (select_models(args.models, p.x1_scale) if args.models
-              else list(p.models) or select_models(None, p.x1_scale))
-    scales = sorted({m.scale for m in models})
-    entries = [ModelRef(b, b, s, "") for s in scales for b in p.baselines] + models
-    seconds: dict[tuple[str, int], float] = {}
     t0 = time.perf_counter()
-    for m in entries:
-        cfg = parse_sweep(_sweep(p, m, Path("/tmp/unused-estimate"), args.device), "estimate")
-        plan = make_sweep_plan(cfg)
-        est = estimate_work(plan)
-        probe(plan, est, crop=min(args.probe_crop, p.crop or args.probe_crop))
-        e = next(iter(est.values()))
-        if e.seconds is None:
-            print(f"{m.name} x{m.scale}: probe failed: {e.probe_error}")
-            continue
-        seconds[(m.name, m.scale)] = e.seconds
-        print(f"{m.name:36s} x{m.scale}  {e.seconds:8.1f} s (probe)", flush=True)
+
+    def probed(p: Protocol, models: list[ModelRef], show: bool) -> float:
+        """Seconds the probe predicts for every entry of ``p`` with ``models``."""
+        scales = sorted({m.scale for m in models})
+        total = 0.0
+        for m in [ModelRef(b, b, s, "") for s in scales for b in p.baselines] + models:
+            cfg = parse_sweep(_sweep(p, m, Path("/tmp/unused-estimate"), args.device), "estimate")
+            plan = make_sweep_plan(cfg)
+            est = estimate_work(plan)
+            probe(plan, est, crop=min(args.probe_crop, p.crop or args.probe_crop))
+            e = next(iter(est.values()))
+            if e.seconds is None:
+                print(f"{m.name} x{m.scale}: probe failed: {e.probe_error}")
+                continue
+            total += e.seconds
+            if show:
+                print(f"{m.name:36s} x{m.scale}  {e.seconds:8.1f} s (probe)", flush=True)
+        return total
+
+    p = pin_photos(load_protocol(args.protocol))
+    default = (",".join(QUICK_MODELS) if p.name == "quick" else None)
+    models = (select_models(args.models or default, p.x1_scale) if args.models or default
+              or not p.models else list(p.models))
+    total = probed(p, models, show=True)
     factor = 1.0
     if args.calibrate and args.calibrate_seconds:
         cal = load_protocol(args.calibrate / "protocol.json")
-        names = {m.name for m in cal.models} | set(cal.baselines)
-        probed = sum(s for (n, _), s in seconds.items() if n in names)
-        factor = args.calibrate_seconds / probed if probed else 1.0
+        predicted = probed(cal, list(cal.models), show=False)
+        factor = args.calibrate_seconds / predicted
         print(f"calibration: {args.calibrate} took {args.calibrate_seconds:.0f} s, the probe "
-              f"says {probed:.0f} s for its entries: x{factor:.2f}")
-    total = sum(seconds.values()) * factor
-    print(f"{len(entries)} entries ({len(models)} models), protocol {p.name}: about "
-          f"{total / 3600:.2f} h ({total:.0f} s) on {args.device}; probing took "
-          f"{time.perf_counter() - t0:.0f} s")
+              f"predicts {predicted:.0f} s for it: x{factor:.2f}")
+    print(f"{len(models)} models + baselines, protocol {p.name}: about "
+          f"{total * factor / 3600:.2f} h ({total * factor:.0f} s) on {args.device}; probing "
+          f"took {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
