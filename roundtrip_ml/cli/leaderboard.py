@@ -53,6 +53,10 @@ def _progress(quiet: bool) -> Any:
     return make_sweep_progress(quiet=quiet, json_lines=False, console=console)
 
 
+def _announce(quiet: bool) -> Any:
+    return None if quiet else lambda line: console.print(line, highlight=False)
+
+
 def _show(lb: Any) -> None:
     from ..report.tables import to_markdown
 
@@ -111,7 +115,7 @@ def _run(output: Path, *, images: list[str] | None = None, models: str | None = 
         chosen = select_models(",".join(QUICK_MODELS) if p.name == "quick" else None,
                                p.x1_scale)
     lb = run_board(output.expanduser(), p, chosen, rank_by=rank_by, ci=ci, executor=executor,
-                   device=device, progress=_progress(quiet))
+                   device=device, progress=_progress(quiet), announce=_announce(quiet))
     _show(lb)
 
 
@@ -172,7 +176,8 @@ def add_cmd(
     from ..studies.leaderboard import add_model
 
     _show(add_model(output.expanduser(), model, rank_by=str(rank_by), ci=str(ci),
-                    executor=str(executor), device=device, progress=_progress(quiet)))
+                    executor=str(executor), device=device, progress=_progress(quiet),
+                    announce=_announce(quiet)))
 
 
 @leaderboard_app.command("merge")

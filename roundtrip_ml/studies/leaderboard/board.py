@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -286,11 +287,13 @@ def _prepare(output: Path, protocol: Protocol, models: list[ModelRef]
 def run_board(output: str | Path, protocol: Protocol, models: list[ModelRef] | None = None, *,
               rank_by: str = "psnr", ci: str = "t", executor: str = "local",
               address: str | None = None, device: str = "auto", progress: Any = None,
-              figures: bool = True) -> Leaderboard:
+              announce: Callable[[str], None] | None = None, figures: bool = True
+              ) -> Leaderboard:
     """Run (or resume, or extend) the board in ``output`` under ``protocol``: every model in
     ``models`` (default: the protocol's own list) plus the baselines; already measured ones
     are not rerun. Failed models are left off the board and reported as one error after the
-    others are written."""
+    others are written. ``progress`` goes to each entry's sweep (as in ``run_sweep``);
+    ``announce`` gets one line per entry before it runs."""
     out = Path(output).expanduser()
     wanted = list(protocol.models) if models is None else models
     p, per_photo = _prepare(out, protocol, wanted)
@@ -298,7 +301,10 @@ def run_board(output: str | Path, protocol: Protocol, models: list[ModelRef] | N
         rank(per_photo, p, rank_by, ci)  # a bad --rank-by or --ci is refused before any run
     added: list[str] = []
     errors: list[RoundtripError] = []
-    for m in _entries(p, per_photo, list(p.models)):
+    todo = _entries(p, per_photo, list(p.models))
+    for i, m in enumerate(todo, 1):
+        if announce:
+            announce(f"[{i}/{len(todo)}] {m.name} x{m.scale}")
         try:
             rows = _run_entry(p, m, out, executor=executor, address=address, device=device,
                               progress=progress)
