@@ -330,3 +330,15 @@ def test_images_take_folders_globs_and_samples_and_pin_their_hashes(tmp_path: Pa
         from roundtrip_ml.studies.leaderboard.board import _check_sizes
 
         _check_sizes(replace(p, crop=48))
+
+
+def test_corrupt_board_tables_are_one_line_naming_the_file(whole: Path, tmp_path: Path) -> None:
+    board = tmp_path / "b"
+    shutil.copytree(whole, board)
+    (board / "per_photo.parquet").write_bytes(b"PAR1 garbage")
+    r = CliRunner().invoke(app, ["leaderboard", "table", str(board)])
+    assert r.exit_code == 2 and "per_photo.parquet" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    r = CliRunner().invoke(app, ["leaderboard", "merge", str(board), str(whole), "-o",
+                                 str(tmp_path / "m")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
