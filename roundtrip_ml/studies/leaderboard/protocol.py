@@ -159,8 +159,9 @@ QUICK_MODELS = ("realcugan-se-x2", "waifu2x-upconv-photo-x2", "span-x2-ch48", "s
 CPU = Protocol("cpu", _photos("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
                               "retina", "immunohistochemistry", "motorcycle", "camera", "coins",
                               "brick", "grass"), crop=96, generations=8)
-#: the published experiment: ~2000 px photos (2000 -> 500 -> 2000 at x4), 200 generations,
-#: PNG and JPEG 90 handoffs; for a GPU
+#: the published experiment's chain (200 generations, PNG and JPEG 90 handoffs, x4 from
+#: ~2000 px); the offline photos are 300-1411 px, so they run at native size (max_side 2000)
+#: until a 2K photo set can be named; for a GPU
 SEED = Protocol("seed", _photos("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
                                 "retina", "immunohistochemistry", "motorcycle"),
                 crop=None, max_side=2000, generations=200, codecs=("png", "jpeg:90"))
