@@ -677,30 +677,7 @@ def sweep_merge_cmd(
               highlight=False)
 
 
-# ---- leaderboard: one protocol over many upscalers (roundtrip_ml.studies.leaderboard) -----------------
-
-
-@app.command("leaderboard")
-def leaderboard_cmd(
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Leaderboard directory (resumable: rerun the same command after a crash).")],
-    models: Annotated[str | None, typer.Option("--models", metavar="NAMES", help="Comma list of names or glob patterns. (default: every offline model; Lanczos-3 and bicubic always)")] = None,
-    quick: Annotated[bool, typer.Option("--quick", **Flag, help="2 photos, 96 px, 3 generations: minutes on a CPU.")] = False,
-    protocol: Annotated[Path | None, typer.Option("--protocol", metavar="FILE", help="A protocol JSON, e.g. another leaderboard's protocol.json, to compare like with like.")] = None,
-    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run.")] = Executor.local,
-    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")] = "auto",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress display; failures still print.")] = False,
-) -> None:
-    """Rank upscalers by collapse under one written protocol (a resumable sweep underneath)."""
-    from ..progress import sweep_progress
-    from ..report.tables import to_markdown
-    from ..studies.leaderboard import load_protocol, run_leaderboard
-
-    lb = run_leaderboard(_path_arg(output), models=models, quick=quick, executor=str(executor),
-                         device=device, protocol=load_protocol(protocol) if protocol else None,
-                         progress=sweep_progress(not quiet, console=console))
-    out.print(to_markdown(lb.table.attrs["display"]), highlight=False, soft_wrap=True)
-    for kind, path in lb.files.items():
-        out.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
+# ---- leaderboard: cli/leaderboard.py (registered in cli/__init__.py: it imports this module) ----
 
 
 for _typer in (app, models_app, sweep_app):  # every command: no <bool> after --help
