@@ -137,6 +137,16 @@ def _ints(values: list[str] | None, flag: str) -> list[int] | None:
                           f"e.g. {flag} 1,10,50") from None
 
 
+def _floats(values: list[str] | None, flag: str) -> list[float] | None:
+    """Numbers from the command line: config validation takes numbers strictly, not text."""
+    items = _list(values)
+    try:
+        return [float(v) for v in items] if items else None
+    except ValueError:
+        raise ConfigError(f"{flag} {','.join(items or [])}", "not numbers",
+                          f"e.g. {flag} 2,4") from None
+
+
 # ---- run / demo / info: the engine (roundtrip_ml.pipeline.experiment, .config, .demo, .info) ----------
 # (commands are registered below by the modules' owners; keep each one a few lines)
 
@@ -192,7 +202,7 @@ def run(
     crop = _ints([center_crop] if center_crop else None, "--center-crop")
     flags: dict[str, Any] = {
         "images": image or None, "upscalers": _list(upscaler), "downscalers": _list(downscaler),
-        "scales": _list(scale), "codecs": _list(codec), "generations": generations,
+        "scales": _floats(scale, "--scale"), "codecs": _list(codec), "generations": generations,
         "frame_stride": frame_stride, "metric_stride": metric_stride,
         "checkpoint_stride": checkpoint_stride, "metrics": _list(metrics),
         "center_crop": crop[0] if crop and len(crop) == 1 else crop, "max_side": max_side,

@@ -32,6 +32,7 @@ NonNegInt = Annotated[int, Field(ge=0, strict=True)]
 Count = Annotated[int, Field(ge=1, le=100_000, strict=True)]  # generations and strides
 Side = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
 Offset = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+Number = Annotated[float, Field(strict=True)]  # an int is a number; "4" (text) is not
 LIST_KEYS = ("images", "upscalers", "downscalers", "scales", "codecs", "metrics")
 _WHY = {
     "generations": "100000 generations already take weeks for one ML chain and write ~10^6 "
@@ -60,8 +61,8 @@ class ExperimentConfig(BaseModel):
     images: list[str] = Field(min_length=1, description="paths, globs, or skimage:NAME samples")
     upscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     downscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
-    scales: list[Annotated[float, Field(ge=1.0, le=16.0)]] = Field(  # 1: codec-only chain
-        default_factory=lambda: [4.0], min_length=1
+    scales: list[Annotated[float, Field(ge=1.0, le=16.0, strict=True)]] = Field(
+        default_factory=lambda: [4.0], min_length=1  # 1: a codec-only chain
     )
     codecs: list[str] = Field(default_factory=lambda: ["png"], min_length=1)
     generations: Count = 50
@@ -86,7 +87,7 @@ class ExperimentConfig(BaseModel):
     compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
     jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
     alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    background: tuple[Number, Number, Number] = (1.0, 1.0, 1.0)
     center_crop: tuple[Side, Side] | None = None  # (h, w) crop of each input
     max_side: Side | None = None  # shrink inputs (Pillow Lanczos) to fit first
     max_pixels: Annotated[int, Field(ge=1, le=10**10, strict=True)] = 400_000_000
@@ -189,7 +190,7 @@ def _format_error(e: ValidationError, source: str) -> ConfigError:
         fix = f"did you mean {close[0]!r}?" if close else f"use one of: {allowed}"
         return ConfigError(what, "is not a config key", fix)
     got = err.get("input")
-    shown = "" if err["type"] == "missing" else f", got {json.dumps(got, default=str)[:60]}"
+    shown = "" if err["type"] == "missing" else f", got {_show(got)}"
     ctx = err.get("ctx") or {}
     if err["type"] in _BOUNDS:
         bound = next(iter(ctx.values()))
@@ -214,6 +215,40 @@ def _format_error(e: ValidationError, source: str) -> ConfigError:
     if words:
         return ConfigError(what, words + shown)
     return ConfigError(what, err["msg"][:1].lower() + err["msg"][1:] + shown)
+
+
+def _show(v: Any, limit: int = 60) -> str:
+    """A refused value as short JSON-like text, built within ``limit`` characters (a YAML alias
+    bomb is never expanded to be printed)."""
+    out: list[str] = []
+    size = 0
+
+    def put(text: str) -> bool:
+        nonlocal size
+        out.append(text)
+        size += len(text)
+        return size <= limit
+
+    def walk(x: Any) -> bool:
+        if isinstance(x, dict):
+            x = list(x.items())
+            opening, closing = "{", "}"
+        elif isinstance(x, list | tuple):
+            opening, closing = "[", "]"
+        elif isinstance(x, str | int | float | bool) or x is None:
+            return put(json.dumps(x)[: limit + 1])
+        else:
+            return put(str(x)[: limit + 1])
+        if not put(opening):
+            return False
+        for i, item in enumerate(x):
+            if (i and not put(", ")) or not (walk(item[0]) and put(": ") and walk(item[1])
+                                             if opening == "{" else walk(item)):
+                return False
+        return put(closing)
+
+    walk(v)
+    return "".join(out)[:limit]
 
 
 _EXAMPLES = {"metric_crop": "metric_crop = [x, y, w, h]", "center_crop": "center_crop = [h, w]",
@@ -337,23 +372,42 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
                           "use replicas = 1 or lsb/noise/shift")
 
 
+MAX_CONFIG_VALUES = 1_000_000  # YAML aliases can make a few-line file expand to billions
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or YAML file into a dict; errors name the file and the line when known."""
+    """Read a TOML or YAML file into a dict; every error is one line naming the file (and the
+    line and column when the parser knows them)."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(str(p), "config file not found", "check the path")
-    text = p.read_text()
+    if not p.is_file():
+        raise ConfigError(str(p), "config file not found" if not p.exists() else
+                          "is not a file", "check the path")
+    suffix = p.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(str(p), "unknown config format", "use a .toml or .yaml file")
     try:
-        if p.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        elif p.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(str(p), "unknown config format", "use a .toml or .yaml file")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(str(p), f"cannot parse ({e})", "fix the syntax") from None
+        text = p.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(str(p), f"cannot read ({e.strerror or e})", "check the file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(p), f"is not UTF-8 text (byte {e.start})",
+                          "save it as UTF-8 text") from None
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(p), f"cannot parse TOML ({e})", "fix the syntax") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(str(p), f"cannot parse YAML ({_yaml_error(e)})",
+                          "fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(str(p), "cannot parse (nested too deeply)", "fix the syntax") from None
+    if data is None and suffix != ".toml":
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(str(p), "top level must be a table/mapping", "see the README example")
+    if _count_values(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(str(p), f"expands to more than {MAX_CONFIG_VALUES} values (YAML "
+                          "aliases?)", "write the lists out; a config holds a few hundred values")
     # relative image paths are relative to the config file
     base = p.parent
     images = as_list(data.get("images", []))
@@ -364,6 +418,29 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             for s in images
         ]
     return data
+
+
+def _yaml_error(e: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one clause: where (1-based) and what."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+    return where + str(problem) + (f", {context}" if context else "")
+
+
+def _count_values(data: Any, limit: int) -> int:
+    """How many values ``data`` holds with shared references counted each time, stopping
+    past ``limit`` (what validation would walk)."""
+    n, stack = 0, [data]
+    while stack and n <= limit:
+        x = stack.pop()
+        n += 1
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return n
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
