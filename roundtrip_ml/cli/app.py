@@ -229,7 +229,9 @@ def _print_result(result: Any, quiet: bool) -> None:
         console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
                       f"-> [bold]{result.run_dir}[/]")
     for what, err in {**result.image_errors, **result.failed}.items():
-        console.print(f"[red]failed[/] {escape(what)}: {escape(err)}", highlight=False)
+        # an input's error already starts with its path: name it once; never wrap mid-word
+        line = err if err.startswith(f"{what}: ") else f"{what}: {err}"
+        console.print(f"[red]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -660,12 +662,11 @@ def sweep_merge_cmd(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="A sweep directory.")],
 ) -> None:
     """(Re)build DIR/merged/ from the finished units: one Parquet dataset plus manifests."""
-    import pandas as pd
-
+    from ..core.files import read_parquet
     from ..sweep import merge_sweep, read_merged
 
     merged = merge_sweep(_path_arg(directory))
-    cells = pd.read_parquet(merged / "cells.parquet")
+    cells = read_parquet(merged / "cells.parquet", fix="rerun `roundtrip sweep merge DIR`")
     counts = ", ".join(f"{n} {s}" for s, n in cells["status"].value_counts().items())
     out.print(f"{len(read_merged(_path_arg(directory)))} metric rows, cells: {counts} -> {merged}",
               highlight=False)

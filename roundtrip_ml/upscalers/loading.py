@@ -98,9 +98,11 @@ def _parse_weights(path: Path, data: bytes) -> dict[str, Tensor]:
         try:
             raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            raise WeightsError(str(path), "refused: loading it needs full pickle, which can run "
-                               "arbitrary code (" + str(e).splitlines()[0][:200] + ")",
-                               "only load files you trust, converted to .safetensors") from e
+            raise WeightsError(str(path), "refused: it holds more than tensors"
+                               f"{_pickle_global(e)}, and unpickling that could run code",
+                               "if you trust its source, convert its state_dict to a "
+                               ".safetensors file (safetensors.torch.save_file) and load that"
+                               ) from e
         except (RuntimeError, EOFError, OSError) as e:
             raise WeightsError(str(path), f"cannot read weights ({str(e).splitlines()[0]})",
                                "the file is corrupt or not a PyTorch checkpoint") from e
@@ -117,6 +119,15 @@ def _parse_weights(path: Path, data: bytes) -> dict[str, Tensor]:
     if not tensors:
         raise WeightsError(str(path), "contains no tensors", "is this a weights file?")
     return tensors
+
+
+def _pickle_global(e: Exception) -> str:
+    """The callable a refused pickle asked for (torch names it as ``GLOBAL x.y``), if named;
+    torch's own advice (how to turn the guard off) is deliberately not passed on."""
+    import re
+
+    m = re.search(r"GLOBAL ([\w.]+)", str(e))
+    return f" (it calls {m.group(1)})" if m else ""
 
 
 def _descriptor(state: dict[str, Tensor], what: str) -> Any:
