@@ -18,7 +18,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..core.errors import ConfigError
-from ..core.specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
+from ..core.specs import (
+    CODEC_KINDS,
+    PERTURBATION_KINDS,
+    InferenceOptions,
+    NcnnLimitKey,
+    unknown_codec_kinds,
+)
 from ..imaging.images import SAMPLE_PREFIX
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
@@ -94,6 +100,8 @@ class ExperimentConfig(BaseModel):
     replicas: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0  # perturbed copies per chain
     perturbation: str = "lsb"
     max_batch: Annotated[int, Field(ge=1, le=4096, strict=True)] = 16
+    # raise what an ncnn file may ask for (core.specs.NcnnLimits: each limit says why)
+    ncnn_limits: dict[NcnnLimitKey, PositiveInt] = Field(default_factory=dict)
 
     @field_validator(*LIST_KEYS, mode="before")
     @classmethod
@@ -142,6 +150,7 @@ class ExperimentConfig(BaseModel):
             channels_last=self.channels_last,
             compile=self.compile,
             compile_mode=self.compile_mode,
+            ncnn_limits=tuple(sorted(self.ncnn_limits.items())),
         )
 
     def resolved_output(self) -> Path:
