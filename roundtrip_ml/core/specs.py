@@ -56,7 +56,7 @@ class NcnnLimits:
     """What an ncnn file may ask for before anything is allocated for it: a .param/.bin pair is
     untrusted input (a few-kB .param can ask for gigabytes). Each limit is far above every
     model the PyPI wheels ship (largest: 999 layers, a 117 kB .param, a 33 MB .bin, about
-    4 kB of activations per input pixel); config key ``ncnn_limits`` raises them."""
+    8 kB of live activations per input pixel); config key ``ncnn_limits`` raises them."""
 
     layers: int = 20_000
     param_bytes: int = 16 << 20
@@ -72,7 +72,7 @@ class NcnnLimits:
             "bin_bytes": "the .bin is read into memory whole; the largest shipped one is 33 MB",
             "activation_bytes_per_pixel": "a graph that needs more per input pixel would take a "
                                           "machine's memory on a real image; shipped models need "
-                                          "at most 4 kB",
+                                          "at most 8 kB",
         }
         return (f"the limit is {getattr(self, name)} because {reasons[name]}; raise it with "
                 f"ncnn_limits = {{{name} = N}} only for a file you trust")

@@ -532,12 +532,12 @@ class NcnnGraph(nn.Module):
                                                         strict=True)):
             args = [blobs[b] for b in ins]
             res = op(*args)
-            for b in free:
-                del blobs[b]
             for b, t in zip(outs, res, strict=True):
                 blobs[b] = t
-            if step is not None:
+            if step is not None:  # inputs and outputs are alive together while a layer runs
                 step(i, blobs)
+            for b in free:
+                del blobs[b]
         return blobs[self.output_blob]
 
     def forward(self, x: Tensor, step: Callable[[int, dict[str, Tensor]], None] | None = None

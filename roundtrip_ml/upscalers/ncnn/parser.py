@@ -80,12 +80,15 @@ class ParamError(ModelError):
 def _number(tok: str) -> int | float:
     """One ncnn parameter value: an int32, or a finite float (ncnn's own reader takes a token
     with '.', 'e' or 'E' as a float)."""
-    if any(c in tok for c in ".eE"):
-        v = float(tok)
+    try:
+        v = float(tok) if any(c in tok for c in ".eE") else int(tok)
+    except ValueError:
+        raise ValueError(f"{_short(tok)} is not a number") from None
+    if isinstance(v, float):
         if v != v or v in (float("inf"), float("-inf")):
             raise ValueError("not a finite number")
         return v
-    i = int(tok)
+    i = v
     if not -_INT32 <= i < _INT32:
         raise ValueError("outside the 32-bit integer range")
     return i
@@ -144,7 +147,7 @@ def parse_param(path: Path, limits: NcnnLimits | None = None) -> list[NcnnLayer]
     body = numbered[2:]
     if len(body) != n_layers:
         more = len(body) > n_layers
-        raise ParamError(path, body[n_layers][0] if more else None,
+        raise ParamError(path, body[n_layers][0] if more else head_line,
                          f"header says {n_layers} layers, file has {len(body)}",
                          "the .param is truncated or has extra lines; reinstall the package "
                          "it came from")
@@ -179,13 +182,15 @@ def _parse_layer(path: Path, line: int, toks: list[str]) -> NcnnLayer:
         try:
             if not eq:
                 raise ValueError("expected ID=VALUE")
+            if not k_s.lstrip("-").isdigit():
+                raise ValueError(f"parameter id {_short(k_s)} is not an integer")
             k = int(k_s)
             if k <= -23300:  # array parameter: -233xx=count,v1,v2,...
                 key = -k - 23300
                 vals = v_s.split(",")
                 if len(vals) - 1 > _MAX_ARRAY:
                     raise ValueError(f"an array of more than {_MAX_ARRAY} values")
-                count = int(vals[0])
+                count = int(vals[0]) if vals[0].isdigit() else -1
                 if count != len(vals) - 1:
                     raise ValueError(f"array says {count} values, has {len(vals) - 1}")
                 value: int | float | list[int | float] = [_number(t) for t in vals[1:]]
