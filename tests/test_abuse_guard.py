@@ -342,3 +342,13 @@ def test_the_pickle_refusal_says_what_to_do_instead(tmp_path: Path) -> None:
     msg = str(ei.value)
     assert "safetensors" in msg and "weights_only" not in msg, msg
     assert "\n" not in msg and msg.count(str(p)) == 1
+
+
+def test_a_multi_line_failure_prints_as_one_line(tmp_path: Path, capsys) -> None:
+    from roundtrip_ml.pipeline.engine import RunResult
+
+    err = "RuntimeError: Given groups=1, weight of size [64, 3, 3, 3]\nexpected input[1, 4, 8, 8]"
+    cli._print_result(RunResult(tmp_path, "r", 2, {"astronaut-x": err}), quiet=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["failed astronaut-x: RuntimeError: Given groups=1, weight of size "
+                     "[64, 3, 3, 3] (the rest is in the run's manifest.json)"], lines

@@ -229,9 +229,12 @@ def _print_result(result: Any, quiet: bool) -> None:
         console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
                       f"-> [bold]{result.run_dir}[/]")
     for what, err in {**result.image_errors, **result.failed}.items():
-        # an input's error already starts with its path: name it once; never wrap mid-word
-        line = err if err.startswith(f"{what}: ") else f"{what}: {err}"
-        console.print(f"[red]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
+        # an input's error already starts with its path: name it once; one line each, never
+        # wrapped mid-word (a multi-line library error is whole in manifest.json)
+        first, *rest = (err or "").splitlines() or [""]
+        line = first if first.startswith(f"{what}: ") else f"{what}: {first}"
+        more = " (the rest is in the run's manifest.json)" if rest else ""
+        console.print(f"[red]failed[/] {escape(line)}{more}", highlight=False, soft_wrap=True)
 
 
 @app.command()
