@@ -225,6 +225,18 @@ def test_corrupt_sweep_files_are_one_line(tmp_path: Path) -> None:
         merge.read_merged(tmp_path)
 
 
+def test_a_sweep_unit_with_a_damaged_manifest_fails_with_one_line(finished: Path,
+                                                                  tmp_path: Path) -> None:
+    from roundtrip_ml.sweep.worker import run_unit
+
+    run = tmp_path / "unit"
+    shutil.copytree(finished, run)
+    (run / "manifest.json").write_bytes(b"\0\0\0")
+    res = run_unit({**load_config_args(run).to_json(), "output": str(run)})
+    assert res["status"] == "failed" and not res["retryable"]
+    assert res["error"].startswith(f"{run / 'manifest.json'}: is not valid JSON"), res
+
+
 # ---- 4. records that tell the truth ------------------------------------------------------------
 
 
