@@ -364,3 +364,27 @@ def test_a_multi_line_failure_prints_as_one_line(tmp_path: Path, capsys) -> None
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["failed astronaut-x: RuntimeError: Given groups=1, weight of size "
                      "[64, 3, 3, 3] (the rest is in the run's manifest.json)"], lines
+
+
+def test_a_resumed_run_keeps_the_id_it_started_with(tmp_path: Path) -> None:
+    """A run started before a config key existed hashes to another run_id today; its resumed
+    rows must still carry the id it started with (one table, one id)."""
+    out = tmp_path / "run"
+    cfg = load_config_args(out).model_copy(update={"generations": 4, "checkpoint_stride": 2})
+
+    def stop_at_3(event: str, **d: object) -> None:
+        if event == "generation" and d["generation"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, progress=stop_at_3)
+    old = "run-0123456789"  # what an older version of the package called this run
+    manifest = read_json(out / "manifest.json")
+    assert manifest["status"] == "running"
+    (out / "manifest.json").write_text(json.dumps({**manifest, "run_id": old}))
+    for part in (out / "parts").glob("metrics-*.parquet"):
+        pd.read_parquet(part).assign(run_id=old).to_parquet(part)
+    run_experiment(cfg, resume=True)
+    ids = set(pd.read_parquet(out / "metrics.parquet")["run_id"])
+    assert ids == {old}
+    assert set(pd.read_parquet(out / "metrics.parquet")["generation"]) == {1, 2, 3, 4}

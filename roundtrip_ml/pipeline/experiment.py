@@ -59,7 +59,7 @@ def run_experiment(
     store.check(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
     if resume and store.exists():
         cfg = _stored_config(cfg, store)
-    checked = check_experiment(cfg, _pending_upscalers(cfg, store) if resume else None)
+    checked = check_experiment(cfg, _finished_batches(store) if resume else frozenset())
     with store.lock():  # one process per run directory; the OS drops it if the process dies
         if resume and store.exists() and _stored_config(cfg, store) != cfg:
             raise RunStoreError(str(store.root), "changed while this run was being checked",
@@ -68,13 +68,13 @@ def run_experiment(
                            progress)
 
 
-def check_experiment(cfg: ExperimentConfig, upscalers: list[str] | None = None) -> Checked:
+def check_experiment(cfg: ExperimentConfig, finished: frozenset[str] = frozenset()) -> Checked:
     """Plan ``cfg`` and build what its run needs (device, metrics, models), writing nothing.
 
     A ConfigError/ImageError/ModelError here leaves the disk as it was. Models are loaded here
     too: one that fails is kept as its error and fails its own chains (as a bad input does),
-    unless every model fails, which refuses the run. ``upscalers`` limits loading to the ones
-    still needed (a resumed run), default all.
+    unless every model fails, which refuses the run. The models of ``finished`` batches (a
+    resumed run's) are not loaded.
     """
     plan = make_plan(cfg)
     if not plan.chains:
@@ -86,7 +86,8 @@ def check_experiment(cfg: ExperimentConfig, upscalers: list[str] | None = None) 
     measurer = Measurer(cfg, device)
     skipped = measurer.check_sizes(plan)
     loaded: dict[str, Upscaler | RoundtripError] = {}
-    for spec in cfg.upscalers if upscalers is None else upscalers:
+    needed = dict.fromkeys(b.recipe.upscaler for b in plan.batches if b.batch_id not in finished)
+    for spec in needed:
         try:
             loaded[spec] = create_upscaler(spec, device, cfg.inference())
         except RoundtripError as e:
@@ -109,15 +110,12 @@ def _stored_config(cfg: ExperimentConfig, store: RunStore) -> ExperimentConfig:
     return stored
 
 
-def _pending_upscalers(cfg: ExperimentConfig, store: RunStore) -> list[str] | None:
-    """The upscalers of a resumed run's unfinished batches (finished ones need no model)."""
+def _finished_batches(store: RunStore) -> frozenset[str]:
+    """The batches a resumed run has finished (their models need not load again)."""
     if not store.exists():
-        return None
+        return frozenset()
     manifest = Manifest.read(store.root / MANIFEST_FILE)
-    chains = store.read_chains()
-    by_batch = chains.groupby("batch_id")["upscaler"].first().to_dict()
-    todo = {by_batch.get(b) for b, e in manifest.batches.items() if e.status != "complete"}
-    return [u for u in cfg.upscalers if u in todo]
+    return frozenset(b for b, e in manifest.batches.items() if e.status == "complete")
 
 
 def _run_locked(
@@ -135,6 +133,9 @@ def _run_locked(
         warnings.filterwarnings("ignore", message=".*TorchCodec.*")
         if resume:
             manifest = Manifest.read(store.root / MANIFEST_FILE)
+            # the id the run started with: a config key added since (its default filled in)
+            # changes the hash, and one table must never carry two ids
+            plan.run_id = manifest.run_id
             changed = _check_same_inputs(plan, manifest, store, force_resume)
             if force_resume:
                 manifest.forced_resumes.append(ForcedResume(at=now(), changed=changed))
