@@ -70,6 +70,11 @@ def _deconv_tower() -> tuple[bytes, bytes]:
     return param(lines), conv_bin(4, 3, 1, False) + conv_bin(4, 4, 1, False)
 
 
+def _token_flood() -> tuple[bytes, bytes]:
+    """One 15 MB line of one-letter tokens: refused by its length before it is split."""
+    return param([INPUT, CONV]) + b"Convolution c " + b"a " * 7_500_000 + b"\n", GOOD[1]
+
+
 CASES: list[Crafted] = [
     Crafted("empty .param", lambda: (b"", GOOD[1]), "bad magic number"),
     Crafted("binary .param", lambda: (bytes(range(256)) * 4, GOOD[1]), "not a text .param"),
@@ -82,6 +87,7 @@ CASES: list[Crafted] = [
                                                                                b"\n1000000000 2"),
                                                   GOOD[1]), "over the layer limit"),
     Crafted("10^6 layers", _many_layers, "over the .param size limit"),
+    Crafted("a 15 MB line", _token_flood, "characters long"),
     Crafted("fewer layers than declared", lambda: (param([INPUT, CONV]).replace(b"\n2 2",
                                                                                 b"\n3 2"),
                                                    GOOD[1]), "header says 3 layers"),

@@ -63,6 +63,7 @@ class NcnnModel:
 _MAX_PARAM_ID = 32  # ncnn's NCNN_MAX_PARAM_COUNT: ids 0..31
 _MAX_IO = 4096  # inputs or outputs of one layer
 _MAX_ARRAY = 4096  # values of one array parameter
+_MAX_LINE = 64 << 10  # characters of one line: shipped files' longest is 219
 _INT32 = 2**31
 _MALFORMED = "the .param is malformed; use the file the model's package ships"
 
@@ -123,6 +124,11 @@ def parse_param(path: Path, limits: NcnnLimits | None = None) -> list[NcnnLayer]
     path = Path(path)
     limits = limits or NcnnLimits()
     raw = _read_param_text(path, limits).splitlines()
+    long = next((i for i, ln in enumerate(raw) if len(ln) > _MAX_LINE), None)
+    if long is not None:
+        raise ParamError(path, long + 1, f"is {len(raw[long])} characters long, over "
+                         f"{_MAX_LINE}", "a layer line is a few hundred characters; the .param "
+                         "is malformed")
     numbered = [(i + 1, ln.split()) for i, ln in enumerate(raw) if ln.strip()]
     if not numbered or numbered[0][1] != [str(MAGIC)]:
         raise ParamError(path, numbered[0][0] if numbered else None,
