@@ -106,6 +106,9 @@ def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> Tensor:
         image = np.asarray(image.convert("RGB"))
     if isinstance(image, np.ndarray):
         arr = image
+        if arr.size == 0:
+            raise ImageError("array", f"shape {arr.shape} holds no pixels",
+                             "pass an image at least 1 px on each side")
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
         if arr.ndim != 3 or arr.shape[2] not in (3, 4):
@@ -114,6 +117,9 @@ def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> Tensor:
         t = torch.from_numpy(np.array(arr[..., :3])).permute(2, 0, 1).float() / scale
         image = t
     t = image.detach().float().cpu()
+    if t.numel() == 0:
+        raise ImageError("image", f"shape {tuple(t.shape)} holds no pixels",
+                         "pass an image at least 1 px on each side")
     if t.ndim == 3:
         t = t.unsqueeze(0)
     if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:

@@ -169,7 +169,8 @@ def test_unsupported_layer_option_is_refused(tmp_path: Path) -> None:
     param = tmp_path / "m.param"
     param.write_text(text)
     (tmp_path / "m.bin").write_bytes(found.bin.read_bytes())
-    with pytest.raises(ModelError, match=r"mean_64 \(Pooling\): non-global pooling"):
+    with pytest.raises(ModelError,
+                       match=r"m\.param line \d+ \(layer mean_64\): Pooling non-global pooling"):
         load_graph(param)
 
 

@@ -137,6 +137,16 @@ def _ints(values: list[str] | None, flag: str) -> list[int] | None:
                           f"e.g. {flag} 1,10,50") from None
 
 
+def _floats(values: list[str] | None, flag: str) -> list[float] | None:
+    """Numbers from the command line: config validation takes numbers strictly, not text."""
+    items = _list(values)
+    try:
+        return [float(v) for v in items] if items else None
+    except ValueError:
+        raise ConfigError(f"{flag} {','.join(items or [])}", "not numbers",
+                          f"e.g. {flag} 2,4") from None
+
+
 # ---- run / demo / info: the engine (roundtrip_ml.pipeline.experiment, .config, .demo, .info) ----------
 # (commands are registered below by the modules' owners; keep each one a few lines)
 
@@ -192,7 +202,7 @@ def run(
     crop = _ints([center_crop] if center_crop else None, "--center-crop")
     flags: dict[str, Any] = {
         "images": image or None, "upscalers": _list(upscaler), "downscalers": _list(downscaler),
-        "scales": _list(scale), "codecs": _list(codec), "generations": generations,
+        "scales": _floats(scale, "--scale"), "codecs": _list(codec), "generations": generations,
         "frame_stride": frame_stride, "metric_stride": metric_stride,
         "checkpoint_stride": checkpoint_stride, "metrics": _list(metrics),
         "center_crop": crop[0] if crop and len(crop) == 1 else crop, "max_side": max_side,
@@ -224,7 +234,12 @@ def _print_result(result: Any, quiet: bool) -> None:
         console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
                       f"-> [bold]{result.run_dir}[/]")
     for what, err in {**result.image_errors, **result.failed}.items():
-        console.print(f"[red]failed[/] {escape(what)}: {escape(err)}", highlight=False)
+        # an input's error already starts with its path: name it once; one line each, never
+        # wrapped mid-word (a multi-line library error is whole in manifest.json)
+        first, *rest = (err or "").splitlines() or [""]
+        line = first if first.startswith(f"{what}: ") else f"{what}: {first}"
+        more = " (the rest is in the run's manifest.json)" if rest else ""
+        console.print(f"[red]failed[/] {escape(line)}{more}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -666,12 +681,11 @@ def sweep_merge_cmd(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="A sweep directory.")],
 ) -> None:
     """(Re)build DIR/merged/ from the finished units: one Parquet dataset plus manifests."""
-    import pandas as pd
-
+    from ..core.files import read_parquet
     from ..sweep import merge_sweep, read_merged
 
     merged = merge_sweep(_path_arg(directory))
-    cells = pd.read_parquet(merged / "cells.parquet")
+    cells = read_parquet(merged / "cells.parquet", fix="rerun `roundtrip sweep merge DIR`")
     counts = ", ".join(f"{n} {s}" for s, n in cells["status"].value_counts().items())
     out.print(f"{len(read_merged(_path_arg(directory)))} metric rows, cells: {counts} -> {merged}",
               highlight=False)

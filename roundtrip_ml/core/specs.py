@@ -39,6 +39,7 @@ class InferenceOptions:
     channels_last: bool = False
     compile: bool = False
     compile_mode: CompileMode = "default"
+    ncnn_limits: tuple[tuple[str, int], ...] = ()  # NcnnLimits overrides (config ncnn_limits)
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16", "auto"):
@@ -48,6 +49,40 @@ class InferenceOptions:
                               "max-autotune or reduce-overhead")
         if self.tile < 0 or self.tile_overlap < 0:
             raise ConfigError("tile", "tile and tile_overlap must be >= 0")
+
+
+@dataclass(frozen=True)
+class NcnnLimits:
+    """What an ncnn file may ask for before anything is allocated for it: a .param/.bin pair is
+    untrusted input (a few-kB .param can ask for gigabytes). Each limit is far above every
+    model the PyPI wheels ship (largest: 999 layers, a 117 kB .param, a 33 MB .bin, about
+    8 kB of live activations per input pixel); config key ``ncnn_limits`` raises them."""
+
+    layers: int = 20_000
+    param_bytes: int = 16 << 20
+    bin_bytes: int = 2 << 30
+    activation_bytes_per_pixel: int = 256 << 10
+
+    def why(self, name: str) -> str:
+        """The limit and its reason, for an error's fix."""
+        reasons = {
+            "layers": "each layer is interpreted in Python every generation; the largest "
+                      "shipped graph has 999",
+            "param_bytes": "the largest shipped .param is 117 kB",
+            "bin_bytes": "the .bin is read into memory whole; the largest shipped one is 33 MB",
+            "activation_bytes_per_pixel": "a graph that needs more per input pixel would take a "
+                                          "machine's memory on a real image; shipped models need "
+                                          "at most 8 kB",
+        }
+        return (f"the limit is {getattr(self, name)} because {reasons[name]}; raise it with "
+                f"ncnn_limits = {{{name} = N}} only for a file you trust")
+
+    @classmethod
+    def of(cls, overrides: tuple[tuple[str, int], ...] | dict[str, int] | None) -> NcnnLimits:
+        return cls(**dict(overrides or {}))
+
+
+NcnnLimitKey = Literal["layers", "param_bytes", "bin_bytes", "activation_bytes_per_pixel"]
 
 
 def unknown_codec_kinds(spec: str) -> list[str]:

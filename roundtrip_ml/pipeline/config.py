@@ -14,12 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..core.errors import ConfigError
-from ..core.specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
+from ..core.specs import (
+    CODEC_KINDS,
+    PERTURBATION_KINDS,
+    InferenceOptions,
+    NcnnLimitKey,
+    unknown_codec_kinds,
+)
 from ..imaging.images import SAMPLE_PREFIX
+from .config_file import read_mapping, show_value
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from ..imaging.perturb import Perturbation
@@ -32,6 +38,7 @@ NonNegInt = Annotated[int, Field(ge=0, strict=True)]
 Count = Annotated[int, Field(ge=1, le=100_000, strict=True)]  # generations and strides
 Side = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
 Offset = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+Number = Annotated[float, Field(strict=True)]  # an int is a number; "4" (text) is not
 LIST_KEYS = ("images", "upscalers", "downscalers", "scales", "codecs", "metrics")
 _WHY = {
     "generations": "100000 generations already take weeks for one ML chain and write ~10^6 "
@@ -60,8 +67,8 @@ class ExperimentConfig(BaseModel):
     images: list[str] = Field(min_length=1, description="paths, globs, or skimage:NAME samples")
     upscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     downscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
-    scales: list[Annotated[float, Field(ge=1.0, le=16.0)]] = Field(  # 1: codec-only chain
-        default_factory=lambda: [4.0], min_length=1
+    scales: list[Annotated[float, Field(ge=1.0, le=16.0, strict=True)]] = Field(
+        default_factory=lambda: [4.0], min_length=1  # 1: a codec-only chain
     )
     codecs: list[str] = Field(default_factory=lambda: ["png"], min_length=1)
     generations: Count = 50
@@ -86,13 +93,15 @@ class ExperimentConfig(BaseModel):
     compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
     jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
     alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    background: tuple[Number, Number, Number] = (1.0, 1.0, 1.0)
     center_crop: tuple[Side, Side] | None = None  # (h, w) crop of each input
     max_side: Side | None = None  # shrink inputs (Pillow Lanczos) to fit first
     max_pixels: Annotated[int, Field(ge=1, le=10**10, strict=True)] = 400_000_000
     replicas: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0  # perturbed copies per chain
     perturbation: str = "lsb"
     max_batch: Annotated[int, Field(ge=1, le=4096, strict=True)] = 16
+    # raise what an ncnn file may ask for (core.specs.NcnnLimits: each limit says why)
+    ncnn_limits: dict[NcnnLimitKey, PositiveInt] = Field(default_factory=dict)
 
     @field_validator(*LIST_KEYS, mode="before")
     @classmethod
@@ -141,6 +150,7 @@ class ExperimentConfig(BaseModel):
             channels_last=self.channels_last,
             compile=self.compile,
             compile_mode=self.compile_mode,
+            ncnn_limits=tuple(sorted(self.ncnn_limits.items())),
         )
 
     def resolved_output(self) -> Path:
@@ -189,7 +199,7 @@ def _format_error(e: ValidationError, source: str) -> ConfigError:
         fix = f"did you mean {close[0]!r}?" if close else f"use one of: {allowed}"
         return ConfigError(what, "is not a config key", fix)
     got = err.get("input")
-    shown = "" if err["type"] == "missing" else f", got {json.dumps(got, default=str)[:60]}"
+    shown = "" if err["type"] == "missing" else f", got {show_value(got)}"
     ctx = err.get("ctx") or {}
     if err["type"] in _BOUNDS:
         bound = next(iter(ctx.values()))
@@ -338,22 +348,9 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or YAML file into a dict; errors name the file and the line when known."""
+    """Read a TOML or YAML file into a dict; every error is one line naming the file."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(str(p), "config file not found", "check the path")
-    text = p.read_text()
-    try:
-        if p.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        elif p.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(str(p), "unknown config format", "use a .toml or .yaml file")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(str(p), f"cannot parse ({e})", "fix the syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(str(p), "top level must be a table/mapping", "see the README example")
+    data = read_mapping(p)
     # relative image paths are relative to the config file
     base = p.parent
     images = as_list(data.get("images", []))

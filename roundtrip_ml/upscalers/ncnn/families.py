@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...core.errors import ConfigError, ModelError
+from ...core.specs import NcnnLimits
 from .graph import NcnnGraph, load_graph
 
 __all__ = ["FAMILIES", "FamilyModel", "FamilySpec", "GraphDescriptor", "family_spec",
@@ -204,24 +205,22 @@ class GraphDescriptor:
 
 
 def measure_scale(graph: NcnnGraph, size: int = 32) -> int:
-    """A graph's scale, measured by running it once on a size x size zero input."""
-    c = graph.in_channels or 3
-    with torch.no_grad():
-        y = graph(torch.zeros(1, c, size, size))
-    if y.shape[-1] % size or y.shape[-1] != y.shape[-2]:
-        raise ModelError(str(graph.param_path), f"output {tuple(y.shape)} for a {size} px input "
+    """A graph's scale, measured on a size x size input of shapes only (nothing allocated)."""
+    shape, _ = graph.probe(size)
+    if shape[-1] % size or shape[-1] != shape[-2] or shape[-1] == 0:
+        raise ModelError(str(graph.param_path), f"output {shape} for a {size} px input "
                          "is not an integer upscale", "register it with a family and a scale")
-    return y.shape[-1] // size
+    return shape[-1] // size
 
 
 def load_family_model(param: str | Path, bin_: str | Path | None, family: str,
-                      scale: int | None, *, variant: str = "", noise: int | None = None
-                      ) -> GraphDescriptor:
+                      scale: int | None, *, variant: str = "", noise: int | None = None,
+                      limits: NcnnLimits | None = None) -> GraphDescriptor:
     """Load an ncnn graph with its family's processing, as a descriptor ModelUpscaler runs.
     ``scale=None`` measures it (for graphs no registry entry describes)."""
     from spandrel import SizeRequirements
 
-    graph = load_graph(param, bin_)
+    graph = load_graph(param, bin_, limits)
     if scale is None:
         scale = measure_scale(graph)
     spec = family_spec(family, scale, variant=variant, noise=noise)
