@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..core.errors import ConfigError
 from ..core.specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
 from ..imaging.images import SAMPLE_PREFIX
+from ..imaging.photosets import PREFIX as PHOTOSET_PREFIX
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from ..imaging.perturb import Perturbation
@@ -57,7 +58,8 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     name: str = "run"
-    images: list[str] = Field(min_length=1, description="paths, globs, or skimage:NAME samples")
+    images: list[str] = Field(min_length=1, description="paths, globs, skimage:NAME samples, "
+                              "or set:NAME[/PHOTO] standard photo sets")
     upscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     downscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     scales: list[Annotated[float, Field(ge=1.0, le=16.0)]] = Field(  # 1: codec-only chain
@@ -303,7 +305,15 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     """Checks that need the rest of the package (kernel, codec and model names); the parsed
     codec schedules and perturbation are kept on the config (``cfg.specs()``)."""
     from ..imaging.kernels import get_kernel, is_classical
+    from ..imaging.photosets import check_spec
 
+    for im in cfg.images:  # a set name or an untrusted unpinned set: refused before any fetch
+        if im.startswith(PHOTOSET_PREFIX):
+            try:
+                check_spec(im)
+            except ConfigError as e:
+                raise ConfigError(f"{source}: key 'images'", f"{e.what}: {e.problem}",
+                                  e.fix) from None
     for u in cfg.upscalers:
         check_upscaler_spec(u, f"{source}: key 'upscalers'")
 
@@ -359,7 +369,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     images = as_list(data.get("images", []))
     if isinstance(images, list):  # anything else is left for validation to name
         data["images"] = [
-            s if not isinstance(s, str) or s.startswith(SAMPLE_PREFIX) or Path(s).is_absolute()
+            s if not isinstance(s, str) or s.startswith((SAMPLE_PREFIX, PHOTOSET_PREFIX))
+            or Path(s).is_absolute()
             else str(base / s)
             for s in images
         ]
@@ -387,9 +398,15 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
 
 
 def expand_images(patterns: list[str]) -> list[str]:
-    """Expand globs (sorted, deterministic); literal paths and skimage samples pass through."""
+    """Expand globs (sorted, deterministic) and photo sets (``set:kodak``: its files, fetched
+    once into the cache); literal paths and skimage samples pass through."""
     out: list[str] = []
     for pat in patterns:
+        if pat.startswith(PHOTOSET_PREFIX):
+            from ..imaging.photosets import expand
+
+            out.extend(expand(pat))
+            continue
         if pat.startswith(SAMPLE_PREFIX) or not any(ch in pat for ch in "*?["):
             out.append(pat)
             continue
