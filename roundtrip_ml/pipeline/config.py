@@ -86,6 +86,7 @@ class ExperimentConfig(BaseModel):
     channels_last: bool = Field(False, strict=True)
     compile: bool = Field(False, strict=True)
     compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
+    backend: Literal["auto", "torch", "ncnn"] = "auto"  # core.specs.BACKENDS
     jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
     alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -143,6 +144,7 @@ class ExperimentConfig(BaseModel):
             channels_last=self.channels_last,
             compile=self.compile,
             compile_mode=self.compile_mode,
+            backend=self.backend,
         )
 
     def resolved_output(self) -> Path:
