@@ -6,9 +6,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import torch
 
+from ..core.cpu import CoreShare
 from ..core.determinism import deterministic
 from ..core.errors import ConfigError, RunStoreError
 from ..core.files import atomic_write_json, atomic_write_parquet
@@ -54,8 +57,14 @@ def _run_locked(
     progress: Progress | None,
 ) -> RunResult:
     if resume and store.exists():
-        stored = make_config(store.read_config(), str(store.root / CONFIG_FILE))
-        if stored.model_dump(exclude={"output"}) != cfg.model_dump(exclude={"output"}):
+        data = store.read_config()
+        # runs from before the `backend` key ran every model on torch: they continue on torch
+        legacy = "backend" not in data
+        if legacy:
+            data["backend"] = "torch"
+        stored = make_config(data, str(store.root / CONFIG_FILE))
+        same = {"output", "backend"} if legacy else {"output"}
+        if stored.model_dump(exclude=same) != cfg.model_dump(exclude=same):
             raise RunStoreError(
                 str(store.root),
                 "holds a run of a different config",
@@ -72,35 +81,57 @@ def _run_locked(
     device = resolve_device(cfg.device)
     measurer = Measurer(cfg, device)
     skipped = measurer.check_sizes(plan)  # before anything is written
-    with warnings.catch_warnings(), deterministic(device, cfg.deterministic) as determinism:
-        warnings.filterwarnings("ignore", message=".*TorchCodec.*")
-        if resume:
-            manifest = Manifest.read(store.root / MANIFEST_FILE)
-            _check_same_inputs(plan, manifest, store, force_resume)
-            manifest.status = "running"
-            manifest.resumed_at.append(now())
-            manifest.environment_resumed = environment(device)
-            for entry in manifest.batches.values():
-                if entry.status == "failed":  # a fixed input or model gets another chance
-                    entry.status, entry.error, entry.traceback = "pending", None, None
-        else:
-            manifest = Manifest.new(
-                cfg,
-                plan,
-                metrics=[m.name for m in measurer.metrics],
-                metric_details=measurer.details(),
-                determinism=determinism,
-                environment=environment(device),
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings(), deterministic(device, cfg.deterministic) as determinism, \
+                CoreShare(threads, enabled=device.type == "cpu") as share:
+            if device.type == "cpu":  # concurrent CPU runs split the cores; restored afterwards
+                torch.set_num_threads(share.threads(force=True))
+                progress = _sharing_cores(progress, share)
+            warnings.filterwarnings("ignore", message=".*TorchCodec.*")
+            if resume:
+                manifest = Manifest.read(store.root / MANIFEST_FILE)
+                _check_same_inputs(plan, manifest, store, force_resume)
+                manifest.status = "running"
+                manifest.resumed_at.append(now())
+                manifest.environment_resumed = environment(device)
+                for entry in manifest.batches.values():
+                    if entry.status == "failed":  # a fixed input or model gets another chance
+                        entry.status, entry.error, entry.traceback = "pending", None, None
+            else:
+                manifest = Manifest.new(
+                    cfg,
+                    plan,
+                    metrics=[m.name for m in measurer.metrics],
+                    metric_details=measurer.details(),
+                    determinism=determinism,
+                    environment=environment(device),
+                )
+                _write_plan(store, cfg, plan)
+            for batch_id, names in skipped.items():
+                manifest.batches[batch_id].metrics_skipped = names
+            atomic_write_json(store.root / MANIFEST_FILE, manifest.to_json())
+            engine = Engine(
+                cfg, store, progress, device=device, measurer=measurer,
+                allow_changed_weights=force_resume,
             )
-            _write_plan(store, cfg, plan)
-        for batch_id, names in skipped.items():
-            manifest.batches[batch_id].metrics_skipped = names
-        atomic_write_json(store.root / MANIFEST_FILE, manifest.to_json())
-        engine = Engine(
-            cfg, store, progress, device=device, measurer=measurer,
-            allow_changed_weights=force_resume,
-        )
-        return engine.run(plan, manifest)
+            return engine.run(plan, manifest)
+    finally:
+        torch.set_num_threads(threads)  # what the caller had
+
+
+def _sharing_cores(progress: Progress | None, share: CoreShare) -> Progress:
+    """The run's progress hook, also re-taking this run's share of the cores as other runs
+    start and end (``CoreShare`` recounts at most every few seconds)."""
+
+    def hook(event: str, **d: Any) -> None:
+        n = share.threads()
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n)
+        if progress is not None:
+            progress(event, **d)
+
+    return hook
 
 
 def _write_plan(store: RunStore, cfg: ExperimentConfig, plan: Plan) -> None:
