@@ -120,5 +120,7 @@ class NcnnRuntimeNet(nn.Module):
     def describe(self) -> dict[str, Any]:
         import ncnn
 
+        # before the first forward: the count it will load with (torch's, set by the run)
+        threads = self._threads or max(1, torch.get_num_threads())
         return {"runtime": "ncnn", "ncnn_version": getattr(ncnn, "__version__", "unknown"),
-                "threads": self._threads, "fp16": False}
+                "threads": threads, "fp16": False}
