@@ -11,8 +11,12 @@ import pytest
 import torch
 
 from roundtrip_ml.core import cpu
-from roundtrip_ml.sweep.executors import (LocalExecutor, ProcessesExecutor, local_cpu_executor,
-                                          make_executor)
+from roundtrip_ml.sweep.executors import (
+    LocalExecutor,
+    ProcessesExecutor,
+    local_cpu_executor,
+    make_executor,
+)
 from roundtrip_ml.sweep.grid import Unit
 
 
@@ -47,9 +51,8 @@ def test_concurrent_runs_split_the_cores_while_they_overlap(share_dir, monkeypat
         assert a.threads() == 1  # not recounted before every_s has passed
         assert a.threads(force=True) == 4  # b ended: a takes the cores back
     assert list(share_dir.glob("*.lock")) == []
-    with cpu.CoreShare(cap=4, enabled=False) as gpu_run:  # a GPU run is not counted
-        with cpu.CoreShare(cap=4) as d:
-            assert d.threads(force=True) == 4 and gpu_run.threads(force=True) == 4
+    with cpu.CoreShare(cap=4, enabled=False) as gpu_run, cpu.CoreShare(cap=4) as d:
+        assert d.threads(force=True) == 4 and gpu_run.threads(force=True) == 4  # GPU: uncounted
 
 
 def _unit(tmp_path: Path, i: int) -> Unit:

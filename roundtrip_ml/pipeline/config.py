@@ -7,7 +7,6 @@ A bad key or value raises ConfigError naming the key and what is allowed.
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import tomllib
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from ..core.errors import ConfigError
 from ..core.specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
 from ..imaging.images import SAMPLE_PREFIX
 from ..imaging.photosets import PREFIX as PHOTOSET_PREFIX
+from .inputs import expand_images as expand_images  # its home is inputs.py
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from ..imaging.perturb import Perturbation
@@ -307,15 +307,9 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     """Checks that need the rest of the package (kernel, codec and model names); the parsed
     codec schedules and perturbation are kept on the config (``cfg.specs()``)."""
     from ..imaging.kernels import get_kernel, is_classical
-    from ..imaging.photosets import check_spec
+    from .inputs import check_images
 
-    for im in cfg.images:  # a set name or an untrusted unpinned set: refused before any fetch
-        if im.startswith(PHOTOSET_PREFIX):
-            try:
-                check_spec(im)
-            except ConfigError as e:
-                raise ConfigError(f"{source}: key 'images'", f"{e.what}: {e.problem}",
-                                  e.fix) from None
+    check_images(cfg.images, source)
     for u in cfg.upscalers:
         check_upscaler_spec(u, f"{source}: key 'upscalers'")
 
@@ -397,23 +391,3 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
         except tomllib.TOMLDecodeError:
             out[key.strip()] = raw
     return out
-
-
-def expand_images(patterns: list[str]) -> list[str]:
-    """Expand globs (sorted, deterministic) and photo sets (``set:kodak``: its files, fetched
-    once into the cache); literal paths and skimage samples pass through."""
-    out: list[str] = []
-    for pat in patterns:
-        if pat.startswith(PHOTOSET_PREFIX):
-            from ..imaging.photosets import expand
-
-            out.extend(expand(pat))
-            continue
-        if pat.startswith(SAMPLE_PREFIX) or not any(ch in pat for ch in "*?["):
-            out.append(pat)
-            continue
-        matches = sorted(glob.glob(pat, recursive=True))
-        if not matches:
-            raise ConfigError(f"images: {pat!r}", "glob matches no file", "check the pattern")
-        out.extend(m for m in matches if Path(m).is_file())
-    return list(dict.fromkeys(out))
