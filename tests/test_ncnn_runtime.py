@@ -70,20 +70,23 @@ def test_ncnn_refused_where_it_cannot_run(tmp_path: Path):
     assert up.backend == "torch"  # auto: bf16 is torch's
 
 
-def test_runtime_follows_the_torch_thread_count():
-    up = create_upscaler("realesr-animevideov3", "cpu", InferenceOptions(backend="ncnn"))
-    x = to_batch(photo_u8("astronaut", 12, 12))
+def test_runtime_follows_the_torch_thread_count_with_identical_results():
+    """The net reloads for a new thread count (a sweep or a concurrent run changed the split),
+    and its output is bit-identical across thread counts (measured here: torch's Real-CUGAN and
+    SPAN outputs are not, by ~1e-6), so a run whose share of the cores changes stays exact."""
+    up = create_upscaler("realcugan-se-x2", "cpu", InferenceOptions(backend="ncnn"))
+    x = to_batch(photo_u8("astronaut", 40, 40))
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         y1 = up.forward(x)
-        assert up.runtime.threads == 1
-        torch.set_num_threads(2)  # the sweep or a concurrent run changed the split
+        assert up.runtime.graph.threads == 1
+        torch.set_num_threads(2)
         y2 = up.forward(x)
-        assert up.runtime.threads == 2
+        assert up.runtime.graph.threads == 2
     finally:
         torch.set_num_threads(before)
-    assert float((y1 - y2).abs().max()) < 5e-5
+    assert torch.equal(y1, y2)
 
 
 def test_a_run_records_the_backend_in_its_manifest(tmp_path: Path):
