@@ -19,6 +19,11 @@ PERTURBATION_KINDS = frozenset({"lsb", "noise", "shift", "jpeg"})
 
 Precision = Literal["fp32", "fp16", "bf16", "auto"]
 CompileMode = Literal["default", "max-autotune", "reduce-overhead"]
+# Which engine runs an ML model: "torch" (any device), "ncnn" (the ncnn runtime on a CPU, for
+# models whose weights are ncnn files), "auto" (the fastest measured path for the device: ncnn
+# on a CPU where it applies, else torch; see upscalers/loading.choose_backend)
+Backend = Literal["auto", "torch", "ncnn"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "ncnn")
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,9 @@ class InferenceOptions:
     tile: 0 = whole image, else the tile side in input pixels (with ``tile_overlap``);
     channels_last / compile: speed options that do not change results on one device;
     compile_mode "reduce-overhead" captures the forward in CUDA graphs (a chain's shapes never
-    change between generations, the case CUDA graphs exist for).
+    change between generations, the case CUDA graphs exist for);
+    backend: which engine runs the model (``BACKENDS``); it never changes the weights, only the
+    kernels (outputs agree to ~1e-5, so chains diverge after some generations like CPU vs GPU).
     """
 
     precision: Precision = "fp32"
@@ -40,8 +47,11 @@ class InferenceOptions:
     compile: bool = False
     compile_mode: CompileMode = "default"
     ncnn_limits: tuple[tuple[str, int], ...] = ()  # NcnnLimits overrides (config ncnn_limits)
+    backend: Backend = "auto"
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError("backend", f"{self.backend!r} is not {', '.join(BACKENDS)}")
         if self.precision not in ("fp32", "fp16", "bf16", "auto"):
             raise ConfigError("precision", f"{self.precision!r} is not fp32, fp16, bf16 or auto")
         if self.compile_mode not in ("default", "max-autotune", "reduce-overhead"):

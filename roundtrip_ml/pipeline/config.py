@@ -7,7 +7,6 @@ A bad key or value raises ConfigError naming the key and what is allowed.
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import tomllib
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from ..core.specs import (
     unknown_codec_kinds,
 )
 from ..imaging.images import SAMPLE_PREFIX
+from ..imaging.photosets import PREFIX as PHOTOSET_PREFIX
 from .config_file import read_mapping, show_value
+from .inputs import expand_images as expand_images  # its home is inputs.py
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from ..imaging.perturb import Perturbation
@@ -64,7 +65,8 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     name: str = "run"
-    images: list[str] = Field(min_length=1, description="paths, globs, or skimage:NAME samples")
+    images: list[str] = Field(min_length=1, description="paths, globs, skimage:NAME samples, "
+                              "or set:NAME[/PHOTO] standard photo sets")
     upscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     downscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     scales: list[Annotated[float, Field(ge=1.0, le=16.0, strict=True)]] = Field(
@@ -91,6 +93,7 @@ class ExperimentConfig(BaseModel):
     channels_last: bool = Field(False, strict=True)
     compile: bool = Field(False, strict=True)
     compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
+    backend: Literal["auto", "torch", "ncnn"] = "auto"  # core.specs.BACKENDS
     jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
     alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
     background: tuple[Number, Number, Number] = (1.0, 1.0, 1.0)
@@ -151,6 +154,7 @@ class ExperimentConfig(BaseModel):
             compile=self.compile,
             compile_mode=self.compile_mode,
             ncnn_limits=tuple(sorted(self.ncnn_limits.items())),
+            backend=self.backend,
         )
 
     def resolved_output(self) -> Path:
@@ -313,7 +317,9 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     """Checks that need the rest of the package (kernel, codec and model names); the parsed
     codec schedules and perturbation are kept on the config (``cfg.specs()``)."""
     from ..imaging.kernels import get_kernel, is_classical
+    from .inputs import check_images
 
+    check_images(cfg.images, source)
     # one stored name per upscaler and kernel (Lanczos3 -> lanczos3) in tables, labels and ids
     cfg.upscalers = [check_upscaler_spec(u, f"{source}: key 'upscalers'") for u in cfg.upscalers]
     for k in cfg.downscalers:
@@ -356,7 +362,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     images = as_list(data.get("images", []))
     if isinstance(images, list):  # anything else is left for validation to name
         data["images"] = [
-            s if not isinstance(s, str) or s.startswith(SAMPLE_PREFIX) or Path(s).is_absolute()
+            s if not isinstance(s, str) or s.startswith((SAMPLE_PREFIX, PHOTOSET_PREFIX))
+            or Path(s).is_absolute()
             else str(base / s)
             for s in images
         ]
@@ -381,17 +388,3 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
         except tomllib.TOMLDecodeError:
             out[key.strip()] = raw
     return out
-
-
-def expand_images(patterns: list[str]) -> list[str]:
-    """Expand globs (sorted, deterministic); literal paths and skimage samples pass through."""
-    out: list[str] = []
-    for pat in patterns:
-        if pat.startswith(SAMPLE_PREFIX) or not any(ch in pat for ch in "*?["):
-            out.append(pat)
-            continue
-        matches = sorted(glob.glob(pat, recursive=True))
-        if not matches:
-            raise ConfigError(f"images: {pat!r}", "glob matches no file", "check the pattern")
-        out.extend(m for m in matches if Path(m).is_file())
-    return list(dict.fromkeys(out))

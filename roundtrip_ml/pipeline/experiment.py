@@ -6,10 +6,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 
+from ..core.cpu import CoreShare
 from ..core.determinism import deterministic
 from ..core.errors import ConfigError, RoundtripError, RunStoreError
 from ..core.files import atomic_write_json, atomic_write_parquet
@@ -100,8 +102,14 @@ def check_experiment(cfg: ExperimentConfig, finished: frozenset[str] = frozenset
 
 def _stored_config(cfg: ExperimentConfig, store: RunStore) -> ExperimentConfig:
     """The config a resumed run started with; refused if ``cfg`` differs from it."""
-    stored = make_config(store.read_config(), str(store.root / CONFIG_FILE))
-    if stored.model_dump(exclude={"output"}) != cfg.model_dump(exclude={"output"}):
+    data = store.read_config()
+    # runs from before the `backend` key ran every model on torch: they continue on torch
+    legacy = "backend" not in data
+    if legacy:
+        data["backend"] = "torch"
+    stored = make_config(data, str(store.root / CONFIG_FILE))
+    same = {"output", "backend"} if legacy else {"output"}
+    if stored.model_dump(exclude=same) != cfg.model_dump(exclude=same):
         raise RunStoreError(
             str(store.root),
             "holds a run of a different config",
@@ -129,40 +137,62 @@ def _run_locked(
 ) -> RunResult:
     cfg, plan, device, measurer = checked.cfg, checked.plan, checked.device, checked.measurer
     store.prepare(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
-    with warnings.catch_warnings(), deterministic(device, cfg.deterministic) as determinism:
-        warnings.filterwarnings("ignore", message=".*TorchCodec.*")
-        if resume:
-            manifest = Manifest.read(store.root / MANIFEST_FILE)
-            # the id the run started with: a config key added since (its default filled in)
-            # changes the hash, and one table must never carry two ids
-            plan.run_id = manifest.run_id
-            changed = _check_same_inputs(plan, manifest, store, force_resume)
-            if force_resume:
-                manifest.forced_resumes.append(ForcedResume(at=now(), changed=changed))
-            manifest.status = "running"
-            manifest.resumed_at.append(now())
-            manifest.environment_resumed = environment(device)
-            for entry in manifest.batches.values():
-                if entry.status == "failed":  # a fixed input or model gets another chance
-                    entry.status, entry.error, entry.traceback = "pending", None, None
-        else:
-            manifest = Manifest.new(
-                cfg,
-                plan,
-                metrics=[m.name for m in measurer.metrics],
-                metric_details=measurer.details(),
-                determinism=determinism,
-                environment=environment(device),
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings(), deterministic(device, cfg.deterministic) as determinism, \
+                CoreShare(threads, enabled=device.type == "cpu") as share:
+            if device.type == "cpu":  # concurrent CPU runs split the cores; restored afterwards
+                torch.set_num_threads(share.threads(force=True))
+                progress = _sharing_cores(progress, share)
+            warnings.filterwarnings("ignore", message=".*TorchCodec.*")
+            if resume:
+                manifest = Manifest.read(store.root / MANIFEST_FILE)
+                # the id the run started with: a config key added since (its default filled in)
+                # changes the hash, and one table must never carry two ids
+                plan.run_id = manifest.run_id
+                changed = _check_same_inputs(plan, manifest, store, force_resume)
+                if force_resume:
+                    manifest.forced_resumes.append(ForcedResume(at=now(), changed=changed))
+                manifest.status = "running"
+                manifest.resumed_at.append(now())
+                manifest.environment_resumed = environment(device)
+                for entry in manifest.batches.values():
+                    if entry.status == "failed":  # a fixed input or model gets another chance
+                        entry.status, entry.error, entry.traceback = "pending", None, None
+            else:
+                manifest = Manifest.new(
+                    cfg,
+                    plan,
+                    metrics=[m.name for m in measurer.metrics],
+                    metric_details=measurer.details(),
+                    determinism=determinism,
+                    environment=environment(device),
+                )
+                _write_plan(store, cfg, plan)
+            for batch_id, names in checked.skipped.items():
+                manifest.batches[batch_id].metrics_skipped = names
+            atomic_write_json(store.root / MANIFEST_FILE, manifest.to_json())
+            engine = Engine(
+                cfg, store, progress, device=device, measurer=measurer,
+                allow_changed_weights=force_resume, upscalers=checked.upscalers,
             )
-            _write_plan(store, cfg, plan)
-        for batch_id, names in checked.skipped.items():
-            manifest.batches[batch_id].metrics_skipped = names
-        atomic_write_json(store.root / MANIFEST_FILE, manifest.to_json())
-        engine = Engine(
-            cfg, store, progress, device=device, measurer=measurer,
-            allow_changed_weights=force_resume, upscalers=checked.upscalers,
-        )
-        return engine.run(plan, manifest)
+            return engine.run(plan, manifest)
+    finally:
+        torch.set_num_threads(threads)  # what the caller had
+
+
+def _sharing_cores(progress: Progress | None, share: CoreShare) -> Progress:
+    """The run's progress hook, also re-taking this run's share of the cores as other runs
+    start and end (``CoreShare`` recounts at most every few seconds)."""
+
+    def hook(event: str, **d: Any) -> None:
+        n = share.threads()
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n)
+        if progress is not None:
+            progress(event, **d)
+
+    return hook
 
 
 def _write_plan(store: RunStore, cfg: ExperimentConfig, plan: Plan) -> None:

@@ -35,6 +35,7 @@ def run_unit(
     out: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "work": 0}
     if threads:
         torch.set_num_threads(threads)
+    out["threads"] = torch.get_num_threads()  # the cap; a CPU run lowers it to its core share
     store = RunStore(config["output"])
     try:
         if store.is_complete():

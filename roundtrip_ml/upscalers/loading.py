@@ -277,8 +277,14 @@ class ModelUpscaler(Upscaler):
         name: str,
         device: torch.device,
         options: InferenceOptions | None = None,
+        runtime: Any = None,
+        backend_reason: str = "",
     ) -> None:
         options = options or InferenceOptions()
+        # another engine (the ncnn runtime) running the same weights; None: the torch module
+        self.runtime = runtime
+        self.backend = "torch" if runtime is None else "ncnn"
+        self.backend_reason = backend_reason
         precision, tile = resolve_precision(options.precision, device), options.tile
         self.descriptor = descriptor
         self.weights = weights
@@ -325,6 +331,8 @@ class ModelUpscaler(Upscaler):
         return self
 
     def _net(self, x: Tensor) -> Tensor:
+        if self.runtime is not None:
+            return self.runtime(x)
         # one memory layout whatever the caller's strides: kernels (and results) stay the same
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         x = x.contiguous(memory_format=fmt)
@@ -406,14 +414,68 @@ class ModelUpscaler(Upscaler):
             "compile": self.compile,
             "compile_mode": self.compile_mode if self.compile else None,
             "compile_error": self.compile_error,
+            "backend": self.backend,
+            "backend_reason": self.backend_reason,
             "size_requirements": {"minimum": req.minimum, "multiple_of": req.multiple_of,
                                   "square": req.square},
             "tiling_support": d.tiling.name.lower(),
             "tags": list(d.tags),
             "spandrel": spandrel.__version__,
         }
+        if self.runtime is not None:
+            net = getattr(self.runtime, "graph", self.runtime)
+            out["runtime"] = net.describe()
         out.update(self.weights.extra)
         return out
+
+
+def _ncnn_files(ws: WeightsSource) -> tuple[Path, Path] | None:
+    """The .param/.bin a model was loaded from, when its weights are ncnn files."""
+    param = ws.extra.get("ncnn_param")
+    return (Path(param), ws.path) if param else None
+
+
+def choose_backend(options: InferenceOptions, device: torch.device, ws: WeightsSource
+                   ) -> tuple[str, str]:
+    """(backend, why) for a loaded model. ``auto`` is the fastest path measured on a CPU
+    (scripts/bench_cpu_ncnn.py): the ncnn runtime where it can run the model's own files, else
+    torch. ``ncnn`` asked for where it cannot run is one ConfigError naming the reason."""
+    from .ncnn import runtime
+
+    reasons = []
+    if device.type != "cpu":
+        reasons.append(f"it runs on the CPU only (device is {device})")
+    if resolve_precision(options.precision, device) != "fp32":
+        reasons.append(f"it computes in fp32 (precision is {options.precision})")
+    if options.compile:
+        reasons.append("torch.compile does not apply to it (compile is on)")
+    if _ncnn_files(ws) is None:
+        reasons.append("the weights are not ncnn files (official .pth/.safetensors)")
+    elif ws.extra.get("ncnn_post_resize"):
+        reasons.append("this file adds a resize the torch path applies differently")
+    if not runtime.available():
+        reasons.append("the ncnn package is not installed (pip install 'roundtrip-ml[ncnn]')")
+    if options.backend == "torch":
+        return "torch", "requested"
+    if options.backend == "ncnn":
+        if reasons:
+            raise ConfigError("backend", "'ncnn' cannot run this model: " + "; ".join(reasons),
+                              "use backend = 'auto' or 'torch'")
+        return "ncnn", "requested"
+    if reasons:
+        return "torch", "auto: ncnn does not apply (" + "; ".join(reasons) + ")"
+    return "ncnn", "auto: the ncnn runtime is the fastest measured path on a CPU"
+
+
+def _runtime_model(d: Any, ws: WeightsSource) -> Any:
+    """The ncnn runtime running the model's own files, with its family's processing."""
+    from .ncnn.families import FamilyModel
+    from .ncnn.runtime import NcnnRuntimeNet
+
+    files = _ncnn_files(ws)
+    assert files is not None  # choose_backend picked ncnn only for ncnn files
+    net: Any = NcnnRuntimeNet(*files)  # stands in for the NcnnGraph: same call, in_channels
+    return FamilyModel(net, d.model.spec).eval() if isinstance(d.model, FamilyModel) else net
 
 
 def load_upscaler(
@@ -435,4 +497,8 @@ def load_upscaler(
     """
     limits = NcnnLimits.of(options.ncnn_limits) if options is not None else None
     _, d, ws, name = _resolve(spec, cache_dir, offline, source, limits)
-    return ModelUpscaler(d, ws, name=name, device=torch.device(device), options=options)
+    dev = torch.device(device)
+    backend, why = choose_backend(options or InferenceOptions(), dev, ws)
+    runtime = _runtime_model(d, ws) if backend == "ncnn" else None
+    return ModelUpscaler(d, ws, name=name, device=dev, options=options, runtime=runtime,
+                         backend_reason=why)
