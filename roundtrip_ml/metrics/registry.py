@@ -197,7 +197,8 @@ def parse_name(spec: str) -> tuple[str, dict[str, int]]:
 
 def listing() -> list[dict[str, str]]:
     """One row per registry entry for `roundtrip metrics list`: what it is, which way is
-    better, what it needs (weights or an optional package) and where/at what cost it runs."""
+    better, whether a run measures it by default, what it needs (weights or an optional
+    package) and where/at what cost it runs."""
     rows = []
     for s in SPECS.values():
         needs = s.backbone.filename if s.backbone else ""
@@ -205,6 +206,7 @@ def listing() -> list[dict[str, str]]:
             "name": s.name,
             "description": s.description,
             "better": "higher" if s.higher_is_better else "lower",
+            "default": "yes" if s.name in DEFAULT_METRICS else "",
             "needs": needs or (f"extra: {s.extra}" if s.extra else "-"),
             "runs": s.cost or "device, batched",
         })

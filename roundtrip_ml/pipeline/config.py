@@ -12,13 +12,24 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..core.errors import ConfigError
-from ..core.specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
+from ..core.specs import (
+    CODEC_KINDS,
+    PERTURBATION_KINDS,
+    AlphaPolicy,
+    CompileMode,
+    FitPolicy,
+    InferenceOptions,
+    JpegBackend,
+    Precision,
+    one_of,
+    unknown_codec_kinds,
+)
 from ..imaging.images import SAMPLE_PREFIX
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
@@ -76,16 +87,16 @@ class ExperimentConfig(BaseModel):
     device: str = "auto"
     seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
     output: Path | None = None  # default: runs/<name>
-    fit: Literal["resize", "crop"] = "resize"
+    fit: FitPolicy = "resize"
     deterministic: bool = Field(True, strict=True)
-    precision: Literal["fp32", "fp16", "bf16", "auto"] = "fp32"  # auto: bf16 where supported
+    precision: Precision = "fp32"
     tile: Annotated[int, Field(ge=0, le=65536, strict=True)] = 0
     tile_overlap: Annotated[int, Field(ge=0, le=4096, strict=True)] = 16
     channels_last: bool = Field(False, strict=True)
     compile: bool = Field(False, strict=True)
-    compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
-    jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
-    alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
+    compile_mode: CompileMode = "default"
+    jpeg_backend: JpegBackend = "auto"
+    alpha: AlphaPolicy = "composite"
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     center_crop: tuple[Side, Side] | None = None  # (h, w) crop of each input
     max_side: Side | None = None  # shrink inputs (Pillow Lanczos) to fit first
@@ -318,11 +329,11 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
         bad = unknown_codec_kinds(c)
         if bad:
             raise ConfigError(f"{source}: key 'codecs'", f"{c!r}: {', '.join(bad)} is no codec",
-                              f"use {', '.join(sorted(CODEC_KINDS - {'none', 'jpg', 'jpegxl'}))}")
+                              f"use {one_of(CODEC_KINDS)}")
     kind = cfg.perturbation.split(":", 1)[0].strip().lower()
     if kind not in PERTURBATION_KINDS:
         raise ConfigError(f"{source}: key 'perturbation'", f"{cfg.perturbation!r} is no "
-                          "perturbation", f"use {', '.join(sorted(PERTURBATION_KINDS))}")
+                          "perturbation", f"use {one_of(PERTURBATION_KINDS)}")
     if cfg.alpha == "carry" and not all(is_classical(u) for u in cfg.upscalers):
         ml = [u for u in cfg.upscalers if not is_classical(u)]
         raise ConfigError(f"{source}: key 'alpha'", f"'carry' needs classical upscalers; "

@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..core import specs
 from ..core.errors import RunStoreError
 from ..core.files import TMP_SUFFIX, atomic_write_parquet, path_error
 
@@ -56,7 +57,7 @@ METRIC_COLUMNS = [
     "reference",
     "value",
 ]
-REFERENCES = ("original", "previous", "first", "lowres", "replicas", "unperturbed")
+REFERENCES = specs.REFERENCES  # the reference column's values
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
