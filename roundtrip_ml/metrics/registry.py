@@ -134,7 +134,9 @@ SPECS: dict[str, MetricSpec] = {
         MetricSpec("dists", "DISTS, VGG16", {"dists": _error("DISTS")}, (0, 1),
                    _learned(perceptual.build_dists), min_size=32, backbone=perceptual.VGG16),
         # Perceptual metrics with no downloaded weights; costs per 512 px image with 1 torch
-        # thread on this shared 2-core CPU, measured by scripts/bench_nodownload.py
+        # thread on this shared 2-core CPU, measured by scripts/bench_nodownload.py. VMAF has no
+        # perfect value: identical images score 97.43 from 64 px up, 96.4-98.4 on 32 px crops
+        # (tests/test_contracts.py), so no drift curve is drawn against an assumed 100.
         MetricSpec("ssimulacra2", "SSIMULACRA 2 (JPEG XL project), 100 = identical",
                    {"ssimulacra2": _score("SSIMULACRA 2", 100.0)}, (-INF, 100),
                    _single("ssimulacra2", ssimulacra2.ssimulacra2), min_size=ssimulacra2.MIN_SIZE,
@@ -150,7 +152,7 @@ SPECS: dict[str, MetricSpec] = {
                    cost="device, batched (torch port); CPU ~0.7 s (flip-evaluator C++ ~0.9 s)",
                    about=flip.describe),
         MetricSpec("vmaf", f"VMAF {vmaf.MODEL} on one frame (spatial part), 0..100",
-                   {"vmaf": _score("VMAF", 100.0)}, (0, 100), _single("vmaf", vmaf.vmaf,
+                   {"vmaf": _score("VMAF", math.nan)}, (0, 100), _single("vmaf", vmaf.vmaf,
                    vmaf.require), min_size=vmaf.MIN_SIZE,
                    cost="host, one ffmpeg/libvmaf process per image; ~0.08 s",
                    about=vmaf.describe, extra="perceptual"),
@@ -215,8 +217,10 @@ def listing() -> list[dict[str, str]]:
 
 def key_info(key: str) -> KeyInfo | None:
     """The facts of a stored value that has a drift curve: a selectable metric's key, with or
-    without options (``psnr_y:border=4``); None for pyiqa, region (``X@R``) and unknown names."""
-    return _SPEC_KEYS.get(key.partition(":")[0])
+    without options (``psnr_y:border=4``), whose identical images score a known value; None for
+    VMAF, pyiqa, region (``X@R``) and unknown names."""
+    info = _SPEC_KEYS.get(key.partition(":")[0])
+    return None if info is None or math.isnan(info.perfect) else info
 
 
 def describe_key(key: str) -> KeyInfo | None:
