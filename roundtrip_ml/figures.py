@@ -72,30 +72,46 @@ def _trajectory_runs(t: Trajectory) -> Runs:
 
 
 def plot_drift(source: Source, *, path: str | Path | None = None, **options: Any) -> Any:
-    """Metric-vs-generation panels as a matplotlib Figure (``path`` also saves it).
+    """Metric-vs-generation panels as a matplotlib Figure.
 
-    Options as for `roundtrip_ml.report.drift_figures`: ``metrics``, ``by``, ``reference``,
-    ``logx``, ``style`` ("paper" or "slides"), ``layout`` ("single" or "double" column),
-    ``thresholds``.
+    Args:
+        source: A `Trajectory`, a `RunView`, or a run or sweep directory.
+        path: Also save the figure there (PDF, SVG or PNG by the suffix).
+        **options: As for `roundtrip_ml.report.drift_figures`: ``metrics``, ``by``,
+            ``reference``, ``logx``, ``style`` ("paper" or "slides"), ``layout`` ("single" or
+            "double" column), ``thresholds``.
 
-    >>> import roundtrip_ml as rt
-    >>> t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64)
-    >>> fig = plot_drift(t, metrics=["psnr", "ssim"], layout="single")
-    >>> float(fig.get_size_inches()[0])
-    3.5
+    Returns:
+        The matplotlib Figure (it renders inline in a notebook).
+
+    Examples:
+        >>> import roundtrip_ml as rt
+        >>> t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64)
+        >>> fig = plot_drift(t, metrics=["psnr", "ssim"], layout="single")
+        >>> float(fig.get_size_inches()[0])
+        3.5
     """
     return report.drift_figure(_runs(source), path=path, **options)
 
 
 def contact_sheet(source: Source, *, path: str | Path | None = None,
                   **options: Any) -> Image.Image:
-    """Rows = recipes, columns = generations (``generations=[0, 1, 5, ...]``), with an optional
-    zoomed inset (``crop=(x, y, w, h)``); returns the sheet as a PIL image, ``path`` saves it.
+    """A contact sheet: rows = recipes, columns = generations.
 
-    >>> import roundtrip_ml as rt
-    >>> t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64)
-    >>> contact_sheet(t).mode
-    'RGB'
+    Args:
+        source: A `Trajectory`, a `RunView`, or a run or sweep directory.
+        path: Also save the sheet there.
+        **options: ``generations=[0, 1, 5, ...]`` (the columns), ``crop=(x, y, w, h)`` (a
+            zoomed inset), ``image`` (which image's chains).
+
+    Returns:
+        The sheet as a PIL image.
+
+    Examples:
+        >>> import roundtrip_ml as rt
+        >>> t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64)
+        >>> contact_sheet(t).mode
+        'RGB'
     """
     sheet = report.contact_sheet(_runs(source), **options)
     image = sheet.to_image()

@@ -55,12 +55,15 @@ def one_of(values: tuple[str, ...] | list[str]) -> str:
 class InferenceOptions:
     """How an ML upscaler runs. Classical resamplers ignore all of it.
 
-    precision: weights and activations dtype (fp16 falls back to fp32 on NaN/black output;
-    "auto" is bf16 on a GPU that supports it, else fp32);
-    tile: 0 = whole image, else the tile side in input pixels (with ``tile_overlap``);
-    channels_last / compile: speed options that do not change results on one device;
-    compile_mode "reduce-overhead" captures the forward in CUDA graphs (a chain's shapes never
-    change between generations, the case CUDA graphs exist for).
+    Attributes:
+        precision: Weights and activations dtype (fp16 falls back to fp32 on NaN/black
+            output; "auto" is bf16 on a GPU that supports it, else fp32).
+        tile: 0 = whole image, else the tile side in input pixels.
+        tile_overlap: Pixels each tile shares with its neighbours (blended smoothly).
+        channels_last: A memory layout that speeds up convolutions; results do not change.
+        compile: ``torch.compile`` the forward; results do not change on one device.
+        compile_mode: "reduce-overhead" captures the forward in CUDA graphs (a chain's shapes
+            never change between generations, the case CUDA graphs exist for).
     """
 
     precision: Precision = "fp32"

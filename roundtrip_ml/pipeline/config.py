@@ -63,7 +63,12 @@ _WHY = {
 
 
 class ExperimentConfig(BaseModel):
-    """One experiment: the product images x upscalers x downscalers x scales x codecs."""
+    """One experiment: the product images x upscalers x downscalers x scales x codecs.
+
+    Every key, its default and its allowed values are the fields below; the user guide's
+    "Running an experiment" page explains each. Validate a dict with `make_config` (or
+    `load_config` for a file) to get one clear error naming the key.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -378,6 +383,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment file.
+
+    Args:
+        path: A TOML or YAML file; relative image paths are relative to it.
+        overrides: Keys set over the file's (what CLI flags do).
+
+    Returns:
+        The validated config, every default filled in.
+
+    Raises:
+        ConfigError: The first problem, naming the file and the key.
+    """
     data = load_config_file(path)
     data.update(overrides or {})
     return make_config(data, str(path))

@@ -153,7 +153,24 @@ def make_video(
     min_tile: int = 256,
 ) -> VideoResult:
     """Write ``stem.mp4`` (and ``stem.gif``) from the saved frames of the chosen chains.
-    ``fps`` None: about TARGET_SECONDS long (auto_fps)."""
+
+    Args:
+        run: A run or sweep directory (or its loaded tables).
+        out_dir: Where the files go.
+        chains: Chain ids or globs; None takes every recipe of the first image.
+        image: Which image's chains (None: the first).
+        fps: Frame rate; None makes the video about TARGET_SECONDS long (auto_fps).
+        side_by_side: Chains side by side (True) or one after another.
+        lossless: RGB H.264 at qp 0: frame-exact, for review (few browsers play it).
+        crop: A zoom region (x, y, w, h) in pixels of the frames.
+        gif: Also write a GIF for slides.
+        stem: The file name without suffix.
+        max_width: The widest the video may be, in pixels.
+        min_tile: The smallest a chain's tile may be shown, in pixels.
+
+    Returns:
+        The paths, frame count, frame rate, duration and size written.
+    """
     if fps is not None and fps < 1:
         raise ConfigError(f"--fps {fps:g}", "must be at least 1", "e.g. --fps 12, or leave it "
                           "out for a video of about 6 s")
