@@ -208,3 +208,17 @@ def test_offline_model_runs_at_its_native_scale(name: str) -> None:
 def test_offline_model_is_deterministic(name: str) -> None:
     _, _, y1, y2 = _model_run(name)
     assert torch.equal(y1, y2)
+
+
+# ---- value sets ---------------------------------------------------------------------------------
+
+
+def test_figure_styles_and_layouts_are_the_specs_value_sets() -> None:
+    """`plot --style/--layout` offer core.specs' values; the figure code must draw every one."""
+    from typing import get_args
+
+    from roundtrip_ml.core.specs import Layout, Style
+    from roundtrip_ml.report import plots
+
+    assert set(plots.STYLES) == set(get_args(Style))
+    assert set(plots.WIDTHS) == set(get_args(Layout))

@@ -477,7 +477,7 @@ OfflineOpt = Annotated[bool | None, typer.Option(
 def models_list(
     cache_dir: CacheOpt = None,
     family: Annotated[str | None, typer.Option(
-        "--family", help="Only this family (realcugan, waifu2x, realsr, span, srmd, realesrgan).")
+        "--family", help="Only this family (one of the list's family column: realcugan, span, ...).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
 ) -> None:
