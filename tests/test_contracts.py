@@ -210,6 +210,17 @@ def test_offline_model_is_deterministic(name: str) -> None:
     assert torch.equal(y1, y2)
 
 
+@pytest.mark.parametrize("name", OFFLINE)
+def test_offline_model_takes_an_input_smaller_than_its_padding(name: str) -> None:
+    """A 7 px crop (a thumbnail's low-res side) is padded up to the model's minimum and cropped
+    back: Real-CUGAN x2 once failed inside torch's reflect padding at 16 px."""
+    up, _, _, _ = _model_run(name)
+    x = to_batch(photo_u8("coffee")[100:107, 200:207])
+    s = zoo.get_entry(name).scale
+    y = up.forward(x)
+    assert y.shape == (1, 3, 7 * s, 7 * s) and torch.isfinite(y).all()
+
+
 # ---- value sets ---------------------------------------------------------------------------------
 
 

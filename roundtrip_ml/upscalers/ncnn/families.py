@@ -160,9 +160,9 @@ class FamilyModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         s, p = self.spec, self.spec.prepadding
         h, w = x.shape[-2:]
-        if s.pad_mode == "reflect" and min(h, w) <= p:
+        if s.pad_mode == "reflect" and min(h, w) < p + s.align:  # torch reflects less than a side
             raise ModelError(s.family, f"input {h}x{w} is too small for reflect prepadding {p}",
-                             f"use inputs larger than {p} px")
+                             f"use inputs of at least {p + s.align} px")
         pb, pr = p + (-h) % s.align, p + (-w) % s.align
         xp = F.pad(x, (p, pr, p, pb), mode=s.pad_mode)
         if s.extra_channels:
@@ -226,7 +226,7 @@ def load_family_model(param: str | Path, bin_: str | Path | None, family: str,
         scale = measure_scale(graph)
     spec = family_spec(family, scale, variant=variant, noise=noise)
     model = FamilyModel(graph, spec).eval()
-    minimum = spec.prepadding + 1 if spec.pad_mode == "reflect" else 1
+    minimum = spec.prepadding + spec.align if spec.pad_mode == "reflect" else 1
     kinds = sorted(set(model.graph.layer_types))
     return GraphDescriptor(
         model=model, scale=scale, architecture=_Arch(f"ncnn-{family}", f"ncnn {family} graph"),
