@@ -7,7 +7,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import typer
 from rich.console import Console
@@ -572,7 +572,7 @@ def models_path(name: str, cache_dir: CacheOpt = None) -> None:
 
 # ---- sweep: experiment grids on one device, local GPUs or Ray (roundtrip_ml.sweep) ------------
 
-sweep_app = typer.Typer(help="Experiment grids: plan, run (local, local-gpus, ray), merge.",
+sweep_app = typer.Typer(help=f"Experiment grids: plan, run ({', '.join(get_args(Executor))}), merge.",
                         no_args_is_help=True, cls=_Group)
 app.add_typer(sweep_app, name="sweep")
 SweepSetOpt = Annotated[list[str] | None, typer.Option(

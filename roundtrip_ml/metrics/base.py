@@ -18,8 +18,10 @@ import torch
 from torch import Tensor
 
 from ..core.errors import ConfigError
+from ..core.specs import REFERENCES
 
-ALL_REFERENCES: tuple[str, ...] = ("original", "previous", "first")
+# The references a metric compares with (the rest of core.specs.REFERENCES are the engine's own).
+ALL_REFERENCES: tuple[str, ...] = REFERENCES[:3]
 
 
 @functools.lru_cache(maxsize=256)
