@@ -178,6 +178,23 @@ def _model_run(name: str) -> tuple[ModelUpscaler, Tensor, Tensor, Tensor]:
     return up, inp, up.forward(inp), up.forward(inp)
 
 
+@pytest.mark.parametrize("name", [n for n in OFFLINE if zoo.get_entry(n).family])
+def test_family_object_recognises_its_files_as_the_registry_does(name: str) -> None:
+    """The family object's file patterns give each shipped file the family, variant, scale (or
+    none: loading measures it) and noise its registry entry states (what an
+    ``ncnn:PATH.param`` of that file runs with)."""
+    from roundtrip_ml.upscalers.ncnn.families import FAMILY_TABLE, spec_for_file
+
+    e = zoo.get_entry(name)
+    fam = FAMILY_TABLE[e.family]
+    assert fam.license and fam.page and fam.packages and fam.patterns
+    assert {s.package for s in e.offline} <= {p.name for p in fam.packages}
+    for src in e.offline:
+        family, variant, scale, noise = spec_for_file(src.param)
+        assert (family, variant) == (e.family, e.family_variant), src.param
+        assert scale in (None, e.scale) and noise == e.noise, src.param  # None: measured
+
+
 @pytest.mark.parametrize("name", OFFLINE)
 def test_offline_model_loads_with_its_recorded_hashes(name: str) -> None:
     up, _, _, _ = _model_run(name)  # loading re-hashes the .bin against the registry pin
