@@ -6,9 +6,10 @@ Metrics (``roundtrip_ml.metrics.registry.SPECS``): every stored key has a label 
 plots read from the registry, the direction the registry states is the one the numbers take,
 a batch gives (N,) finite values, identical images score the perfect value, and a batch equals
 its images run one by one. Models (``models/*.toml`` with an offline source): each loads from
-its installed package with the recorded hashes, runs at its native scale on a small real crop,
-and gives the same bytes twice. Inputs are tiny real photo crops: the file takes about 45 s on
-a 2-core CPU, most of it RealSR and x4plus.
+its installed package with the recorded hashes, runs at its native scale on a small real crop
+and on a 7 px one, and gives the same bytes twice; each ncnn family object names its files as
+the registry does. Inputs are tiny real photo crops: the file takes about 50 s on a loaded
+2-core CPU, most of it RealSR and x4plus.
 """
 
 from __future__ import annotations
