@@ -52,11 +52,16 @@ MEMORY_RUN_ID = "in-memory"
 
 @dataclass
 class Trajectory:
-    """One chain's generations, in memory.
+    """One chain's generations, in memory (what `roundtrip` returns).
 
-    ``frames`` maps generation -> uint8 3 x H x W tensor (at the frame stride, plus 0, 1 and
-    the last); ``metrics`` is the engine's tidy table (columns as in metrics.parquet);
-    ``fingerprints`` has one 64-bit state hash per generation.
+    Attributes:
+        config: The resolved config the chain ran under.
+        chain: The chain's recipe and id.
+        frames: Generation -> uint8 3 x H x W tensor (at the frame stride, plus 0, 1 and the
+            last).
+        metrics: The engine's tidy table (columns as in a run's metrics.parquet).
+        fingerprints: One 64-bit hash of the 8-bit state per generation.
+        upscaler: What the upscaler reported about itself (weights, precision, ...).
     """
 
     config: ExperimentConfig
@@ -148,17 +153,34 @@ def roundtrip(
 ) -> Trajectory:
     """Run one chain in memory and return its `Trajectory` (no run directory).
 
-    ``image``: a path or ``skimage:NAME``, a PIL image, an H x W x 3 array (uint8, uint16 or
-    float in [0, 1]) or a 3 x H x W tensor in [0, 1]. ``metrics=None`` takes the default set.
-    Any other `ExperimentConfig` key (``center_crop``, ``precision``, ``fit``, ...) may be
-    given by name. The numbers equal those of `run` with the same settings. ``progress``: a
-    bar with generation, rate and ETA (a widget in Jupyter), plus one line with the estimated
-    time when a CPU job will be long; ``False`` silences it.
+    It drives the engine's own generation step and metric dispatch, so its numbers equal those
+    of `run` with the same settings.
 
-    >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
-    ...               progress=False)
-    >>> sorted(t.frames), round(t.value("psnr", 1), 1) > 20
-    ([0, 1, 2, 3], True)
+    Args:
+        image: A path or ``skimage:NAME``, a PIL image, an H x W x 3 array (uint8, uint16 or
+            float in [0, 1]) or a 3 x H x W tensor in [0, 1].
+        upscaler: A kernel (``lanczos3``), a registry model, a weights path or
+            ``ncnn:PATH.param``.
+        scale: The roundtrip factor (1: a codec-only chain).
+        codec: The handoff codec or codec schedule (``png``, ``jpeg:90``, ``jpeg:70-95``).
+        generations: How many roundtrips to run.
+        metrics: Metric names to measure every generation; None takes the default set.
+        downscaler: The kernel of the downscale.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        frame_stride: Keep every k-th generation's image (plus 0, 1 and the last).
+        progress: A bar with generation, rate and ETA (a widget in Jupyter), plus one line
+            with the estimated time when a CPU job will be long; False silences it.
+        **config: Any other `ExperimentConfig` key by name (``center_crop``, ``precision``,
+            ``fit``, ...).
+
+    Returns:
+        The chain's frames, tidy metric table and fingerprints.
+
+    Examples:
+        >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
+        ...               progress=False)
+        >>> sorted(t.frames), round(t.value("psnr", 1), 1) > 20
+        ([0, 1, 2, 3], True)
     """
     source = str(image) if isinstance(image, (str, Path)) else "memory:image"
     cfg = make_config(
@@ -220,19 +242,31 @@ def run(
     progress: bool | EngineProgress | None = True,
     **overrides: Any,
 ) -> RunView:
-    """Run an experiment (a config object, a dict of config keys, or a TOML/YAML path) into its
-    run directory and return it as a `RunView`. ``overrides`` set config keys by name.
-    ``progress``: a bar over chain-generations with the current recipe, generation, rate and
-    ETA (a widget in Jupyter, rich in a terminal), one line with the estimated time when a CPU
-    job will be long, and a note naming any default metric left out for the image size;
-    ``False`` silences them, a callable receives the engine's events instead.
+    """Run an experiment into its run directory and return it as a `RunView`.
 
-    >>> import tempfile
-    >>> out = tempfile.mkdtemp()
-    >>> r = run({"images": ["skimage:astronaut"], "generations": 2, "center_crop": 64,
-    ...          "output": out}, overwrite=True, progress=False)
-    >>> r.manifest.status, len(r.chains)
-    ('complete', 1)
+    Args:
+        config: An `ExperimentConfig`, a dict of config keys, or a TOML/YAML path.
+        resume: Continue an interrupted run in its directory.
+        overwrite: Replace an existing run (only the files a run writes are deleted).
+        progress: A bar over chain-generations with the current recipe, generation, rate
+            and ETA (a widget in Jupyter, rich in a terminal), one line with the estimated
+            time when a CPU job will be long, and a note naming any default metric left out
+            for the image size; False silences them, a callable receives the engine's events.
+        **overrides: Config keys set by name, over those of ``config``.
+
+    Returns:
+        Typed, read-only access to the finished run directory.
+
+    Raises:
+        ConfigError: A bad key or value, named with what is allowed.
+
+    Examples:
+        >>> import tempfile
+        >>> out = tempfile.mkdtemp()
+        >>> r = run({"images": ["skimage:astronaut"], "generations": 2, "center_crop": 64,
+        ...          "output": out}, overwrite=True, progress=False)
+        >>> r.manifest.status, len(r.chains)
+        ('complete', 1)
     """
     if isinstance(config, (str, Path)):
         cfg = load_config(config, overrides)
@@ -268,7 +302,14 @@ def run_sweep(
 
 @dataclass
 class RunView:
-    """Typed, read-only access to a run directory."""
+    """Typed, read-only access to a run directory (what `run` and `load_run` return).
+
+    Attributes:
+        path: The run directory.
+        config: The resolved config the run recorded.
+        manifest: Versions, device, seeds, per-batch status and errors.
+        store: The directory's tables (metrics, chains, fingerprints).
+    """
 
     path: Path
     config: ExperimentConfig
@@ -303,7 +344,17 @@ class RunView:
 
 
 def load_run(path: str | Path) -> RunView:
-    """Open a run directory written by `run` or `roundtrip run`."""
+    """Open a run directory written by `run` or `roundtrip run`.
+
+    Args:
+        path: The run directory.
+
+    Returns:
+        Typed, read-only access to the run's config, manifest and tables.
+
+    Raises:
+        RunStoreError: The folder holds no run.
+    """
     store = RunStore(Path(path).expanduser())
     if not store.exists():
         raise RunStoreError(str(store.root), "holds no run (no manifest.json)",
@@ -318,9 +369,16 @@ def summarize(
 ) -> pd.DataFrame:
     """Collapse statistics per chain (threshold crossings, half-life, fixed points, ...).
 
-    ``run``: a run (`RunView` or its directory), a `Trajectory`, or a list of these; a list
-    gives one table with a ``source`` column (its position in the list), so two sources that
-    share a chain id stay apart. Columns: see `roundtrip summarize --help`.
+    A run's table is also written to RUN/summary.parquet.
+
+    Args:
+        run: A run (`RunView` or its directory), a `Trajectory`, or a list of these; a list
+            gives one table with a ``source`` column (its position in the list), so two
+            sources that share a chain id stay apart.
+        thresholds: Collapse thresholds against the original, e.g. ``psnr<20,ssim<0.5``.
+
+    Returns:
+        One row per chain (columns: see `roundtrip summarize --help`).
     """
     if isinstance(run, list | tuple):
         if not run:
@@ -339,10 +397,17 @@ SUMMARY_SOURCES = ("a RunView (rt.run, rt.load_run), a run directory (str or Pat
 
 
 def list_upscalers(pattern: str = "*") -> list[str]:
-    """Classical kernels and registry models whose name matches a glob ``pattern``.
+    """Classical kernels and registry models whose name matches a glob.
 
-    >>> list_upscalers("lanczos*")
-    ['lanczos2', 'lanczos3']
+    Args:
+        pattern: A glob over the canonical names (aliases also work in configs).
+
+    Returns:
+        The matching names, sorted.
+
+    Examples:
+        >>> list_upscalers("lanczos*")
+        ['lanczos2', 'lanczos3']
     """
     names = [*KERNELS, *zoo.load_registry()]  # canonical names; aliases also work in configs
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
@@ -351,8 +416,13 @@ def list_upscalers(pattern: str = "*") -> list[str]:
 def list_metrics() -> pd.DataFrame:
     """Every metric name `run` accepts, with what it measures and its direction.
 
-    >>> "psnr" in set(list_metrics()["name"])
-    True
+    Returns:
+        One row per metric: name, description, higher_is_better, the keys it stores and
+        whether it needs downloaded weights.
+
+    Examples:
+        >>> "psnr" in set(list_metrics()["name"])
+        True
     """
     return pd.DataFrame(
         [{"name": s.name, "description": s.description,

@@ -92,39 +92,55 @@ def _trajectory_runs(t: Trajectory) -> Runs:
 
 
 def plot_drift(source: Sources, *, path: str | Path | None = None, **options: Any) -> Any:
-    """Metric-vs-generation panels as a matplotlib Figure (``path`` also saves it).
+    """Metric-vs-generation panels as a matplotlib Figure.
 
-    ``source``: a trajectory, a run, a run or sweep directory, or a list of these (one curve
-    per recipe, so ``plot_drift([t1, t2, t3])`` compares three upscalers). Options as for
-    `roundtrip_ml.report.drift_figures`: ``metrics``, ``by``, ``reference``, ``logx``,
-    ``style`` ("paper" or "slides"), ``layout`` ("single" or "double" column), ``thresholds``,
-    ``caption`` (False: no explanatory legend title), ``panel_letters`` (a, b, c, ...).
+    Args:
+        source: A `Trajectory`, a `RunView`, a run or sweep directory, or a list of these (one
+            curve per recipe, so ``plot_drift([t1, t2, t3])`` compares three upscalers).
+        path: Also save the figure there (PDF, SVG or PNG by the suffix).
+        **options: As for `roundtrip_ml.report.drift_figures`: ``metrics``, ``by``,
+            ``reference``, ``logx``, ``style`` ("paper" or "slides"), ``layout`` ("single" or
+            "double" column), ``thresholds``, ``caption`` (False: no explanatory legend
+            title), ``panel_letters`` (a, b, c, ...).
 
-    >>> import roundtrip_ml as rt
-    >>> t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
-    ...                  progress=False)
-    >>> fig = plot_drift(t, metrics=["psnr", "ssim"], layout="single")
-    >>> float(fig.get_size_inches()[0])
-    3.5
+    Returns:
+        The matplotlib Figure (it renders inline in a notebook).
+
+    Examples:
+        >>> import roundtrip_ml as rt
+        >>> t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
+        ...                  progress=False)
+        >>> fig = plot_drift(t, metrics=["psnr", "ssim"], layout="single")
+        >>> float(fig.get_size_inches()[0])
+        3.5
     """
     return report.drift_figure(_runs(source, "plot_drift"), path=path, **options)
 
 
 def contact_sheet(source: Sources, *, path: str | Path | None = None,
                   **options: Any) -> Image.Image:
-    """Rows = recipes, columns = generations (``generations=[0, 1, 5, ...]``), with an optional
-    zoomed inset (``crop=(x, y, w, h)``); returns the sheet as a PIL image, ``path`` saves it.
+    """A contact sheet: rows = recipes, columns = generations.
 
     Every image of a multi-image run is shown: ``layout="grid"`` (the default) stacks one
-    block of rows per image in one sheet, ``layout="pages"`` returns one sheet per image (a
-    list of PIL images; ``path`` then gets ``-IMAGE`` before its suffix), and ``image="NAME"``
-    draws that image alone. ``source`` may be a list of trajectories or runs.
+    block of rows per image in one sheet, ``layout="pages"`` returns one sheet per image.
 
-    >>> import roundtrip_ml as rt
-    >>> t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
-    ...                  progress=False)
-    >>> contact_sheet(t).mode
-    'RGB'
+    Args:
+        source: A `Trajectory`, a `RunView`, a run or sweep directory, or a list of these.
+        path: Also save the sheet there (with ``layout="pages"``, ``-IMAGE`` goes before the
+            suffix of each page's file).
+        **options: ``generations=[0, 1, 5, ...]`` (the columns), ``crop=(x, y, w, h)`` (a
+            zoomed inset), ``image="NAME"`` (that image alone), ``layout`` ("grid" or
+            "pages"), ``caption`` (False: no caption line).
+
+    Returns:
+        The sheet as a PIL image (a list of them, one per image, with ``layout="pages"``).
+
+    Examples:
+        >>> import roundtrip_ml as rt
+        >>> t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
+        ...                  progress=False)
+        >>> contact_sheet(t).mode
+        'RGB'
     """
     runs = _runs(source, "contact_sheet")
     if options.get("layout") == "pages" and not options.get("image"):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import typer
 from rich.console import Console
@@ -16,6 +15,8 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ..core.errors import ConfigError, RoundtripError
+from ..core.specs import CODEC_SYNTAX, Executor, Reference, Style
+from ..pipeline.config import ExperimentConfig  # the defaults shown in `run --help` are its own
 
 INTERRUPTED = "interrupted: finished generations are kept; rerun the same command with --resume"
 
@@ -76,30 +77,8 @@ app = typer.Typer(
 )
 
 
-class Style(enum.StrEnum):
-    paper = "paper"
-    slides = "slides"
+LayoutChoice = Literal["single", "double", "both"]  # both: a PDF of each column width
 
-
-class Layout(enum.StrEnum):
-    single = "single"
-    double = "double"
-    both = "both"
-
-
-class Reference(enum.StrEnum):
-    original = "original"
-    previous = "previous"
-    first = "first"
-    lowres = "lowres"
-    replicas = "replicas"
-    unperturbed = "unperturbed"
-
-
-class Executor(enum.StrEnum):
-    local = "local"
-    local_gpus = "local-gpus"
-    ray = "ray"
 
 # Wide tables stay readable when piped to a file or a log (rich falls back to 80 columns).
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180
@@ -159,29 +138,34 @@ def _run_progress(quiet: bool, json_lines: bool, device: str = "auto"):
 
 
 Flag = dict(metavar="")  # a bool flag takes no value: show none in --help
-# `roundtrip run` flags left unset take the config file's value, else these defaults
-# (ExperimentConfig's; tests/test_cli.py checks they agree).
-RUN_DEFAULTS = {"generations": 50, "frame_stride": 10, "metric_stride": 1,
-                "checkpoint_stride": 10, "seed": 0, "device": "auto", "name": "run"}
+# `roundtrip run` flags left unset take the config file's value, else the config's defaults.
+RUN_DEFAULTS: dict[str, Any] = {
+    key: ExperimentConfig.model_fields[key].get_default(call_default_factory=True)
+    for key in ("upscalers", "downscalers", "scales", "codecs", "generations", "frame_stride",
+                "metric_stride", "checkpoint_stride", "seed", "device", "name")
+}
 
 
 def _dflt(key: str) -> str:
-    return f" (default: the config's, else {RUN_DEFAULTS[key]})"
+    value = RUN_DEFAULTS[key]
+    shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+        if isinstance(value, list) else value
+    return f" (default: the config's, else {shown})"
 
 
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="TOML/YAML experiment file; flags override its keys.")] = None,
     image: Annotated[list[str] | None, typer.Option("--image", "-i", metavar="PATH", help="Image, glob or skimage:NAME (repeat).")] = None,
-    upscaler: Annotated[list[str] | None, typer.Option("--upscaler", "-u", metavar="NAME", help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param. (default: lanczos3)")] = None,
-    downscaler: Annotated[list[str] | None, typer.Option("--downscaler", metavar="KERNEL", help="Kernel for the downscale. (default: lanczos3)")] = None,
-    scale: Annotated[list[str] | None, typer.Option("--scale", "-s", metavar="FACTOR", help="Roundtrip factor, > 1. (default: 4)")] = None,
-    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="CODEC", help="float, png, jpeg:Q[:444], webp:Q. (default: png)")] = None,
+    upscaler: Annotated[list[str] | None, typer.Option("--upscaler", "-u", metavar="NAME", help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param." + _dflt("upscalers"))] = None,
+    downscaler: Annotated[list[str] | None, typer.Option("--downscaler", metavar="KERNEL", help="Kernel for the downscale." + _dflt("downscalers"))] = None,
+    scale: Annotated[list[str] | None, typer.Option("--scale", "-s", metavar="FACTOR", help="Roundtrip factor, >= 1 (1: a codec-only chain)." + _dflt("scales"))] = None,
+    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="CODEC", help=f"Handoff codec: {CODEC_SYNTAX}, or a schedule (jpeg:[90,85,95], jpeg:70-95, jpeg:85>webp:80, +shift)." + _dflt("codecs"))] = None,
     generations: Annotated[int | None, typer.Option("--generations", "-g", metavar="N", help="Roundtrips per chain." + _dflt("generations"))] = None,
     frame_stride: Annotated[int | None, typer.Option("--frame-stride", metavar="K", help="Save every K-th generation's image." + _dflt("frame_stride"))] = None,
     metric_stride: Annotated[int | None, typer.Option("--metric-stride", metavar="K", help="Measure every K-th generation." + _dflt("metric_stride"))] = None,
     checkpoint_stride: Annotated[int | None, typer.Option("--checkpoint-stride", metavar="K", help="Checkpoint every K-th generation (for --resume)." + _dflt("checkpoint_stride"))] = None,
-    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", metavar="NAME", help="Metric names, e.g. psnr,ssim,colour. (default: psnr, psnr_y, ssim, ms_ssim, haarpsi, gmsd, spectral, colour)")] = None,
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", metavar="NAME", help="Metric names, e.g. psnr,ssim,colour. (default: those `roundtrip metrics list` marks default)")] = None,
     center_crop: Annotated[str | None, typer.Option("--center-crop", metavar="H,W|N", help="Centre crop of each input, in pixels, before the chain starts.")] = None,
     max_side: Annotated[int | None, typer.Option("--max-side", metavar="N", help="Shrink inputs (Pillow Lanczos) so the longer side is at most N.")] = None,
     device: Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N." + _dflt("device"))] = None,
@@ -373,10 +357,10 @@ def plot(
     run_dir: RunArg,
     metrics: MetricsOpt = None,
     by: Annotated[list[str] | None, typer.Option("--by", metavar="COLUMN", help="Columns that make a line: upscaler, downscaler, scale, codec, image. (default: upscaler,codec)")] = None,
-    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with (replicas, unperturbed: replica runs).")] = Reference.original,
+    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with (replicas, unperturbed: replica runs).")] = "original",
     logx: Annotated[bool, typer.Option("--logx", **Flag, help="Logarithmic generation axis.")] = False,
-    style: Annotated[Style, typer.Option("--style", help="Fonts and size for a paper or 16:9 slides.")] = Style.paper,
-    layout: Annotated[Layout, typer.Option("--layout", help="Journal single column (3.5 in), double (7.16 in) or both.")] = Layout.both,
+    style: Annotated[Style, typer.Option("--style", help="Fonts and size for a paper or 16:9 slides.")] = "paper",
+    layout: Annotated[LayoutChoice, typer.Option("--layout", help="Journal single column (3.5 in), double (7.16 in) or both.")] = "both",
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
@@ -385,12 +369,12 @@ def plot(
     from ..report.plots import plot_drift
 
     runs = load_runs(_path_arg(run_dir))
-    both = layout is Layout.both and style is Style.paper
-    layouts = ["double", "single"] if both else [layout.value if layout is not Layout.both else "double"]
+    both = layout == "both" and style == "paper"
+    layouts = ["double", "single"] if both else [layout if layout != "both" else "double"]
     for lay in layouts:
         paths = plot_drift(runs, _report_out(run_dir, output, "figures"), metrics=_list(metrics),
-                           by=_list(by) or ["upscaler", "codec"], reference=reference.value,
-                           logx=logx, style=style.value, layout=lay, thresholds=thresholds).paths
+                           by=_list(by) or ["upscaler", "codec"], reference=reference,
+                           logx=logx, style=style, layout=lay, thresholds=thresholds).paths
         out.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 
@@ -446,7 +430,7 @@ def table(
     run_dir: RunArg,
     at: AtOpt = None,
     metrics: MetricsOpt = None,
-    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with.")] = Reference.original,
+    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with.")] = "original",
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
@@ -456,7 +440,7 @@ def table(
 
     runs = load_runs(_path_arg(run_dir))
     t = write_tables(runs, _report_out(run_dir, output, "tables"), at=_ints(at, "--at"),
-                     metrics=_list(metrics), reference=reference.value, thresholds=thresholds)
+                     metrics=_list(metrics), reference=reference, thresholds=thresholds)
     out.print(to_markdown(metrics_display(t.metrics, runs, _list(metrics))), highlight=False,
               soft_wrap=True)
     if t.note:
@@ -502,7 +486,8 @@ def metrics_list() -> None:
 
     from ..metrics.registry import listing
 
-    t = Table("name", "description", "better", "needs", "runs (cost per 512 px image, 1 CPU thread)")
+    t = Table("name", "description", "better", "default", "needs",
+              "runs (cost per 512 px image, 1 CPU thread)")
     for row in listing():
         t.add_row(*row.values())
     out.print(t)
@@ -523,7 +508,7 @@ OfflineOpt = Annotated[bool | None, typer.Option(
 def models_list(
     cache_dir: CacheOpt = None,
     family: Annotated[str | None, typer.Option(
-        "--family", help="Only this family (realcugan, waifu2x, realsr, span, srmd, realesrgan).")
+        "--family", help="Only this family (one of the list's family column: realcugan, span, ...).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
 ) -> None:
@@ -618,7 +603,7 @@ def models_path(name: str, cache_dir: CacheOpt = None) -> None:
 
 # ---- sweep: experiment grids on one device, local GPUs or Ray (roundtrip_ml.sweep) ------------
 
-sweep_app = typer.Typer(help="Experiment grids: plan, run (local, local-gpus, ray), merge.",
+sweep_app = typer.Typer(help=f"Experiment grids: plan, run ({', '.join(get_args(Executor))}), merge.",
                         no_args_is_help=True, cls=_Group)
 app.add_typer(sweep_app, name="sweep")
 SweepSetOpt = Annotated[list[str] | None, typer.Option(
@@ -654,7 +639,7 @@ def sweep_plan_cmd(
 @sweep_app.command("run")
 def sweep_run_cmd(
     config: Annotated[Path, typer.Argument(metavar="SWEEP", help="TOML/YAML sweep file.")],
-    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run: this device, one process per local GPU, or a Ray cluster.")] = Executor.local,
+    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run: this device, one process per local GPU, or a Ray cluster.")] = "local",
     address: Annotated[str | None, typer.Option("--address", metavar="ADDR", help="Ray cluster address (default: $RAY_ADDRESS or a local Ray).")] = None,
     retries: Annotated[int | None, typer.Option("--retries", metavar="N", help="Extra attempts for a crashed unit (default: the sweep file's).")] = None,
     set_: SweepSetOpt = None,
@@ -668,7 +653,7 @@ def sweep_run_cmd(
     from ..sweep.view import render_result
 
     cfg = load_sweep(_path_arg(config), parse_set(set_ or []))
-    result = run_sweep(cfg, executor=executor.value, address=address, retries=retries,
+    result = run_sweep(cfg, executor=executor, address=address, retries=retries,
                        progress=sweep_progress(not quiet, json_lines=json_lines, console=console))
     if not json_lines:
         console.print(render_result(result))

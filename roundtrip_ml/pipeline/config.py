@@ -11,7 +11,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -19,13 +19,21 @@ from ..core.errors import ConfigError
 from ..core.specs import (
     CODEC_KINDS,
     PERTURBATION_KINDS,
+    AlphaPolicy,
+    Backend,
+    CompileMode,
+    FitPolicy,
     InferenceOptions,
+    JpegBackend,
     NcnnLimitKey,
+    Precision,
+    one_of,
     unknown_codec_kinds,
 )
 from ..imaging.images import SAMPLE_PREFIX
 from ..imaging.photosets import PREFIX as PHOTOSET_PREFIX
-from .config_file import read_mapping, show_value
+from .config_errors import format_error
+from .config_file import read_mapping
 from .inputs import expand_images as expand_images  # its home is inputs.py
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
@@ -33,7 +41,7 @@ if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from ..imaging.schedule import CodecSchedule
 
 # Strict ints: `generations = true` or `4.5` is a mistake, not 1 or 4. Upper bounds carry their
-# reason in _WHY, so an error says why a number is refused, not only that it is.
+# reason in config_errors.WHY, so an error says why a number is refused, not only that it is.
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
 Count = Annotated[int, Field(ge=1, le=100_000, strict=True)]  # generations and strides
@@ -41,26 +49,15 @@ Side = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
 Offset = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
 Number = Annotated[float, Field(strict=True)]  # an int is a number; "4" (text) is not
 LIST_KEYS = ("images", "upscalers", "downscalers", "scales", "codecs", "metrics")
-_WHY = {
-    "generations": "100000 generations already take weeks for one ML chain and write ~10^6 "
-                   "metric rows per chain",
-    "frame_stride": "a stride above the generation limit (100000) never triggers",
-    "metric_stride": "a stride above the generation limit (100000) never triggers",
-    "checkpoint_stride": "a stride above the generation limit (100000) never triggers",
-    "max_batch": "more chains than that per batch do not fit any device's memory",
-    "replicas": "each replica is a whole chain; use a sweep for more",
-    "max_pixels": "10^10 pixels is 120 GB as float32 on the device",
-    "seed": "torch generators take seeds in [0, 2^63)",
-    "tile": "a tile is at most 65536 px on a side",
-    "tile_overlap": "an overlap is at most 4096 px",
-    "max_side": "an image side is at most 10^6 px",
-    "center_crop": "an image side is at most 10^6 px",
-    "metric_crop": "an image side is at most 10^6 px",
-}
 
 
 class ExperimentConfig(BaseModel):
-    """One experiment: the product images x upscalers x downscalers x scales x codecs."""
+    """One experiment: the product images x upscalers x downscalers x scales x codecs.
+
+    Every key, its default and its allowed values are the fields below; the user guide's
+    "Running an experiment" page explains each. Validate a dict with `make_config` (or
+    `load_config` for a file) to get one clear error naming the key.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -85,17 +82,17 @@ class ExperimentConfig(BaseModel):
     device: str = "auto"
     seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
     output: Path | None = None  # default: runs/<name>
-    fit: Literal["resize", "crop"] = "resize"
+    fit: FitPolicy = "resize"
     deterministic: bool = Field(True, strict=True)
-    precision: Literal["fp32", "fp16", "bf16", "auto"] = "fp32"  # auto: bf16 where supported
+    precision: Precision = "fp32"
     tile: Annotated[int, Field(ge=0, le=65536, strict=True)] = 0
     tile_overlap: Annotated[int, Field(ge=0, le=4096, strict=True)] = 16
     channels_last: bool = Field(False, strict=True)
     compile: bool = Field(False, strict=True)
-    compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
-    backend: Literal["auto", "torch", "ncnn"] = "auto"  # core.specs.BACKENDS
-    jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
-    alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
+    compile_mode: CompileMode = "default"
+    backend: Backend = "auto"
+    jpeg_backend: JpegBackend = "auto"
+    alpha: AlphaPolicy = "composite"
     background: tuple[Number, Number, Number] = (1.0, 1.0, 1.0)
     center_crop: tuple[Side, Side] | None = None  # (h, w) crop of each input
     max_side: Side | None = None  # shrink inputs (Pillow Lanczos) to fit first
@@ -169,77 +166,12 @@ def as_list(v: Any) -> Any:
     return [v] if isinstance(v, str | int | float) and not isinstance(v, bool) else v
 
 
-_WORDS = {  # pydantic error type -> the constraint in words
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "finite_number": "must be a finite number (not nan or inf)",
-    "string_type": "must be text (a quoted string)",
-    "list_type": "must be a list (or a single value)",
-    "tuple_type": "must be a list of numbers",
-    "path_type": "must be a folder path (text)",
-    "missing": "is required",
-}
-_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-           "less_than_equal": "<="}
-
-
-def _format_error(e: ValidationError, source: str) -> ConfigError:
-    """The first validation error as one line: the key, the constraint in words, the reason."""
-    err = e.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    top = loc[0] if loc else "(top level)"
-    key = top + "".join(f"[{p}]" for p in loc[1:])
-    what = f"{source}: key {key!r}"
-    if err["type"] == "extra_forbidden":
-        allowed = ", ".join(ExperimentConfig.model_fields)
-        import difflib
-
-        close = difflib.get_close_matches(top, list(ExperimentConfig.model_fields), n=1)
-        fix = f"did you mean {close[0]!r}?" if close else f"use one of: {allowed}"
-        return ConfigError(what, "is not a config key", fix)
-    got = err.get("input")
-    shown = "" if err["type"] == "missing" else f", got {show_value(got)}"
-    ctx = err.get("ctx") or {}
-    if err["type"] in _BOUNDS:
-        bound = next(iter(ctx.values()))
-        problem = f"must be {_BOUNDS[err['type']]} {bound}{shown}"
-        why = _WHY.get(top) if err["type"].startswith("less") else None
-        return ConfigError(what, problem, f"lower it; the limit is there because {why}"
-                           if why else None)
-    if top in _EXAMPLES and ((len(loc) > 1 and err["type"] == "missing")
-                             or err["type"] in ("too_short", "too_long")):
-        return ConfigError(f"{source}: key {top!r}", "has the wrong number of values",
-                           f"write it as {_EXAMPLES[top]}")
-    if err["type"] in ("too_short", "too_long"):
-        want = ctx.get("min_length") if err["type"] == "too_short" else ctx.get("max_length")
-        if err["type"] == "too_short" and want == 1:
-            return ConfigError(what, "must not be empty")
-        field = ExperimentConfig.model_fields.get(top)
-        return ConfigError(what, f"must have {want} values{shown}",
-                           str(field.annotation) if field else "")
-    if err["type"] == "value_error":
-        return ConfigError(what, str(ctx.get("error", err["msg"])) + shown)
-    words = _WORDS.get(err["type"])
-    if words:
-        return ConfigError(what, words + shown)
-    return ConfigError(what, err["msg"][:1].lower() + err["msg"][1:] + shown)
-
-
-_EXAMPLES = {"metric_crop": "metric_crop = [x, y, w, h]", "center_crop": "center_crop = [h, w]",
-             "background": "background = [1.0, 1.0, 1.0]"}
-
-
 def make_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a plain dict (from a file or CLI flags); one ConfigError for the first problem."""
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as e:
-        raise _format_error(e, source) from None
+        raise format_error(e, source, ExperimentConfig.model_fields) from None
     _check_semantics(cfg, source)
     return cfg
 
@@ -334,11 +266,11 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
         bad = unknown_codec_kinds(c)
         if bad:
             raise ConfigError(f"{source}: key 'codecs'", f"{c!r}: {', '.join(bad)} is no codec",
-                              f"use {', '.join(sorted(CODEC_KINDS - {'none', 'jpg', 'jpegxl'}))}")
+                              f"use {one_of(CODEC_KINDS)}")
     kind = cfg.perturbation.split(":", 1)[0].strip().lower()
     if kind not in PERTURBATION_KINDS:
         raise ConfigError(f"{source}: key 'perturbation'", f"{cfg.perturbation!r} is no "
-                          "perturbation", f"use {', '.join(sorted(PERTURBATION_KINDS))}")
+                          "perturbation", f"use {one_of(PERTURBATION_KINDS)}")
     if cfg.alpha == "carry" and not all(is_classical(u) for u in cfg.upscalers):
         ml = [u for u in cfg.upscalers if not is_classical(u)]
         raise ConfigError(f"{source}: key 'alpha'", f"'carry' needs classical upscalers; "
@@ -371,6 +303,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment file.
+
+    Args:
+        path: A TOML or YAML file; relative image paths are relative to it.
+        overrides: Keys set over the file's (what CLI flags do).
+
+    Returns:
+        The validated config, every default filled in.
+
+    Raises:
+        ConfigError: The first problem, naming the file and the key.
+    """
     data = load_config_file(path)
     data.update(overrides or {})
     return make_config(data, str(path))

@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..core import specs
 from ..core.errors import RunStoreError
 from ..core.files import TMP_SUFFIX, atomic_write_parquet, path_error, read_json, read_parquet
 
@@ -61,7 +62,7 @@ CHAIN_COLUMNS = ["chain_id", "image", "upscaler", "downscaler", "scale", "codec"
 FINGERPRINT_COLUMNS = ["chain_id", "generation", "fingerprint"]
 REBUILD_FIX = ("the file is damaged: delete it and rerun the same command with --resume (which "
                "rebuilds it from parts/), or rerun with --overwrite")
-REFERENCES = ("original", "previous", "first", "lowres", "replicas", "unperturbed")
+REFERENCES = specs.REFERENCES  # the reference column's values
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"

@@ -61,7 +61,22 @@ def write_report(
     thresholds: str = DEFAULT_THRESHOLDS,
     seed: int = 0,
 ) -> Report:
-    """Write every report artefact and index.html into ``out_dir`` (default RUN/report)."""
+    """Write every report artefact and a static index.html.
+
+    Args:
+        run: A run or sweep directory (or its loaded tables).
+        out_dir: Where the report goes (default RUN/report).
+        metrics: Stored metric names; None takes the headline ones that were measured.
+        at: The generations of the tables.
+        generations: The contact sheet's columns.
+        crop: A zoom region (x, y, w, h) for the sheet and the video.
+        fps: The video's frame rate (None: about 6 s of video).
+        thresholds: Collapse thresholds to mark, e.g. ``psnr<20,ssim<0.5``.
+        seed: Seed of the bootstrap intervals.
+
+    Returns:
+        The index page's path, every artefact written and notes on what was left out.
+    """
     runs = run if isinstance(run, Runs) else load_runs(run)
     out = Path(out_dir) if out_dir else runs.root / REPORT_DIR
     figs = out / "figures"

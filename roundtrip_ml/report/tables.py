@@ -269,7 +269,21 @@ def write_tables(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> Tables:
-    """Write metrics.{csv,md,tex} and collapse.{csv,md,tex} into ``out_dir``."""
+    """Write metrics.{csv,md,tex} and collapse.{csv,md,tex} into ``out_dir``.
+
+    Args:
+        run: A run or sweep directory (or its loaded tables).
+        out_dir: Where the tables go.
+        at: The generations of the metrics table (past the last: the last).
+        metrics: Stored metric names; None takes the headline ones that were measured.
+        reference: What each generation is compared with (``original``, ``previous``, ...).
+        thresholds: Collapse thresholds for the collapse table, e.g. ``psnr<20,ssim<0.5``.
+        n_boot: Bootstrap resamples of each 95% CI (shown where n >= 3 images).
+        seed: Seed of the bootstrap.
+
+    Returns:
+        The two tables, the paths written and a note on what was left out.
+    """
     runs = run if isinstance(run, Runs) else load_runs(run)
     tidy, used, skipped = metrics_at(runs, at or DEFAULT_AT, metrics, reference, n_boot, seed)
     collapse = collapse_by_recipe(runs, thresholds)

@@ -159,10 +159,29 @@ def make_video(
     layout: str = "tiled",
 ) -> VideoResult:
     """Write ``stem.mp4`` (and ``stem.gif``) from the saved frames of the chosen chains.
-    ``fps`` None: about TARGET_SECONDS long (auto_fps). Every image of the run is shown:
-    ``layout="tiled"`` puts every image's chains in one video, ``layout="per-image"`` writes
-    ``stem-IMAGE.mp4`` for each image (in ``videos``; the first is the result itself);
-    ``image="NAME"`` shows that image alone."""
+
+    Every image of the run is shown: ``layout="tiled"`` puts every image's chains in one
+    video, ``layout="per-image"`` writes ``stem-IMAGE.mp4`` for each image (in ``videos``; the
+    first is the result itself).
+
+    Args:
+        run: A run or sweep directory (or its loaded tables).
+        out_dir: Where the files go.
+        chains: Chain ids or globs; None takes every recipe.
+        image: Show that image alone (None: every image, as ``layout`` says).
+        fps: Frame rate; None makes the video about TARGET_SECONDS long (auto_fps).
+        side_by_side: Chains side by side (True) or one after another.
+        lossless: RGB H.264 at qp 0: frame-exact, for review (few browsers play it).
+        crop: A zoom region (x, y, w, h) in pixels of the frames.
+        gif: Also write a GIF for slides.
+        stem: The file name without suffix.
+        max_width: The widest the video may be, in pixels.
+        min_tile: The smallest a chain's tile may be shown, in pixels.
+        layout: "tiled" (every image in one video) or "per-image".
+
+    Returns:
+        The paths, frame count, frame rate, duration and size written.
+    """
     if fps is not None and fps < 1:
         raise ConfigError(f"--fps {fps:g}", "must be at least 1", "e.g. --fps 12, or leave it "
                           "out for a video of about 6 s")

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ..core.cpu import threads_per_worker
 from ..core.errors import ConfigError
+from ..core.specs import EXECUTORS, one_of
 from .grid import Unit
 from .worker import WORKER_ENV, run_unit
 
@@ -311,5 +312,5 @@ def make_executor(
         return local_gpus_executor(device, threads)
     if name == "ray":
         return RayExecutor(device, address, threads)
-    raise ConfigError(f"--executor {name!r}", "unknown executor", "use local, local-gpus or ray")
+    raise ConfigError(f"--executor {name!r}", "unknown executor", f"use {one_of(EXECUTORS)}")
 
