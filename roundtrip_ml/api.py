@@ -35,7 +35,17 @@ from .pipeline.engine import Progress, RunResult
 from .pipeline.experiment import run_experiment
 from .pipeline.manifest import Manifest
 from .pipeline.measure import Measurer, MetricRows, table_rows
-from .pipeline.plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
+from .pipeline.plan import (
+    Batch,
+    Chain,
+    chain_id,
+    image_name,
+    prepare_image,
+    preprocess,
+    start_image,
+    step_paths,
+)
+from .pipeline.recipe import step_options
 from .pipeline.step import Fingerprinter, check_finite, generation_step
 from .pipeline.store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .report.data import Runs, load_runs
@@ -132,14 +142,18 @@ def roundtrip(
     downscaler: str = "lanczos3",
     device: str = "auto",
     frame_stride: int = 1,
+    stabilizer: str = "none",
+    start: str = "image",
     **config: Any,
 ) -> Trajectory:
     """Run one chain in memory and return its `Trajectory` (no run directory).
 
     ``image``: a path or ``skimage:NAME``, a PIL image, an H x W x 3 array (uint8, uint16 or
     float in [0, 1]) or a 3 x H x W tensor in [0, 1]. ``metrics=None`` takes the default set.
-    Any other `ExperimentConfig` key (``center_crop``, ``precision``, ``fit``, ...) may be
-    given by name. The numbers equal those of `run` with the same settings.
+    Any other `ExperimentConfig` key (``center_crop``, ``precision``, ``fit``, ``up_steps``,
+    ...) may be given by name; ``stabilizer`` and ``start`` pick one stabiliser and one start
+    (``stabilizers``/``starts`` with one entry). The numbers equal those of `run` with the same
+    settings.
 
     >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64)
     >>> sorted(t.frames), round(t.value("psnr", 1), 1) > 20
@@ -150,13 +164,17 @@ def roundtrip(
         {"images": [source], "upscalers": [upscaler], "downscalers": [downscaler],
          "scales": [scale], "codecs": [codec], "generations": generations,
          "metrics": None if metrics is None else list(metrics), "device": device,
-         "frame_stride": frame_stride, **config},
+         "frame_stride": frame_stride, "stabilizers": [stabilizer], "starts": [start],
+         **config},
         "roundtrip()",
     )
-    x0 = _as_tensor(image, cfg)
     name = image_name(source) if source != "memory:image" else "image"
-    cid = f"{name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{codec_slug(codec)}"
-    chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid)
+    stab = cfg.parsed_stabilizers()[stabilizer].spec
+    paths = step_paths(cfg)
+    cid = chain_id(name, upscaler, downscaler, scale, codec, stabilizer=stab, start=start, **paths)
+    chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid,
+                  stabilizer=stab, start=start, **paths)
+    x0 = start_image(chain, _as_tensor(image, cfg), cfg.seed)
     batch = Batch("b0000", [chain], (int(x0.shape[-2]), int(x0.shape[-1])))
     dev = resolve_device(cfg.device)
     with deterministic(dev, cfg.deterministic), torch.no_grad():
@@ -165,15 +183,16 @@ def roundtrip(
         seeds = [chain_seed(cfg.seed, chain.chain_id)]
         measurer = Measurer(cfg, dev)
         fingerprint = Fingerprinter()
-        original = x = x0.to(dev)
-        first = x
+        original = _as_tensor(image, cfg).to(dev) if start != "image" else x0.to(dev)
+        x = first = x0.to(dev)
+        options = step_options(cfg, stabilizer)
         frames = {0: to_uint8(x)[0].cpu()}
         prints = [(0, fingerprint(x))]
         rows: list[MetricRows] = []
         for g in range(1, cfg.generations + 1):
             prev = x
             handoff = schedule.handoff(g, seeds)
-            step = generation_step(prev, up, downscaler, float(scale), handoff, cfg.fit)
+            step = generation_step(prev, up, downscaler, float(scale), handoff, cfg.fit, **options)
             x = step.state
             check_finite(step.finite, up.name, g)
             first = x if g == 1 else first

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from ..core.errors import ConfigError
 from ..core.specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
 from ..imaging.images import SAMPLE_PREFIX
+from .recipe import RecipeKeys, check_recipe
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from ..imaging.perturb import Perturbation
@@ -51,8 +52,8 @@ _WHY = {
 }
 
 
-class ExperimentConfig(BaseModel):
-    """One experiment: the product images x upscalers x downscalers x scales x codecs."""
+class ExperimentConfig(RecipeKeys):
+    """One experiment: the product of images, upscalers, downscalers, scales, codecs, RecipeKeys."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -306,14 +307,12 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
 
     for u in cfg.upscalers:
         check_upscaler_spec(u, f"{source}: key 'upscalers'")
-
+    check_recipe(cfg, source)  # stabilizers, up/downscale steps, starts (pipeline/recipe.py)
     for k in cfg.downscalers:
         try:
             get_kernel(k)
         except ConfigError as e:
-            raise ConfigError(
-                f"{source}: key 'downscalers'", e.problem + f" {k!r}", e.fix
-            ) from None
+            raise ConfigError(f"{source}: key 'downscalers'", f"{e.problem} {k!r}", e.fix) from None
     for c in cfg.codecs:  # names first, torch-free: a typo prints before torch loads
         bad = unknown_codec_kinds(c)
         if bad:
