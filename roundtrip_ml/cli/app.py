@@ -16,6 +16,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ..core.errors import ConfigError, RoundtripError
+from ..core.specs import STABILIZER_KINDS, START_KINDS
 
 INTERRUPTED = "interrupted: finished generations are kept; rerun the same command with --resume"
 
@@ -137,6 +138,14 @@ def _ints(values: list[str] | None, flag: str) -> list[int] | None:
                           f"e.g. {flag} 1,10,50") from None
 
 
+def _floats(value: str | None, flag: str) -> list[float] | None:
+    items = _list([value] if value else None)
+    try:
+        return [float(v) for v in items] if items else None
+    except ValueError:
+        raise ConfigError(f"{flag} {value}", "not numbers", f"e.g. {flag} 2,2") from None
+
+
 # ---- run / demo / info: the engine (roundtrip_ml.pipeline.experiment, .config, .demo, .info) ----------
 # (commands are registered below by the modules' owners; keep each one a few lines)
 
@@ -167,6 +176,10 @@ def run(
     downscaler: Annotated[list[str] | None, typer.Option("--downscaler", metavar="KERNEL", help="Kernel for the downscale. (default: lanczos3)")] = None,
     scale: Annotated[list[str] | None, typer.Option("--scale", "-s", metavar="FACTOR", help="Roundtrip factor, > 1. (default: 4)")] = None,
     codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="CODEC", help="float, png, jpeg:Q[:444], webp:Q. (default: png)")] = None,
+    stabilizer: Annotated[list[str] | None, typer.Option("--stabilizer", metavar="NAME", help=f"Applied to each upscale before its handoff: {', '.join(STABILIZER_KINDS[:-1])}, backproject:N (repeat: one chain each). (default: none)")] = None,
+    up_steps: Annotated[str | None, typer.Option("--up-steps", metavar="S,S", help="Upscale in stages that multiply to the scale, e.g. 2,2 for x4.")] = None,
+    downscale_steps: Annotated[str | None, typer.Option("--downscale-steps", metavar="S,S", help="Downscale in stages that multiply to the scale.")] = None,
+    start: Annotated[list[str] | None, typer.Option("--start", metavar="KIND", help=f"Start each chain from: {', '.join(START_KINDS)} (repeat: one chain each). (default: image)")] = None,
     generations: Annotated[int | None, typer.Option("--generations", "-g", metavar="N", help="Roundtrips per chain." + _dflt("generations"))] = None,
     frame_stride: Annotated[int | None, typer.Option("--frame-stride", metavar="K", help="Save every K-th generation's image." + _dflt("frame_stride"))] = None,
     metric_stride: Annotated[int | None, typer.Option("--metric-stride", metavar="K", help="Measure every K-th generation." + _dflt("metric_stride"))] = None,
@@ -197,6 +210,9 @@ def run(
         "checkpoint_stride": checkpoint_stride, "metrics": _list(metrics),
         "center_crop": crop[0] if crop and len(crop) == 1 else crop, "max_side": max_side,
         "device": device, "seed": seed, "output": str(output) if output else None, "name": name,
+        "stabilizers": _list(stabilizer), "starts": _list(start),
+        "up_steps": _floats(up_steps, "--up-steps"),
+        "downscale_steps": _floats(downscale_steps, "--downscale-steps"),
     }
     # every flag given reaches validation: `-g 0` and `--seed 0` are values, not absences
     overrides = {k: v for k, v in flags.items() if v is not None}
