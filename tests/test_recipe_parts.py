@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import photo_u8, to_batch
 from PIL import Image
 from skimage.exposure import match_histograms
 
@@ -18,14 +19,12 @@ from roundtrip_ml.core.specs import Stabilizer, parse_stabilizer
 from roundtrip_ml.imaging.colour import rgb_to_lab
 from roundtrip_ml.imaging.images import quantize8
 from roundtrip_ml.imaging.resample import resize
-from roundtrip_ml.imaging.stabilize import gaussian_blur, match_histograms as ours_match
-from roundtrip_ml.imaging.stabilize import stabilize
+from roundtrip_ml.imaging.stabilize import gaussian_blur, stabilize
+from roundtrip_ml.imaging.stabilize import match_histograms as ours_match
 from roundtrip_ml.pipeline.config import make_config
 from roundtrip_ml.pipeline.plan import make_plan, run_id_for
 from roundtrip_ml.sweep.grid import make_sweep_plan, parse_sweep
 from roundtrip_ml.upscalers import create_upscaler
-
-from conftest import photo_u8, to_batch
 
 CROP = {"images": ["skimage:astronaut"], "center_crop": 32, "metrics": ["psnr"],
         "device": "cpu"}
