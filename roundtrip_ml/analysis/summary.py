@@ -43,7 +43,7 @@ from ..core.errors import ConfigError, RunStoreError
 from ..core.files import atomic_write_bytes, atomic_write_parquet
 from ..imaging.schedule import step_period
 from ..metrics.registry import key_info
-from ..pipeline.store import RunStore
+from ..pipeline.store import CHAINS_FILE, RunStore
 from .attractors import START_RECIPE, attractor_table, start_distances
 from .divergence import RECIPE_COLUMNS, summarize_divergence
 from .events import EVENT_COLUMNS, detect_events
@@ -185,7 +185,8 @@ def summarize_run(
     store = RunStore(run)
     if not store.root.is_dir():
         raise RunStoreError(str(store.root), "no such run directory", "pass the --output of a run")
-    chains = store.read_chains()
+    has_chains = (store.root / CHAINS_FILE).is_file()  # tables written by hand may lack it
+    chains = store.read_chains() if has_chains else pd.DataFrame(columns=["chain_id"])
     metrics = with_recipe_extras(store.read_metrics(), chains)
     df = summarize(metrics, store.read_fingerprints(), parse_thresholds(thresholds))
     starts = start_distances(store.root, chains)

@@ -307,7 +307,7 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
 
     for u in cfg.upscalers:
         check_upscaler_spec(u, f"{source}: key 'upscalers'")
-    check_recipe(cfg, source)  # stabilizers, up/downscale steps, starts (pipeline/recipe.py)
+    check_recipe(cfg, cfg.scales, cfg.upscalers, source)  # stabilizers, steps, starts
     for k in cfg.downscalers:
         try:
             get_kernel(k)

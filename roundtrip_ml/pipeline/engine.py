@@ -110,7 +110,7 @@ class Engine:
         codec = schedule.handoff(1, seeds)  # lossless_state (checkpoint format): any generation's
         upscaler = self.upscaler(rec.upscaler)
         options = step_options(cfg, rec.stabilizer)  # stabiliser and stepped paths (recipe.py)
-        entry.recipe = recipe_record(cfg, batch.chains)
+        entry.recipe = recipe_record(cfg, rec.stabilizer, [c.start for c in batch.chains])
         described = upscaler.describe()
         self._check_same_weights(batch, entry, described)
         entry.upscaler = described

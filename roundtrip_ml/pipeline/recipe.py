@@ -9,16 +9,12 @@ chain ids, not the run id (``config_identity`` leaves them out).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
 from ..core.errors import ConfigError
 from ..core.specs import Stabilizer, StartKind, check_steps, parse_stabilizer
-
-if TYPE_CHECKING:
-    from .config import ExperimentConfig
-    from .plan import Chain
 
 Step = Annotated[float, Field(gt=1.0, le=16.0)]
 RECIPE_DEFAULTS: dict[str, Any] = {"stabilizers": ["none"], "up_steps": None,
@@ -51,7 +47,7 @@ class RecipeKeys(BaseModel):
         return {s: parse_stabilizer(s) for s in self.stabilizers}
 
 
-def check_recipe(cfg: ExperimentConfig, source: str) -> None:
+def check_recipe(cfg: RecipeKeys, scales: list[float], upscalers: list[str], source: str) -> None:
     """Stabiliser specs, paths that multiply to every scale, fixed-scale models in a stepped
     path (an x4 model cannot make x2 stages), and one spelling per stabiliser and start."""
     try:
@@ -64,7 +60,7 @@ def check_recipe(cfg: ExperimentConfig, source: str) -> None:
             raise ConfigError(f"{source}: key {key!r}", f"{cfg.model_dump()[key]} names one "
                               "entry twice", "list each once")
     for key in ("up_steps", "downscale_steps"):
-        for scale in cfg.scales:
+        for scale in scales:
             try:
                 check_steps(getattr(cfg, key), scale, key)
             except ConfigError as e:
@@ -74,7 +70,7 @@ def check_recipe(cfg: ExperimentConfig, source: str) -> None:
 
         registry = {n.lower(): e for e in load_registry().values()
                     for n in (e.name, *e.aliases)}
-        for u in cfg.upscalers:
+        for u in upscalers:
             entry = registry.get(u.strip().lower())
             bad = [s for s in cfg.up_steps if entry is not None and float(s) != entry.scale]
             if entry is not None and bad:
@@ -90,7 +86,7 @@ def config_identity(data: dict[str, Any]) -> dict[str, Any]:
             if k != "output" and not (k in RECIPE_DEFAULTS and v == RECIPE_DEFAULTS[k])}
 
 
-def step_options(cfg: ExperimentConfig, stabilizer: str) -> dict[str, Any]:
+def step_options(cfg: RecipeKeys, stabilizer: str) -> dict[str, Any]:
     """The keyword arguments ``step.generation_step`` takes for these recipe parts (the engine,
     the in-memory API and the sweep's probe pass them on unchanged)."""
     return {"stabilizer": parse_stabilizer(stabilizer),
@@ -98,8 +94,7 @@ def step_options(cfg: ExperimentConfig, stabilizer: str) -> dict[str, Any]:
             "down_steps": tuple(cfg.downscale_steps) if cfg.downscale_steps else None}
 
 
-def recipe_record(cfg: ExperimentConfig, chains: list[Chain]) -> dict[str, Any]:
+def recipe_record(cfg: RecipeKeys, stabilizer: str, starts: list[str]) -> dict[str, Any]:
     """What a batch's manifest entry records about these recipe parts."""
-    return {"stabilizer": chains[0].stabilizer, "up_steps": cfg.up_steps,
-            "downscale_steps": cfg.downscale_steps,
-            "starts": list(dict.fromkeys(c.start for c in chains))}
+    return {"stabilizer": stabilizer, "up_steps": cfg.up_steps,
+            "downscale_steps": cfg.downscale_steps, "starts": list(dict.fromkeys(starts))}
