@@ -165,6 +165,15 @@ def with_recipe_extras(metrics: pd.DataFrame, chains: pd.DataFrame) -> pd.DataFr
                          on="chain_id", how="left")
 
 
+def divergence_table(metrics: pd.DataFrame, chains: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``summarize_divergence`` per recipe, where a recipe includes its stabiliser, paths and
+    start (joined from ``chains`` when the metrics lack them), so they are never pooled."""
+    if chains is not None:
+        metrics = with_recipe_extras(metrics, chains)
+    by = [*RECIPE_COLUMNS, *(c for c in RECIPE_EXTRAS if c in metrics)]
+    return summarize_divergence(metrics, by=by)
+
+
 def _late_psnr_to_image(df: pd.DataFrame, starts: pd.DataFrame) -> pd.DataFrame:
     """Each noise/flat chain's ``late_psnr`` to the photo-started chain of its recipe."""
     pairs = starts[(starts["start_a"] == "image") | (starts["start_b"] == "image")]
@@ -199,10 +208,7 @@ def summarize_run(
     if csv:
         atomic_write_bytes(store.root / SUMMARY_CSV, df.to_csv(index=False).encode())
     if (metrics["reference"] == "replicas").any():
-        by = [*RECIPE_COLUMNS, *(c for c in RECIPE_EXTRAS if c in metrics and c != "start")]
-        if "start" in metrics and metrics["start"].nunique() > 1:
-            by.append("start")
-        div = summarize_divergence(metrics, by=by)
+        div = divergence_table(metrics)
         atomic_write_parquet(store.root / DIVERGENCE_FILE, div)
         if csv:
             atomic_write_bytes(store.root / DIVERGENCE_CSV, div.to_csv(index=False).encode())
