@@ -120,5 +120,6 @@ def check_steps(steps: list[float] | tuple[float, ...] | None, scale: float, key
 
 
 def steps_slug(steps: list[float] | tuple[float, ...] | None) -> str:
-    """``[2, 2]`` -> ``2x2``; ``[2, 1.5]`` -> ``2x1.5``: the token in chain ids."""
-    return "x".join(f"{s:g}" for s in steps) if steps else ""
+    """``[2, 2]`` -> ``2x2``; ``[2, 1.5]`` -> ``2x1.5``: the token in chain ids. One step
+    (``[4]``) is the plain path and gets no token: its pixels are the default's."""
+    return "x".join(f"{s:g}" for s in steps) if steps and len(steps) > 1 else ""
