@@ -174,3 +174,22 @@ def test_sweep_axes_of_stabilisers_and_paths(tmp_path: Path) -> None:
     configs = {(tuple(u.config["stabilizers"]), str(u.config["up_steps"])) for u in plan.units}
     assert configs == {(("none",), "[2.0, 2.0]"), (("none",), "None"),
                        (("backproject:2",), "[2.0, 2.0]"), (("backproject:2",), "None")}
+
+
+def test_cli_flags_reach_the_recipe(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from roundtrip_ml.cli.app import app
+    from roundtrip_ml.pipeline.store import RunStore
+
+    out = tmp_path / "r"
+    res = CliRunner().invoke(app, ["run", "-i", "skimage:astronaut", "--center-crop", "32",
+                                   "-g", "1", "-m", "psnr", "--stabilizer", "none,colour",
+                                   "--up-steps", "2,2", "--start", "flat", "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    ids = sorted(RunStore(out).read_chains().chain_id)
+    assert ids == ["astronaut-lanczos3-lanczos3-x4-png-u2x2-colour-flat",
+                   "astronaut-lanczos3-lanczos3-x4-png-u2x2-flat"]
+    bad = CliRunner().invoke(app, ["run", "-i", "skimage:astronaut", "--stabilizer", "blur",
+                                   "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "is no stabilizer" in bad.output
