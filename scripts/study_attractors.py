@@ -26,7 +26,7 @@ from roundtrip_ml.analysis.attractors import ATTRACTOR_KINDS, start_distances
 
 MODELS = ["lanczos3", "bicubic", "realesr-animevideov3", "span-x4-ch52", "span-clearreality-x4",
           "realcugan-se-x4"]
-PAIRS = [("image", "noise"), ("image", "flat"), ("flat", "noise")]
+PAIRS = [("image", "noise"), ("flat", "image"), ("flat", "noise")]  # as start_distances sorts
 
 
 def main() -> None:
@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
     ap.add_argument("--docs", default=str(DOCS))
+    ap.add_argument("--reuse", action="store_true",
+                    help="read a complete run of the same config in --output instead of rerunning")
     args = ap.parse_args()
     if args.full:
         photos, crop, gens, note = PHOTOS, 256, 200, "GPU size: 6 photos, 256 px crops"
@@ -45,7 +47,7 @@ def main() -> None:
                 "starts": ["image", "noise", "flat"], "generations": gens,
                 "frame_stride": max(1, gens // 8), "checkpoint_stride": gens,
                 "metrics": ["psnr"], "center_crop": crop, "device": args.device},
-               out / "run")
+               out / "run", args.reuse)
     summary = rt.summarize(view, thresholds="psnr<20")
     per = summary[["chain_id", "image_name", "upscaler", "start", "attractor", "step_trend",
                    "event_generation", "period", "step_psnr"]].copy()
@@ -74,19 +76,28 @@ def main() -> None:
         findings.append(f"Late-frame PSNR {a} vs {b} start: mean {t[col].mean():.1f} dB over "
                         f"models, highest {best[col]:.1f} dB ({best['model']}), lowest "
                         f"{t[col].min():.1f} dB ({t.loc[t[col].idxmin(), 'model']}).")
+    by_start = (per.assign(attractor=per.attractor.fillna("untyped"))
+                .pivot_table(index="start", columns="attractor", values="chain_id",
+                             aggfunc="count", fill_value=0).reset_index())
+    for r in by_start.itertuples(index=False):
+        kinds = ", ".join(f"{getattr(r, k)} {k}" for k in by_start.columns[1:]
+                          if getattr(r, k))
+        findings.append(f"Started from {r.start}: {kinds} (of {len(MODELS) * len(photos)}).")
+    findings.append("Per-photo pair distances: [attractors_starts.csv](attractors_starts.csv).")
     fig = figure(t, Path(args.docs) / "attractors.png", gens)
     Path(args.docs).mkdir(parents=True, exist_ok=True)
     dist.to_csv(Path(args.docs) / "attractors_starts.csv", index=False)  # the distance columns
     path = write_study("attractors", "Attractors: how chains end, and where different starts go",
                        __doc__.split("\n\n")[1].strip(),
                        {"Attractor types (chains) and late-frame PSNR between starts (mean over "
-                        "photos)": t}, findings, per, fig, note, Path(args.docs))
+                        "photos)": t, "Attractor types by start (chains)": by_start},
+                       findings, per, fig, note, Path(args.docs))
     print(path.read_text())
 
 
 def figure(t: pd.DataFrame, path: Path, gens: int) -> Path:
     """Left: attractor types per model (stacked counts); right: late PSNR between starts."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     y = np.arange(len(t))
     left = np.zeros(len(t))
     for kind in [*ATTRACTOR_KINDS, "untyped"]:
@@ -96,15 +107,15 @@ def figure(t: pd.DataFrame, path: Path, gens: int) -> Path:
     ax1.invert_yaxis()
     ax1.set_xlabel("chains")
     ax1.set_title("how chains end (all photos and starts)", fontsize=10)
-    ax1.legend(fontsize=8, loc="lower right")
+    ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5)
     w = 0.27
     for i, (a, b) in enumerate(PAIRS):
         ax2.barh(y + (i - 1) * w, t[f"{a}↔{b} dB"], height=w, label=f"{a} ↔ {b}")
     ax2.set_yticks(y, t.model)
     ax2.invert_yaxis()
-    ax2.set_xlabel("PSNR between the starts' late frames (dB; higher: same place)")
+    ax2.set_xlabel("PSNR between the starts' late frames (dB; higher: same place)", fontsize=9)
     ax2.set_title("do different starts end in the same place?", fontsize=10)
-    ax2.legend(fontsize=8, loc="lower right")
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     ax2.grid(axis="x", alpha=0.3)
     fig.suptitle(f"Attractors after {gens} generations (x4, PNG handoff)")
     fig.tight_layout()

@@ -26,9 +26,16 @@ PHOTOS = ["skimage:astronaut", "skimage:coffee", "skimage:chelsea", "skimage:roc
           "skimage:hubble_deep_field", "skimage:retina"]
 
 
-def run(config: dict[str, Any], out: Path) -> rt.RunView:
-    """Run one config into ``out`` (replacing an earlier run there); failures are errors."""
-    view = rt.run({**config, "output": str(out)}, overwrite=True)
+def run(config: dict[str, Any], out: Path, reuse: bool = False) -> rt.RunView:
+    """Run one config into ``out`` (replacing an earlier run there), or with ``reuse`` read a
+    complete run of the same config already there; failures are errors."""
+    config = {**config, "output": str(out)}
+    if reuse and (out / "manifest.json").is_file():
+        old = rt.load_run(out)
+        same = old.config.model_dump() == rt.ExperimentConfig.model_validate(config).model_dump()
+        if same and old.manifest.status == "complete":
+            return old
+    view = rt.run(config, overwrite=True)
     if view.manifest.status != "complete":
         raise SystemExit(f"run {out} ended {view.manifest.status}: {view.manifest.failed}")
     return view

@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
     ap.add_argument("--docs", default=str(DOCS))
+    ap.add_argument("--reuse", action="store_true",
+                    help="read a complete run of the same config in --output instead of rerunning")
     args = ap.parse_args()
     if args.full:
         photos, crop, gens, note = PHOTOS, 256, 40, "GPU size: 6 photos, 256 px crops"
@@ -49,7 +51,7 @@ def main() -> None:
     view = run({"name": "lyapunov", "images": photos, "upscalers": list(FAMILIES),
                 "replicas": 2, "perturbation": "lsb", "generations": gens,
                 "frame_stride": gens, "checkpoint_stride": gens, "metrics": ["psnr"],
-                "center_crop": crop, "device": args.device}, out / "run")
+                "center_crop": crop, "device": args.device}, out / "run", args.reuse)
     m = view.metrics
     pooled = summarize_divergence(m)
     per_chain = summarize_divergence(m, per="chain")

@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
     ap.add_argument("--docs", default=str(DOCS))
+    ap.add_argument("--reuse", action="store_true",
+                    help="read a complete run of the same config in --output instead of rerunning")
     args = ap.parse_args()
     if args.full:
         photos, size, gens, note = PHOTOS, {"max_side": 512}, 50, "GPU size: 6 photos, 512 px"
@@ -58,7 +60,7 @@ def main() -> None:
     view = run({"name": "stabilizers", "images": photos, "upscalers": [*MODELS, REFERENCE],
                 "stabilizers": STABILIZERS, "generations": gens, "frame_stride": gens,
                 "checkpoint_stride": gens, "metrics": ["psnr", "ssim", "colour"],
-                "device": args.device, **size}, out / "run")
+                "device": args.device, **size}, out / "run", args.reuse)
     summary = rt.summarize(view, thresholds=THRESHOLD)
     summary = crossings(summary[summary.replica == 0], THRESHOLD, gens)
     m = view.metrics

@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
     ap.add_argument("--docs", default=str(DOCS))
+    ap.add_argument("--reuse", action="store_true",
+                    help="read a complete run of the same config in --output instead of rerunning")
     args = ap.parse_args()
     if args.full:
         photos, size, gens, note = PHOTOS, {"max_side": 512}, 50, "GPU size: 6 photos, 512 px"
@@ -56,9 +58,9 @@ def main() -> None:
               "checkpoint_stride": gens, "metrics": ["psnr", "ssim"], "device": args.device,
               **size}
     one = run({**common, "name": "x4", "upscalers": [f[0] for f in FAMILIES.values()]},
-              out / "x4")
+              out / "x4", args.reuse)
     two = run({**common, "name": "x2x2", "upscalers": [f[1] for f in FAMILIES.values()],
-               "up_steps": [2, 2]}, out / "x2x2")
+               "up_steps": [2, 2]}, out / "x2x2", args.reuse)
     rows = []
     for path, view in (("x4", one), ("x2+x2", two)):
         cost = _cost(view)
