@@ -98,13 +98,25 @@ def crossings(summary: pd.DataFrame, threshold: str, generations: int) -> pd.Dat
 
 
 def command_line() -> str:
+    """The command that made a study, less the options that do not change its numbers
+    (``--output DIR``, ``--reuse``, ``--docs DIR``)."""
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a in ("--output", "--docs"):
+            skip = True
+        elif a != "--reuse" and not a.startswith(("--output=", "--docs=")):
+            args.append(a)
     return "python " + " ".join(shlex.quote(a) for a in ["scripts/" + Path(sys.argv[0]).name,
-                                                         *sys.argv[1:]])
+                                                         *args])
 
 
 def md_table(df: pd.DataFrame) -> str:
     """A markdown table (report.tables.to_markdown) with floats to 3 significant digits."""
     def cell(v: Any) -> Any:
+        if v is pd.NA or v is None:
+            return "-"
         if isinstance(v, float):
             return "-" if math.isnan(v) else "inf" if math.isinf(v) else f"{v:.3g}"
         return v
