@@ -129,6 +129,19 @@ def test_up_steps_2_2_equal_a_pillow_chain(tmp_path: Path) -> None:
     assert not torch.equal(direct.frames[6], t.frames[6])  # a different path, a different image
 
 
+def test_downscale_steps_2_2_equal_a_pillow_chain() -> None:
+    a = photo_u8("coffee", 96, 96)
+    t = rt.roundtrip(a, "bicubic", generations=3, downscale_steps=[2, 2], device="cpu")
+    assert t.chain.chain_id.endswith("-d2x2")
+    im = Image.fromarray(a)
+    for g in range(1, 4):
+        im = im.resize((48, 48), Image.Resampling.LANCZOS).resize((24, 24),
+                                                                  Image.Resampling.LANCZOS)
+        im = im.resize((96, 96), Image.Resampling.BICUBIC)
+        ours = t.frames[g].permute(1, 2, 0).numpy().astype(float)
+        assert np.abs(ours - np.asarray(im, dtype=float)).mean() < 0.5
+
+
 def test_a_fixed_scale_model_runs_only_at_its_own_scale() -> None:
     with pytest.raises(ConfigError, match="x4 model and cannot make an x2 stage"):
         make_config({**CROP, "upscalers": ["realesr-animevideov3"], "up_steps": [2, 2]})
