@@ -180,7 +180,10 @@ def _late_psnr_to_image(df: pd.DataFrame, starts: pd.DataFrame) -> pd.DataFrame:
     other = pairs["start_b"].where(pairs["start_a"] == "image", pairs["start_a"])
     keys = [c for c in ["image_name", *START_RECIPE] if c in pairs and c in df]
     late = pairs[keys].assign(start=other.to_numpy(), late_psnr_to_image=pairs["late_psnr"])
-    return df.merge(late, on=[*keys, "start"], how="left")
+    out = df.merge(late, on=[*keys, "start"], how="left")
+    if "replica" in out:  # the distance is between unperturbed chains: not a replica's own
+        out["late_psnr_to_image"] = out["late_psnr_to_image"].where(out["replica"] <= 0)
+    return out
 
 
 def summarize_run(
