@@ -146,7 +146,9 @@ def stabilizer_cost(photos: list[str], size: dict[str, int], device: str) -> dic
     if dev.type == "cpu":
         torch.set_num_threads(1)
     cfg = make_config({"images": photos, **size})
-    x = torch.cat([prepare_image(p, cfg)[0] for p in photos]).to(dev)
+    imgs = [prepare_image(p, cfg)[0] for p in photos]
+    h0, w0 = min(i.shape[-2] for i in imgs), min(i.shape[-1] for i in imgs)  # one batch size
+    x = torch.cat([i[..., :h0, :w0] for i in imgs]).to(dev)
     h, w = x.shape[-2:]
     lo = resize(x, lowres_size((h, w), 4), "lanczos3").clamp(0, 1)
     y = resize(lo, (h, w), "lanczos3").clamp(0, 1)
