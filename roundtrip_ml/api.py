@@ -37,7 +37,17 @@ from .pipeline.engine import RunResult
 from .pipeline.experiment import run_experiment
 from .pipeline.manifest import Manifest
 from .pipeline.measure import Measurer, MetricRows, table_rows
-from .pipeline.plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
+from .pipeline.plan import (
+    Batch,
+    Chain,
+    chain_id,
+    image_name,
+    prepare_image,
+    preprocess,
+    start_image,
+    step_paths,
+)
+from .pipeline.recipe import step_options
 from .pipeline.step import Fingerprinter, check_finite, generation_step
 from .pipeline.store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .progress import EngineProgress, run_progress, skipped_metrics_note, sweep_progress
@@ -149,6 +159,8 @@ def roundtrip(
     device: str = "auto",
     frame_stride: int = 1,
     progress: bool | EngineProgress | None = True,
+    stabilizer: str = "none",
+    start: str = "image",
     **config: Any,
 ) -> Trajectory:
     """Run one chain in memory and return its `Trajectory` (no run directory).
@@ -170,8 +182,11 @@ def roundtrip(
         frame_stride: Keep every k-th generation's image (plus 0, 1 and the last).
         progress: A bar with generation, rate and ETA (a widget in Jupyter), plus one line
             with the estimated time when a CPU job will be long; False silences it.
+        stabilizer: One stabiliser (``none``, ``colour``, ``histogram``, ``wavelet``,
+            ``backproject:N``), as the ``stabilizers`` key with one entry.
+        start: What generation 0 is: ``image``, ``noise`` or ``flat`` (key ``starts``).
         **config: Any other `ExperimentConfig` key by name (``center_crop``, ``precision``,
-            ``fit``, ...).
+            ``fit``, ``up_steps``, ...).
 
     Returns:
         The chain's frames, tidy metric table and fingerprints.
@@ -187,14 +202,18 @@ def roundtrip(
         {"images": [source], "upscalers": [upscaler], "downscalers": [downscaler],
          "scales": [scale], "codecs": [codec], "generations": generations,
          "metrics": None if metrics is None else list(metrics), "device": device,
-         "frame_stride": frame_stride, **config},
+         "frame_stride": frame_stride, "stabilizers": [stabilizer], "starts": [start],
+         **config},
         "roundtrip()",
     )
-    x0 = _as_tensor(image, cfg)
     upscaler, downscaler = cfg.upscalers[0], cfg.downscalers[0]  # canonical names
     name = image_name(source) if source != "memory:image" else "image"
-    cid = f"{name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{codec_slug(codec)}"
-    chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid)
+    stab = cfg.parsed_stabilizers()[stabilizer].spec
+    paths = step_paths(cfg)
+    cid = chain_id(name, upscaler, downscaler, scale, codec, stabilizer=stab, start=start, **paths)
+    chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid,
+                  stabilizer=stab, start=start, **paths)
+    x0 = start_image(chain, _as_tensor(image, cfg), cfg.seed)
     batch = Batch("b0000", [chain], (int(x0.shape[-2]), int(x0.shape[-1])))
     dev = resolve_device(cfg.device)
     report = run_progress(progress, str(dev)) or (lambda *a, **k: None)
@@ -204,8 +223,9 @@ def roundtrip(
         seeds = [chain_seed(cfg.seed, chain.chain_id)]
         measurer = Measurer(cfg, dev)
         fingerprint = Fingerprinter()
-        original = x = x0.to(dev)
-        first = x
+        original = _as_tensor(image, cfg).to(dev) if start != "image" else x0.to(dev)
+        x = first = x0.to(dev)
+        options = step_options(cfg, stabilizer)
         frames = {0: to_uint8(x)[0].cpu()}
         prints = [(0, fingerprint(x))]
         rows: list[MetricRows] = []
@@ -215,7 +235,7 @@ def roundtrip(
         for g in range(1, cfg.generations + 1):
             prev = x
             handoff = schedule.handoff(g, seeds)
-            step = generation_step(prev, up, downscaler, float(scale), handoff, cfg.fit)
+            step = generation_step(prev, up, downscaler, float(scale), handoff, cfg.fit, **options)
             x = step.state
             check_finite(step.finite, up.name, g)
             first = x if g == 1 else first

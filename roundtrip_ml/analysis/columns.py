@@ -9,6 +9,7 @@ SUMMARY_HEADERS: dict[str, str] = {
     "chain_id": "chain", "generations": "gens", "final_psnr": "psnr", "final_ssim": "ssim",
     "final_lpips": "lpips", "final_de2000_mean": "ΔE00", "final_spectral_high": "high dB",
     "half_life_psnr": "t½ psnr", "step_psnr": "step dB", "fixed_point_generation": "fixed from",
+    "attractor": "ends", "late_psnr_to_image": "dB to photo start",
 }
 
 # header -> definition (threshold columns such as ``psnr<20`` share THRESHOLD_DEFINITION)
@@ -27,6 +28,12 @@ SUMMARY_DEFINITIONS: dict[str, str] = {
                "reaches half of its drift at the last generation",
     "step dB": "PSNR between the last two generations, dB (inf: the image stopped changing)",
     "fixed from": "the first generation from which the image never changes again",
+    "ends": "how the chain ends (analysis/attractors.py): fixed_point (the image stopped "
+            "changing), cycle (it repeats with a period), converging (the step to the previous "
+            "generation keeps shrinking) or wandering (it does not)",
+    "dB to photo start": "for a chain started from noise or flat grey (key starts): PSNR "
+                         "between its late generations and those of the same recipe started "
+                         "from the photo, dB (high: the starts end in the same place)",
     "event": "fixed point or cycle (period p) found from the 8-bit images, @ the generation "
              "where it starts",
 }

@@ -15,7 +15,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ..core.errors import ConfigError, RoundtripError
-from ..core.specs import CODEC_SYNTAX, Executor, Reference, Style
+from ..core.specs import CODEC_SYNTAX, STABILIZER_KINDS, START_KINDS, Executor, Reference, Style
 from ..pipeline.config import ExperimentConfig  # the defaults shown in `run --help` are its own
 
 INTERRUPTED = "interrupted: finished generations are kept; rerun the same command with --resume"
@@ -142,7 +142,8 @@ Flag = dict(metavar="")  # a bool flag takes no value: show none in --help
 RUN_DEFAULTS: dict[str, Any] = {
     key: ExperimentConfig.model_fields[key].get_default(call_default_factory=True)
     for key in ("upscalers", "downscalers", "scales", "codecs", "generations", "frame_stride",
-                "metric_stride", "checkpoint_stride", "seed", "device", "name")
+                "metric_stride", "checkpoint_stride", "seed", "device", "name", "stabilizers",
+                "starts")
 }
 
 
@@ -161,6 +162,10 @@ def run(
     downscaler: Annotated[list[str] | None, typer.Option("--downscaler", metavar="KERNEL", help="Kernel for the downscale." + _dflt("downscalers"))] = None,
     scale: Annotated[list[str] | None, typer.Option("--scale", "-s", metavar="FACTOR", help="Roundtrip factor, >= 1 (1: a codec-only chain)." + _dflt("scales"))] = None,
     codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="CODEC", help=f"Handoff codec: {CODEC_SYNTAX}, or a schedule (jpeg:[90,85,95], jpeg:70-95, jpeg:85>webp:80, +shift)." + _dflt("codecs"))] = None,
+    stabilizer: Annotated[list[str] | None, typer.Option("--stabilizer", metavar="NAME", help=f"Applied to each upscale before its handoff: {', '.join(STABILIZER_KINDS[:-1])}, backproject:N (repeat: one chain each)." + _dflt("stabilizers"))] = None,
+    up_steps: Annotated[str | None, typer.Option("--up-steps", metavar="S,S", help="Upscale in stages that multiply to the scale, e.g. 2,2 for x4.")] = None,
+    downscale_steps: Annotated[str | None, typer.Option("--downscale-steps", metavar="S,S", help="Downscale in stages that multiply to the scale.")] = None,
+    start: Annotated[list[str] | None, typer.Option("--start", metavar="KIND", help=f"Start each chain from: {', '.join(START_KINDS)} (repeat: one chain each)." + _dflt("starts"))] = None,
     generations: Annotated[int | None, typer.Option("--generations", "-g", metavar="N", help="Roundtrips per chain." + _dflt("generations"))] = None,
     frame_stride: Annotated[int | None, typer.Option("--frame-stride", metavar="K", help="Save every K-th generation's image." + _dflt("frame_stride"))] = None,
     metric_stride: Annotated[int | None, typer.Option("--metric-stride", metavar="K", help="Measure every K-th generation." + _dflt("metric_stride"))] = None,
@@ -191,6 +196,9 @@ def run(
         "checkpoint_stride": checkpoint_stride, "metrics": _list(metrics),
         "center_crop": crop[0] if crop and len(crop) == 1 else crop, "max_side": max_side,
         "device": device, "seed": seed, "output": str(output) if output else None, "name": name,
+        "stabilizers": _list(stabilizer), "starts": _list(start),
+        "up_steps": _floats([up_steps] if up_steps else None, "--up-steps"),
+        "downscale_steps": _floats([downscale_steps] if downscale_steps else None, "--downscale-steps"),
     }
     # every flag given reaches validation: `-g 0` and `--seed 0` are values, not absences
     overrides = {k: v for k, v in flags.items() if v is not None}

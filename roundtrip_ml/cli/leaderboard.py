@@ -126,7 +126,7 @@ def leaderboard_main(
     models: ModelsOpt = None,
     quick: QuickOpt = False,
     protocol: ProtocolOpt = None,
-    executor: ExecOpt = Executor.local,
+    executor: ExecOpt = "local",
     device: DeviceOpt = "auto",
 ) -> None:
     """Rank upscalers by collapse, paired with Lanczos-3 photo by photo."""
@@ -152,7 +152,7 @@ def run_cmd(
     quick: QuickOpt = False,
     rank_by: RankOpt = RankBy.psnr,
     ci: CIOpt = CI.t,
-    executor: ExecOpt = Executor.local,
+    executor: ExecOpt = "local",
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
@@ -168,7 +168,7 @@ def add_cmd(
     output: OutOpt,
     rank_by: RankOpt = RankBy.psnr,
     ci: CIOpt = CI.t,
-    executor: ExecOpt = Executor.local,
+    executor: ExecOpt = "local",
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from ..core.errors import ConfigError
 from ..core.specs import (
@@ -35,6 +35,7 @@ from ..imaging.photosets import PREFIX as PHOTOSET_PREFIX
 from .config_errors import format_error
 from .config_file import read_mapping
 from .inputs import expand_images as expand_images  # its home is inputs.py
+from .recipe import RecipeKeys, check_recipe
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from ..imaging.perturb import Perturbation
@@ -51,8 +52,9 @@ Number = Annotated[float, Field(strict=True)]  # an int is a number; "4" (text) 
 LIST_KEYS = ("images", "upscalers", "downscalers", "scales", "codecs", "metrics")
 
 
-class ExperimentConfig(BaseModel):
-    """One experiment: the product images x upscalers x downscalers x scales x codecs.
+class ExperimentConfig(RecipeKeys):
+    """One experiment: the product images x upscalers x downscalers x scales x codecs (and
+    the recipe parts of `RecipeKeys`: stabilizers, up/downscale steps, starts).
 
     Every key, its default and its allowed values are the fields below; the user guide's
     "Running an experiment" page explains each. Validate a dict with `make_config` (or
@@ -254,13 +256,12 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     check_images(cfg.images, source)
     # one stored name per upscaler and kernel (Lanczos3 -> lanczos3) in tables, labels and ids
     cfg.upscalers = [check_upscaler_spec(u, f"{source}: key 'upscalers'") for u in cfg.upscalers]
+    check_recipe(cfg, cfg.scales, cfg.upscalers, source)  # stabilizers, steps, starts
     for k in cfg.downscalers:
         try:
             get_kernel(k)
         except ConfigError as e:
-            raise ConfigError(
-                f"{source}: key 'downscalers'", e.problem + f" {k!r}", e.fix
-            ) from None
+            raise ConfigError(f"{source}: key 'downscalers'", f"{e.problem} {k!r}", e.fix) from None
     cfg.downscalers = [get_kernel(k).name for k in cfg.downscalers]
     for c in cfg.codecs:  # names first, torch-free: a typo prints before torch loads
         bad = unknown_codec_kinds(c)

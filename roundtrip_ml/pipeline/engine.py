@@ -37,7 +37,8 @@ from ..upscalers import Upscaler, create_upscaler
 from .config import ExperimentConfig
 from .manifest import BatchEntry, Manifest, now
 from .measure import Measurer, MetricRows, table_rows
-from .plan import Batch, Plan
+from .plan import Batch, Plan, start_image
+from .recipe import recipe_record, step_options
 from .step import Fingerprinter, check_finite, generation_step
 from .store import MANIFEST_FILE, RunStore, rows_to_frame
 
@@ -110,6 +111,8 @@ class Engine:
         seeds = [chain_seed(cfg.seed, c.group) for c in batch.chains]  # replicas share draws
         codec = schedule.handoff(1, seeds)  # lossless_state (checkpoint format): any generation's
         upscaler = self.upscaler(rec.upscaler)
+        options = step_options(cfg, rec.stabilizer)  # stabiliser and stepped paths (recipe.py)
+        entry.recipe = recipe_record(cfg, rec.stabilizer, [c.start for c in batch.chains])
         described = upscaler.describe()
         self._check_same_weights(batch, entry, described)
         entry.upscaler = described
@@ -141,7 +144,8 @@ class Engine:
         for g in range(g0 + 1, G + 1):
             prev = x
             handoff = schedule.handoff(g, seeds)
-            step = generation_step(prev, upscaler, rec.downscaler, rec.scale, handoff, cfg.fit)
+            step = generation_step(prev, upscaler, rec.downscaler, rec.scale, handoff, cfg.fit,
+                                   **options)
             x, finite = step.state, finite & step.finite
             if g == 1:
                 first = x
@@ -187,6 +191,7 @@ class Engine:
             if self.cfg.alpha == "carry" and img.shape[1] == 3:  # opaque input in a carry run
                 img = torch.cat([img, torch.ones_like(img[:, :1])], dim=1)
             originals.append(img)
+            img = start_image(c, img, self.cfg.seed)  # the photo, seeded noise or flat grey
             if c.replica:
                 gen = replica_generator(self.cfg.seed, c.group, c.replica)
                 img = torch.cat([self.perturbation.apply(img[:, :3], gen), img[:, 3:]], dim=1)

@@ -41,6 +41,7 @@ class BatchEntry(BaseModel):
     generations_done: int = 0
     upscaler: dict[str, Any] | None = None  # Upscaler.describe(): weights path, sha256, ...
     codec: dict[str, Any] | None = None
+    recipe: dict[str, Any] | None = None  # stabilizer, up/downscale steps, starts (recipe.py)
     metrics_skipped: list[str] = Field(default_factory=list)
     # region measures that were undefined (e.g. MTF50 of an edge sharper than measured): no row
     metrics_undefined: dict[str, int] = Field(default_factory=dict)

@@ -16,12 +16,16 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..core.errors import ConfigError, ImageError
+from ..core.specs import START_KINDS, steps_slug
 from ..imaging.images import SAMPLE_PREFIX, ImageInfo, load_image
+from ..imaging.perturb import replica_generator
 from ..imaging.resample import resize
 from .config import ExperimentConfig, expand_images
+from .recipe import config_identity
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,16 @@ class Chain:
     codec: str
     replica: int  # 0: the unperturbed chain; 1..K: perturbed copies of its start image
     group: str  # chain_id of the unperturbed chain this replica belongs to
+    stabilizer: str = "none"  # canonical spec (core.specs.Stabilizer.spec)
+    up_steps: str = ""  # "2x2": the upscale in stages; "": one stage
+    downscale_steps: str = ""  # the same for the downscale
+    start: str = "image"  # image | noise | flat (core.specs.START_KINDS)
+
+    @property
+    def recipe_key(self) -> tuple[Any, ...]:
+        """What a device batch must share: everything a generation step reads."""
+        return (self.upscaler, self.downscaler, self.scale, self.codec, self.stabilizer,
+                self.up_steps, self.downscale_steps)
 
 
 @dataclass
@@ -97,9 +111,45 @@ def codec_slug(spec: str) -> str:
     return f"{slug(spec)}{hashlib.sha256(spec.encode()).hexdigest()[:6]}"
 
 
+def chain_id(
+    image_name: str,
+    upscaler: str,
+    downscaler: str,
+    scale: float,
+    codec: str,
+    *,
+    stabilizer: str = "none",
+    up_steps: list[float] | tuple[float, ...] | str | None = None,
+    downscale_steps: list[float] | tuple[float, ...] | str | None = None,
+    start: str = "image",
+) -> str:
+    """The one chain id (plan, the in-memory API and sweep cells all call this):
+    ``image-upscaler-downscaler-xS-codec``, then a token per recipe part that is not at its
+    default (``-d2x2``, ``-u2x2``, the stabiliser, ``-noise``), so older ids stay as they were.
+    Replicas add ``-rK`` (plan), sweep cells ``-sSEED-gN`` (sweep.grid)."""
+    cid = f"{image_name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{codec_slug(codec)}"
+    down = downscale_steps if isinstance(downscale_steps, str) else steps_slug(downscale_steps)
+    up = up_steps if isinstance(up_steps, str) else steps_slug(up_steps)
+    if down:
+        cid += f"-d{down}"
+    if up:
+        cid += f"-u{up}"
+    if stabilizer != "none":
+        cid += f"-{slug(stabilizer)}"
+    if start != "image":
+        cid += f"-{start}"
+    return cid
+
+
+def step_paths(cfg: ExperimentConfig) -> dict[str, str]:
+    """The config's stepped paths as Chain fields: ``{"up_steps": "2x2", ...}`` ("" if none)."""
+    return {"up_steps": steps_slug(cfg.up_steps),
+            "downscale_steps": steps_slug(cfg.downscale_steps)}
+
+
 def run_id_for(cfg: ExperimentConfig) -> str:
     """Deterministic: the same config gives the same run_id, so resumed tables match."""
-    identity = {k: v for k, v in cfg.to_json().items() if k != "output"}
+    identity = config_identity(cfg.to_json())
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return f"{slug(cfg.name)}-{digest[:10]}"
 
@@ -153,13 +203,17 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     sizes = inputs.sizes
     names = unique_names(list(inputs.pixels))
     chains: list[Chain] = []
-    for src, up, down, scale, codec in product(
-        inputs.pixels, cfg.upscalers, cfg.downscalers, cfg.scales, cfg.codecs
+    paths = step_paths(cfg)
+    stabilizers = [s.spec for s in cfg.parsed_stabilizers().values()]
+    for src, up, down, scale, codec, stab, start in product(
+        inputs.pixels, cfg.upscalers, cfg.downscalers, cfg.scales, cfg.codecs, stabilizers,
+        cfg.starts,
     ):
-        base = f"{names[src]}-{slug(up)}-{slug(down)}-x{scale:g}-{codec_slug(codec)}"
+        base = chain_id(names[src], up, down, scale, codec, stabilizer=stab, start=start, **paths)
         for r in range(cfg.replicas + 1):
             cid = base if r == 0 else f"{base}-r{r}"
-            chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base))
+            chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base,
+                                stabilizer=stab, start=start, **paths))
     ids: dict[str, Chain] = {}
     for c in chains:
         if c.chain_id in ids:
@@ -175,9 +229,8 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     for c in chains:
         by_group[c.group].append(c)
     for members in by_group.values():
-        c = members[0]
-        key = (c.upscaler, c.downscaler, c.scale, c.codec, sizes[c.image])
-        groups[key].append(members)
+        c = members[0]  # chains of several starts share a batch: a start is not in the step
+        groups[(*c.recipe_key, sizes[c.image])].append(members)
     batches: list[Batch] = []
     for key, member_lists in groups.items():
         current: list[Chain] = []
@@ -188,6 +241,24 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
             current = current + members
         batches.append(Batch(f"b{len(batches):04d}", current, key[-1]))
     return Plan(run_id_for(cfg), chains, batches, inputs)
+
+
+def start_image(chain: Chain, image: Tensor, seed: int) -> Tensor:
+    """A chain's generation-0 image before any replica perturbation: the image itself, seeded
+    uniform noise on 8-bit levels (the same noise for every recipe of one image and seed) or
+    flat mid grey (128), each of the image's size; an alpha channel is kept."""
+    if chain.start not in START_KINDS:
+        raise ConfigError(f"start {chain.start!r}", "is no start", f"use {', '.join(START_KINDS)}")
+    if chain.start == "image":
+        return image
+    rgb = image[:, :3]
+    if chain.start == "flat":
+        new = torch.full_like(rgb, 128 / 255)
+    else:
+        gen = replica_generator(seed, f"noise/{chain.image_name}", 0)
+        levels = torch.randint(0, 256, tuple(rgb.shape), generator=gen)
+        new = (levels.to(rgb.dtype) / 255.0).to(rgb.device)
+    return torch.cat([new, image[:, 3:]], dim=1)
 
 
 def image_name(source: str) -> str:

@@ -75,6 +75,7 @@ LOCK_FILE = ".lock"
 RUN_ENTRIES = frozenset({
     CONFIG_FILE, MANIFEST_FILE, CHAINS_FILE, METRICS_FILE, FINGERPRINTS_FILE, LOCK_FILE,
     "summary.parquet", "summary.csv", "divergence.parquet", "divergence.csv",  # summarize
+    "starts.parquet", "starts.csv",  # summarize, runs with several starts
     "parts", "frames", "checkpoints", "report",
 })
 

@@ -147,6 +147,26 @@ def _manifest_summary(runs: Runs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _divergence_section(runs: Runs) -> list[str]:
+    """Runs with replicas: divergence rate and largest Lyapunov exponent per recipe."""
+    from ..analysis.summary import RECIPE_EXTRAS, divergence_table
+
+    if not (runs.metrics["reference"] == "replicas").any():
+        return []
+    div = divergence_table(runs.metrics, runs.chains)
+    extras = {c: c for c in RECIPE_EXTRAS if c in div and div[c].nunique() > 1}
+    cols = {"upscaler": "upscaler", "downscaler": "down", "scale": "scale", "codec": "codec",
+            **extras, "images": "images", "lyapunov": "λ /gen", "lyapunov_ci_low": "λ CI low",
+            "lyapunov_ci_high": "λ CI high", "rate_db_per_gen": "dB/gen", "horizon": "horizon"}
+    shown = div[list(cols)].rename(columns=cols).round(4)
+    shown["horizon"] = shown["horizon"].astype(object).where(shown["horizon"].notna(), "-")
+    return ["<h2>Divergence of replicas</h2>" + _table_html(shown)
+            + "<p class=note>λ: largest Lyapunov exponent, per generation (natural log of the "
+            "replicas' RMS distance growth), fitted over the exponential phase with a 95% CI "
+            "(docs/guide/collapse-science.md); dB/gen: the same in dB of inter-replica PSNR."
+            "</p>"]
+
+
 def render_index(runs: Runs, rep: Report, base: Path) -> str:
     """The page: every path relative to ``base`` so the folder can be moved or zipped."""
     from .tables import collapse_display, metrics_display
@@ -202,6 +222,7 @@ def render_index(runs: Runs, rep: Report, base: Path) -> str:
         parts.append("<h2>Collapse statistics</h2>"
                      + _table_html(collapse_display(t.collapse, runs))
                      + f"<p class='note files'>{links}</p>")
+    parts += _divergence_section(runs)
     for note in rep.notes:
         parts.append(f"<p class=note>{html.escape(note)}</p>")
     parts.append("<h2>Manifest</h2>")
