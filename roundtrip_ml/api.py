@@ -310,11 +310,22 @@ def run_sweep(
     retries: int | None = None,
     progress: bool | SweepTracker | None = True,
 ) -> SweepResult:
-    """Run (or resume) a sweep: a dict of sweep keys or a TOML/YAML sweep file, as
-    `roundtrip sweep run` does. ``progress``: a bar over chain-generations with cells done
-    and an ETA (a widget in Jupyter, rich in a terminal); ``False`` silences it. The figure
-    functions take ``result.root`` (the sweep directory); the merged tables are in
-    ``result.merged``. (Named ``run_sweep``: ``rt.sweep`` is the subpackage.)"""
+    """Run (or resume) a sweep, as `roundtrip sweep run` does.
+
+    (Named ``run_sweep``: ``rt.sweep`` is the subpackage.)
+
+    Args:
+        config: A dict of sweep keys or a TOML/YAML sweep file.
+        executor: Where units run: ``local``, ``local-gpus`` or ``ray``.
+        address: The Ray cluster's address (``ray`` only).
+        retries: How often a failed unit is retried (None: the sweep's own setting).
+        progress: A bar over chain-generations with cells done and an ETA (a widget in
+            Jupyter, rich in a terminal); False silences it.
+
+    Returns:
+        The sweep's result: ``result.root`` is the sweep directory (the figure functions take
+        it), ``result.merged`` the merged tables.
+    """
     cfg = parse_sweep(config, "sweep()") if isinstance(config, dict) else load_sweep(config)
     return sweep_runner(cfg, executor=executor, address=address, retries=retries,
                         progress=sweep_progress(progress))

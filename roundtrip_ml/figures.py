@@ -162,8 +162,13 @@ def contact_sheet(source: Sources, *, path: str | Path | None = None,
 
 @dataclass
 class Comparison:
-    """What `compare` returns: the tidy metric table of every chain, one drift figure, and
-    the trajectories behind them. ``table, figure = rt.compare(...)`` unpacks the first two."""
+    """What `compare` returns; ``table, figure = rt.compare(...)`` unpacks the first two.
+
+    Attributes:
+        table: The tidy metric table of every chain (columns as in metrics.parquet).
+        figure: One drift figure (colour: upscaler, line style: codec).
+        trajectories: The in-memory chains behind them.
+    """
 
     table: pd.DataFrame
     figure: Any
@@ -194,15 +199,30 @@ def compare(
     figure: dict[str, Any] | None = None,
     **config: Any,
 ) -> Comparison:
-    """Run every image through every upscaler (and codec) in memory, as `roundtrip` does,
-    and return one tidy table and one drift figure (colour: upscaler, line style: codec;
-    ``figure`` passes options to `plot_drift`). One progress bar covers the whole comparison.
-    Config keys (``scale``, ``center_crop``, ``device``, ...) apply to every chain.
+    """Run every image through every upscaler (and codec) in memory, as `roundtrip` does.
 
-    >>> c = compare("skimage:astronaut", ["lanczos3", "bicubic", "bilinear"], generations=2,
-    ...             center_crop=48, progress=False)
-    >>> sorted(c.table["upscaler"].unique()), len(c.figure.axes) >= 2
-    (['bicubic', 'bilinear', 'lanczos3'], True)
+    One progress bar covers the whole comparison.
+
+    Args:
+        images: One image or a list (anything `roundtrip` takes).
+        upscalers: One upscaler or a list (kernels, registry models, weights paths).
+        codecs: One handoff codec or a list.
+        generations: Roundtrips per chain.
+        metrics: Metric names measured every generation; None takes the default set.
+        progress: The bar (a widget in Jupyter); False silences it, a callable receives the
+            engine's events.
+        figure: Options passed to `plot_drift` for the figure.
+        **config: Config keys (``scale``, ``center_crop``, ``device``, ...) for every chain.
+
+    Returns:
+        A `Comparison`: one tidy table and one drift figure (colour: upscaler, line style:
+        codec), and the trajectories.
+
+    Examples:
+        >>> c = compare("skimage:astronaut", ["lanczos3", "bicubic", "bilinear"], generations=2,
+        ...             center_crop=48, progress=False)
+        >>> sorted(c.table["upscaler"].unique()), len(c.figure.axes) >= 2
+        (['bicubic', 'bilinear', 'lanczos3'], True)
     """
     from .core.info import resolve_device
     from .progress import run_progress

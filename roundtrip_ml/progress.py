@@ -298,8 +298,17 @@ class NotebookSweepProgress:
 
 def sweep_progress(progress: bool | SweepTracker | None = True, *, json_lines: bool = False,
                    console: Console | None = None) -> SweepTracker:
-    """A `SweepTracker` for `run_sweep` or `run_leaderboard` (``progress=``): a widget in
-    Jupyter, a rich view in a terminal, JSON lines, or counting only (``False``)."""
+    """The progress display of a sweep or leaderboard (their ``progress=`` argument).
+
+    Args:
+        progress: True: a widget in Jupyter, a rich view in a terminal; False: counting only;
+            a `SweepTracker` is returned as it is.
+        json_lines: One JSON object per event on stdout instead (cluster logs).
+        console: The rich console a terminal view writes to (default: stderr).
+
+    Returns:
+        A `SweepTracker` to pass as ``progress=``.
+    """
     if isinstance(progress, SweepTracker):
         return progress
     if json_lines:
