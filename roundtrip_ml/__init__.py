@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "load_run": "api",
     "RunView": "api",
     "summarize": "api",
+    "run_sweep": "api",
     "list_upscalers": "api",
     "list_metrics": "api",
     # building blocks
@@ -48,6 +49,9 @@ _EXPORTS: dict[str, str] = {
     # figures
     "plot_drift": "figures",
     "contact_sheet": "figures",
+    "compare": "figures",
+    "Comparison": "figures",
+    "sweep_progress": "progress",
     "write_tables": "report",
     "make_video": "report",
     "write_report": "report",
@@ -86,6 +90,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         load_run,
         roundtrip,
         run,
+        run_sweep,
         summarize,
     )
     from .core.determinism import deterministic
@@ -99,8 +104,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         WeightsError,
     )
     from .core.specs import InferenceOptions
-    from .figures import contact_sheet, plot_drift
+    from .figures import Comparison, compare, contact_sheet, plot_drift
     from .metrics.functional import gmsd, haarpsi, ms_ssim, psnr, psnr_y, ssim
     from .pipeline.config import ExperimentConfig, load_config
+    from .progress import sweep_progress
     from .report import make_video, write_report, write_tables
     from .upscalers import create_upscaler

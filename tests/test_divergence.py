@@ -161,3 +161,9 @@ def test_real_x4plus_replicas_diverge_faster_than_lanczos(tmp_path):
     fast, slow = summary.loc["realesrgan-x4plus"], summary.loc["lanczos3"]
     assert slow["rate"] > 0  # 8-bit rounding alone separates Lanczos replicas, slowly
     assert fast["ci_low"] > slow["ci_high"]
+    # the largest Lyapunov exponent: ln of the RMS distance's growth per generation = rate / 2
+    for r in (fast, slow):
+        assert r["lyapunov"] == pytest.approx(r["rate"] / 2)
+        assert (r["lyapunov_ci_low"], r["lyapunov_ci_high"]) == pytest.approx(
+            (r["ci_low"] / 2, r["ci_high"] / 2))
+    assert fast["lyapunov_ci_low"] > 0

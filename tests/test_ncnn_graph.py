@@ -120,10 +120,12 @@ def test_end_to_end_matches_the_familys_own_program_within_one_level(
     except Exception as err:  # no CPU path in this build of the program
         pytest.skip(f"{module} cannot run on the CPU here ({err})")
     want = np.array(prog.process_pil(Image.fromarray(img))).astype(int)
-    got = load_upscaler(name, device="cpu").forward(to_batch(img))[0].permute(1, 2, 0).numpy()
-    got = np.floor(got * 255 + 0.5).astype(int)  # the programs' own quantisation
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= 1
+    for backend in ("torch", "ncnn"):  # the graph importer, and the ncnn runtime backend
+        up = load_upscaler(name, device="cpu", options=InferenceOptions(backend=backend))
+        got = up.forward(to_batch(img))[0].permute(1, 2, 0).numpy()
+        got = np.floor(got * 255 + 0.5).astype(int)  # the programs' own quantisation
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1, backend
 
 
 def test_srmd_own_program_has_no_cpu_path() -> None:
@@ -169,7 +171,8 @@ def test_unsupported_layer_option_is_refused(tmp_path: Path) -> None:
     param = tmp_path / "m.param"
     param.write_text(text)
     (tmp_path / "m.bin").write_bytes(found.bin.read_bytes())
-    with pytest.raises(ModelError, match=r"mean_64 \(Pooling\): non-global pooling"):
+    with pytest.raises(ModelError,
+                       match=r"m\.param line \d+ \(layer mean_64\): Pooling non-global pooling"):
         load_graph(param)
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import photo_u8, to_batch
 
+from roundtrip_ml.core.specs import InferenceOptions
 from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.loading import load_upscaler
 from roundtrip_ml.upscalers.ncnn.parser import load_ncnn
@@ -43,7 +44,7 @@ def realesrgan():
 
 def _weights_for_reference(name: str, tmp_path) -> tuple[object, str]:
     """Our upscaler, and a .pth path holding exactly the weights it runs."""
-    up = load_upscaler(name, device=CPU)
+    up = load_upscaler(name, device=CPU, options=InferenceOptions(backend="torch"))
     d = up.describe()
     if d["weights"].endswith(".pth"):
         return up, d["weights"]

@@ -132,23 +132,25 @@ def test_page_loads_in_headless_chromium(report, tmp_path):
 
 
 def test_report_of_a_folder_holding_a_failed_run(study, tmp_path):
-    """A run whose every chain failed (a corrupt checkpoint) beside a good run: the report
-    shows the good one and names the failure; on its own the failed run gets a page too."""
+    """A run whose every chain failed (a model whose output is NaN) beside a good run: the
+    report shows the good one and names the failure; on its own the failed run gets a page
+    too. (A model that cannot even load refuses the run before anything is written.)"""
+    from test_engine_integrity import _model_file
+
     from roundtrip_ml.pipeline.config import make_config
     from roundtrip_ml.pipeline.experiment import run_experiment
 
-    bogus = tmp_path / "bogus.pth"
-    bogus.write_bytes(b"not a checkpoint")
+    bogus = _model_file(tmp_path / "nan.safetensors", nan=True)
     folder = tmp_path / "study"
     result = run_experiment(make_config({
-        "images": ["skimage:coffee"], "upscalers": [str(bogus)], "generations": 1,
+        "images": ["skimage:coffee"], "upscalers": [bogus], "generations": 1,
         "center_crop": 32, "metrics": ["psnr"], "output": str(folder / "failed")}))
     assert result.failed
     shutil.copytree(study, folder / "good", ignore=shutil.ignore_patterns("report"))
     res = CliRunner().invoke(app, ["report", str(folder), "--at", "1,10"])
     assert res.exit_code == 0, res.output
     page = (folder / "report" / "index.html").read_text()
-    assert "not a PyTorch checkpoint" in page and "drift-original-double.png" in page
+    assert "NaN/Inf" in page and "drift-original-double.png" in page
     res = CliRunner().invoke(app, ["report", str(folder / "failed")])
     assert res.exit_code == 0, res.output
     page = (folder / "failed" / "report" / "index.html").read_text()

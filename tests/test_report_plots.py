@@ -186,7 +186,7 @@ def test_two_images_get_no_band_but_each_image_and_n_in_the_legend(study):
     # 4 recipes: a mean line and 2 thin per-image lines each
     assert len(ax.lines) == 4 * 3
     title = fig.legends[0].get_title().get_text().replace("\n", " ")
-    assert "mean over 2 images" in title and "each image" in title and "CI" not in title
+    assert "mean of 2 images" in title and "each image" in title and "CI" not in title
 
 
 def test_thresholds_never_move_the_axis_range(study):

@@ -23,16 +23,18 @@ def _page_inches(pdf) -> tuple[float, float]:
 def test_sheet_shows_saved_generations_and_names_the_missing(study, tmp_path):
     r = contact_sheet(study, tmp_path, generations=[0, 1, 2, 5, 10])
     assert r.generations == [0, 1, 10] and r.missing == [2, 5]
-    assert "generation 2, 5" in r.note and "saved: 0-1, 3, 6, 9-10" in r.note
+    assert "no image kept for generation 2, 5" in r.note and "kept: 0-1, 3, 6, 9-10" in r.note
+    assert "astronaut 64x64" in r.note and "coffee 64x43" in r.note  # every image, its size
     png, pdf = r.paths
     assert png.suffix == ".png" and pdf.read_bytes().startswith(b"%PDF")
     a = np.asarray(Image.open(png).convert("RGB"))
     w_in, h_in = _page_inches(pdf)
     assert a.shape[:2] == (round(h_in * DPI), round(w_in * DPI))
     assert a.std() > 30
-    # 4 recipes x 3 generations of 64 px frames, each tile enlarged 4x (a whole number)
+    # 2 images x 4 recipes x 3 generations of 64 px frames, each tile enlarged 4x (whole)
     assert {right - left for left, _, right, _ in r.tiles.values()} == {256}
-    assert len(r.tiles) == 12 and a.shape[1] > 3 * 256 and a.shape[0] > 4 * 256
+    assert len(r.tiles) == 24 and a.shape[1] > 3 * 256 and a.shape[0] > 8 * 256
+    assert {cid.split("-")[0] for cid, _ in r.tiles} == {"astronaut", "coffee"}
 
 
 def test_default_columns_follow_the_run_and_tiles_are_the_frames(study, tmp_path):
@@ -40,7 +42,7 @@ def test_default_columns_follow_the_run_and_tiles_are_the_frames(study, tmp_path
     r = contact_sheet(runs, tmp_path, crop=(16, 8, 24, 16), image="coffee")
     # defaults 0, 1, 2, 5, 10 (<= 10 generations) + last; 2 and 5 were not saved
     assert r.generations == [0, 1, 10] and r.missing == [2, 5] and r.image == "coffee"
-    assert "inset: region x=16 y=8 24x16 px" in r.note
+    assert "inset: region at (16, 8), 24x16 pixels" in r.note
     sheet = np.asarray(Image.open(r.paths[0]).convert("RGB")).astype(float)
     chains = runs.chains.query("image_name == 'coffee' and replica == 0")
     assert {cid for cid, _ in r.tiles} == set(chains["chain_id"])

@@ -96,7 +96,7 @@ def test_collapse_statistics_count_threshold_crossings_and_fixed_points(study, f
     assert f["fixed_points"].tolist() == [1] and f["event_generation_median"].tolist() == [2.0]
     assert "fixed point" not in t.paths["collapse.md"].read_text()  # lanczos: no fixed point
     md = (tmp_path / "fixed" / "collapse.md").read_text()
-    assert "fixed point 1/1, median gen 2" in md
+    assert "fixed point 1/1, from gen 2 (median)" in md
     assert np.isfinite(c["final_psnr_mean"]).all()
 
 

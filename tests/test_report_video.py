@@ -16,9 +16,9 @@ from roundtrip_ml.report.video import BANNER, GUTTER, LABEL, make_video, read_vi
 
 
 def test_side_by_side_mp4_and_gif(study, tmp_path):
-    r = make_video(study, tmp_path, fps=6)
+    r = make_video(study, tmp_path, fps=6, image="astronaut")
     assert r.generations == STUDY_SAVED and r.missing == [2, 4, 5, 7, 8]
-    assert "not shown: 2, 4-5, 7-8" in r.note
+    assert "not shown (no image kept): 2, 4-5, 7-8" in r.note
     frames, size = read_video(r.mp4)
     assert len(frames) == r.frames == len(STUDY_SAVED)
     assert size == r.size and size[0] % 2 == 0 and size[1] % 2 == 0

@@ -49,3 +49,25 @@ def test_mixed_sizes_bench_shows_buckets_exact_and_padding_not(tmp_path: Path) -
     assert rows[(ml, "pad")]["max_diff_levels"] > 0
     assert all(r["exact"] for (_, s), r in rows.items() if s != "pad")
     assert all(r["ms_per_generation"] > 0 for r in rows.values())
+
+
+def test_bench_cpu_ncnn_runs_tiny(tmp_path: Path) -> None:
+    """The CPU benchmark (every path vs the ncnn runtime) at a tiny size, two compact models."""
+    import pytest
+
+    pytest.importorskip("ncnn", reason="the ncnn extra is not installed")
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "bench_cpu_ncnn.py"), "--models",
+                           "realesr-animevideov3,srmd-x2", "--size", "24", "--threads", "1",
+                           "--repeats", "1", "--json", str(out)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == ["realesr-animevideov3", "srmd-x2"]
+    for r in rows:
+        assert set(r["ms"]) == {"torch eager", "torch channels_last", "ncnn runtime"}
+        assert all(math.isfinite(v) and v > 0 for v in r["ms"].values())
+        assert r["ratio_to_ncnn"]["ncnn runtime"] == 1.0
+        assert r["max_abs_diff_to_torch"]["ncnn runtime"] < 1e-4  # the same weights, fp32
+        assert r["auto_picks"] == "ncnn"
+    assert "x ncnn" in proc.stdout and "load average" in proc.stdout

@@ -14,6 +14,14 @@ plateau (the median after the break), else the last generation; capped at the cu
 Its start: the lowest point before the end (the perturbation may shrink before it grows). In dB
 of inter-replica PSNR lost per generation the rate is 10/ln(10) = 4.34 times larger.
 
+Largest Lyapunov exponent: the same fit in the standard units of dynamical systems, the
+growth rate per generation of the natural log of the *distance* between replicas. The distance
+is the RMS pixel difference, sqrt(MSE), so lambda = rate / 2 (CI halved likewise): lambda > 0 is
+exponential divergence (chaos), e^lambda the factor by which a small difference grows per
+generation, and 1/lambda the generations it takes to grow e-fold. Like the rate it is fitted over
+the exponential phase only (``growth_window``), before the replicas saturate, and it is a
+finite-size estimate: the perturbations start at one 8-bit level, not infinitesimally small.
+
 Predictability horizon: the first generation >= 1 where the replicas are as far from each other
 as from the original (mean pairwise MSE >= mean MSE to the original). Generation 0 is skipped:
 there, both distances are the perturbation itself, and two independent perturbations are twice
@@ -35,6 +43,7 @@ from ..core.errors import ConfigError
 RECIPE_COLUMNS = ("upscaler", "downscaler", "scale", "codec")
 DB_PER_NEPER = 10.0 / math.log(10.0)
 SATURATION_MARGIN = 10.0  # the growth window stops this factor below the plateau
+LYAPUNOV_COLUMNS = ("lyapunov", "lyapunov_ci_low", "lyapunov_ci_high")  # per generation, ln
 MIN_POINTS = 3  # an OLS slope with a confidence interval needs at least one residual dof
 
 
@@ -44,6 +53,11 @@ class DivergenceRate(NamedTuple):
     rate: float
     ci_low: float
     ci_high: float
+
+    @property
+    def lyapunov(self) -> tuple[float, float, float]:
+        """(lambda, CI low, CI high): per generation, natural log of the RMS distance's growth."""
+        return self.rate / 2, self.ci_low / 2, self.ci_high / 2
 
 
 def _clean(generations: Sequence[float] | np.ndarray, mse: Sequence[float] | np.ndarray
@@ -112,7 +126,8 @@ def growth_window(generations: Sequence[float] | np.ndarray, mean_pairwise_mse: 
     return int(g[start]), int(g[end])
 
 
-def _ols(x: np.ndarray, y: np.ndarray) -> DivergenceRate:
+def ols_slope(x: np.ndarray, y: np.ndarray) -> DivergenceRate:
+    """OLS slope of y on x with its t-based 95% CI (at least 3 points)."""
     n = len(x)
     xm = x - x.mean()
     sxx = float((xm**2).sum())
@@ -132,7 +147,7 @@ def divergence_rate(generations: Sequence[float] | np.ndarray,
         return DivergenceRate(math.nan, math.nan, math.nan)
     g, y = _clean(generations, mean_pairwise_mse)
     sel = (g >= window[0]) & (g <= window[1])
-    return _ols(g[sel], y[sel])
+    return ols_slope(g[sel], y[sel])
 
 
 def predictability_horizon(generations: Sequence[float] | np.ndarray,
@@ -203,7 +218,8 @@ def _pooled_rate(chains: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Divergenc
 
 def summarize_divergence(metrics: pd.DataFrame, *, per: str = "recipe",
                          by: Sequence[str] = RECIPE_COLUMNS) -> pd.DataFrame:
-    """Divergence rate (per generation, ln MSE and dB), its CI and the predictability horizon,
+    """Divergence rate (per generation, ln MSE and dB), the largest Lyapunov exponent (ln RMS
+    distance per generation), their CIs and the predictability horizon,
     one row per recipe (``by`` columns; chains of several images share one slope, each with its
     own intercept) or per chain (``per="chain"``). Empty when the run has no replica rows."""
     if per not in ("recipe", "chain"):
@@ -241,7 +257,8 @@ def summarize_divergence(metrics: pd.DataFrame, *, per: str = "recipe",
                         "n_chains": grp["chain_id"].nunique()})
         row.update({
             "rate": rate.rate, "ci_low": rate.ci_low, "ci_high": rate.ci_high,
-            "rate_db_per_gen": rate.rate * DB_PER_NEPER, "n_points": n_points,
+            "rate_db_per_gen": rate.rate * DB_PER_NEPER,
+            **dict(zip(LYAPUNOV_COLUMNS, rate.lyapunov, strict=True)), "n_points": n_points,
             "horizon": horizon if horizon is not None else pd.NA,
             "generations": int(last["generation"]),
             "final_pairwise_psnr": -10.0 * math.log10(last["pairwise_mse"])

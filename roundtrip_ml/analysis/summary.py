@@ -11,10 +11,19 @@ Per chain, against the original:
 - ``event``/``event_generation``/``period``/``cycle_start``: fixed point or cycle (events.py);
   for a codec schedule, only repeats a whole schedule period apart count;
 - ``fixed_point_generation``: the first generation whose image never changes again (a
-  re-compression chain's fixed point; NA for cycles and chains still changing).
+  re-compression chain's fixed point; NA for cycles and chains still changing);
+- ``attractor`` (fixed_point | cycle | converging | wandering) and ``step_trend`` with its CI:
+  how the chain ends (``analysis.attractors``);
+- ``late_psnr_to_image``: for a chain started from noise or flat grey, the PSNR between its late
+  frames and those of the same recipe started from the photo (``starts``; all pairs of starts
+  go to RUN/starts.parquet).
 
-A run with replicas also gets its divergence table (``analysis.divergence``: rate with CI and
-predictability horizon per recipe) in RUN/divergence.parquet, printed after the summary.
+Recipe parts beyond upscaler/downscaler/scale/codec (stabilizer, up/downscale steps, start)
+come from chains.parquet and join the identity columns.
+
+A run with replicas also gets its divergence table (``analysis.divergence``: rate and largest
+Lyapunov exponent with CIs, and the predictability horizon, per recipe) in
+RUN/divergence.parquet, printed after the summary.
 """
 
 from __future__ import annotations
@@ -34,17 +43,22 @@ from ..core.errors import ConfigError, RunStoreError
 from ..core.files import atomic_write_bytes, atomic_write_parquet
 from ..imaging.schedule import step_period
 from ..metrics.registry import key_info
-from ..pipeline.store import RunStore
-from .divergence import summarize_divergence
+from ..pipeline.store import CHAINS_FILE, RunStore
+from .attractors import START_RECIPE, attractor_table, start_distances
+from .columns import SUMMARY_HEADERS
+from .divergence import RECIPE_COLUMNS, summarize_divergence
 from .events import EVENT_COLUMNS, detect_events
 
 SUMMARY_FILE = "summary.parquet"
 SUMMARY_CSV = "summary.csv"
 DIVERGENCE_FILE = "divergence.parquet"
 DIVERGENCE_CSV = "divergence.csv"
+STARTS_FILE = "starts.parquet"
+STARTS_CSV = "starts.csv"
+RECIPE_EXTRAS = ["stabilizer", "up_steps", "downscale_steps", "start"]  # from chains.parquet
 DEFAULT_THRESHOLDS = "psnr<20,ssim<0.5,lpips>0.4"
 IDENTITY = ["chain_id", "image", "image_name", "upscaler", "downscaler", "scale", "codec",
-            "replica"]
+            *RECIPE_EXTRAS, "replica"]
 
 _OPS: dict[str, Callable[[Any, float], Any]] = {  # elementwise on arrays
     "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
@@ -139,7 +153,38 @@ def summarize(
     df = df.merge(events, on="chain_id", how="left")
     df = df.astype({"event_generation": "Int64", "period": "Int64", "cycle_start": "Int64"})
     df["fixed_point_generation"] = df["cycle_start"].where(df["event"] == "fixed_point")
-    return df
+    return df.merge(attractor_table(metrics, events), on="chain_id", how="left")
+
+
+def with_recipe_extras(metrics: pd.DataFrame, chains: pd.DataFrame) -> pd.DataFrame:
+    """The metrics table with the chains' recipe parts (stabilizer, steps, start) joined on
+    chain_id: runs made before these existed have none, and are returned unchanged."""
+    extras = [c for c in RECIPE_EXTRAS if c in chains and c not in metrics]
+    if not extras or metrics.empty:
+        return metrics
+    return metrics.merge(chains[["chain_id", *extras]].drop_duplicates("chain_id"),
+                         on="chain_id", how="left")
+
+
+def divergence_table(metrics: pd.DataFrame, chains: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``summarize_divergence`` per recipe, where a recipe includes its stabiliser, paths and
+    start (joined from ``chains`` when the metrics lack them), so they are never pooled."""
+    if chains is not None:
+        metrics = with_recipe_extras(metrics, chains)
+    by = [*RECIPE_COLUMNS, *(c for c in RECIPE_EXTRAS if c in metrics)]
+    return summarize_divergence(metrics, by=by)
+
+
+def _late_psnr_to_image(df: pd.DataFrame, starts: pd.DataFrame) -> pd.DataFrame:
+    """Each noise/flat chain's ``late_psnr`` to the photo-started chain of its recipe."""
+    pairs = starts[(starts["start_a"] == "image") | (starts["start_b"] == "image")]
+    other = pairs["start_b"].where(pairs["start_a"] == "image", pairs["start_a"])
+    keys = [c for c in ["image_name", *START_RECIPE] if c in pairs and c in df]
+    late = pairs[keys].assign(start=other.to_numpy(), late_psnr_to_image=pairs["late_psnr"])
+    out = df.merge(late, on=[*keys, "start"], how="left")
+    if "replica" in out:  # the distance is between unperturbed chains: not a replica's own
+        out["late_psnr_to_image"] = out["late_psnr_to_image"].where(out["replica"] <= 0)
+    return out
 
 
 def summarize_run(
@@ -153,13 +198,21 @@ def summarize_run(
     store = RunStore(run)
     if not store.root.is_dir():
         raise RunStoreError(str(store.root), "no such run directory", "pass the --output of a run")
-    metrics = store.read_metrics()
+    has_chains = (store.root / CHAINS_FILE).is_file()  # tables written by hand may lack it
+    chains = store.read_chains() if has_chains else pd.DataFrame(columns=["chain_id"])
+    metrics = with_recipe_extras(store.read_metrics(), chains)
     df = summarize(metrics, store.read_fingerprints(), parse_thresholds(thresholds))
+    starts = start_distances(store.root, chains)
+    if len(starts):
+        df = _late_psnr_to_image(df, starts)
+        atomic_write_parquet(store.root / STARTS_FILE, starts)
+        if csv:
+            atomic_write_bytes(store.root / STARTS_CSV, starts.to_csv(index=False).encode())
     atomic_write_parquet(store.root / SUMMARY_FILE, df)
     if csv:
         atomic_write_bytes(store.root / SUMMARY_CSV, df.to_csv(index=False).encode())
     if (metrics["reference"] == "replicas").any():
-        div = summarize_divergence(metrics)
+        div = divergence_table(metrics)
         atomic_write_parquet(store.root / DIVERGENCE_FILE, div)
         if csv:
             atomic_write_bytes(store.root / DIVERGENCE_CSV, div.to_csv(index=False).encode())
@@ -184,15 +237,19 @@ def render_divergence(div: pd.DataFrame):  # -> rich Table
 
     table = Table(title="divergence of replicas (rate: d ln(pairwise MSE) / generation; "
                   "horizon: first generation as far apart as from the original; '-': never)")
-    for head in ("recipe", "images", "rate", "95% CI", "dB/gen", "points", "horizon", "gens",
-                 "final pair dB"):
+    for head in ("recipe", "images", "rate", "95% CI", "dB/gen", "λ /gen", "λ 95% CI", "points",
+                 "horizon", "gens", "final pair dB"):
         table.add_column(head, overflow="fold")
     for _, r in div.iterrows():
         recipe = f"{r['upscaler']} / {r['downscaler']} x{_fmt(float(r['scale']))} {r['codec']}"
+        recipe += "".join(f" {r[c]}" for c in RECIPE_EXTRAS
+                          if c in r and str(r[c]) not in ("", "none", "image"))
         ci = "-" if pd.isna(r["ci_low"]) else f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+        lci = ("-" if pd.isna(r["lyapunov_ci_low"])
+               else f"[{r['lyapunov_ci_low']:.3g}, {r['lyapunov_ci_high']:.3g}]")
         table.add_row(recipe, str(r["images"]), _fmt(r["rate"]), ci, _fmt(r["rate_db_per_gen"]),
-                      _fmt(r["n_points"]), _fmt(r["horizon"]), _fmt(r["generations"]),
-                      _fmt(r["final_pairwise_psnr"]))
+                      _fmt(r["lyapunov"]), lci, _fmt(r["n_points"]), _fmt(r["horizon"]),
+                      _fmt(r["generations"]), _fmt(r["final_pairwise_psnr"]))
     return table
 
 
@@ -205,17 +262,14 @@ def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -
     fmt = _fmt
 
     # chain_id already reads image.upscaler.downscaler.xscale.codec; the parquet has the rest
-    headers = {"chain_id": "chain", "generations": "gens", "final_psnr": "psnr",
-               "final_ssim": "ssim", "final_lpips": "lpips", "final_de2000_mean": "ΔE00",
-               "final_spectral_high": "high dB", "half_life_psnr": "t½ psnr",
-               "step_psnr": "step dB", "fixed_point_generation": "fixed from"}
+    headers = dict(SUMMARY_HEADERS)  # each defined in analysis/columns.py (summarize --help)
     headers.update({f"first_{t.name}": t.name for t in parse_thresholds(thresholds)})
     cols = [c for c in headers if c in df]
     copies = int((df["replica"] > 0).sum()) if "replica" in df else 0
     shown = df[df["replica"] <= 0] if copies else df  # perturbed copies: see the divergence table
     note = f"; {copies} perturbed replicas in the parquet file" if copies else ""
     table = Table(title=f"collapse summary ({len(shown)} chains, vs original; '-': never/none"
-                        f"{note})")
+                        f"{note})", caption="columns: roundtrip summarize --help")
     for c in cols:
         table.add_column(headers[c], overflow="fold")
     table.add_column("event", overflow="fold")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import typer
 from rich.console import Console
@@ -16,6 +15,8 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ..core.errors import ConfigError, RoundtripError
+from ..core.specs import CODEC_SYNTAX, STABILIZER_KINDS, START_KINDS, Executor, Reference, Style
+from ..pipeline.config import ExperimentConfig  # the defaults shown in `run --help` are its own
 
 INTERRUPTED = "interrupted: finished generations are kept; rerun the same command with --resume"
 
@@ -76,30 +77,8 @@ app = typer.Typer(
 )
 
 
-class Style(enum.StrEnum):
-    paper = "paper"
-    slides = "slides"
+LayoutChoice = Literal["single", "double", "both"]  # both: a PDF of each column width
 
-
-class Layout(enum.StrEnum):
-    single = "single"
-    double = "double"
-    both = "both"
-
-
-class Reference(enum.StrEnum):
-    original = "original"
-    previous = "previous"
-    first = "first"
-    lowres = "lowres"
-    replicas = "replicas"
-    unperturbed = "unperturbed"
-
-
-class Executor(enum.StrEnum):
-    local = "local"
-    local_gpus = "local-gpus"
-    ray = "ray"
 
 # Wide tables stay readable when piped to a file or a log (rich falls back to 80 columns).
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180
@@ -137,41 +116,61 @@ def _ints(values: list[str] | None, flag: str) -> list[int] | None:
                           f"e.g. {flag} 1,10,50") from None
 
 
+def _floats(values: list[str] | None, flag: str) -> list[float] | None:
+    """Numbers from the command line: config validation takes numbers strictly, not text."""
+    items = _list(values)
+    try:
+        return [float(v) for v in items] if items else None
+    except ValueError:
+        raise ConfigError(f"{flag} {','.join(items or [])}", "not numbers",
+                          f"e.g. {flag} 2,4") from None
+
+
 # ---- run / demo / info: the engine (roundtrip_ml.pipeline.experiment, .config, .demo, .info) ----------
 # (commands are registered below by the modules' owners; keep each one a few lines)
 
 
-def _run_progress(quiet: bool, json_lines: bool):
+def _run_progress(quiet: bool, json_lines: bool, device: str = "auto"):
     """A progress callback for the engine: rich bar, JSON lines, or nothing."""
     from ..progress import make_progress
 
-    return make_progress(quiet=quiet, json_lines=json_lines, console=console)
+    return make_progress(quiet=quiet, json_lines=json_lines, console=console, device=device)
 
 
 Flag = dict(metavar="")  # a bool flag takes no value: show none in --help
-# `roundtrip run` flags left unset take the config file's value, else these defaults
-# (ExperimentConfig's; tests/test_cli.py checks they agree).
-RUN_DEFAULTS = {"generations": 50, "frame_stride": 10, "metric_stride": 1,
-                "checkpoint_stride": 10, "seed": 0, "device": "auto", "name": "run"}
+# `roundtrip run` flags left unset take the config file's value, else the config's defaults.
+RUN_DEFAULTS: dict[str, Any] = {
+    key: ExperimentConfig.model_fields[key].get_default(call_default_factory=True)
+    for key in ("upscalers", "downscalers", "scales", "codecs", "generations", "frame_stride",
+                "metric_stride", "checkpoint_stride", "seed", "device", "name", "stabilizers",
+                "starts")
+}
 
 
 def _dflt(key: str) -> str:
-    return f" (default: the config's, else {RUN_DEFAULTS[key]})"
+    value = RUN_DEFAULTS[key]
+    shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+        if isinstance(value, list) else value
+    return f" (default: the config's, else {shown})"
 
 
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="TOML/YAML experiment file; flags override its keys.")] = None,
     image: Annotated[list[str] | None, typer.Option("--image", "-i", metavar="PATH", help="Image, glob or skimage:NAME (repeat).")] = None,
-    upscaler: Annotated[list[str] | None, typer.Option("--upscaler", "-u", metavar="NAME", help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param. (default: lanczos3)")] = None,
-    downscaler: Annotated[list[str] | None, typer.Option("--downscaler", metavar="KERNEL", help="Kernel for the downscale. (default: lanczos3)")] = None,
-    scale: Annotated[list[str] | None, typer.Option("--scale", "-s", metavar="FACTOR", help="Roundtrip factor, > 1. (default: 4)")] = None,
-    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="CODEC", help="float, png, jpeg:Q[:444], webp:Q. (default: png)")] = None,
+    upscaler: Annotated[list[str] | None, typer.Option("--upscaler", "-u", metavar="NAME", help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param." + _dflt("upscalers"))] = None,
+    downscaler: Annotated[list[str] | None, typer.Option("--downscaler", metavar="KERNEL", help="Kernel for the downscale." + _dflt("downscalers"))] = None,
+    scale: Annotated[list[str] | None, typer.Option("--scale", "-s", metavar="FACTOR", help="Roundtrip factor, >= 1 (1: a codec-only chain)." + _dflt("scales"))] = None,
+    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="CODEC", help=f"Handoff codec: {CODEC_SYNTAX}, or a schedule (jpeg:[90,85,95], jpeg:70-95, jpeg:85>webp:80, +shift)." + _dflt("codecs"))] = None,
+    stabilizer: Annotated[list[str] | None, typer.Option("--stabilizer", metavar="NAME", help=f"Applied to each upscale before its handoff: {', '.join(STABILIZER_KINDS[:-1])}, backproject:N (repeat: one chain each)." + _dflt("stabilizers"))] = None,
+    up_steps: Annotated[str | None, typer.Option("--up-steps", metavar="S,S", help="Upscale in stages that multiply to the scale, e.g. 2,2 for x4.")] = None,
+    downscale_steps: Annotated[str | None, typer.Option("--downscale-steps", metavar="S,S", help="Downscale in stages that multiply to the scale.")] = None,
+    start: Annotated[list[str] | None, typer.Option("--start", metavar="KIND", help=f"Start each chain from: {', '.join(START_KINDS)} (repeat: one chain each)." + _dflt("starts"))] = None,
     generations: Annotated[int | None, typer.Option("--generations", "-g", metavar="N", help="Roundtrips per chain." + _dflt("generations"))] = None,
     frame_stride: Annotated[int | None, typer.Option("--frame-stride", metavar="K", help="Save every K-th generation's image." + _dflt("frame_stride"))] = None,
     metric_stride: Annotated[int | None, typer.Option("--metric-stride", metavar="K", help="Measure every K-th generation." + _dflt("metric_stride"))] = None,
     checkpoint_stride: Annotated[int | None, typer.Option("--checkpoint-stride", metavar="K", help="Checkpoint every K-th generation (for --resume)." + _dflt("checkpoint_stride"))] = None,
-    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", metavar="NAME", help="Metric names, e.g. psnr,ssim,colour. (default: psnr, psnr_y, ssim, ms_ssim, haarpsi, gmsd, spectral, colour)")] = None,
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", metavar="NAME", help="Metric names, e.g. psnr,ssim,colour. (default: those `roundtrip metrics list` marks default)")] = None,
     center_crop: Annotated[str | None, typer.Option("--center-crop", metavar="H,W|N", help="Centre crop of each input, in pixels, before the chain starts.")] = None,
     max_side: Annotated[int | None, typer.Option("--max-side", metavar="N", help="Shrink inputs (Pillow Lanczos) so the longer side is at most N.")] = None,
     device: Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N." + _dflt("device"))] = None,
@@ -192,11 +191,14 @@ def run(
     crop = _ints([center_crop] if center_crop else None, "--center-crop")
     flags: dict[str, Any] = {
         "images": image or None, "upscalers": _list(upscaler), "downscalers": _list(downscaler),
-        "scales": _list(scale), "codecs": _list(codec), "generations": generations,
+        "scales": _floats(scale, "--scale"), "codecs": _list(codec), "generations": generations,
         "frame_stride": frame_stride, "metric_stride": metric_stride,
         "checkpoint_stride": checkpoint_stride, "metrics": _list(metrics),
         "center_crop": crop[0] if crop and len(crop) == 1 else crop, "max_side": max_side,
         "device": device, "seed": seed, "output": str(output) if output else None, "name": name,
+        "stabilizers": _list(stabilizer), "starts": _list(start),
+        "up_steps": _floats([up_steps] if up_steps else None, "--up-steps"),
+        "downscale_steps": _floats([downscale_steps] if downscale_steps else None, "--downscale-steps"),
     }
     # every flag given reaches validation: `-g 0` and `--seed 0` are values, not absences
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -206,7 +208,7 @@ def run(
 
     result = run_experiment(cfg, resume=resume or force_resume, overwrite=overwrite,
                             force_resume=force_resume, allow_nonempty=allow_nonempty,
-                            progress=_run_progress(quiet, json_lines))
+                            progress=_run_progress(quiet, json_lines, cfg.device))
     _print_result(result, quiet or json_lines)
     if result.failed or result.image_errors:
         raise typer.Exit(1)
@@ -215,11 +217,21 @@ def run(
 def _print_result(result: Any, quiet: bool) -> None:
     """The outcome; failures are printed even with --quiet (errors go to stderr)."""
     if not quiet:
+        from ..progress import skipped_metrics_note
+
+        note = skipped_metrics_note(result.run_dir)
+        if note:
+            console.print(note, highlight=False, soft_wrap=True)
         ok = result.chains - len(result.failed)
         console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
                       f"-> [bold]{result.run_dir}[/]")
     for what, err in {**result.image_errors, **result.failed}.items():
-        console.print(f"[red]failed[/] {escape(what)}: {escape(err)}", highlight=False)
+        # an input's error already starts with its path: name it once; one line each, never
+        # wrapped mid-word (a multi-line library error is whole in manifest.json)
+        first, *rest = (err or "").splitlines() or [""]
+        line = first if first.startswith(f"{what}: ") else f"{what}: {first}"
+        more = " (the rest is in the run's manifest.json)" if rest else ""
+        console.print(f"[red]failed[/] {escape(line)}{more}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -246,7 +258,8 @@ def demo(
         console.print(f"[bold]{cfg.name}[/]: {len(cfg.images)} image(s) x {', '.join(cfg.upscalers)} x "
                       f"{', '.join(cfg.codecs)}, {cfg.generations} generations on {cfg.device}"
                       + (f", {cfg.replicas} replicas" if cfg.replicas else ""))
-        result = run_experiment(cfg, overwrite=overwrite, progress=_run_progress(quiet, False))
+        result = run_experiment(cfg, overwrite=overwrite,
+                                progress=_run_progress(quiet, False, cfg.device))
         _print_result(result, False)
         runs.append(result.run_dir)
         if not quiet:
@@ -305,7 +318,13 @@ def chart_cmd(
     out.print(f"wrote {png} ({size}x{size}) and {meta}; text lines at {texts} px")
 
 
-@app.command()
+def _columns_epilog() -> str:
+    from ..analysis.columns import columns_help  # torch- and pandas-free: --help stays fast
+
+    return "Columns:\n\n" + "\n\n".join(columns_help().splitlines())
+
+
+@app.command(epilog=_columns_epilog())
 def summarize(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     thresholds: Annotated[str, typer.Option(
@@ -346,10 +365,10 @@ def plot(
     run_dir: RunArg,
     metrics: MetricsOpt = None,
     by: Annotated[list[str] | None, typer.Option("--by", metavar="COLUMN", help="Columns that make a line: upscaler, downscaler, scale, codec, image. (default: upscaler,codec)")] = None,
-    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with (replicas, unperturbed: replica runs).")] = Reference.original,
+    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with (replicas, unperturbed: replica runs).")] = "original",
     logx: Annotated[bool, typer.Option("--logx", **Flag, help="Logarithmic generation axis.")] = False,
-    style: Annotated[Style, typer.Option("--style", help="Fonts and size for a paper or 16:9 slides.")] = Style.paper,
-    layout: Annotated[Layout, typer.Option("--layout", help="Journal single column (3.5 in), double (7.16 in) or both.")] = Layout.both,
+    style: Annotated[Style, typer.Option("--style", help="Fonts and size for a paper or 16:9 slides.")] = "paper",
+    layout: Annotated[LayoutChoice, typer.Option("--layout", help="Journal single column (3.5 in), double (7.16 in) or both.")] = "both",
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
@@ -358,12 +377,12 @@ def plot(
     from ..report.plots import plot_drift
 
     runs = load_runs(_path_arg(run_dir))
-    both = layout is Layout.both and style is Style.paper
-    layouts = ["double", "single"] if both else [layout.value if layout is not Layout.both else "double"]
+    both = layout == "both" and style == "paper"
+    layouts = ["double", "single"] if both else [layout if layout != "both" else "double"]
     for lay in layouts:
         paths = plot_drift(runs, _report_out(run_dir, output, "figures"), metrics=_list(metrics),
-                           by=_list(by) or ["upscaler", "codec"], reference=reference.value,
-                           logx=logx, style=style.value, layout=lay, thresholds=thresholds).paths
+                           by=_list(by) or ["upscaler", "codec"], reference=reference,
+                           logx=logx, style=style, layout=lay, thresholds=thresholds).paths
         out.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 
@@ -372,29 +391,33 @@ def sheet(
     run_dir: RunArg,
     generations: Annotated[list[str] | None, typer.Option("--generations", metavar="GEN", help="Columns. (default: 0,1,2,5,10,20,50,100,200 up to the last, and the last)")] = None,
     crop: CropOpt = None,
-    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Which image's chains. (default: the first)")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Only this image's chains (its short name, as in chain ids). (default: every image)")] = None,
+    pages: Annotated[bool, typer.Option("--pages/--grid", **Flag, help="One sheet per image (sheet-IMAGE.png), or every image in one sheet. (default: one sheet)")] = False,
+    caption: Annotated[bool, typer.Option("--caption/--no-caption", **Flag, help="The line under the sheet giving image size and zoom. (default: yes)")] = True,
     output: OutOpt = None,
 ) -> None:
-    """Contact sheet: rows = recipes, columns = generations, optional zoomed inset (PNG, PDF)."""
+    """Contact sheet: rows = image x recipe, columns = generations, optional zoomed inset (PNG, PDF)."""
     from ..report.sheets import contact_sheet, parse_crop
 
     r = contact_sheet(_path_arg(run_dir), _report_out(run_dir, output, "sheet"),
                       generations=_ints(generations, "--generations"), crop=parse_crop(crop),
-                      image=image)
+                      image=image, layout="pages" if pages else "grid", caption=caption)
     out.print("wrote " + ", ".join(str(p) for p in r.paths), highlight=False, soft_wrap=True)
-    console.print(r.note, highlight=False)
+    for page in r.pages or [r]:
+        console.print(page.note, highlight=False)
 
 
 @app.command()
 def video(
     run_dir: RunArg,
-    chains: Annotated[list[str] | None, typer.Option("--chains", metavar="ID", help="Chain ids or globs. (default: every recipe of the first image)")] = None,
+    chains: Annotated[list[str] | None, typer.Option("--chains", metavar="ID", help="Chain ids or globs. (default: every recipe of every image)")] = None,
     fps: FpsOpt = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side/--sequential", **Flag, help="Chains side by side, or one after another. (default: side by side)")] = True,
     lossless: Annotated[bool, typer.Option("--lossless", **Flag, help="RGB H.264 at qp 0: frame-exact, for review (few browsers play it).")] = False,
     crop: CropOpt = None,
     gif: Annotated[bool, typer.Option("--gif/--no-gif", **Flag, help="Also write a GIF for slides. (default: yes)")] = True,
-    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Which image's chains. (default: the first)")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Only this image's chains (its short name, as in chain ids). (default: every image)")] = None,
+    per_image: Annotated[bool, typer.Option("--per-image/--tiled", **Flag, help="One video per image (collapse-IMAGE.mp4), or every image tiled in one. (default: tiled)")] = False,
     output: OutOpt = None,
 ) -> None:
     """MP4 (H.264 via PyAV) and GIF of the saved generations, names and counter drawn on."""
@@ -403,8 +426,8 @@ def video(
 
     r = make_video(_path_arg(run_dir), _report_out(run_dir, output, "video"), chains=_list(chains),
                    image=image, fps=fps, side_by_side=side_by_side, lossless=lossless,
-                   crop=parse_crop(crop), gif=gif)
-    made = f"{r.mp4}" + (f", {r.gif}" if r.gif else "")
+                   crop=parse_crop(crop), gif=gif, layout="per-image" if per_image else "tiled")
+    made = ", ".join(f"{v.mp4}" + (f", {v.gif}" if v.gif else "") for v in r.videos or [r])
     out.print(f"wrote {made}: {r.frames} frames at {r.fps:.3g} fps ({r.duration_s:.1f} s), "
               f"{r.size[0]}x{r.size[1]}", highlight=False, soft_wrap=True)
     console.print(r.note, highlight=False)
@@ -415,7 +438,7 @@ def table(
     run_dir: RunArg,
     at: AtOpt = None,
     metrics: MetricsOpt = None,
-    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with.")] = Reference.original,
+    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with.")] = "original",
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
@@ -425,7 +448,7 @@ def table(
 
     runs = load_runs(_path_arg(run_dir))
     t = write_tables(runs, _report_out(run_dir, output, "tables"), at=_ints(at, "--at"),
-                     metrics=_list(metrics), reference=reference.value, thresholds=thresholds)
+                     metrics=_list(metrics), reference=reference, thresholds=thresholds)
     out.print(to_markdown(metrics_display(t.metrics, runs, _list(metrics))), highlight=False,
               soft_wrap=True)
     if t.note:
@@ -471,7 +494,8 @@ def metrics_list() -> None:
 
     from ..metrics.registry import listing
 
-    t = Table("name", "description", "better", "needs", "runs (cost per 512 px image, 1 CPU thread)")
+    t = Table("name", "description", "better", "default", "needs",
+              "runs (cost per 512 px image, 1 CPU thread)")
     for row in listing():
         t.add_row(*row.values())
     out.print(t)
@@ -492,7 +516,7 @@ OfflineOpt = Annotated[bool | None, typer.Option(
 def models_list(
     cache_dir: CacheOpt = None,
     family: Annotated[str | None, typer.Option(
-        "--family", help="Only this family (realcugan, waifu2x, realsr, span, srmd, realesrgan).")
+        "--family", help="Only this family (one of the list's family column: realcugan, span, ...).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
 ) -> None:
@@ -587,7 +611,7 @@ def models_path(name: str, cache_dir: CacheOpt = None) -> None:
 
 # ---- sweep: experiment grids on one device, local GPUs or Ray (roundtrip_ml.sweep) ------------
 
-sweep_app = typer.Typer(help="Experiment grids: plan, run (local, local-gpus, ray), merge.",
+sweep_app = typer.Typer(help=f"Experiment grids: plan, run ({', '.join(get_args(Executor))}), merge.",
                         no_args_is_help=True, cls=_Group)
 app.add_typer(sweep_app, name="sweep")
 SweepSetOpt = Annotated[list[str] | None, typer.Option(
@@ -623,7 +647,7 @@ def sweep_plan_cmd(
 @sweep_app.command("run")
 def sweep_run_cmd(
     config: Annotated[Path, typer.Argument(metavar="SWEEP", help="TOML/YAML sweep file.")],
-    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run: this device, one process per local GPU, or a Ray cluster.")] = Executor.local,
+    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run: this device, one process per local GPU, or a Ray cluster.")] = "local",
     address: Annotated[str | None, typer.Option("--address", metavar="ADDR", help="Ray cluster address (default: $RAY_ADDRESS or a local Ray).")] = None,
     retries: Annotated[int | None, typer.Option("--retries", metavar="N", help="Extra attempts for a crashed unit (default: the sweep file's).")] = None,
     set_: SweepSetOpt = None,
@@ -632,13 +656,13 @@ def sweep_run_cmd(
 ) -> None:
     """Run every unfinished unit of a sweep, then merge; rerun the same command after a crash."""
     from ..pipeline.config import parse_set
-    from ..sweep import load_sweep, make_sweep_progress, run_sweep
+    from ..progress import sweep_progress
+    from ..sweep import load_sweep, run_sweep
     from ..sweep.view import render_result
 
     cfg = load_sweep(_path_arg(config), parse_set(set_ or []))
-    result = run_sweep(cfg, executor=executor.value, address=address, retries=retries,
-                       progress=make_sweep_progress(quiet=quiet, json_lines=json_lines,
-                                                    console=console))
+    result = run_sweep(cfg, executor=executor, address=address, retries=retries,
+                       progress=sweep_progress(not quiet, json_lines=json_lines, console=console))
     if not json_lines:
         console.print(render_result(result))
     if result.failed:
@@ -650,38 +674,17 @@ def sweep_merge_cmd(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="A sweep directory.")],
 ) -> None:
     """(Re)build DIR/merged/ from the finished units: one Parquet dataset plus manifests."""
-    import pandas as pd
-
+    from ..core.files import read_parquet
     from ..sweep import merge_sweep, read_merged
 
     merged = merge_sweep(_path_arg(directory))
-    cells = pd.read_parquet(merged / "cells.parquet")
+    cells = read_parquet(merged / "cells.parquet", fix="rerun `roundtrip sweep merge DIR`")
     counts = ", ".join(f"{n} {s}" for s, n in cells["status"].value_counts().items())
     out.print(f"{len(read_merged(_path_arg(directory)))} metric rows, cells: {counts} -> {merged}",
               highlight=False)
 
 
-# ---- leaderboard: one protocol over many upscalers (roundtrip_ml.studies.leaderboard) -----------------
-
-
-@app.command("leaderboard")
-def leaderboard_cmd(
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Leaderboard directory (resumable: rerun the same command after a crash).")],
-    models: Annotated[str | None, typer.Option("--models", metavar="NAMES", help="Comma list of names or glob patterns. (default: every offline model; Lanczos-3 and bicubic always)")] = None,
-    quick: Annotated[bool, typer.Option("--quick", **Flag, help="2 photos, 96 px, 3 generations: minutes on a CPU.")] = False,
-    protocol: Annotated[Path | None, typer.Option("--protocol", metavar="FILE", help="A protocol JSON, e.g. another leaderboard's protocol.json, to compare like with like.")] = None,
-    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run.")] = Executor.local,
-    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")] = "auto",
-) -> None:
-    """Rank upscalers by collapse under one written protocol (a resumable sweep underneath)."""
-    from ..report.tables import to_markdown
-    from ..studies.leaderboard import load_protocol, run_leaderboard
-
-    lb = run_leaderboard(_path_arg(output), models=models, quick=quick, executor=str(executor),
-                         device=device, protocol=load_protocol(protocol) if protocol else None)
-    out.print(to_markdown(lb.table.attrs["display"]), highlight=False, soft_wrap=True)
-    for kind, path in lb.files.items():
-        out.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
+# ---- leaderboard: cli/leaderboard.py (registered in cli/__init__.py: it imports this module) ----
 
 
 for _typer in (app, models_app, sweep_app):  # every command: no <bool> after --help

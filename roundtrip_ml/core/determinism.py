@@ -46,16 +46,22 @@ def _apply(f: dict[str, Any]) -> None:
 def deterministic(device: torch.device | str = "cpu", enabled: bool = True) -> Iterator[dict]:
     """Set torch's determinism switches for ``device`` inside the block; restore them after.
 
-    Yields what was set (the manifest records it). ``enabled=False`` trades determinism for
-    speed knowingly (cuDNN autotuning, TF32).
+    Args:
+        device: The device whose switches matter (CUDA: cuDNN, TF32, deterministic
+            algorithms).
+        enabled: False trades determinism for speed knowingly (cuDNN autotuning, TF32).
 
-    >>> import torch
-    >>> before = torch.backends.cudnn.benchmark
-    >>> with deterministic("cpu") as record:
-    ...     record["deterministic"]
-    True
-    >>> torch.backends.cudnn.benchmark == before
-    True
+    Yields:
+        What was set (the manifest records it).
+
+    Examples:
+        >>> import torch
+        >>> before = torch.backends.cudnn.benchmark
+        >>> with deterministic("cpu") as record:
+        ...     record["deterministic"]
+        True
+        >>> torch.backends.cudnn.benchmark == before
+        True
     """
     device = torch.device(device)
     saved = _flags()

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import RunStoreError
+from .errors import RoundtripError, RunStoreError
 
 FORMAT_VERSION = 2  # of every table and manifest a run writes (1: roundtrip-ml 0.1)
 TMP_SUFFIX = ".tmp"
@@ -82,3 +82,60 @@ def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
     buf = io.BytesIO()
     pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
     atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- readers: every file the tool reads back is untrusted --------------------------------------
+
+DAMAGED_FIX = "the file is damaged: restore it from a backup, or rerun with --overwrite"
+
+
+def read_json(path: Path, *, error: type[RoundtripError] = RunStoreError,
+              fix: str = DAMAGED_FIX, expect: type | None = dict) -> Any:
+    """A JSON file as Python values; a missing, unreadable, non-JSON or wrongly-shaped file
+    (``expect``: the top-level type) is one ``error`` line naming the file and ``fix``."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise error(str(path), "file not found", fix) from None
+    except OSError as e:
+        raise error(str(path), f"cannot read ({e.strerror or e})", fix) from None
+    except UnicodeDecodeError as e:
+        raise error(str(path), f"is not JSON (not UTF-8 text at byte {e.start})", fix) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        why = "it is empty" if not text.strip() else f"line {e.lineno} column {e.colno}: {e.msg}"
+        raise error(str(path), f"is not valid JSON ({why})", fix) from None
+    except RecursionError:
+        raise error(str(path), "is not usable JSON (nested too deeply)", fix) from None
+    if expect is not None and not isinstance(data, expect):
+        raise error(str(path), f"holds a JSON {_json_kind(data)}, not an "
+                    f"{_json_kind(expect())}", fix)
+    return data
+
+
+def _json_kind(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def read_parquet(path: Path, *, error: type[RoundtripError] = RunStoreError,
+                 fix: str = DAMAGED_FIX, columns: tuple[str, ...] | list[str] = ()
+                 ) -> pd.DataFrame:
+    """A Parquet table (a file or a dataset folder); an empty, truncated or garbage file, or
+    one that lacks ``columns``, is one ``error`` line naming the file and ``fix``."""
+    path = Path(path)
+    try:
+        df = pd.read_parquet(path, engine="pyarrow")
+    except FileNotFoundError:
+        raise error(str(path), "file not found", fix) from None
+    except (pa.ArrowException, OSError, ValueError, TypeError, EOFError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        why = why.split("': ", 1)[-1] if why.startswith("Could not open") else why
+        raise error(str(path), f"is not a readable Parquet table ({why[:160]})", fix) from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise error(str(path), f"lacks the column(s) {', '.join(missing)}: not a table this "
+                    "tool wrote", fix)
+    return df

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import WeightsError
+from .errors import RoundtripError, WeightsError
 
 CACHE_ENV = "ROUNDTRIP_CACHE_DIR"
 OFFLINE_ENV = "ROUNDTRIP_OFFLINE"
@@ -118,25 +118,32 @@ class _RichBar:
 
 def download(
     urls: Sequence[str],
-    sha256: str,
+    sha256: str | None,
     nbytes: int | None,
     dest: Path,
     *,
     what: str,
     offline: bool | None = None,
     progress: bool = True,
+    error: type[RoundtripError] = WeightsError,
 ) -> Path:
     """Return ``dest`` verified, downloading it from the first URL that works if needed.
 
     pooch streams to a temp file beside ``dest``, checks the SHA-256 and only then moves it
     into place, so a failed or corrupted download never leaves a file behind.
+    ``sha256=None`` (a file the caller chose to trust unpinned) skips the check: the caller
+    hashes what arrived and pins it. ``error`` is the class of what is raised (photo sets raise
+    ImageError, weights WeightsError).
     """
-    if is_verified(dest, sha256, nbytes):
+    if sha256 is None:
+        if dest.is_file():
+            return dest
+    elif is_verified(dest, sha256, nbytes):
         return dest
-    hint = f"download {urls[0]} (sha256 {sha256}) and place it at {dest}"
+    hint = f"download {urls[0]} (sha256 {sha256 or 'unpinned'}) and place it at {dest}"
     if offline_mode(offline):
-        raise WeightsError(what, f"offline mode is on and {dest.name} is not in {dest.parent}",
-                           hint + f", or turn off --offline / {OFFLINE_ENV}")
+        raise error(what, f"offline mode is on and {dest.name} is not in {dest.parent}",
+                    hint + f", or turn off --offline / {OFFLINE_ENV}")
     import pooch
     import requests
 
@@ -148,23 +155,25 @@ def download(
     for url in urls:
         bar: Any = _RichBar(dest.name) if progress else False
         try:
-            pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent,
+            pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None,
+                           fname=dest.name, path=dest.parent,
                            downloader=pooch.HTTPDownloader(progressbar=bar), progressbar=False)
         except ValueError as e:  # pooch: hash mismatch (temp file already deleted)
             m = re.search(r"got ([0-9a-f]{64})", str(e))
             actual = m.group(1) if m else "unknown"
-            raise WeightsError(url, f"SHA-256 mismatch: expected {sha256}, got {actual}; the "
-                               "download was deleted",
-                               "retry later; if it persists, the upstream file changed: "
-                               "report it rather than editing the registry hash") from e
+            raise error(url, f"SHA-256 mismatch: expected {sha256}, got {actual}; the "
+                        "download was deleted",
+                        "retry later; if it persists, the upstream file changed: "
+                        "report it rather than editing the registry hash") from e
         except requests.RequestException as e:
             failures.append(f"{url}: {e}")
             continue
         finally:
             if bar:
                 bar.close()
-        if not is_verified(dest, sha256, nbytes, rehash=True):  # size on top of the hash
-            raise WeightsError(str(dest), "downloaded file failed verification",
-                               "delete it and fetch again")
+        if sha256 is not None and not is_verified(dest, sha256, nbytes, rehash=True):
+            dest.unlink(missing_ok=True)  # size on top of the hash
+            raise error(str(dest), "downloaded file failed verification (size)",
+                        "fetch again; if it persists, the upstream file changed")
         return dest
-    raise WeightsError(what, "download failed: " + "; ".join(failures), hint)
+    raise error(what, "download failed: " + "; ".join(failures), hint)

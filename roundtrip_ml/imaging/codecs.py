@@ -34,10 +34,10 @@ from PIL import Image
 from torch import Tensor
 
 from ..core.errors import ConfigError
+from ..core.specs import CODEC_SYNTAX, JPEG_BACKENDS
 from .images import quantize8, to_uint8
 
 SUBSAMPLING = {"420": 2, "422": 1, "444": 0}  # Pillow's subsampling codes
-JPEG_BACKENDS = ("auto", "torchvision", "nvjpeg", "pillow", "imagecodecs")
 LOSSLESS = "lossless"
 
 
@@ -278,10 +278,6 @@ def _pillow_roundtrip(u8: Tensor, fmt: str, **params: Any) -> Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
-CODEC_SYNTAX = (
-    "float, png, jpeg:Q[:420|422|444[:BACKEND]] (Q in 1..100), webp:Q|lossless, "
-    "avif:Q[:444]|lossless, jxl:Q|lossless"
-)
 
 
 def _quality(text: str) -> int | None:

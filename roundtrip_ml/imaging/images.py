@@ -19,17 +19,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..core.errors import ImageError
+from ..core.specs import AlphaPolicy
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-AlphaPolicy = Literal["composite", "drop", "carry"]
 DEFAULT_MAX_PIXELS = 20_000 * 20_000  # above this a file is treated as a decompression bomb
 SAMPLE_PREFIX = "skimage:"
 

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.errors import ConfigError
+from ..core.specs import PERTURBATION_SYNTAX
 from .images import to_uint8
 
-ALLOWED = "lsb | noise:SIGMA (in 8-bit levels) | jpeg:Q | shift:PX"
+ALLOWED = PERTURBATION_SYNTAX
 
 
 @dataclass(frozen=True)

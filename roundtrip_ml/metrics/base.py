@@ -1,8 +1,9 @@
 """The one shape every metric has: a named, batched function of (x, ref) on the device.
 
 A metric returns a dict of (N,) tensors on the input's device, one per stored key, so the engine
-never syncs with the host. Key-level facts (direction, perfect value) live in ``KeyInfo`` so that
-`summarize` can turn any stored curve into a drift curve without building the metric again.
+never syncs with the host. Key-level facts (label, unit, direction, perfect value) live in
+``KeyInfo`` so that `summarize` can turn any stored curve into a drift curve, and a plot can label
+it, without building the metric again.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from ..core.errors import ConfigError
+from ..core.specs import REFERENCES
 
-ALL_REFERENCES: tuple[str, ...] = ("original", "previous", "first")
+# The references a metric compares with (the rest of core.specs.REFERENCES are the engine's own).
+ALL_REFERENCES: tuple[str, ...] = REFERENCES[:3]
 
 
 @functools.lru_cache(maxsize=256)
@@ -27,16 +31,29 @@ def device_constant(values: tuple, device: torch.device, dtype: torch.dtype) -> 
     return torch.tensor(values, dtype=dtype, device=device)
 
 
+Direction = Literal["higher", "lower", "zero"]  # which way is better; zero: signed, 0 is best
+
+
 @dataclass(frozen=True)
 class KeyInfo:
-    """What one stored value means: direction and the value of identical images.
+    """Everything a reader needs about one stored value, written once in the metric registry:
+    the display label and unit that plots, tables and pages show, which way is better, and what
+    identical images score.
 
-    ``perfect`` is what identical images score (PSNR: +inf, SSIM: 1, LPIPS: 0); drift is the
-    distance from it (for an infinite perfect value, drift is the MSE-like 10^(-v/10)).
+    ``perfect`` is what identical images score (PSNR: +inf, SSIM: 1, LPIPS: 0; NaN where no pair
+    of images is compared, as for a chart region's MTF50); drift is the distance from it (for an
+    infinite perfect value, drift is the MSE-like 10^(-v/10)). ``unit`` is "" for a
+    dimensionless score.
     """
 
-    higher_is_better: bool
+    label: str
+    unit: str
+    direction: Direction
     perfect: float
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
 
     def drift(self, value: float) -> float:
         """A non-negative number that is 0 for identical images and grows with the damage."""

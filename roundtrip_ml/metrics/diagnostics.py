@@ -16,6 +16,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..imaging.colour import rgb_to_lab as rgb_to_lab  # one conversion; regions read it here
 from .base import device_constant
 
 # Radial frequency bands in cycles/pixel (Nyquist = 0.5; corners reach 0.707 and count as high).
@@ -28,12 +29,6 @@ SPECTRAL_KEYS = tuple(f"spectral_{b}" for b in SPECTRAL_BANDS)
 COLOUR_KEYS = ("de2000_mean", "de2000_p95", "lab_shift_L", "lab_shift_a", "lab_shift_b")
 
 _LUMA = (0.299, 0.587, 0.114)
-_XYZ_FROM_RGB = (
-    (0.412453, 0.357580, 0.180423),
-    (0.212671, 0.715160, 0.072169),
-    (0.019334, 0.119193, 0.950227),
-)
-_D65 = (0.95047, 1.0, 1.08883)
 
 
 # --- spectral ---------------------------------------------------------------------------------
@@ -91,18 +86,6 @@ def spectral(x: Tensor, ref: Tensor) -> dict[str, Tensor]:
 
 
 # --- colour -----------------------------------------------------------------------------------
-def rgb_to_lab(x: Tensor) -> Tensor:
-    """sRGB in [0, 1] -> CIE L*a*b* (D65, 2 degree observer), N x 3 x H x W."""
-    lin = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp_min(0) ** 2.4)
-    m = device_constant(_XYZ_FROM_RGB, x.device, x.dtype)
-    white = device_constant(_D65, x.device, x.dtype).view(1, 3, 1, 1)
-    xyz = torch.einsum("kc,nchw->nkhw", m, lin) / white
-    eps = (6.0 / 29.0) ** 3
-    f = torch.where(xyz > eps, xyz.clamp_min(eps) ** (1.0 / 3.0), xyz * 7.787 + 16.0 / 116.0)
-    fx, fy, fz = f[:, 0], f[:, 1], f[:, 2]
-    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
-
-
 def ciede2000(lab1: Tensor, lab2: Tensor) -> Tensor:
     """CIEDE2000 colour difference per pixel (kL = kC = kH = 1), N x H x W."""
     l1, a1, b1 = lab1.unbind(1)

@@ -52,9 +52,19 @@ def psnr(
 ) -> Tensor:
     """PSNR in dB per image (identical images give +inf, never clipped).
 
-    >>> x = torch.zeros(1, 3, 8, 8)
-    >>> float(psnr(x + 0.1, x).round())
-    20.0
+    Args:
+        preds: N x 3 x H x W images in [0, data_range].
+        target: The reference images, same shape.
+        data_range: The value range of the inputs (1.0 for [0, 1]).
+        reduction: "none" (one value per image), "mean" or "sum".
+
+    Returns:
+        PSNR in dB: shape (N,) for "none", else a scalar.
+
+    Examples:
+        >>> x = torch.zeros(1, 3, 8, 8)
+        >>> float(psnr(x + 0.1, x).round())
+        20.0
     """
     return _apply(fr.psnr, "psnr", preds, target, data_range, reduction)
 
@@ -64,9 +74,19 @@ def psnr_y(
 ) -> Tensor:
     """PSNR on BT.601 luma (the super-resolution papers' convention), dB per image.
 
-    >>> x = torch.zeros(1, 3, 8, 8)
-    >>> bool(psnr_y(x + 0.1, x) > 20)
-    True
+    Args:
+        preds: N x 3 x H x W images in [0, data_range].
+        target: The reference images, same shape.
+        data_range: The value range of the inputs (1.0 for [0, 1]).
+        reduction: "none" (one value per image), "mean" or "sum".
+
+    Returns:
+        PSNR-Y in dB: shape (N,) for "none", else a scalar.
+
+    Examples:
+        >>> x = torch.zeros(1, 3, 8, 8)
+        >>> bool(psnr_y(x + 0.1, x) > 20)
+        True
     """
     return _apply(fr.psnr_y, "psnr_y", preds, target, data_range, reduction)
 
@@ -76,9 +96,19 @@ def ssim(
 ) -> Tensor:
     """SSIM per image: Gaussian window 11, sigma 1.5, population covariance, mean over channels.
 
-    >>> x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    >>> ssim(x, x).tolist()
-    [1.0, 1.0]
+    Args:
+        preds: N x 3 x H x W images in [0, data_range].
+        target: The reference images, same shape.
+        data_range: The value range of the inputs (1.0 for [0, 1]).
+        reduction: "none" (one value per image), "mean" or "sum".
+
+    Returns:
+        SSIM: shape (N,) for "none", else a scalar.
+
+    Examples:
+        >>> x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> ssim(x, x).tolist()
+        [1.0, 1.0]
     """
     return _apply(fr.ssim, "ssim", preds, target, data_range, reduction)
 
@@ -88,9 +118,19 @@ def ms_ssim(
 ) -> Tensor:
     """Multi-scale SSIM (5 scales; images of at least 161 px a side).
 
-    >>> x = torch.rand(1, 3, 161, 161, generator=torch.Generator().manual_seed(0))
-    >>> round(float(ms_ssim(x, x)), 4)
-    1.0
+    Args:
+        preds: N x 3 x H x W images in [0, data_range].
+        target: The reference images, same shape.
+        data_range: The value range of the inputs (1.0 for [0, 1]).
+        reduction: "none" (one value per image), "mean" or "sum".
+
+    Returns:
+        MS-SSIM: shape (N,) for "none", else a scalar.
+
+    Examples:
+        >>> x = torch.rand(1, 3, 161, 161, generator=torch.Generator().manual_seed(0))
+        >>> round(float(ms_ssim(x, x)), 4)
+        1.0
     """
     return _apply(fr.ms_ssim, "ms_ssim", preds, target, data_range, reduction)
 
@@ -100,9 +140,19 @@ def haarpsi(
 ) -> Tensor:
     """HaarPSI perceptual similarity in [0, 1] (1 = identical).
 
-    >>> x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    >>> round(float(haarpsi(x, x)), 4)
-    1.0
+    Args:
+        preds: N x 3 x H x W images in [0, data_range].
+        target: The reference images, same shape.
+        data_range: The value range of the inputs (1.0 for [0, 1]).
+        reduction: "none" (one value per image), "mean" or "sum".
+
+    Returns:
+        HaarPSI: shape (N,) for "none", else a scalar.
+
+    Examples:
+        >>> x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> round(float(haarpsi(x, x)), 4)
+        1.0
     """
     return _apply(fr.haarpsi, "haarpsi", preds, target, data_range, reduction)
 
@@ -112,9 +162,19 @@ def gmsd(
 ) -> Tensor:
     """Gradient magnitude similarity deviation (0 = identical; lower is better).
 
-    >>> x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    >>> float(gmsd(x, x))
-    0.0
+    Args:
+        preds: N x 3 x H x W images in [0, data_range].
+        target: The reference images, same shape.
+        data_range: The value range of the inputs (1.0 for [0, 1]).
+        reduction: "none" (one value per image), "mean" or "sum".
+
+    Returns:
+        GMSD: shape (N,) for "none", else a scalar.
+
+    Examples:
+        >>> x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> float(gmsd(x, x))
+        0.0
     """
     return _apply(fr.gmsd, "gmsd", preds, target, data_range, reduction)
 

@@ -22,14 +22,16 @@ from ..imaging.schedule import chain_seed
 from ..upscalers import Upscaler
 from .config import ExperimentConfig
 from .measure import Measurer, MetricRows
-from .plan import Batch
+from .plan import Batch, start_image
+from .recipe import step_options
 from .step import Fingerprinter, check_finite, generation_step
 
 
 def start_images(cfg: ExperimentConfig, batch: Batch, pixels: dict[str, Tensor]
                  ) -> tuple[Tensor, Tensor]:
-    """(true originals, start images) of a batch's chains from the decoded inputs: replicas
-    start from seeded perturbed copies; an opaque input in an ``alpha = "carry"`` run gets an
+    """(true originals, start images) of a batch's chains from the decoded inputs: each chain
+    starts from its ``start`` (the photo, seeded noise or flat grey), replicas from seeded
+    perturbed copies of it; an opaque input in an ``alpha = "carry"`` run gets an
     opaque alpha channel."""
     perturbation = cfg.specs().perturbation
     originals, starts = [], []
@@ -38,6 +40,7 @@ def start_images(cfg: ExperimentConfig, batch: Batch, pixels: dict[str, Tensor]
         if cfg.alpha == "carry" and img.shape[1] == 3:
             img = torch.cat([img, torch.ones_like(img[:, :1])], dim=1)
         originals.append(img)
+        img = start_image(c, img, cfg.seed)  # the photo, seeded noise or flat grey
         if c.replica:
             gen = replica_generator(cfg.seed, c.group, c.replica)
             img = torch.cat([perturbation.apply(img[:, :3], gen), img[:, 3:]], dim=1)
@@ -100,6 +103,7 @@ class ChainLoop:
         cfg, rec = self.cfg, self.batch.recipe
         schedule = cfg.specs().schedules[rec.codec]
         seeds = self.seeds()
+        options = step_options(cfg, rec.stabilizer)  # stabiliser and stepped paths (recipe.py)
         x, first = start.x, start.first
         rows: list[MetricRows] = []
         prints: list[tuple[int, Tensor]] = []
@@ -110,7 +114,7 @@ class ChainLoop:
         for g in range(start.generation + 1, cfg.generations + 1):
             prev = x
             step = generation_step(prev, self.upscaler, rec.downscaler, rec.scale,
-                                   schedule.handoff(g, seeds), cfg.fit)
+                                   schedule.handoff(g, seeds), cfg.fit, **options)
             x, finite = step.state, finite & step.finite
             first = x if first is None else first
             prints.append((g, self.fingerprint(x)))

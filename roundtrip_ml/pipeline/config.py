@@ -7,61 +7,69 @@ A bad key or value raises ConfigError naming the key and what is allowed.
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from ..core.errors import ConfigError
-from ..core.specs import CODEC_KINDS, PERTURBATION_KINDS, InferenceOptions, unknown_codec_kinds
+from ..core.specs import (
+    CODEC_KINDS,
+    PERTURBATION_KINDS,
+    AlphaPolicy,
+    Backend,
+    CompileMode,
+    FitPolicy,
+    InferenceOptions,
+    JpegBackend,
+    NcnnLimitKey,
+    Precision,
+    one_of,
+    unknown_codec_kinds,
+)
 from ..imaging.images import SAMPLE_PREFIX
+from ..imaging.photosets import PREFIX as PHOTOSET_PREFIX
+from .config_errors import format_error
+from .config_file import read_mapping
+from .inputs import expand_images as expand_images  # its home is inputs.py
+from .recipe import RecipeKeys, check_recipe
 
 if TYPE_CHECKING:  # parsed lazily: a config error prints before torch loads
     from ..imaging.perturb import Perturbation
     from ..imaging.schedule import CodecSchedule
 
 # Strict ints: `generations = true` or `4.5` is a mistake, not 1 or 4. Upper bounds carry their
-# reason in _WHY, so an error says why a number is refused, not only that it is.
+# reason in config_errors.WHY, so an error says why a number is refused, not only that it is.
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
 Count = Annotated[int, Field(ge=1, le=100_000, strict=True)]  # generations and strides
 Side = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
 Offset = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+Number = Annotated[float, Field(strict=True)]  # an int is a number; "4" (text) is not
 LIST_KEYS = ("images", "upscalers", "downscalers", "scales", "codecs", "metrics")
-_WHY = {
-    "generations": "100000 generations already take weeks for one ML chain and write ~10^6 "
-                   "metric rows per chain",
-    "frame_stride": "a stride above the generation limit (100000) never triggers",
-    "metric_stride": "a stride above the generation limit (100000) never triggers",
-    "checkpoint_stride": "a stride above the generation limit (100000) never triggers",
-    "max_batch": "more chains than that per batch do not fit any device's memory",
-    "replicas": "each replica is a whole chain; use a sweep for more",
-    "max_pixels": "10^10 pixels is 120 GB as float32 on the device",
-    "seed": "torch generators take seeds in [0, 2^63)",
-    "tile": "a tile is at most 65536 px on a side",
-    "tile_overlap": "an overlap is at most 4096 px",
-    "max_side": "an image side is at most 10^6 px",
-    "center_crop": "an image side is at most 10^6 px",
-    "metric_crop": "an image side is at most 10^6 px",
-}
 
 
-class ExperimentConfig(BaseModel):
-    """One experiment: the product images x upscalers x downscalers x scales x codecs."""
+class ExperimentConfig(RecipeKeys):
+    """One experiment: the product images x upscalers x downscalers x scales x codecs (and
+    the recipe parts of `RecipeKeys`: stabilizers, up/downscale steps, starts).
+
+    Every key, its default and its allowed values are the fields below; the user guide's
+    "Running an experiment" page explains each. Validate a dict with `make_config` (or
+    `load_config` for a file) to get one clear error naming the key.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     name: str = "run"
-    images: list[str] = Field(min_length=1, description="paths, globs, or skimage:NAME samples")
+    images: list[str] = Field(min_length=1, description="paths, globs, skimage:NAME samples, "
+                              "or set:NAME[/PHOTO] standard photo sets")
     upscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     downscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
-    scales: list[Annotated[float, Field(ge=1.0, le=16.0)]] = Field(  # 1: codec-only chain
-        default_factory=lambda: [4.0], min_length=1
+    scales: list[Annotated[float, Field(ge=1.0, le=16.0, strict=True)]] = Field(
+        default_factory=lambda: [4.0], min_length=1  # 1: a codec-only chain
     )
     codecs: list[str] = Field(default_factory=lambda: ["png"], min_length=1)
     generations: Count = 50
@@ -76,23 +84,26 @@ class ExperimentConfig(BaseModel):
     device: str = "auto"
     seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
     output: Path | None = None  # default: runs/<name>
-    fit: Literal["resize", "crop"] = "resize"
+    fit: FitPolicy = "resize"
     deterministic: bool = Field(True, strict=True)
-    precision: Literal["fp32", "fp16", "bf16", "auto"] = "fp32"  # auto: bf16 where supported
+    precision: Precision = "fp32"
     tile: Annotated[int, Field(ge=0, le=65536, strict=True)] = 0
     tile_overlap: Annotated[int, Field(ge=0, le=4096, strict=True)] = 16
     channels_last: bool = Field(False, strict=True)
     compile: bool = Field(False, strict=True)
-    compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
-    jpeg_backend: Literal["auto", "torchvision", "nvjpeg", "pillow", "imagecodecs"] = "auto"
-    alpha: Literal["composite", "drop", "carry"] = "composite"  # carry: classical upscalers only
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    compile_mode: CompileMode = "default"
+    backend: Backend = "auto"
+    jpeg_backend: JpegBackend = "auto"
+    alpha: AlphaPolicy = "composite"
+    background: tuple[Number, Number, Number] = (1.0, 1.0, 1.0)
     center_crop: tuple[Side, Side] | None = None  # (h, w) crop of each input
     max_side: Side | None = None  # shrink inputs (Pillow Lanczos) to fit first
     max_pixels: Annotated[int, Field(ge=1, le=10**10, strict=True)] = 400_000_000
     replicas: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0  # perturbed copies per chain
     perturbation: str = "lsb"
     max_batch: Annotated[int, Field(ge=1, le=4096, strict=True)] = 16
+    # raise what an ncnn file may ask for (core.specs.NcnnLimits: each limit says why)
+    ncnn_limits: dict[NcnnLimitKey, PositiveInt] = Field(default_factory=dict)
 
     @field_validator(*LIST_KEYS, mode="before")
     @classmethod
@@ -141,6 +152,8 @@ class ExperimentConfig(BaseModel):
             channels_last=self.channels_last,
             compile=self.compile,
             compile_mode=self.compile_mode,
+            ncnn_limits=tuple(sorted(self.ncnn_limits.items())),
+            backend=self.backend,
         )
 
     def resolved_output(self) -> Path:
@@ -155,108 +168,43 @@ def as_list(v: Any) -> Any:
     return [v] if isinstance(v, str | int | float) and not isinstance(v, bool) else v
 
 
-_WORDS = {  # pydantic error type -> the constraint in words
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "finite_number": "must be a finite number (not nan or inf)",
-    "string_type": "must be text (a quoted string)",
-    "list_type": "must be a list (or a single value)",
-    "tuple_type": "must be a list of numbers",
-    "path_type": "must be a folder path (text)",
-    "missing": "is required",
-}
-_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-           "less_than_equal": "<="}
-
-
-def _format_error(e: ValidationError, source: str) -> ConfigError:
-    """The first validation error as one line: the key, the constraint in words, the reason."""
-    err = e.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    top = loc[0] if loc else "(top level)"
-    key = top + "".join(f"[{p}]" for p in loc[1:])
-    what = f"{source}: key {key!r}"
-    if err["type"] == "extra_forbidden":
-        allowed = ", ".join(ExperimentConfig.model_fields)
-        import difflib
-
-        close = difflib.get_close_matches(top, list(ExperimentConfig.model_fields), n=1)
-        fix = f"did you mean {close[0]!r}?" if close else f"use one of: {allowed}"
-        return ConfigError(what, "is not a config key", fix)
-    got = err.get("input")
-    shown = "" if err["type"] == "missing" else f", got {json.dumps(got, default=str)[:60]}"
-    ctx = err.get("ctx") or {}
-    if err["type"] in _BOUNDS:
-        bound = next(iter(ctx.values()))
-        problem = f"must be {_BOUNDS[err['type']]} {bound}{shown}"
-        why = _WHY.get(top) if err["type"].startswith("less") else None
-        return ConfigError(what, problem, f"lower it; the limit is there because {why}"
-                           if why else None)
-    if top in _EXAMPLES and ((len(loc) > 1 and err["type"] == "missing")
-                             or err["type"] in ("too_short", "too_long")):
-        return ConfigError(f"{source}: key {top!r}", "has the wrong number of values",
-                           f"write it as {_EXAMPLES[top]}")
-    if err["type"] in ("too_short", "too_long"):
-        want = ctx.get("min_length") if err["type"] == "too_short" else ctx.get("max_length")
-        if err["type"] == "too_short" and want == 1:
-            return ConfigError(what, "must not be empty")
-        field = ExperimentConfig.model_fields.get(top)
-        return ConfigError(what, f"must have {want} values{shown}",
-                           str(field.annotation) if field else "")
-    if err["type"] == "value_error":
-        return ConfigError(what, str(ctx.get("error", err["msg"])) + shown)
-    words = _WORDS.get(err["type"])
-    if words:
-        return ConfigError(what, words + shown)
-    return ConfigError(what, err["msg"][:1].lower() + err["msg"][1:] + shown)
-
-
-_EXAMPLES = {"metric_crop": "metric_crop = [x, y, w, h]", "center_crop": "center_crop = [h, w]",
-             "background": "background = [1.0, 1.0, 1.0]"}
-
-
 def make_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a plain dict (from a file or CLI flags); one ConfigError for the first problem."""
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as e:
-        raise _format_error(e, source) from None
+        raise format_error(e, source, ExperimentConfig.model_fields) from None
     _check_semantics(cfg, source)
     return cfg
 
 
-def check_upscaler_spec(spec: str, where: str = "upscalers") -> None:
-    """Refuse an upscaler a run could never create, before anything is created: a kernel name,
-    a registry name or alias, an existing weights file, or ``ncnn:PATH.param`` with its .bin.
-    A typo gets a "did you mean" over kernels and registry models alike."""
+def check_upscaler_spec(spec: str, where: str = "upscalers") -> str:
+    """Refuse an upscaler a run could never create (a kernel, a registry name or alias, a
+    weights file, ``ncnn:PATH.param`` with its .bin; a typo gets a "did you mean" over both),
+    before anything is created. Returns its stored name (``Lanczos3``: ``lanczos3``)."""
     from ..imaging.kernels import ALIASES, KERNELS
     from ..upscalers.zoo import load_registry
 
     key = spec.strip().lower()
     if key in KERNELS or key in ALIASES:
-        return
+        return ALIASES.get(key, key)
     if spec.startswith("ncnn:") or key.endswith(".param"):
         param = Path(spec.removeprefix("ncnn:")).expanduser()
         for f in (param, param.with_suffix(".bin")):
             if not f.is_file():
                 raise ConfigError(f"{where}: {spec!r}", f"ncnn file {f} not found",
                                   "give ncnn:PATH.param with PATH.bin beside it")
-        return
+        return spec
     p = Path(spec).expanduser()
     if p.is_file():
-        return
+        return spec
     if p.suffix.lower() in WEIGHTS_SUFFIXES or "/" in spec or "\\" in spec:
         raise ConfigError(f"{where}: {spec!r}", "weights file not found", "check the path")
     registry = load_registry()
     names = {e.name.lower(): e.name for e in registry.values()}
     names |= {a.lower(): e.name for e in registry.values() for a in e.aliases}
     if key in names:
-        return
+        return names[key]
     import difflib
 
     known = [*KERNELS, *ALIASES, *names]
@@ -303,26 +251,27 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     """Checks that need the rest of the package (kernel, codec and model names); the parsed
     codec schedules and perturbation are kept on the config (``cfg.specs()``)."""
     from ..imaging.kernels import get_kernel, is_classical
+    from .inputs import check_images
 
-    for u in cfg.upscalers:
-        check_upscaler_spec(u, f"{source}: key 'upscalers'")
-
+    check_images(cfg.images, source)
+    # one stored name per upscaler and kernel (Lanczos3 -> lanczos3) in tables, labels and ids
+    cfg.upscalers = [check_upscaler_spec(u, f"{source}: key 'upscalers'") for u in cfg.upscalers]
+    check_recipe(cfg, cfg.scales, cfg.upscalers, source)  # stabilizers, steps, starts
     for k in cfg.downscalers:
         try:
             get_kernel(k)
         except ConfigError as e:
-            raise ConfigError(
-                f"{source}: key 'downscalers'", e.problem + f" {k!r}", e.fix
-            ) from None
+            raise ConfigError(f"{source}: key 'downscalers'", f"{e.problem} {k!r}", e.fix) from None
+    cfg.downscalers = [get_kernel(k).name for k in cfg.downscalers]
     for c in cfg.codecs:  # names first, torch-free: a typo prints before torch loads
         bad = unknown_codec_kinds(c)
         if bad:
             raise ConfigError(f"{source}: key 'codecs'", f"{c!r}: {', '.join(bad)} is no codec",
-                              f"use {', '.join(sorted(CODEC_KINDS - {'none', 'jpg', 'jpegxl'}))}")
+                              f"use {one_of(CODEC_KINDS)}")
     kind = cfg.perturbation.split(":", 1)[0].strip().lower()
     if kind not in PERTURBATION_KINDS:
         raise ConfigError(f"{source}: key 'perturbation'", f"{cfg.perturbation!r} is no "
-                          "perturbation", f"use {', '.join(sorted(PERTURBATION_KINDS))}")
+                          "perturbation", f"use {one_of(PERTURBATION_KINDS)}")
     if cfg.alpha == "carry" and not all(is_classical(u) for u in cfg.upscalers):
         ml = [u for u in cfg.upscalers if not is_classical(u)]
         raise ConfigError(f"{source}: key 'alpha'", f"'carry' needs classical upscalers; "
@@ -338,28 +287,16 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or YAML file into a dict; errors name the file and the line when known."""
+    """Read a TOML or YAML file into a dict; every error is one line naming the file."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(str(p), "config file not found", "check the path")
-    text = p.read_text()
-    try:
-        if p.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        elif p.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(str(p), "unknown config format", "use a .toml or .yaml file")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(str(p), f"cannot parse ({e})", "fix the syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(str(p), "top level must be a table/mapping", "see the README example")
+    data = read_mapping(p)
     # relative image paths are relative to the config file
     base = p.parent
     images = as_list(data.get("images", []))
     if isinstance(images, list):  # anything else is left for validation to name
         data["images"] = [
-            s if not isinstance(s, str) or s.startswith(SAMPLE_PREFIX) or Path(s).is_absolute()
+            s if not isinstance(s, str) or s.startswith((SAMPLE_PREFIX, PHOTOSET_PREFIX))
+            or Path(s).is_absolute()
             else str(base / s)
             for s in images
         ]
@@ -367,6 +304,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment file.
+
+    Args:
+        path: A TOML or YAML file; relative image paths are relative to it.
+        overrides: Keys set over the file's (what CLI flags do).
+
+    Returns:
+        The validated config, every default filled in.
+
+    Raises:
+        ConfigError: The first problem, naming the file and the key.
+    """
     data = load_config_file(path)
     data.update(overrides or {})
     return make_config(data, str(path))
@@ -384,17 +333,3 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
         except tomllib.TOMLDecodeError:
             out[key.strip()] = raw
     return out
-
-
-def expand_images(patterns: list[str]) -> list[str]:
-    """Expand globs (sorted, deterministic); literal paths and skimage samples pass through."""
-    out: list[str] = []
-    for pat in patterns:
-        if pat.startswith(SAMPLE_PREFIX) or not any(ch in pat for ch in "*?["):
-            out.append(pat)
-            continue
-        matches = sorted(glob.glob(pat, recursive=True))
-        if not matches:
-            raise ConfigError(f"images: {pat!r}", "glob matches no file", "check the pattern")
-        out.extend(m for m in matches if Path(m).is_file())
-    return list(dict.fromkeys(out))

@@ -37,6 +37,7 @@ from .config import ExperimentConfig
 from .manifest import BatchEntry, Manifest, now
 from .measure import Measurer, MetricRows, table_rows
 from .plan import Batch, Plan
+from .recipe import recipe_record
 from .step import Fingerprinter
 from .store import MANIFEST_FILE, RunStore, rows_to_frame
 
@@ -99,6 +100,7 @@ class Engine:
         device: torch.device | None = None,
         measurer: Measurer | None = None,
         allow_changed_weights: bool = False,
+        upscalers: dict[str, Upscaler | RoundtripError] | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -106,7 +108,8 @@ class Engine:
         self.device = device if device is not None else resolve_device(cfg.device)
         self.measurer = measurer if measurer is not None else Measurer(cfg, self.device)
         self.allow_changed_weights = allow_changed_weights
-        self._upscalers: dict[str, Upscaler | RoundtripError] = {}
+        # loaded before the run directory was touched (pipeline.experiment), else on first use
+        self._upscalers: dict[str, Upscaler | RoundtripError] = dict(upscalers or {})
         self._fingerprint = Fingerprinter()
         self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="frames")
         self._pending: list[Future[None]] = []
@@ -135,6 +138,7 @@ class Engine:
         entry = manifest.batches[batch.batch_id]
         schedule = cfg.specs().schedules[rec.codec]
         upscaler = self.upscaler(rec.upscaler)
+        entry.recipe = recipe_record(cfg, rec.stabilizer, [c.start for c in batch.chains])
         described = upscaler.describe()
         self._check_same_weights(batch, entry, described)
         entry.upscaler = described

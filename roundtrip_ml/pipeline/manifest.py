@@ -7,14 +7,18 @@ without roundtrip-ml, so it carries ``format_version``.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..core.files import FORMAT_VERSION  # one version for the manifest and the tables
+from ..core.errors import RunStoreError
+from ..core.files import (  # one version for the manifest and the tables
+    DAMAGED_FIX,
+    FORMAT_VERSION,
+    read_json,
+)
 from .config import ExperimentConfig
 from .plan import Plan
 
@@ -37,12 +41,31 @@ class BatchEntry(BaseModel):
     generations_done: int = 0
     upscaler: dict[str, Any] | None = None  # Upscaler.describe(): weights path, sha256, ...
     codec: dict[str, Any] | None = None
+    recipe: dict[str, Any] | None = None  # stabilizer, up/downscale steps, starts (recipe.py)
     metrics_skipped: list[str] = Field(default_factory=list)
     # region measures that were undefined (e.g. MTF50 of an edge sharper than measured): no row
     metrics_undefined: dict[str, int] = Field(default_factory=dict)
     wall_s_per_generation: list[float] = Field(default_factory=list)
     error: str | None = None
     traceback: str | None = None
+
+
+class FileChange(BaseModel):
+    """An input or weights file whose SHA-256 differs from the one the run started with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    before: str
+    after: str  # "(missing)" when the file is gone
+
+
+class ForcedResume(BaseModel):
+    """One ``--force-resume``: when, and which files it let change (empty: none had)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: str
+    changed: dict[str, FileChange] = Field(default_factory=dict)
 
 
 class Manifest(BaseModel):
@@ -56,6 +79,9 @@ class Manifest(BaseModel):
     started_at: str = Field(default_factory=now)
     finished_at: str | None = None
     resumed_at: list[str] = Field(default_factory=list)
+    # every --force-resume with the old and new hashes of what it mixed: a record that tells
+    # the truth about a chain that continued from changed bytes
+    forced_resumes: list[ForcedResume] = Field(default_factory=list)
     seed: int
     determinism: dict[str, Any]
     environment: dict[str, Any]
@@ -103,9 +129,16 @@ class Manifest(BaseModel):
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
-        data = json.loads(Path(path).read_text())
+        """RUN/manifest.json, checked: a damaged or foreign file is one RunStoreError line."""
+        data = read_json(Path(path))
         data.setdefault("format_version", 1)
-        return cls.model_validate(data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            raise RunStoreError(str(path), f"is not a manifest this tool wrote (key {key!r}: "
+                                f"{err['msg'].lower()})", DAMAGED_FIX) from None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

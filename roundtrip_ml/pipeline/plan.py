@@ -15,13 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
+from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..core.errors import ConfigError, ImageError
+from ..core.specs import START_KINDS, steps_slug
 from ..imaging.images import SAMPLE_PREFIX, ImageInfo, load_image
+from ..imaging.perturb import replica_generator
 from ..imaging.resample import resize
 from .config import ExperimentConfig, expand_images
+from .recipe import config_identity
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,16 @@ class Chain:
     codec: str
     replica: int  # 0: the unperturbed chain; 1..K: perturbed copies of its start image
     group: str  # chain_id of the unperturbed chain this replica belongs to
+    stabilizer: str = "none"  # canonical spec (core.specs.Stabilizer.spec)
+    up_steps: str = ""  # "2x2": the upscale in stages; "": one stage
+    downscale_steps: str = ""  # the same for the downscale
+    start: str = "image"  # image | noise | flat (core.specs.START_KINDS)
+
+    @property
+    def recipe_key(self) -> tuple[Any, ...]:
+        """What a device batch must share: everything a generation step reads."""
+        return (self.upscaler, self.downscaler, self.scale, self.codec, self.stabilizer,
+                self.up_steps, self.downscale_steps)
 
 
 @dataclass
@@ -98,9 +113,45 @@ def codec_slug(spec: str) -> str:
     return f"{slug(spec)}{hashlib.sha256(spec.encode()).hexdigest()[:6]}"
 
 
+def chain_id(
+    image_name: str,
+    upscaler: str,
+    downscaler: str,
+    scale: float,
+    codec: str,
+    *,
+    stabilizer: str = "none",
+    up_steps: list[float] | tuple[float, ...] | str | None = None,
+    downscale_steps: list[float] | tuple[float, ...] | str | None = None,
+    start: str = "image",
+) -> str:
+    """The one chain id (plan, the in-memory API and sweep cells all call this):
+    ``image-upscaler-downscaler-xS-codec``, then a token per recipe part that is not at its
+    default (``-d2x2``, ``-u2x2``, the stabiliser, ``-noise``), so older ids stay as they were.
+    Replicas add ``-rK`` (plan), sweep cells ``-sSEED-gN`` (sweep.grid)."""
+    cid = f"{image_name}-{slug(upscaler)}-{slug(downscaler)}-x{scale:g}-{codec_slug(codec)}"
+    down = downscale_steps if isinstance(downscale_steps, str) else steps_slug(downscale_steps)
+    up = up_steps if isinstance(up_steps, str) else steps_slug(up_steps)
+    if down:
+        cid += f"-d{down}"
+    if up:
+        cid += f"-u{up}"
+    if stabilizer != "none":
+        cid += f"-{slug(stabilizer)}"
+    if start != "image":
+        cid += f"-{start}"
+    return cid
+
+
+def step_paths(cfg: ExperimentConfig) -> dict[str, str]:
+    """The config's stepped paths as Chain fields: ``{"up_steps": "2x2", ...}`` ("" if none)."""
+    return {"up_steps": steps_slug(cfg.up_steps),
+            "downscale_steps": steps_slug(cfg.downscale_steps)}
+
+
 def run_id_for(cfg: ExperimentConfig) -> str:
     """Deterministic: the same config gives the same run_id, so resumed tables match."""
-    identity = {k: v for k, v in cfg.to_json().items() if k != "output"}
+    identity = config_identity(cfg.to_json())
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return f"{slug(cfg.name)}-{digest[:10]}"
 
@@ -153,9 +204,11 @@ BatchLimit = Callable[[str, Chain, tuple[int, int], int], int]
 
 
 def bucket_key(chain: Chain, size: tuple[int, int]) -> str:
-    """Chains with the same key may share a device batch: same recipe, same image size."""
-    return (f"{chain.upscaler}|{chain.downscaler}|x{chain.scale:g}|{chain.codec}|"
-            f"{size[0]}x{size[1]}")
+    """Chains with the same key may share a device batch: same recipe (everything a generation
+    step reads, `Chain.recipe_key`), same image size."""
+    up, down, scale, codec, *rest = chain.recipe_key
+    extra = "".join(f"|{v}" for v in rest if v not in (None, "none", ()))
+    return f"{up}|{down}|x{scale:g}|{codec}{extra}|{size[0]}x{size[1]}"
 
 
 def make_plan(cfg: ExperimentConfig, limit: BatchLimit | None = None) -> Plan:
@@ -166,19 +219,27 @@ def make_plan(cfg: ExperimentConfig, limit: BatchLimit | None = None) -> Plan:
     inputs = read_inputs(expand_images(cfg.images), cfg)
     names = unique_names(list(inputs.pixels))
     chains: list[Chain] = []
-    for src, up, down, scale, codec in product(
-        inputs.pixels, cfg.upscalers, cfg.downscalers, cfg.scales, cfg.codecs
+    paths = step_paths(cfg)
+    stabilizers = [s.spec for s in cfg.parsed_stabilizers().values()]
+    for src, up, down, scale, codec, stab, start in product(
+        inputs.pixels, cfg.upscalers, cfg.downscalers, cfg.scales, cfg.codecs, stabilizers,
+        cfg.starts,
     ):
-        base = f"{names[src]}-{slug(up)}-{slug(down)}-x{scale:g}-{codec_slug(codec)}"
+        base = chain_id(names[src], up, down, scale, codec, stabilizer=stab, start=start, **paths)
         for r in range(cfg.replicas + 1):
             cid = base if r == 0 else f"{base}-r{r}"
-            chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base))
-    if len({c.chain_id for c in chains}) != len(chains):
-        raise ConfigError(
-            "images/upscalers",
-            "two chains would share an id",
-            "remove duplicate entries from the config",
-        )
+            chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base,
+                                stabilizer=stab, start=start, **paths))
+    ids: dict[str, Chain] = {}
+    for c in chains:
+        if c.chain_id in ids:
+            a = ids[c.chain_id]
+            both = [f"{k}s {x!r} and {y!r}" for k, x, y in (
+                ("upscaler", a.upscaler, c.upscaler), ("downscaler", a.downscaler, c.downscaler),
+                ("codec", a.codec, c.codec)) if x != y] or ["the same entries"]
+            raise ConfigError(f"chain id {c.chain_id!r}", f"{both[0]} give the same id",
+                              "list each recipe once")
+        ids[c.chain_id] = c
     return rebatch(Plan(run_id_for(cfg), chains, [], inputs), cfg, limit)
 
 
@@ -190,6 +251,7 @@ def rebatch(plan: Plan, cfg: ExperimentConfig, limit: BatchLimit | None = None) 
     for c in plan.chains:
         by_group[c.group].append(c)
     for members in by_group.values():
+        # chains of several starts share a batch: a start is not in the step
         groups[bucket_key(members[0], sizes[members[0].image])].append(members)
     batches: list[Batch] = []
     limits: dict[str, int] = {}
@@ -207,18 +269,71 @@ def rebatch(plan: Plan, cfg: ExperimentConfig, limit: BatchLimit | None = None) 
     return Plan(plan.run_id, plan.chains, batches, plan.inputs, limits)
 
 
+def start_image(chain: Chain, image: Tensor, seed: int) -> Tensor:
+    """A chain's generation-0 image before any replica perturbation: the image itself, seeded
+    uniform noise on 8-bit levels (the same noise for every recipe of one image and seed) or
+    flat mid grey (128), each of the image's size; an alpha channel is kept."""
+    if chain.start not in START_KINDS:
+        raise ConfigError(f"start {chain.start!r}", "is no start", f"use {', '.join(START_KINDS)}")
+    if chain.start == "image":
+        return image
+    rgb = image[:, :3]
+    if chain.start == "flat":
+        new = torch.full_like(rgb, 128 / 255)
+    else:
+        gen = replica_generator(seed, f"noise/{chain.image_name}", 0)
+        levels = torch.randint(0, 256, tuple(rgb.shape), generator=gen)
+        new = (levels.to(rgb.dtype) / 255.0).to(rgb.device)
+    return torch.cat([new, image[:, 3:]], dim=1)
+
+
 def image_name(source: str) -> str:
-    """The short name of an input: the sample's name or the file's stem."""
-    return slug(source.removeprefix(SAMPLE_PREFIX) if source.startswith(SAMPLE_PREFIX)
-                else Path(source).stem)
+    """The short name of an input: the sample's name or the file's stem; a bare number (a
+    numbered test set's ``1.tif``) gets its folder too (``kodak-1``), since "1" alone names
+    nothing a reader can find."""
+    if source.startswith(SAMPLE_PREFIX):
+        return slug(source.removeprefix(SAMPLE_PREFIX))
+    stem = slug(Path(source).stem)
+    if stem.isdigit():
+        return _with_folders(source, stem, 1)
+    return stem
+
+
+def _with_folders(source: str, stem: str, depth: int) -> str:
+    """``stem`` prefixed by the last ``depth`` folder names of ``source`` (``a-butterfly``)."""
+    parents = Path(source).expanduser().absolute().parent.parts[1:]
+    folders = [slug(p) for p in parents[-depth:]] if depth else []
+    return "-".join([*folders, stem])
 
 
 def unique_names(sources: list[str]) -> dict[str, str]:
-    """Short names for figure labels and ids; a repeated stem gets a counter."""
-    out: dict[str, str] = {}
-    seen: dict[str, int] = defaultdict(int)
-    for s in sources:
-        stem = image_name(s)
-        seen[stem] += 1
-        out[s] = stem if seen[stem] == 1 else f"{stem}{seen[stem]}"
+    """Short, readable, unique names for figure labels and ids.
+
+    Files that share a stem get the folders that tell them apart (``a/butterfly.png`` and
+    ``b/butterfly.png`` become ``a-butterfly`` and ``b-butterfly``); no counter is ever
+    appended, so a name cannot collide with another file's. Two inputs that still share a name
+    (``a-butterfly.png`` beside ``a/butterfly.png``) are one error naming both files.
+    """
+    out = {s: image_name(s) for s in sources}
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for s, n in out.items():
+        by_name[n].append(s)
+    for group in by_name.values():
+        if len(group) < 2 or any(s.startswith(SAMPLE_PREFIX) for s in group):
+            continue
+        deepest = max(len(Path(s).expanduser().absolute().parent.parts) - 1 for s in group)
+        for depth in range(1, deepest + 1):
+            named = {s: _with_folders(s, slug(Path(s).stem), depth) for s in group}
+            if len(set(named.values())) == len(group):
+                out.update(named)
+                break
+    seen: dict[str, str] = {}
+    for s, n in out.items():
+        if n in seen:
+            raise ConfigError(
+                f"images: {seen[n]!r} and {s!r}",
+                f"both would be named {n!r} in chain ids and figures",
+                "rename or move one of the two files",
+            )
+        seen[n] = s
     return out

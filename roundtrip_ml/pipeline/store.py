@@ -34,8 +34,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..core import specs
 from ..core.errors import RunStoreError
-from ..core.files import TMP_SUFFIX, atomic_write_parquet, path_error
+from ..core.files import TMP_SUFFIX, atomic_write_parquet, path_error, read_json, read_parquet
 
 # One meaning per column in every table: ``image`` is the source as given (a path or
 # skimage:NAME), ``image_name`` its short name; ``scope`` is "chain" for a chain's own value and
@@ -56,7 +57,12 @@ METRIC_COLUMNS = [
     "reference",
     "value",
 ]
-REFERENCES = ("original", "previous", "first", "lowres", "replicas", "unperturbed")
+_METRIC_COLUMNS_V1 = [c for c in METRIC_COLUMNS if c not in ("image_name", "scope")]  # 0.1
+CHAIN_COLUMNS = ["chain_id", "image", "upscaler", "downscaler", "scale", "codec"]
+FINGERPRINT_COLUMNS = ["chain_id", "generation", "fingerprint"]
+REBUILD_FIX = ("the file is damaged: delete it and rerun the same command with --resume (which "
+               "rebuilds it from parts/), or rerun with --overwrite")
+REFERENCES = specs.REFERENCES  # the reference column's values
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
@@ -69,6 +75,7 @@ LOCK_FILE = ".lock"
 RUN_ENTRIES = frozenset({
     CONFIG_FILE, MANIFEST_FILE, CHAINS_FILE, METRICS_FILE, FINGERPRINTS_FILE, LOCK_FILE,
     "summary.parquet", "summary.csv", "divergence.parquet", "divergence.csv",  # summarize
+    "starts.parquet", "starts.csv",  # summarize, runs with several starts
     "parts", "frames", "checkpoints", "report",
 })
 
@@ -104,24 +111,18 @@ class RunStore:
     def is_complete(self) -> bool:
         return self.exists() and self.read_manifest().get("status") == "complete"
 
-    def prepare(self, *, overwrite: bool, resume: bool, allow_nonempty: bool = False) -> None:
-        """Create the directory; refuse to clobber finished or partial work unless asked.
-
-        Call it holding ``lock()``. ``overwrite`` deletes only what a run wrote; a non-empty
-        folder that holds no run is refused unless ``allow_nonempty`` (its files stay).
-        """
-        self._mkdir()
+    def check(self, *, overwrite: bool, resume: bool, allow_nonempty: bool = False) -> None:
+        """The refusals of ``prepare``, touching nothing: called before a run is planned (so a
+        refusal is quick) and again by ``prepare`` under the lock (so it is never stale)."""
+        self._check_path()
         had_run = self.exists()  # files beside a run were accepted when that run started
-        if had_run and not resume:
-            if not overwrite:
-                state = "a finished" if self.is_complete() else "an unfinished"
-                raise RunStoreError(
-                    str(self.root),
-                    f"already holds {state} run",
-                    "pass --resume to continue it, --overwrite to replace it, or another --output",
-                )
-            self.remove_run_files()
-        if resume and not self.exists():
+        if had_run and not resume and not overwrite:
+            raise RunStoreError(
+                str(self.root),
+                f"already holds {self._state()} run",
+                "pass --resume to continue it, --overwrite to replace it, or another --output",
+            )
+        if resume and not had_run:
             raise RunStoreError(str(self.root), "no run to resume here", "drop --resume")
         foreign = self.foreign_entries()
         if foreign and not had_run and not allow_nonempty:
@@ -132,6 +133,34 @@ class RunStore:
                 f"is a non-empty folder that holds no run ({shown})",
                 "pick an empty or new --output, or pass --allow-nonempty to write beside them",
             )
+
+    def _state(self) -> str:
+        try:
+            return "a finished" if self.is_complete() else "an unfinished"
+        except RunStoreError:  # an unreadable manifest: still a run, of unknown state
+            return "a (damaged)"
+
+    def _check_path(self) -> None:
+        """The directory, or its nearest existing ancestor, must be a folder."""
+        p = self.root
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if p.exists() and not p.is_dir():
+            no = errno.EEXIST if p == self.root else errno.ENOTDIR
+            raise path_error(self.root, FileExistsError(no, os.strerror(no)),
+                             "cannot create the run directory")
+
+    def prepare(self, *, overwrite: bool, resume: bool, allow_nonempty: bool = False) -> None:
+        """Create the directory; refuse to clobber finished or partial work unless asked.
+
+        Call it holding ``lock()``, after everything else was checked. ``overwrite`` deletes
+        only what a run wrote; a non-empty folder that holds no run is refused unless
+        ``allow_nonempty`` (its files stay).
+        """
+        self._mkdir()
+        self.check(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
+        if self.exists() and not resume:
+            self.remove_run_files()
         self.remove_temp_files()
 
     def _mkdir(self) -> None:
@@ -220,26 +249,27 @@ class RunStore:
         finally:
             os.close(fd)
 
-    # --- readers used by report/summarize/sweep -----------------------------------------------
+    # --- readers used by report/summarize/sweep: the files are untrusted (one line each) -------
     def read_manifest(self) -> dict[str, Any]:
-        return json.loads((self.root / MANIFEST_FILE).read_text())
+        return read_json(self.root / MANIFEST_FILE)
 
     def read_config(self) -> dict[str, Any]:
-        return json.loads((self.root / CONFIG_FILE).read_text())
+        return read_json(self.root / CONFIG_FILE)
 
     def read_chains(self) -> pd.DataFrame:
-        return pd.read_parquet(self.root / CHAINS_FILE)
+        return read_parquet(self.root / CHAINS_FILE, columns=CHAIN_COLUMNS)
 
     def read_metrics(self) -> pd.DataFrame:
         """The tidy metrics table; for an unfinished run, the rows flushed so far."""
         path = self.root / METRICS_FILE
-        table = pd.read_parquet(path) if path.exists() else self._concat_parts("metrics")
+        table = (read_parquet(path, columns=_METRIC_COLUMNS_V1, fix=REBUILD_FIX)
+                 if path.exists() else self._concat_parts("metrics"))
         return upgrade_metrics(table)
 
     def read_fingerprints(self) -> pd.DataFrame:
         path = self.root / FINGERPRINTS_FILE
         if path.exists():
-            return pd.read_parquet(path)
+            return read_parquet(path, columns=FINGERPRINT_COLUMNS, fix=REBUILD_FIX)
         return self._concat_parts("fingerprints")
 
     def list_frames(self, chain_id: str) -> dict[int, Path]:
@@ -264,12 +294,12 @@ class RunStore:
 
     def _concat_parts(self, kind: str) -> pd.DataFrame:
         files = self._part_files(kind)
+        cols = METRIC_COLUMNS if kind == "metrics" else FINGERPRINT_COLUMNS
         if not files:
-            cols = (
-                METRIC_COLUMNS if kind == "metrics" else ["chain_id", "generation", "fingerprint"]
-            )
             return pd.DataFrame(columns=cols)
-        return pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
+        fix = "delete it and resume the run: its batch restarts from its last checkpoint"
+        return pd.concat([read_parquet(p, columns=cols, fix=fix) for p in files],
+                         ignore_index=True)
 
     def finalize_tables(self) -> None:
         """Merge the flushed parts into the final, deterministically sorted tables."""

@@ -7,6 +7,7 @@ report averages a recipe over images. Reports read the store only and never re-r
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,34 @@ def load_runs(path: str | Path) -> Runs:
         how="left",
     )
     return Runs(root, metrics_df, chains_df, manifests, pd.concat(fps, ignore_index=True), stores)
+
+
+def merge_runs(parts: list[Runs]) -> Runs:
+    """Several runs (or in-memory trajectories) as one, for figures and tables that compare
+    them. A run id seen twice (every trajectory is ``in-memory``) gets a ``-N`` suffix, so no
+    two sources ever pool by accident."""
+    if not parts:
+        raise ConfigError("runs", "an empty list", "pass at least one run or trajectory")
+    seen = Counter(rid for r in parts for rid in r.manifests)
+    metrics, chains, fps, manifests, stores = [], [], [], {}, {}
+    for i, r in enumerate(parts):
+        rename = {rid: f"{rid}-{i + 1}" for rid in r.manifests if seen[rid] > 1}
+        metrics.append(_renamed(r.metrics, rename))
+        chains.append(_renamed(r.chains, rename))
+        fps.append(_renamed(r.fingerprints, rename))
+        manifests.update({rename.get(k, k): v for k, v in r.manifests.items()})
+        stores.update({rename.get(k, k): v for k, v in r.stores.items()})
+    return Runs(parts[0].root, pd.concat(metrics, ignore_index=True),
+                pd.concat(chains, ignore_index=True), manifests,
+                pd.concat(fps, ignore_index=True), stores)
+
+
+def _renamed(df: pd.DataFrame, rename: dict[str, str]) -> pd.DataFrame:
+    """``run_id`` (and the ``run`` label) renamed where ``rename`` says so."""
+    if not rename or "run_id" not in df or df.empty:
+        return df
+    ids = df["run_id"].map(lambda v: rename.get(v, v))
+    return df.assign(run_id=ids, **({"run": ids} if "run" in df else {}))
 
 
 def recipe_label(row: pd.Series | dict[str, Any], columns: list[str]) -> str:
@@ -285,10 +314,12 @@ def collapse_summary(runs: Runs, thresholds: str) -> pd.DataFrame:
 
 
 def pick_chains(
-    runs: Runs, image: str | None = None, chains: list[str] | None = None
+    runs: Runs, image: str | None = None, chains: list[str] | None = None,
+    every_image: bool = False,
 ) -> pd.DataFrame:
     """Chains to show side by side: the named ones (ids or fnmatch patterns), else every
-    unperturbed chain of one image (default: the first), sorted by recipe, with a ``label``."""
+    unperturbed chain of ``image`` (or, ``every_image``, of every image; otherwise the first),
+    sorted by image and recipe, with a ``label``."""
     import fnmatch
 
     c = runs.chains
@@ -303,13 +334,13 @@ def pick_chains(
         c = c[keep]
     else:
         names = sorted(c["image_name"].unique())
-        image = image or names[0]
-        if image not in names:
+        if image is not None and image not in names:
             raise RunStoreError(f"image {image!r}", f"not in {runs.root}",
                                 f"use one of {', '.join(names)}")
-        c = c[(c["image_name"] == image) & (c["replica"] == 0)]
+        shown = names if every_image and image is None else [image or names[0]]
+        c = c[c["image_name"].isin(shown) & (c["replica"] == 0)]
     cols = runs.recipe_columns
-    c = c.sort_values([*cols, "image_name", "replica"]).copy()
+    c = c.sort_values(["image_name", *cols, "replica"]).copy()
     extra = ["image_name"] if c["image_name"].nunique() > 1 else []
     varying = [k for k in cols if c[k].nunique() > 1] or ["upscaler", "codec"]
     c["label"] = [recipe_label(r, extra + varying) for _, r in c.iterrows()]

@@ -61,7 +61,22 @@ def write_report(
     thresholds: str = DEFAULT_THRESHOLDS,
     seed: int = 0,
 ) -> Report:
-    """Write every report artefact and index.html into ``out_dir`` (default RUN/report)."""
+    """Write every report artefact and a static index.html.
+
+    Args:
+        run: A run or sweep directory (or its loaded tables).
+        out_dir: Where the report goes (default RUN/report).
+        metrics: Stored metric names; None takes the headline ones that were measured.
+        at: The generations of the tables.
+        generations: The contact sheet's columns.
+        crop: A zoom region (x, y, w, h) for the sheet and the video.
+        fps: The video's frame rate (None: about 6 s of video).
+        thresholds: Collapse thresholds to mark, e.g. ``psnr<20,ssim<0.5``.
+        seed: Seed of the bootstrap intervals.
+
+    Returns:
+        The index page's path, every artefact written and notes on what was left out.
+    """
     runs = run if isinstance(run, Runs) else load_runs(run)
     out = Path(out_dir) if out_dir else runs.root / REPORT_DIR
     figs = out / "figures"
@@ -132,6 +147,26 @@ def _manifest_summary(runs: Runs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _divergence_section(runs: Runs) -> list[str]:
+    """Runs with replicas: divergence rate and largest Lyapunov exponent per recipe."""
+    from ..analysis.summary import RECIPE_EXTRAS, divergence_table
+
+    if not (runs.metrics["reference"] == "replicas").any():
+        return []
+    div = divergence_table(runs.metrics, runs.chains)
+    extras = {c: c for c in RECIPE_EXTRAS if c in div and div[c].nunique() > 1}
+    cols = {"upscaler": "upscaler", "downscaler": "down", "scale": "scale", "codec": "codec",
+            **extras, "images": "images", "lyapunov": "λ /gen", "lyapunov_ci_low": "λ CI low",
+            "lyapunov_ci_high": "λ CI high", "rate_db_per_gen": "dB/gen", "horizon": "horizon"}
+    shown = div[list(cols)].rename(columns=cols).round(4)
+    shown["horizon"] = shown["horizon"].astype(object).where(shown["horizon"].notna(), "-")
+    return ["<h2>Divergence of replicas</h2>" + _table_html(shown)
+            + "<p class=note>λ: largest Lyapunov exponent, per generation (natural log of the "
+            "replicas' RMS distance growth), fitted over the exponential phase with a 95% CI "
+            "(docs/guide/collapse-science.md); dB/gen: the same in dB of inter-replica PSNR."
+            "</p>"]
+
+
 def render_index(runs: Runs, rep: Report, base: Path) -> str:
     """The page: every path relative to ``base`` so the folder can be moved or zipped."""
     from .tables import collapse_display, metrics_display
@@ -187,6 +222,7 @@ def render_index(runs: Runs, rep: Report, base: Path) -> str:
         parts.append("<h2>Collapse statistics</h2>"
                      + _table_html(collapse_display(t.collapse, runs))
                      + f"<p class='note files'>{links}</p>")
+    parts += _divergence_section(runs)
     for note in rep.notes:
         parts.append(f"<p class=note>{html.escape(note)}</p>")
     parts.append("<h2>Manifest</h2>")

@@ -1,5 +1,7 @@
-"""Display names, units and directions of every stored metric: the one table that plots,
-tables, sheets and the HTML page read, so a paper's axis label says the same thing everywhere.
+"""Display names, units and directions of every stored metric, as plots, tables, sheets and
+the HTML page show them. The facts themselves are the metric registry's
+(``roundtrip_ml.metrics.registry``: each key's label, unit, direction and perfect value); this
+module only formats them, so a paper's axis label says the same thing everywhere.
 
 Stored names come from roundtrip_ml.metrics (``psnr``, ``spectral_high``, region metrics such
 as ``deltae@patch_orange``, options such as ``psnr_y:border=4``, ``pyiqa:NAME``); group names
@@ -10,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-Direction = Literal["higher", "lower", "zero"]  # which way is better; zero: signed, 0 is best
+from ..metrics.base import Direction
+from ..metrics.registry import GROUPS, describe_key
+
+__all__ = ["GROUPS", "HEADLINE", "MetricLabel", "axis_label", "display_name", "expand", "label",
+           "threshold_label"]
 
 
 @dataclass(frozen=True)
@@ -33,40 +38,6 @@ class MetricLabel:
         return f"{text} {self.arrow}" if arrow else text
 
 
-_BASE: dict[str, MetricLabel] = {
-    "psnr": MetricLabel("PSNR", "dB"),
-    "psnr_y": MetricLabel("PSNR-Y", "dB"),
-    "ssim": MetricLabel("SSIM"),
-    "ssim_y": MetricLabel("SSIM-Y"),
-    "ms_ssim": MetricLabel("MS-SSIM"),
-    "haarpsi": MetricLabel("HaarPSI"),
-    "gmsd": MetricLabel("GMSD", "", "lower"),
-    "lpips": MetricLabel("LPIPS", "", "lower"),
-    "lpips_vgg": MetricLabel("LPIPS-VGG", "", "lower"),
-    "dists": MetricLabel("DISTS", "", "lower"),
-    "mse": MetricLabel("MSE", "", "lower"),
-    "de2000_mean": MetricLabel("ΔE00 mean", "", "lower"),
-    "de2000_p95": MetricLabel("ΔE00 p95", "", "lower"),
-    "lab_shift_L": MetricLabel("mean ΔL*", "", "zero"),
-    "lab_shift_a": MetricLabel("mean Δa*", "", "zero"),
-    "lab_shift_b": MetricLabel("mean Δb*", "", "zero"),
-    "spectral_low": MetricLabel("low-band power", "dB", "zero"),
-    "spectral_mid": MetricLabel("mid-band power", "dB", "zero"),
-    "spectral_high": MetricLabel("high-band power", "dB", "zero"),
-    # region metrics of a test chart (name@REGION)
-    "deltae": MetricLabel("ΔE00", "", "lower"),
-    "mtf50": MetricLabel("MTF50", "cycles/px"),
-    "cer": MetricLabel("OCR CER", "", "lower"),
-    "word_accuracy": MetricLabel("OCR word accuracy"),
-    "ocr_confidence": MetricLabel("OCR confidence"),
-}
-
-# Names `run --metrics` accepts that store several values.
-GROUPS: dict[str, tuple[str, ...]] = {
-    "spectral": ("spectral_low", "spectral_mid", "spectral_high"),
-    "colour": ("de2000_mean", "de2000_p95", "lab_shift_L", "lab_shift_a", "lab_shift_b"),
-}
-
 # The metrics a figure shows first when none are named (most papers report these).
 HEADLINE = ("psnr", "ssim", "ms_ssim", "lpips", "dists", "haarpsi", "psnr_y", "ssim_y", "gmsd",
             "de2000_mean", "spectral_high")
@@ -79,10 +50,10 @@ def label(metric: str) -> MetricLabel:
     base, colon, opts = base.partition(":")
     if base == "pyiqa" and colon:
         return MetricLabel(opts, "", "higher")
-    known = _BASE.get(base)
+    known = describe_key(base)
     if known is None:
         return MetricLabel(metric, "", "higher")
-    name = known.name
+    name = known.label
     if colon:
         name += f" ({opts.replace('=', ' ')})"
     if at:
@@ -96,6 +67,7 @@ def display_name(metric: str) -> str:
 
 
 def axis_label(metric: str) -> str:
+    """``PSNR (dB) ↑``: name, unit and the direction that is better."""
     return label(metric).axis()
 
 

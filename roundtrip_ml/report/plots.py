@@ -176,8 +176,13 @@ def drift_figures(
     thresholds: str = DEFAULT_THRESHOLDS,
     n_boot: int = 1000,
     seed: int = 0,
+    caption: bool = True,
+    panel_letters: bool = False,
 ) -> DriftFigure:
     """Draw metric-vs-generation panels for a run or sweep (no file written).
+
+    ``caption=False`` leaves out the legend's title (what the lines and bands are), for a
+    paper that says it in its own caption; ``panel_letters`` labels the panels a, b, c, ...
 
     ``by`` names the chain columns that make a line (the rest, images included, are averaged).
     Colour follows the upscaler, line style the codec, the same in every figure. With no
@@ -197,7 +202,7 @@ def drift_figures(
     if runs.is_sweep and "run" in runs.recipe_columns and "run" not in by:
         by.append("run")
     metrics = _check_metrics(runs, metrics, reference, DEFAULT_PANELS[target])
-    ctx = _Context(runs, by, reference, thresholds, n_boot, seed, logx)
+    ctx = _Context(runs, by, reference, thresholds, n_boot, seed, logx, caption, panel_letters)
     result = DriftFigure([])
     per_page = PAGE_PANELS[target]
     with style_context(style):
@@ -256,12 +261,15 @@ class _Context:
     n_boot: int
     seed: int
     logx: bool
+    caption: bool = True
+    panel_letters: bool = False
     colours: dict[str, Any] = field(init=False)
     styles: dict[str, str] = field(init=False)
     parsed: list[Any] = field(init=False)
     events: pd.DataFrame = field(init=False)
     label_cols: list[str] = field(init=False)
     used_colours: dict[str, Any] = field(default_factory=dict)
+    panels_drawn: int = 0
 
     def __post_init__(self) -> None:
         self.colours = upscaler_colours(self.runs.chains["upscaler"])
@@ -290,6 +298,10 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
     for ax, metric in zip(axes.flat, metrics, strict=False):
         ns = _panel(ctx, ax, metric, handles, result)
         panel_n.append(ns)
+        if ctx.panel_letters:  # letters run on across pages
+            ax.set_title("abcdefghijklmnopqrstuvwxyz"[ctx.panels_drawn % 26], loc="left",
+                         fontweight="bold")
+        ctx.panels_drawn += 1
         ax.set_ylabel(axis_label(metric))
         ax.set_xlabel("generation")
         if ctx.logx:
@@ -315,7 +327,7 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
             text = f"n={min(ns)}" if len(ns) == 1 else f"n={min(ns)}-{max(ns)}"
             ax.text(0.99, 0.02, text, transform=ax.transAxes, ha="right", va="bottom",
                     fontsize="x-small", color="0.3")
-    title = _legend_title(ctx.reference, every)
+    title = _legend_title(ctx.reference, every) if ctx.caption else ""
     _legend(fig, handles, title, width)
     # the legend adds height below the axes; cap the total for the target
     height = min(MAX_HEIGHT[target], axes_h + _legend_height(fig, width))
@@ -323,18 +335,26 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
     return fig
 
 
+REFERENCE_WORDS = {"original": "the original image", "previous": "the previous generation",
+                   "first": "the first generation", "lowres": "its low-resolution input",
+                   "replicas": "the other replicas", "unperturbed": "the unperturbed chain"}
+
+
 def _legend_title(reference: str, ns: set[int]) -> str:
-    n = str(min(ns)) if len(ns) == 1 else f"{min(ns)}-{max(ns)}" if ns else "0"
-    images = f"{n} image{'s' * (ns != {1})}" + (" (n as marked)" if len(ns) > 1 else "")
+    """The legend's title in plain words: what is compared with what, and what the lines and
+    shaded bands are (a reviewer should be able to keep it as it is)."""
+    ref = REFERENCE_WORDS.get(reference, reference)
+    n = str(min(ns)) if len(ns) == 1 else f"{min(ns)} to {max(ns)}" if ns else "0"
+    if ns == {1}:
+        return f"Compared with {ref}; one image."
+    images = f"{n} images" + (" (n per curve as marked)" if len(ns) > 1 else "")
     if ns and min(ns) >= MIN_BAND_N:
-        how = f"band: {BAND_METHOD}"
+        how = f"shaded: {BAND_METHOD}"
     elif ns and max(ns) >= MIN_BAND_N:
-        how = f"band: {BAND_METHOD} where n >= {MIN_BAND_N}, else each image"
-    elif ns == {1}:
-        return f"vs {reference}: 1 image"
+        how = f"shaded: {BAND_METHOD} (curves over {MIN_BAND_N} or more images)"
     else:
-        how = f"thin lines: each image (n < {MIN_BAND_N}: no band)"
-    return f"vs {reference}: mean over {images}; {how}"
+        how = "thin lines: each image"
+    return f"Compared with {ref}; mean of {images}; {how}."
 
 
 def _legend(fig: Any, handles: dict[str, Any], title: str, width: float) -> None:
@@ -411,22 +431,49 @@ def _each_image(ax: Any, sel: pd.DataFrame, row: dict[str, Any], ceiling: float 
 
 
 def _mark_thresholds(ax: Any, thresholds: list[Any]) -> None:
-    """Collapse thresholds inside the data's range; the axis range never moves for them."""
+    """Collapse thresholds inside the data's range; the axis range never moves for them. The
+    label goes in the corner (left or right, above or below the line) with the fewest data
+    points under it, so it never sits on the curves when there is free space."""
     lo, hi = ax.get_ylim()
     for t in thresholds:
         if lo <= t.value <= hi:
+            x, ha, va = label_spot(ax, t.value)
             ax.axhline(t.value, color="0.35", linestyle=(0, (4, 3)), linewidth=0.8)
-            ax.annotate(f"collapse: {threshold_label(t.metric, t.op, t.value)}", (0.99, t.value),
-                        xycoords=("axes fraction", "data"), ha="right", va="bottom",
+            ax.annotate(f"threshold {threshold_label(t.metric, t.op, t.value)}", (x, t.value),
+                        xycoords=("axes fraction", "data"), ha=ha, va=va,
+                        xytext=(0, 2 if va == "bottom" else -2), textcoords="offset points",
                         fontsize="x-small", color="0.3")
     ax.set_ylim(lo, hi)
+
+
+def label_spot(ax: Any, y: float, width: float = 0.45,
+               height: float = 0.1) -> tuple[float, str, str]:
+    """(x in axes fraction, ha, va) for a label on the horizontal line at ``y``: the corner
+    whose box (``width`` x ``height`` of the axes) covers the fewest plotted points."""
+    lo, hi = ax.get_ylim()
+    x0, x1 = ax.get_xlim()
+    pts = [line.get_xydata() for line in ax.get_lines() if len(line.get_xydata())]
+    xy = np.concatenate(pts) if pts else np.zeros((0, 2))
+    fx = (xy[:, 0] - x0) / ((x1 - x0) or 1)
+    fy = (xy[:, 1] - lo) / ((hi - lo) or 1)
+    fy0 = (y - lo) / ((hi - lo) or 1)
+    best: tuple[int, float, str, str] | None = None
+    for x, ha, in_x in ((0.99, "right", fx >= 1 - width), (0.01, "left", fx <= width)):
+        for va, in_y in (("bottom", (fy >= fy0) & (fy <= fy0 + height)),
+                         ("top", (fy <= fy0) & (fy >= fy0 - height))):
+            hits = int((in_x & in_y).sum())
+            if best is None or hits < best[0]:
+                best = (hits, x, ha, va)
+    assert best is not None
+    return best[1], best[2], best[3]
 
 
 def _mark_ceiling(ax: Any, ceiling: float, metric: str) -> None:
     """A dotted line where +inf values are drawn, a tick labelled ∞ and a note saying so."""
     ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=0.8)
     unit = " dB" if label(metric).unit == "dB" else ""
-    ax.annotate(f"+inf (identical images) drawn at {ceiling:g}{unit}", (0.01, ceiling),
+    ax.annotate(f"identical images (infinite {label(metric).name}), drawn at {ceiling:g}{unit}",
+                (0.01, ceiling),
                 xycoords=("axes fraction", "data"), xytext=(0, -3), textcoords="offset points",
                 ha="left", va="top", fontsize="x-small", color="0.3")
     lo, hi = ax.get_ylim()

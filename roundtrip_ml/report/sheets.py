@@ -33,6 +33,7 @@ class SheetResult:
     # where each tile lies in the PNG: (chain_id, generation) -> (left, top, right, bottom) px
     tiles: dict[tuple[str, int], tuple[int, int, int, int]] = field(default_factory=dict)
     figure: Any = None  # the matplotlib Figure, to restyle or save elsewhere
+    pages: list[SheetResult] = field(default_factory=list)  # layout="pages": one per image
 
     def to_image(self) -> Image.Image:
         """The sheet as a PIL image at the sheet's dpi (what the PNG holds), e.g. for a
@@ -95,16 +96,34 @@ def contact_sheet(
     chains: list[str] | None = None,
     formats: Sequence[str] = ("png", "pdf"),
     stem: str = "sheet",
+    layout: str = "grid",
+    caption: bool = True,
 ) -> SheetResult:
-    """Draw the sheet for one image (default: the first) and every recipe; written to
-    ``out_dir`` when given. The result holds the Figure and ``to_image()`` gives a PIL image."""
+    """Draw the sheet of every recipe for every image, written to ``out_dir`` when given.
+
+    ``layout="grid"``: one sheet, a block of rows per image; ``layout="pages"``: one sheet
+    per image (``STEM-IMAGE.png``), returned in ``pages`` (the first is the result itself);
+    ``image="NAME"``: that image alone. ``caption=False`` leaves out the line under the
+    sheet that gives the tile size. The result holds the Figure and ``to_image()``."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     from .plots import save_figure, style_context
 
+    if layout not in ("grid", "pages"):
+        raise ConfigError(f"layout {layout!r}", "unknown sheet layout",
+                          "use 'grid' (one sheet) or 'pages' (one sheet per image)")
     runs = run if isinstance(run, Runs) else load_runs(run)
-    rows = pick_chains(runs, image, chains)
+    if layout == "pages" and image is None and chains is None:
+        names = sorted(runs.chains["image_name"].unique())
+        pages = [contact_sheet(runs, out_dir, generations=generations, crop=crop, image=n,
+                               formats=formats, stem=f"{stem}-{n}", caption=caption)
+                 for n in names]
+        first = pages[0]
+        first.paths = [p for page in pages for p in page.paths]
+        first.pages = pages
+        return first
+    rows = pick_chains(runs, image, chains, every_image=True)
     frames = [runs.frames(r.run_id, r.chain_id) for r in rows.itertuples()]
     saved = set().union(*(f.keys() for f in frames))
     if not saved:
@@ -147,7 +166,7 @@ def contact_sheet(
                              f"generation {g}", ha="center", va="bottom", fontsize=7)
                 if g not in fr:
                     ax.set_facecolor("0.85")
-                    ax.text(0.5, 0.5, "not saved", ha="center", va="center", fontsize=6,
+                    ax.text(0.5, 0.5, "not kept", ha="center", va="center", fontsize=6,
                             transform=ax.transAxes)
                     continue
                 a = _read(fr[g])
@@ -161,24 +180,27 @@ def contact_sheet(
                     _clean(ins, edge="#ff2d2d")
                     ins.imshow(a[cy:cy + ch, cx:cx + cw], interpolation="nearest")
         note = _note(rows, h, w, shown, crop, tile_h, missing, saved)
-        fig.text(0.08 / fig_w, 0.12 / fig_h, note, ha="left", va="bottom", fontsize=6,
-                 color="0.25")
+        if caption:
+            fig.text(0.08 / fig_w, 0.12 / fig_h, note, ha="left", va="bottom", fontsize=6,
+                     color="0.25")
         paths = save_figure(fig, Path(out_dir), stem, formats, dpi=DPI) if out_dir else []
     image_name = str(rows["image_name"].iloc[0])
     return SheetResult(paths, cols, missing, image_name, note, tiles, fig)
 
 
 def _note(rows, h, w, shown, crop, tile_h, missing, saved) -> str:
-    img = ", ".join(sorted(rows["image_name"].unique()))
-    parts = [f"{img}: {w}x{h} px per frame, tiles shown at {shown:.2g}x"]
+    """The caption: plain words a reviewer can keep (what is shown, at what size)."""
+    sizes = rows.groupby("image_name", sort=True)[["width", "height"]].max()
+    img = ", ".join(f"{n} {int(r.width)}x{int(r.height)}" for n, r in sizes.iterrows())
+    parts = [f"{img} pixels, shown at {shown:.2g}x"]
     if crop:
         zoom = tile_h * DPI / crop[3]
-        parts.append(f"inset: region x={crop[0]} y={crop[1]} {crop[2]}x{crop[3]} px, "
-                     f"{zoom:.2g}x nearest neighbour")
+        parts.append(f"inset: region at ({crop[0]}, {crop[1]}), {crop[2]}x{crop[3]} pixels, "
+                     f"enlarged {zoom:.2g}x")
     if missing:
-        parts.append(f"not saved (frame stride): generation {format_ranges(missing)}; "
-                     f"saved: {format_ranges(sorted(saved))}")
-    return "; ".join(parts)
+        parts.append(f"no image kept for generation {format_ranges(missing)} (kept: "
+                     f"{format_ranges(sorted(saved))})")
+    return "; ".join(parts) + "."
 
 
 def _wrap(label: str, width: int = 22) -> str:

@@ -87,7 +87,9 @@ def metrics_at(
 def collapse_by_recipe(runs: Runs, thresholds: str = DEFAULT_THRESHOLDS) -> pd.DataFrame:
     """Collapse statistics (roundtrip_ml.analysis.summary) pooled per recipe: median first
     crossing of each threshold and how many chains crossed, mean final values, median
-    half-life, and how many chains reached a fixed point or a cycle."""
+    half-life, and how many chains reached a fixed point or a cycle. Medians of generations
+    are *lower* medians: a generation that occurred (2 chains crossing at 1 and 2 give 1, not
+    1.5)."""
     s = collapse_summary(runs, measured_thresholds(runs, thresholds))
     s = s[s["replica"] == 0]
     by = runs.recipe_columns
@@ -100,19 +102,28 @@ def collapse_by_recipe(runs: Runs, thresholds: str = DEFAULT_THRESHOLDS) -> pd.D
         for c in g.columns:
             v = pd.to_numeric(g[c], errors="coerce").astype("float64")
             if c.startswith("first_"):
-                row[f"{c}_median"] = float(v.median()) if v.notna().any() else math.nan
+                row[f"{c}_median"] = median_low(v)
                 row[f"{c}_crossed"] = int(v.notna().sum())
             elif c.startswith("final_"):
                 row[f"{c}_mean"] = float(v.mean())
             elif c.startswith("half_life_"):
-                row[f"{c}_median"] = float(v.median())
+                row[f"{c}_median"] = median_low(v)
         ev = g["event"] if "event" in g else pd.Series(dtype=object)
         row["fixed_points"] = int((ev == "fixed_point").sum())
         row["cycles"] = int((ev == "cycle").sum())
         gen = pd.to_numeric(g.get("event_generation"), errors="coerce").dropna()
-        row["event_generation_median"] = float(gen.median()) if len(gen) else math.nan
+        row["event_generation_median"] = median_low(gen)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def median_low(v: pd.Series) -> float:
+    """The lower median of the values present (NaN when none): always one of the values, so a
+    median generation is a whole generation."""
+    import statistics
+
+    vals = sorted(float(x) for x in v.dropna())
+    return float(statistics.median_low(vals)) if vals else math.nan
 
 
 def _num(v: float) -> str:
@@ -180,7 +191,7 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
                 name = c[len("first_"):-len("_median")]
                 k = r[f"first_{name}_crossed"]
                 t = parse_thresholds(name)[0]
-                rec[f"first {threshold_label(t.metric, t.op, t.value)}"] = (
+                rec[f"first {threshold_label(t.metric, t.op, t.value)}: median gen (crossed)"] = (
                     f"{_gen(r[c])} ({k}/{r['chains']})" if k else f"never (0/{r['chains']})")
         for m in finals:
             fmt = _db if label(m).unit == "dB" else _num
@@ -191,7 +202,7 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
         if r["cycles"]:
             ev.append(f"cycle {r['cycles']}/{r['chains']}")
         if ev:
-            ev.append(f"median gen {_gen(r['event_generation_median'])}")
+            ev.append(f"from gen {_gen(r['event_generation_median'])} (median)")
         rec["events"] = ", ".join(ev) or "none"
         recs.append(rec)
     return pd.DataFrame(recs)
@@ -258,7 +269,21 @@ def write_tables(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> Tables:
-    """Write metrics.{csv,md,tex} and collapse.{csv,md,tex} into ``out_dir``."""
+    """Write metrics.{csv,md,tex} and collapse.{csv,md,tex} into ``out_dir``.
+
+    Args:
+        run: A run or sweep directory (or its loaded tables).
+        out_dir: Where the tables go.
+        at: The generations of the metrics table (past the last: the last).
+        metrics: Stored metric names; None takes the headline ones that were measured.
+        reference: What each generation is compared with (``original``, ``previous``, ...).
+        thresholds: Collapse thresholds for the collapse table, e.g. ``psnr<20,ssim<0.5``.
+        n_boot: Bootstrap resamples of each 95% CI (shown where n >= 3 images).
+        seed: Seed of the bootstrap.
+
+    Returns:
+        The two tables, the paths written and a note on what was left out.
+    """
     runs = run if isinstance(run, Runs) else load_runs(run)
     tidy, used, skipped = metrics_at(runs, at or DEFAULT_AT, metrics, reference, n_boot, seed)
     collapse = collapse_by_recipe(runs, thresholds)
@@ -281,8 +306,9 @@ def write_tables(
         "collapse.tex": to_latex(collapse_display(collapse, runs),
                                  f"Collapse statistics per recipe (thresholds "
                                  f"{measured_thresholds(runs, thresholds) or 'none measured'}; "
-                                 "first: median generation of chains that crossed; every "
-                                 "statistic: collapse.csv).",
+                                 "first: lower median of the generation at which the chains that "
+                                 "crossed first did, with crossed/total chains; every statistic: "
+                                 "collapse.csv).",
                                  "tab:roundtrip-collapse"),
     }
     paths = {}

@@ -3,7 +3,8 @@
 Each video frame shows one saved generation of every chosen chain side by side (or the chains
 one after another), with the chain names and a generation counter drawn on it. Generations
 the frame stride skipped are reported and left out, never interpolated; a chain that lacks a
-generation another has gets a grey "not saved" tile.
+generation another has gets a grey "not kept" tile. Every image of a run is shown: tiled in one
+video (``layout="tiled"``, the default) or one video per image (``layout="per-image"``).
 
 ``lossless=True`` writes RGB H.264 at qp 0 (libx264rgb): decoded frames equal the composed
 frames bit for bit, for frame-exact review (most browsers cannot play it; the default can).
@@ -53,6 +54,7 @@ class VideoResult:
     missing: list[int] = field(default_factory=list)  # 0..last with no saved frame
     lossless: bool = False
     fps: float = 12.0
+    videos: list[VideoResult] = field(default_factory=list)  # layout="per-image": one each
 
     @property
     def duration_s(self) -> float:
@@ -62,8 +64,8 @@ class VideoResult:
     def note(self) -> str:
         if not self.missing:
             return "every generation saved"
-        return (f"frames saved for {len(set(self.generations))} generations; not saved (frame "
-                f"stride), so not shown: {format_ranges(self.missing)}")
+        return (f"images kept for {len(set(self.generations))} generations; not shown (no "
+                f"image kept): {format_ranges(self.missing)}")
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
@@ -121,10 +123,13 @@ def compose(
                   fill=INK, anchor="lm")
         if tile is None:
             draw.rectangle((x, y + LABEL, x + tw - 1, y + LABEL + th - 1), fill=(200, 200, 200))
-            draw.text((x + tw // 2, y + LABEL + th // 2), "not saved", font=small, fill=INK,
+            draw.text((x + tw // 2, y + LABEL + th // 2), "not kept", font=small, fill=INK,
                       anchor="mm")
-        else:
-            canvas.paste(_scale(tile, (tw, th)), (x, y + LABEL))
+        else:  # images of another size keep their aspect ratio, centred in the tile
+            f = min(tw / tile.width, th / tile.height)
+            size = (max(1, round(tile.width * f)), max(1, round(tile.height * f)))
+            canvas.paste(_scale(tile, size), (x + (tw - size[0]) // 2,
+                                              y + LABEL + (th - size[1]) // 2))
     return np.asarray(canvas)
 
 
@@ -151,14 +156,47 @@ def make_video(
     stem: str = "collapse",
     max_width: int = 1920,
     min_tile: int = 256,
+    layout: str = "tiled",
 ) -> VideoResult:
     """Write ``stem.mp4`` (and ``stem.gif``) from the saved frames of the chosen chains.
-    ``fps`` None: about TARGET_SECONDS long (auto_fps)."""
+
+    Every image of the run is shown: ``layout="tiled"`` puts every image's chains in one
+    video, ``layout="per-image"`` writes ``stem-IMAGE.mp4`` for each image (in ``videos``; the
+    first is the result itself).
+
+    Args:
+        run: A run or sweep directory (or its loaded tables).
+        out_dir: Where the files go.
+        chains: Chain ids or globs; None takes every recipe.
+        image: Show that image alone (None: every image, as ``layout`` says).
+        fps: Frame rate; None makes the video about TARGET_SECONDS long (auto_fps).
+        side_by_side: Chains side by side (True) or one after another.
+        lossless: RGB H.264 at qp 0: frame-exact, for review (few browsers play it).
+        crop: A zoom region (x, y, w, h) in pixels of the frames.
+        gif: Also write a GIF for slides.
+        stem: The file name without suffix.
+        max_width: The widest the video may be, in pixels.
+        min_tile: The smallest a chain's tile may be shown, in pixels.
+        layout: "tiled" (every image in one video) or "per-image".
+
+    Returns:
+        The paths, frame count, frame rate, duration and size written.
+    """
     if fps is not None and fps < 1:
         raise ConfigError(f"--fps {fps:g}", "must be at least 1", "e.g. --fps 12, or leave it "
                           "out for a video of about 6 s")
+    if layout not in ("tiled", "per-image"):
+        raise ConfigError(f"layout {layout!r}", "unknown video layout",
+                          "use 'tiled' (one video) or 'per-image'")
     runs = run if isinstance(run, Runs) else load_runs(run)
-    rows = pick_chains(runs, image, chains)
+    if layout == "per-image" and image is None and chains is None:
+        videos = [make_video(runs, out_dir, image=n, fps=fps, side_by_side=side_by_side,
+                             lossless=lossless, crop=crop, gif=gif, stem=f"{stem}-{n}",
+                             max_width=max_width, min_tile=min_tile)
+                  for n in sorted(runs.chains["image_name"].unique())]
+        videos[0].videos = videos
+        return videos[0]
+    rows = pick_chains(runs, image, chains, every_image=True)
     frames = [runs.frames(r.run_id, r.chain_id) for r in rows.itertuples()]
     saved = sorted(set().union(*(f.keys() for f in frames)))
     if not saved:
@@ -171,7 +209,7 @@ def make_video(
         w, h = crop[2], crop[3]
     labels = list(rows["label"])
     lay = _layout(len(rows), w, h, side_by_side, max_width, min_tile)
-    gap = " · saved frames only" if len(saved) < last + 1 else ""
+    gap = " (kept images only)" if len(saved) < last + 1 else ""
     crop_note = f" · crop {crop[2]}x{crop[3]} at ({crop[0]},{crop[1]})" if crop else ""
 
     def counter(g: int) -> str:

@@ -24,7 +24,7 @@ from .grid import (
 )
 from .merge import cell_table, merge_sweep, read_merged
 from .probe import Estimate, estimate_work, probe
-from .progress import JsonSweepProgress, RichSweepProgress, SweepTracker, make_sweep_progress
+from .progress import JsonSweepProgress, RichSweepProgress, SweepTracker
 from .runner import SweepResult, plan_sweep, prefetch_weights, run_sweep
 from .worker import run_unit
 
@@ -49,7 +49,6 @@ __all__ = [
     "load_sweep",
     "make_executor",
     "make_sweep_plan",
-    "make_sweep_progress",
     "merge_sweep",
     "parse_sweep",
     "plan_sweep",

@@ -21,9 +21,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core.errors import ConfigError
+from ..core.specs import steps_slug
 from ..imaging.images import SAMPLE_PREFIX
 from ..pipeline.config import ExperimentConfig, expand_images, load_config_file, make_config
-from ..pipeline.plan import codec_slug, image_name, read_inputs, slug
+from ..pipeline.plan import chain_id, image_name, read_inputs, slug
+from ..pipeline.recipe import config_identity
 
 # grid axes: the config key (a list) and the key one cell / one rule uses for it
 AXES: dict[str, str] = {
@@ -34,7 +36,13 @@ AXES: dict[str, str] = {
     "codecs": "codec",
     "seeds": "seed",
     "generations": "generations",
+    # recipe parts (pipeline/recipe.py); a path is written as its slug ("2x2", "": one stage)
+    "stabilizers": "stabilizer",
+    "starts": "start",
+    "up_steps": "up_steps",
+    "downscale_steps": "downscale_steps",
 }
+PATH_AXES = ("up_steps", "downscale_steps")  # in a sweep file: one path, or a list of paths
 CELL_KEYS = tuple(AXES.values())
 SWEEP_FILE = "sweep.json"  # not manifest.json: report/ would take the sweep for a run
 UNITS_DIR = "units"
@@ -59,13 +67,17 @@ class Cell:
     codec: str
     seed: int
     generations: int
+    stabilizer: str = "none"
+    start: str = "image"
+    up_steps: str = ""
+    downscale_steps: str = ""
 
     @property
     def cell_id(self) -> str:
-        return (
-            f"{image_name(self.image)}-{slug(self.upscaler)}-{slug(self.downscaler)}"
-            f"-x{self.scale:g}-{codec_slug(self.codec)}-s{self.seed}-g{self.generations}"
-        )
+        base = chain_id(image_name(self.image), self.upscaler, self.downscaler, self.scale,
+                        self.codec, stabilizer=self.stabilizer, up_steps=self.up_steps,
+                        downscale_steps=self.downscale_steps, start=self.start)
+        return f"{base}-s{self.seed}-g{self.generations}"
 
     def asdict(self) -> dict[str, Any]:
         return {"cell_id": self.cell_id, **{k: getattr(self, k) for k in CELL_KEYS}}
@@ -187,6 +199,7 @@ def parse_sweep(data: dict[str, Any], source: str = "sweep config") -> SweepConf
     if "seed" in data and "seeds" in data:
         raise ConfigError(f"{source}: key 'seed'", "given together with 'seeds'", "keep one")
     seeds = _as_list(data.pop("seeds", data.pop("seed", 0)))
+    paths = {k: _paths(data.pop(k, None), k, source) for k in PATH_AXES}
     generations = _as_list(data.pop("generations", 50))
     name = str(data.get("name", "sweep"))
     data["name"] = name
@@ -199,6 +212,9 @@ def parse_sweep(data: dict[str, Any], source: str = "sweep config") -> SweepConf
         make_config({**probe, "seed": s}, source)
     for g in generations:
         make_config({**probe, "generations": g}, source)
+    for key, choices in paths.items():
+        for path in choices:
+            make_config({**probe, key: path}, source)
     axes: dict[str, list[Any]] = {
         "images": expand_images(cfg.images),
         "upscalers": list(dict.fromkeys(cfg.upscalers)),
@@ -207,9 +223,29 @@ def parse_sweep(data: dict[str, Any], source: str = "sweep config") -> SweepConf
         "codecs": list(dict.fromkeys(cfg.codecs)),
         "seeds": list(dict.fromkeys(int(s) for s in seeds)),
         "generations": list(dict.fromkeys(int(g) for g in generations)),
+        "stabilizers": [s.spec for s in cfg.parsed_stabilizers().values()],
+        "starts": list(cfg.starts),
+        **{k: [steps_slug(p) for p in v] for k, v in paths.items()},
     }
     engine = {k: v for k, v in data.items() if k not in AXES}
     return SweepConfig(name, root, engine, axes, include, exclude, options, source)
+
+
+def _paths(raw: Any, key: str, source: str) -> list[list[float] | None]:
+    """``up_steps = [2, 2]`` is one path; ``[[2, 2], [4]]`` two (an axis); absent: none."""
+    if raw is None:
+        return [None]
+    if isinstance(raw, list) and raw and all(isinstance(p, list) for p in raw):
+        return [p or None for p in raw]
+    if isinstance(raw, list) and not any(isinstance(p, list) for p in raw):
+        return [raw or None]
+    raise ConfigError(f"{source}: key {key!r}", "mixes numbers and lists",
+                      f"write one path ({key} = [2, 2]) or a list of paths ([[2, 2], [4]])")
+
+
+def _unslug(path: str) -> list[float] | None:
+    """``"2x2"`` -> ``[2.0, 2.0]``; ``""`` -> None (the inverse of ``steps_slug``)."""
+    return [float(v) for v in path.split("x")] if path else None
 
 
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
@@ -266,7 +302,8 @@ def expand_cells(cfg: SweepConfig) -> list[Cell]:
         extra = product_of(axes)
         probe = {**cfg.engine, "images": ["x"], "upscalers": axes["upscalers"],
                  "downscalers": axes["downscalers"], "scales": axes["scales"],
-                 "codecs": axes["codecs"]}
+                 "codecs": axes["codecs"], "stabilizers": axes["stabilizers"],
+                 "starts": axes["starts"]}
         make_config(probe, f"{cfg.source}: include")  # included values are checked too
         cells += extra
     unique = list(dict.fromkeys(cells))
@@ -291,8 +328,7 @@ def image_sizes(sources: list[str], engine: dict[str, Any]) -> tuple[dict[str, t
 
 def unit_id_for(config: dict[str, Any], size: tuple[int, int]) -> str:
     """Readable and deterministic: upscaler, size, and a hash of the config (output excluded)."""
-    identity = ExperimentConfig.model_validate(config).to_json()
-    identity.pop("output")
+    identity = config_identity(ExperimentConfig.model_validate(config).to_json())
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return f"{slug(config['upscalers'][0])}-{size[1]}x{size[0]}-{digest}"
 
@@ -314,6 +350,10 @@ def _make_unit(cfg: SweepConfig, cells: list[Cell], size: tuple[int, int]) -> Un
         "codecs": ordered("codecs", {c.codec for c in cells}),
         "seed": c0.seed,
         "generations": c0.generations,
+        "stabilizers": [c0.stabilizer],
+        "starts": [c0.start],
+        "up_steps": _unslug(c0.up_steps),
+        "downscale_steps": _unslug(c0.downscale_steps),
     }
     uid = unit_id_for(config, size)
     config["output"] = str(cfg.root / UNITS_DIR / uid)
@@ -324,14 +364,17 @@ def group_units(
     cfg: SweepConfig, cells: list[Cell], sizes: dict[str, tuple[int, int]]
 ) -> list[Unit]:
     """Cells -> units. An engine config is a full product of its axes, so within one
-    (upscaler, size, seed, generations) group, images with the same set of recipes share a
-    unit when that set is a product; otherwise each (downscaler, scale) gets its own unit."""
+    (upscaler, size, seed, generations, stabiliser, start, paths) group, images with the same
+    set of recipes share a unit when that set is a product; otherwise each (downscaler, scale)
+    gets its own unit."""
     groups: dict[tuple[Any, ...], dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
     for c in cells:
         if c.image in sizes:
-            groups[(c.upscaler, sizes[c.image], c.seed, c.generations)][c.image].append(c)
+            key = (c.upscaler, sizes[c.image], c.seed, c.generations, c.stabilizer, c.start,
+                   c.up_steps, c.downscale_steps)
+            groups[key][c.image].append(c)
     units: list[Unit] = []
-    for (_, size, _, _), by_image in groups.items():
+    for (_, size, *_), by_image in groups.items():
         by_recipes: dict[frozenset[tuple[str, float, str]], list[str]] = defaultdict(list)
         for img, img_cells in by_image.items():
             by_recipes[frozenset((c.downscaler, c.scale, c.codec) for c in img_cells)].append(img)

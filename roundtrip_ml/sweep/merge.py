@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import RunStoreError
+from ..core.files import read_json, read_parquet
 from ..pipeline.store import METRIC_COLUMNS, RunStore
 from .grid import CELL_KEYS, SWEEP_FILE, UNITS_DIR
 
@@ -43,14 +44,13 @@ def read_plan(root: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunStoreError(str(root), f"no {SWEEP_FILE}: not a sweep directory",
                             "pass the directory `roundtrip sweep run` wrote")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def cell_table(root: Path, plan: dict[str, Any]) -> pd.DataFrame:
     """Every cell's status from what is on disk: ok, failed (with the error) or pending."""
     status_path = root / STATUS_FILE
-    unit_errors = json.loads(status_path.read_text()).get("unit_errors", {}) \
-        if status_path.is_file() else {}
+    unit_errors = read_json(status_path).get("unit_errors", {}) if status_path.is_file() else {}
     cells = {c["cell_id"]: c for c in plan["cells"]}
     rows: dict[str, dict[str, Any]] = {}
     for src, err in plan["image_errors"].items():
@@ -165,5 +165,5 @@ def read_merged(root: str | Path) -> pd.DataFrame:
     path = Path(root) / MERGED_DIR / "metrics"
     if not path.is_dir():
         raise RunStoreError(str(root), "has no merged results", "run `roundtrip sweep merge DIR`")
-    df = pd.read_parquet(path, engine="pyarrow")
+    df = read_parquet(path, fix="rebuild it with `roundtrip sweep merge DIR`")
     return df.drop(columns=[c for c in PARTITIONS if c in df.columns])

@@ -55,6 +55,7 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
     from ..metrics import DEFAULT_METRICS, resolve_metrics
     from ..pipeline.config import make_config
     from ..pipeline.plan import prepare_image
+    from ..pipeline.recipe import step_options
     from ..pipeline.step import generation_step
     from ..upscalers import create_upscaler
 
@@ -68,6 +69,7 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
     top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
     x = x[..., top : top + crop, left : left + crop].contiguous().to(device)
     codec = cfg.specs().schedules[cfg.codecs[0]].handoff(1)
+    options = step_options(cfg, cfg.stabilizers[0])  # the first unit's stabiliser and paths
     names = list(cfg.metrics) if cfg.metrics is not None else list(DEFAULT_METRICS)
     metrics = [m for m in resolve_metrics(names, device) if min(x.shape[-2:]) >= m.min_size]
 
@@ -86,7 +88,7 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
                         t0 = time.perf_counter()
                     prev = y
                     y = generation_step(prev, up, cfg.downscalers[0], cfg.scales[0], codec,
-                                        cfg.fit).state
+                                        cfg.fit, **options).state
                     for m in metrics:
                         for ref in (x, prev, y)[: len(m.references)]:
                             m(y, ref)

@@ -136,11 +136,3 @@ class RichSweepProgress:
                                highlight=False)
         elif event == "sweep_end":
             self.bar.stop()
-
-
-def make_sweep_progress(*, quiet: bool, json_lines: bool, console: Console) -> SweepTracker:
-    if json_lines:
-        return SweepTracker([JsonSweepProgress()])
-    if quiet:
-        return SweepTracker()
-    return SweepTracker([RichSweepProgress(console)])

@@ -35,9 +35,13 @@ def run_unit(
     out: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "work": 0}
     if threads:
         torch.set_num_threads(threads)
+    out["threads"] = torch.get_num_threads()  # the cap; a CPU run lowers it to its core share
     store = RunStore(config["output"])
-    if store.is_complete():
-        return {**out, "status": "skipped", "wall_s": 0.0}
+    try:
+        if store.is_complete():
+            return {**out, "status": "skipped", "wall_s": 0.0}
+    except RoundtripError as e:  # a damaged manifest: one line, no retry
+        return {**out, "status": "failed", "error": str(e), "retryable": False, "wall_s": 0.0}
 
     def progress(event: str, **d: Any) -> None:
         if event == "generation":

@@ -39,13 +39,19 @@ def create_upscaler(
     device: torch.device | str = "cpu",
     options: InferenceOptions | None = None,
 ) -> Upscaler:
-    """Build the upscaler a config names: a kernel name, a registry name, a path or ncnn:PATH.
+    """Build the upscaler a config names.
 
-    ``options`` says how an ML model runs (precision, tiling, ...); classical resamplers ignore
-    it.
+    Args:
+        spec: A kernel name, a registry name or alias, a weights path or ``ncnn:PATH.param``.
+        device: Where it runs.
+        options: How an ML model runs (precision, tiling, ...); classical resamplers ignore it.
 
-    >>> create_upscaler("lanczos3").describe()["kind"]
-    'classical'
+    Returns:
+        An upscaler whose ``forward`` takes N x 3 x h x w in [0, 1].
+
+    Examples:
+        >>> create_upscaler("lanczos3").describe()["kind"]
+        'classical'
     """
     from .base import ClassicalUpscaler
 

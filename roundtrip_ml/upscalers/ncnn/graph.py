@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...core.errors import ModelError, WeightsError
-from .parser import BlobReader, NcnnLayer, ncnn_files, parse_param
+from ...core.specs import NcnnLimits
+from .parser import BlobReader, NcnnLayer, ParamError, ncnn_files, parse_param
 
 __all__ = ["LAYER_TYPES", "NcnnGraph", "load_graph"]
 
@@ -43,6 +44,15 @@ def _floats(ly: NcnnLayer, key: int) -> list[float]:
 
 class _Unsupported(Exception):
     """A layer option this interpreter does not implement (turned into a ModelError)."""
+
+
+def _within(ly: NcnnLayer, **keys: tuple[int, int | float, int, int]) -> None:
+    """Bounds on a layer's size parameters, checked before anything is allocated: each name
+    maps to (param id, default, lowest, highest); far outside every shipped model's values."""
+    for label, (key, default, lo, hi) in keys.items():
+        v = ly.get(key, default)
+        if not lo <= v <= hi:
+            raise _Unsupported(f"{label}={v} (outside {lo}..{hi})")
 
 
 def _refuse_if(ly: NcnnLayer, **keys_defaults: tuple[int, float]) -> None:
@@ -87,6 +97,12 @@ class _Op(nn.Module):
 class _Conv(_Op):
     def __init__(self, ly: NcnnLayer, r: BlobReader, transposed: bool) -> None:
         super().__init__()
+        _within(ly, num_output=(0, 0, 1, 65536), kernel_w=(1, 0, 1, 64),
+                kernel_h=(11, ly.get(1, 0), 1, 64), dilation_w=(2, 1, 1, 64),
+                dilation_h=(12, ly.get(2, 1), 1, 64), stride_w=(3, 1, 1, 64),
+                stride_h=(13, ly.get(3, 1), 1, 64), pad_left=(4, 0, -233, 1024),
+                pad_right=(15, ly.get(4, 0), 0, 1024), pad_top=(14, ly.get(4, 0), 0, 1024),
+                pad_bottom=(16, ly.get(14, ly.get(4, 0)), 0, 1024))
         out_ch = int(ly.get(0))
         kw = int(ly.get(1))
         kh = int(ly.get(11, kw))
@@ -110,8 +126,8 @@ class _Conv(_Op):
         self.transposed = transposed
         n = int(ly.get(6))
         in_ch, rest = divmod(n, out_ch * kh * kw)
-        if rest:
-            raise _Unsupported(f"weight_data_size {n} is not a multiple of {out_ch}x{kh}x{kw}")
+        if rest or in_ch < 1:
+            raise _Unsupported(f"weight_data_size {n} for {out_ch} outputs of {kh}x{kw}")
         w = torch.from_numpy(r.tagged(n)).reshape(out_ch, in_ch, kh, kw)
         # ncnn keeps [out, in, kh, kw] for both; PyTorch's transposed conv wants [in, out, ...]
         self.weight = nn.Parameter(w.transpose(0, 1).contiguous() if transposed else w,
@@ -137,8 +153,11 @@ class _Conv(_Op):
 class _InnerProduct(_Op):
     def __init__(self, ly: NcnnLayer, r: BlobReader) -> None:
         super().__init__()
+        _within(ly, num_output=(0, 0, 1, 1 << 20))
         out = int(ly.get(0))
         n = int(ly.get(2))
+        if n < out or n % out:
+            raise _Unsupported(f"weight_data_size {n} for {out} outputs")
         _refuse_if(ly, int8_scale_term=(8, 0))
         self.weight = nn.Parameter(torch.from_numpy(r.tagged(n)).reshape(out, n // out),
                                    requires_grad=False)
@@ -293,6 +312,9 @@ class _Interp(_Op):
         self.align = bool(int(ly.get(6, 0))) if self.mode != "nearest" else None
         self.hs, self.ws = float(ly.get(1, 1.0)), float(ly.get(2, 1.0))
         self.oh, self.ow = int(ly.get(3, 0)), int(ly.get(4, 0))
+        if not (0 < self.hs <= 64 and 0 < self.ws <= 64):
+            raise _Unsupported(f"resize scale {self.hs:g}x{self.ws:g} (outside (0, 64])")
+        _within(ly, output_height=(3, 0, 0, 65536), output_width=(4, 0, 0, 65536))
 
     def forward(self, x: Tensor) -> list[Tensor]:
         h, w = x.shape[-2:]
@@ -303,6 +325,7 @@ class _Interp(_Op):
 class _PixelShuffle(_Op):
     def __init__(self, ly: NcnnLayer) -> None:
         super().__init__()
+        _within(ly, upscale_factor=(0, 1, 1, 64))
         self.r = int(ly.get(0, 1))
         _refuse_if(ly, mode=(1, 0))
 
@@ -315,6 +338,8 @@ class _Scale(_Op):
         super().__init__()
         n = int(ly.get(0, 0))
         bias = bool(int(ly.get(1, 0)))
+        if n != -233 and n < 1:
+            raise _Unsupported(f"scale_data_size={n}")
         if n == -233 and bias:
             raise _Unsupported("bias with a scale blob from a second input")
 
@@ -335,6 +360,7 @@ class _Scale(_Op):
 class _PReLU(_Op):
     def __init__(self, ly: NcnnLayer, r: BlobReader) -> None:
         super().__init__()
+        _within(ly, num_slope=(0, 1, 1, 65536))
         self.slope = nn.Parameter(torch.from_numpy(r.raw(int(ly.get(0, 1)))),
                                   requires_grad=False)
 
@@ -345,6 +371,7 @@ class _PReLU(_Op):
 class _MemoryData(_Op):
     def __init__(self, ly: NcnnLayer, r: BlobReader) -> None:
         super().__init__()
+        _within(ly, w=(0, 0, 0, 1 << 20), h=(1, 0, 0, 1 << 20), c=(2, 0, 0, 1 << 20))
         w, h, c = int(ly.get(0, 0)), int(ly.get(1, 0)), int(ly.get(2, 0))
         _refuse_if(ly, depth=(11, 0))
         shape = [d for d in (c, h, w) if d]
@@ -417,56 +444,74 @@ LAYER_TYPES = frozenset({
 })
 
 
+PROBE_SIZE = 64  # px: the probe input, a multiple of every family's alignment
+
+
 class NcnnGraph(nn.Module):
     """An ncnn graph run layer by layer on N x C x H x W tensors (any device, any float dtype).
 
     ``forward(x)`` feeds the single Input blob and returns the graph's single output blob (the
     one blob no layer consumes), with no pre/post-processing: see families.py for those.
+
+    The files are untrusted: every malformed input is one ModelError naming the file and the
+    line or layer; sizes are checked against ``limits`` before they are allocated, and the
+    graph is run once on a shape-only (meta) probe input, which allocates nothing, so a layer
+    that would blow up activations (a stride-400 Deconvolution, a x10^6 Interp) is refused
+    with its name before a real image reaches it.
     """
 
-    def __init__(self, param_path: str | Path, bin_path: str | Path | None = None) -> None:
+    def __init__(self, param_path: str | Path, bin_path: str | Path | None = None,
+                 limits: NcnnLimits | None = None) -> None:
         super().__init__()
+        limits = limits or NcnnLimits()
         param_path, bin_path = ncnn_files(param_path, bin_path)
         self.param_path, self.bin_path = param_path, bin_path
-        layers = parse_param(param_path)
-        unknown = sorted({ly.type for ly in layers} - LAYER_TYPES)
+        layers = parse_param(param_path, limits)
+        unknown = [ly for ly in layers if ly.type not in LAYER_TYPES]
         if unknown:
-            raise ModelError(str(param_path), f"ncnn layer type {', '.join(unknown)} is not "
-                             "supported by the graph importer",
-                             f"supported: {', '.join(sorted(LAYER_TYPES))}")
-        data = bin_path.read_bytes()
-        r = BlobReader(data, bin_path)
+            types = sorted({ly.type for ly in unknown})
+            raise ParamError(param_path, unknown[0].line, f"ncnn layer type {', '.join(types)} "
+                             "is not supported by the graph importer",
+                             f"supported: {', '.join(sorted(LAYER_TYPES))}",
+                             layer=unknown[0].name)
         inputs = [ly for ly in layers if ly.type == "Input"]
         if len(inputs) != 1 or len(inputs[0].outputs) != 1:
             raise ModelError(str(param_path), f"{len(inputs)} Input layers; the importer runs "
-                             "graphs with exactly one input blob")
+                             "graphs with exactly one input blob (one Input layer, one output)")
         self.input_blob = inputs[0].outputs[0]
+        r = BlobReader.open(bin_path, limits)
         ops: list[_Op] = []
         self.plan: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         self.layer_types: list[str] = []
+        self.layer_names: list[str] = []
         for ly in layers:
             if ly.type == "Input":
                 continue
+            r.layer = f"{ly.name}, line {ly.line} of {param_path.name}"
             try:
-                ops.append(_make(ly, r))
+                op = _make(ly, r)
             except _Unsupported as e:
-                raise ModelError(str(param_path), f"layer {ly.name} ({ly.type}): {e} is not "
-                                 "supported by the graph importer",
-                                 "only the options the shipped SR models use are implemented"
-                                 ) from None
+                raise ParamError(param_path, ly.line, f"{ly.type} {e} is not supported by the "
+                                 "graph importer", "only the options the shipped SR models "
+                                 "use are implemented", layer=ly.name) from None
+            if op.n_out_fixed is not None and len(ly.outputs) != op.n_out_fixed:
+                raise ParamError(param_path, ly.line, f"{ly.type} has {len(ly.outputs)} "
+                                 f"outputs, not {op.n_out_fixed}", layer=ly.name)
+            ops.append(op)
             self.plan.append((tuple(ly.inputs), tuple(ly.outputs)))
             self.layer_types.append(ly.type)
-        if r.pos != len(data):
-            raise WeightsError(str(bin_path), f"{len(data) - r.pos} bytes left unread after "
+            self.layer_names.append(f"{ly.name} ({ly.type}, line {ly.line})")
+        if r.pos != len(r.data):
+            raise WeightsError(str(bin_path), f"{len(r.data) - r.pos} bytes left unread after "
                                f"{len(layers)} layers", "the .bin does not match the .param")
         self.ops = nn.ModuleList(ops)
         produced = {b for _, outs in self.plan for b in outs} | {self.input_blob}
         consumed = {b for ins, _ in self.plan for b in ins}
-        missing = consumed - produced
         sinks = sorted(produced - consumed)
-        if missing or len(sinks) != 1:
-            raise ModelError(str(param_path), f"graph is not closed (unproduced blobs "
-                             f"{sorted(missing)[:3]}, outputs {sinks[:3]})",
+        if len(sinks) != 1:
+            raise ModelError(str(param_path), f"graph has {len(sinks)} output blobs "
+                             f"({', '.join(sinks[:3])}{', ...' if len(sinks) > 3 else ''}); "
+                             "the importer runs graphs with exactly one",
                              "pass a complete .param")
         self.output_blob = sinks[0]
         last_use: dict[str, int] = {}
@@ -478,19 +523,68 @@ class NcnnGraph(nn.Module):
         in_ch = next((op.weight.shape[1 if not op.transposed else 0] for op in ops
                       if isinstance(op, _Conv)), None)
         self.in_channels: int | None = int(in_ch) if in_ch is not None else None
+        self.probe_output, self.probe_peak_bytes = self.probe(PROBE_SIZE, limits)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _walk(self, x: Tensor, step: Callable[[int, dict[str, Tensor]], None] | None = None
+              ) -> Tensor:
         blobs: dict[str, Tensor] = {self.input_blob: x}
-        for op, (ins, outs), free in zip(self.ops, self.plan, self._free, strict=True):
+        for i, (op, (ins, outs), free) in enumerate(zip(self.ops, self.plan, self._free,
+                                                        strict=True)):
             args = [blobs[b] for b in ins]
             res = op(*args)
-            for b in free:
-                del blobs[b]
             for b, t in zip(outs, res, strict=True):
                 blobs[b] = t
+            if step is not None:  # inputs and outputs are alive together while a layer runs
+                step(i, blobs)
+            for b in free:
+                del blobs[b]
         return blobs[self.output_blob]
 
+    def forward(self, x: Tensor, step: Callable[[int, dict[str, Tensor]], None] | None = None
+                ) -> Tensor:
+        """``step(i, blobs)`` hears of each layer done (the probe's accounting)."""
+        return self._walk(x, step)
 
-def load_graph(param_path: str | Path, bin_path: str | Path | None = None) -> NcnnGraph:
+    def probe(self, size: int, limits: NcnnLimits | None = None
+              ) -> tuple[tuple[int, ...], int]:
+        """Run the graph on a 1 x C x size x size input made of shapes only (the meta device:
+        nothing is allocated, weights included) -> (output shape, peak bytes of the live
+        activations). Refuses, naming the layer, one that fails or that needs more than
+        ``limits.activation_bytes_per_pixel`` per input pixel (fp32)."""
+        from torch.func import functional_call
+
+        limits = limits or NcnnLimits()
+        budget = limits.activation_bytes_per_pixel * size * size
+        peak, done = 0, -1
+
+        def account(i: int, blobs: dict[str, Tensor]) -> None:
+            nonlocal peak, done
+            done = i
+            live = sum(t.numel() * 4 for t in blobs.values())
+            peak = max(peak, live)
+            if live > budget:
+                raise ParamError(self.param_path, None, f"needs {live / size ** 2:.3g} bytes "
+                                 "of activations per input pixel after this layer, over the "
+                                 "limit", limits.why("activation_bytes_per_pixel"),
+                                 layer=self.layer_names[i])
+
+        meta = {k: torch.empty_like(v, device="meta")
+                for k, v in [*self.named_parameters(), *self.named_buffers()]}
+        x = torch.empty(1, self.in_channels or 3, size, size, device="meta")
+        try:
+            with torch.no_grad():
+                y = functional_call(self, meta, (x,), {"step": account})
+        except ModelError:
+            raise
+        except Exception as e:  # a shape the layer cannot take: the file's fault, named
+            why = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            raise ParamError(self.param_path, None, f"fails on a {size}x{size} probe input "
+                             f"({why})", "the graph is malformed or needs another input size",
+                             layer=self.layer_names[min(done + 1, len(self.ops) - 1)]) from None
+        return tuple(y.shape), peak
+
+
+def load_graph(param_path: str | Path, bin_path: str | Path | None = None,
+               limits: NcnnLimits | None = None) -> NcnnGraph:
     """Read an ncnn .param/.bin pair into an :class:`NcnnGraph` (eval mode, fp32, CPU)."""
-    return NcnnGraph(param_path, bin_path).eval()
+    return NcnnGraph(param_path, bin_path, limits).eval()

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 
 from ...core.errors import ModelError, WeightsError
+from ...core.specs import NcnnLimits
 
-__all__ = ["BlobReader", "NcnnLayer", "NcnnModel", "load_ncnn", "parse_param", "read_weights"]
+__all__ = ["BlobReader", "NcnnLayer", "NcnnModel", "ParamError", "load_ncnn", "parse_param",
+           "read_weights"]
 
 MAGIC = 7767517
 TAG_FP16 = 0x01306B47
@@ -39,6 +41,7 @@ class NcnnLayer:
     inputs: list[str]
     outputs: list[str]
     params: dict[int, int | float | list[int | float]] = field(default_factory=dict)
+    line: int = 0  # in the .param, for errors
 
     def get(self, key: int, default: int | float = 0) -> int | float:
         v = self.params.get(key, default)
@@ -57,39 +60,178 @@ class NcnnModel:
     notes: list[str] = field(default_factory=list)
 
 
-def _value(tok: str) -> int | float:
-    return float(tok) if any(c in tok for c in ".eE") else int(tok)
+_MAX_PARAM_ID = 32  # ncnn's NCNN_MAX_PARAM_COUNT: ids 0..31
+_MAX_IO = 4096  # inputs or outputs of one layer
+_MAX_ARRAY = 4096  # values of one array parameter
+_MAX_LINE = 64 << 10  # characters of one line: shipped files' longest is 219
+_INT32 = 2**31
+_MALFORMED = "the .param is malformed; use the file the model's package ships"
 
 
-def parse_param(path: Path) -> list[NcnnLayer]:
-    """Read a text .param file into layers (binary .param.bin is not supported)."""
+class ParamError(ModelError):
+    """A malformed .param, named by file and line (and layer, once its name is read)."""
+
+    def __init__(self, path: Path, line: int | None, problem: str, fix: str = _MALFORMED,
+                 layer: str | None = None) -> None:
+        where = str(path) + (f" line {line}" if line else "") + (f" (layer {layer})"
+                                                                   if layer else "")
+        super().__init__(where, problem, fix)
+
+
+def _number(tok: str) -> int | float:
+    """One ncnn parameter value: an int32, or a finite float (ncnn's own reader takes a token
+    with '.', 'e' or 'E' as a float)."""
     try:
-        lines = [ln.split() for ln in Path(path).read_text().splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise ModelError(str(path), f"cannot read ncnn .param ({e})", "pass a text .param") from e
-    if not lines or lines[0] != [str(MAGIC)]:
-        raise ModelError(str(path), "not an ncnn text .param (bad magic number)",
+        v = float(tok) if any(c in tok for c in ".eE") else int(tok)
+    except ValueError:
+        raise ValueError(f"{_short(tok)} is not a number") from None
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("not a finite number")
+        return v
+    i = v
+    if not -_INT32 <= i < _INT32:
+        raise ValueError("outside the 32-bit integer range")
+    return i
+
+
+def _short(tok: str) -> str:
+    return repr(tok if len(tok) <= 40 else tok[:40] + "...")
+
+
+def _read_param_text(path: Path, limits: NcnnLimits) -> str:
+    try:
+        size = path.stat().st_size
+        if size > limits.param_bytes:
+            raise ParamError(path, None, f"is {size} bytes, over the .param size limit",
+                             limits.why("param_bytes"))
+        return path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ModelError(str(path), f"cannot read ncnn .param ({e.strerror or e})",
+                         "check the file") from None
+    except UnicodeDecodeError as e:
+        raise ParamError(path, None, f"is not a text .param (binary data at byte {e.start})",
+                         "pass the text .param (binary .param.bin files are not supported)"
+                         ) from None
+
+
+def parse_param(path: Path, limits: NcnnLimits | None = None) -> list[NcnnLayer]:
+    """Read a text .param into layers. The file is untrusted: every malformed line is one
+    ModelError naming the file and line, and the layer count is checked against ``limits``
+    before any layer is read. The graph it describes is checked too: every blob a layer reads
+    was produced by an earlier layer, and no blob is produced twice (which also rules out
+    cycles)."""
+    path = Path(path)
+    limits = limits or NcnnLimits()
+    raw = _read_param_text(path, limits).splitlines()
+    long = next((i for i, ln in enumerate(raw) if len(ln) > _MAX_LINE), None)
+    if long is not None:
+        raise ParamError(path, long + 1, f"is {len(raw[long])} characters long, over "
+                         f"{_MAX_LINE}", "a layer line is a few hundred characters; the .param "
+                         "is malformed")
+    numbered = [(i + 1, ln.split()) for i, ln in enumerate(raw) if ln.strip()]
+    if not numbered or numbered[0][1] != [str(MAGIC)]:
+        raise ParamError(path, numbered[0][0] if numbered else None,
+                         "not an ncnn text .param (bad magic number)",
                          "pass the .param that belongs to the .bin")
-    n_layers = int(lines[1][0])
-    layers: list[NcnnLayer] = []
-    for toks in lines[2:]:
-        ltype, name, n_in, n_out = toks[0], toks[1], int(toks[2]), int(toks[3])
-        ins = toks[4 : 4 + n_in]
-        outs = toks[4 + n_in : 4 + n_in + n_out]
-        params: dict[int, int | float | list[int | float]] = {}
-        for kv in toks[4 + n_in + n_out :]:
-            k_s, v_s = kv.split("=", 1)
+    if len(numbered) < 2:
+        raise ParamError(path, None, "ends after the magic number (no layer count)",
+                         "the .param is truncated; reinstall the package it came from")
+    head_line, head = numbered[1]
+    try:
+        n_layers, n_blobs = (int(t) for t in head) if len(head) == 2 else (None, None)
+    except ValueError:
+        n_layers = n_blobs = None
+    if n_layers is None or n_blobs is None or n_layers < 1 or n_blobs < 1:
+        raise ParamError(path, head_line, f"expected 'LAYER_COUNT BLOB_COUNT' (two positive "
+                         f"integers), got {_short(' '.join(head))}")
+    if n_layers > limits.layers:
+        raise ParamError(path, head_line, f"declares {n_layers} layers, over the layer limit",
+                         limits.why("layers"))
+    if n_blobs > _MAX_IO * n_layers:
+        raise ParamError(path, head_line, f"declares {n_blobs} blobs for {n_layers} layers")
+    body = numbered[2:]
+    if len(body) != n_layers:
+        more = len(body) > n_layers
+        raise ParamError(path, body[n_layers][0] if more else head_line,
+                         f"header says {n_layers} layers, file has {len(body)}",
+                         "the .param is truncated or has extra lines; reinstall the package "
+                         "it came from")
+    layers = [_parse_layer(path, line, toks) for line, toks in body]
+    _check_blobs(path, layers, [line for line, _ in body], n_blobs, head_line)
+    return layers
+
+
+def _parse_layer(path: Path, line: int, toks: list[str]) -> NcnnLayer:
+    if len(toks) < 4:
+        raise ParamError(path, line, f"a layer line needs TYPE NAME N_IN N_OUT, got "
+                         f"{len(toks)} fields")
+    ltype, name = toks[0], toks[1]
+    if not ltype.isascii() or not ltype.replace("_", "").isalnum() or len(ltype) > 64:
+        raise ParamError(path, line, f"layer type {_short(ltype)} is not an ncnn type name")
+    try:
+        n_in, n_out = int(toks[2]), int(toks[3])
+    except ValueError:
+        raise ParamError(path, line, f"input/output counts {_short(toks[2])} "
+                         f"{_short(toks[3])} are not integers", layer=name) from None
+    if not (0 <= n_in <= _MAX_IO and 0 <= n_out <= _MAX_IO):
+        raise ParamError(path, line, f"input/output counts {n_in} {n_out} are outside "
+                         f"0..{_MAX_IO}", layer=name)
+    if len(toks) < 4 + n_in + n_out:
+        raise ParamError(path, line, f"names {n_in} inputs and {n_out} outputs but has only "
+                         f"{len(toks) - 4} blob names", layer=name)
+    ins = toks[4 : 4 + n_in]
+    outs = toks[4 + n_in : 4 + n_in + n_out]
+    params: dict[int, int | float | list[int | float]] = {}
+    for kv in toks[4 + n_in + n_out :]:
+        k_s, eq, v_s = kv.partition("=")
+        try:
+            if not eq:
+                raise ValueError("expected ID=VALUE")
+            if not k_s.lstrip("-").isdigit():
+                raise ValueError(f"parameter id {_short(k_s)} is not an integer")
             k = int(k_s)
             if k <= -23300:  # array parameter: -233xx=count,v1,v2,...
-                vals = [_value(t) for t in v_s.split(",")]
-                params[-k - 23300] = vals[1:]
+                key = -k - 23300
+                vals = v_s.split(",")
+                if len(vals) - 1 > _MAX_ARRAY:
+                    raise ValueError(f"an array of more than {_MAX_ARRAY} values")
+                count = int(vals[0]) if vals[0].isdigit() else -1
+                if count != len(vals) - 1:
+                    raise ValueError(f"array says {count} values, has {len(vals) - 1}")
+                value: int | float | list[int | float] = [_number(t) for t in vals[1:]]
             else:
-                params[k] = _value(v_s)
-        layers.append(NcnnLayer(ltype, name, ins, outs, params))
-    if len(layers) != n_layers:
-        raise ModelError(str(path), f"header says {n_layers} layers, file has {len(layers)}",
-                         "the .param is truncated; reinstall the package it came from")
-    return layers
+                key, value = k, _number(v_s)
+            if not 0 <= key < _MAX_PARAM_ID:
+                raise ValueError(f"parameter id outside 0..{_MAX_PARAM_ID - 1}")
+            if key in params:
+                raise ValueError("parameter given twice")
+        except ValueError as e:
+            raise ParamError(path, line, f"parameter {_short(kv)}: {e}", layer=name) from None
+        params[key] = value
+    return NcnnLayer(ltype, name, ins, outs, params, line)
+
+
+def _check_blobs(path: Path, layers: list[NcnnLayer], lines: list[int], n_blobs: int,
+                 head_line: int) -> None:
+    """Layers run in file order: a blob is read only after a layer produced it, once."""
+    produced: dict[str, str] = {}
+    for ly, line in zip(layers, lines, strict=True):
+        for b in ly.inputs:
+            if b not in produced:
+                later = any(b in other.outputs for other in layers)
+                raise ParamError(path, line, f"reads blob {_short(b)} "
+                                 + ("before the layer that produces it (a cycle or a "
+                                    "misordered graph)" if later else "that no layer produces"),
+                                 layer=ly.name)
+        for b in ly.outputs:
+            if b in produced:
+                raise ParamError(path, line, f"produces blob {_short(b)}, already produced by "
+                                 f"layer {produced[b]}", layer=ly.name)
+            produced[b] = ly.name
+    if len(produced) != n_blobs:
+        raise ParamError(path, head_line, f"header declares {n_blobs} "
+                         f"blobs, the layers name {len(produced)}")
 
 
 class BlobReader:
@@ -97,10 +239,30 @@ class BlobReader:
 
     def __init__(self, data: bytes, path: Path) -> None:
         self.data, self.pos, self.path = data, 0, path
+        self.layer = ""  # the layer being read, for errors
+
+    @classmethod
+    def open(cls, path: Path, limits: NcnnLimits | None = None) -> BlobReader:
+        """The whole .bin, read once its size is checked against ``limits``."""
+        limits = limits or NcnnLimits()
+        try:
+            size = path.stat().st_size
+            if size > limits.bin_bytes:
+                raise WeightsError(str(path), f"is {size} bytes, over the .bin size limit",
+                                   limits.why("bin_bytes"))
+            return cls(path.read_bytes(), path)
+        except OSError as e:
+            raise WeightsError(str(path), f"cannot read ({e.strerror or e})",
+                               "check the file") from None
 
     def take(self, n: int) -> bytes:
+        at = f" (layer {self.layer})" if self.layer else ""
+        if n < 0:
+            raise WeightsError(str(self.path), f"the .param asks for a negative blob size{at}",
+                               "the .param is malformed")
         if self.pos + n > len(self.data):
-            raise WeightsError(str(self.path), "ncnn .bin ends early",
+            raise WeightsError(str(self.path), f"ncnn .bin ends early: {n} bytes wanted at byte "
+                               f"{self.pos} of {len(self.data)}{at}",
                                "the .bin does not match the .param, or is truncated")
         b = self.data[self.pos : self.pos + n]
         self.pos += n
@@ -133,27 +295,31 @@ class _Conv:
 
 
 def read_weights(
-    layers: list[NcnnLayer], bin_path: Path
+    layers: list[NcnnLayer], bin_path: Path, limits: NcnnLimits | None = None
 ) -> tuple[list[_Conv], dict[str, torch.Tensor]]:
     """Read every weight blob of ``layers`` from the .bin, in file order; refuse leftovers."""
-    data = Path(bin_path).read_bytes()
-    r = BlobReader(data, Path(bin_path))
+    r = BlobReader.open(Path(bin_path), limits)
+    data = r.data
     convs: list[_Conv] = []
     prelus: dict[str, torch.Tensor] = {}
     for ly in layers:
+        r.layer = ly.name
         if ly.type == "Convolution":
             out_ch, k = int(ly.get(0)), int(ly.get(1))
             if int(ly.get(11, k)) != k or int(ly.get(3, 1)) != 1 or int(ly.get(2, 1)) != 1:
                 raise ModelError(ly.name, "only square 3x3-style stride-1 convolutions are "
                                  "supported", "this is not a Real-ESRGAN export")
             n = int(ly.get(6))
+            if out_ch < 1 or k < 1 or n < out_ch * k * k or n % (out_ch * k * k):
+                raise ModelError(ly.name, f"weight_data_size {n} does not fit {out_ch} outputs "
+                                 f"of {k}x{k}", "this is not a Real-ESRGAN export")
             in_ch = n // (out_ch * k * k)
             w = torch.from_numpy(r.tagged(n)).reshape(out_ch, in_ch, k, k)
             b = torch.from_numpy(r.raw(out_ch)) if int(ly.get(5)) else None
             act_type = int(ly.get(9))
             act: str | None = None
             if act_type == 2:
-                act = f"leaky{ly.params.get(10, [0.0])[0]:g}"  # type: ignore[index]
+                act = f"leaky{ly.get(10, 0.0):g}"
             elif act_type:
                 act = f"act{act_type}"
             convs.append(_Conv(out_ch, in_ch, k, act, w, b))
@@ -291,11 +457,16 @@ def ncnn_files(param_path: str | Path, bin_path: str | Path | None = None) -> tu
     return param_path, bin_path
 
 
-def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None) -> NcnnModel:
-    """Convert an ncnn Real-ESRGAN export to a state dict spandrel detects (ESRGAN / Compact)."""
+def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None,
+              limits: NcnnLimits | None = None) -> NcnnModel:
+    """Convert an ncnn Real-ESRGAN export to a state dict spandrel detects (ESRGAN / Compact).
+    Any other graph is refused (ModelError) before its .bin is read."""
     param_path, bin_path = ncnn_files(param_path, bin_path)
-    layers = parse_param(param_path)
-    convs, prelus = read_weights(layers, bin_path)
+    layers = parse_param(param_path, limits)
+    other = {ly.type for ly in layers} - _RRDB_LAYERS - _COMPACT_LAYERS
+    if other:
+        raise _reject(param_path, f"unexpected layers {sorted(other)}")
+    convs, prelus = read_weights(layers, bin_path, limits)
     if not convs:
         raise _reject(param_path, "no convolutions")
     if prelus:

@@ -1,0 +1,295 @@
+"""A leaderboard's protocol: everything that decides its numbers, written to protocol.json.
+
+Why strict: two boards are comparable only when their protocols are equal, so the file is
+validated field by field (unknown keys, wrong types and a changed photo are refused with one
+line) and everything but the model list is hashed; boards merge only when the hashes agree.
+The model list is part of the file, so ``--protocol FILE`` reruns exactly the board it came
+from: photos (pinned by SHA-256), models, sizes, seed.
+
+Photos: ``skimage:NAME`` names a photo file inside scikit-image's wheel (offline, pinned by
+its hash like any other file); anything else is a path the engine reads, or a name a photo
+set provides (``photo_set`` records which set a board was drawn from). ``backend`` names how
+the models run ("torch" today), so a board run with another runtime says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ...core.errors import ConfigError
+
+__all__ = ["BACKENDS", "CPU", "FORMAT", "PRESETS", "QUICK", "QUICK_MODELS", "SEED", "VERSION",
+           "ModelRef", "Photo", "Protocol", "load_protocol", "protocol_from_json",
+           "resolve_photo", "skimage_photo"]
+
+FORMAT = "roundtrip-ml leaderboard protocol"
+VERSION = 2  # 1: the pre-paired board (no photo hashes, no model hashes, ranked unpaired)
+BACKENDS = ("torch",)  # runtimes a protocol may name; another one is added here with its key
+METRICS = ("psnr", "ssim", "colour", "ssimulacra2")  # measured every generation, vs the original
+
+# scikit-image photos by name -> file in its wheel (skimage.data names where they differ)
+_SKIMAGE_FILES = {"immunohistochemistry": "ihc.png", "motorcycle": "motorcycle_left.png",
+                  "colorwheel": "color.png", "hubble_deep_field": "hubble_deep_field.jpg",
+                  "rocket": "rocket.jpg", "retina": "retina.jpg"}
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One photo: where it comes from and the SHA-256 of its file's bytes."""
+
+    source: str
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        """The photo's label in every table: the sample name or the file's stem."""
+        return self.source.removeprefix("skimage:") if self.source.startswith("skimage:") \
+            else Path(self.source).stem
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model on the board: its label, what the engine loads (registry name, weights file or
+    ncnn:PATH.param), the roundtrip scale it runs at and the SHA-256 of its weights file."""
+
+    name: str
+    spec: str
+    scale: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The measurement design (not the display: --rank-by and --ci only change the table)."""
+
+    name: str
+    photos: tuple[Photo, ...]
+    crop: int | None  # square centre crop (px) of every photo; None: the photo (max_side)
+    generations: int
+    max_side: int | None = None
+    codecs: tuple[str, ...] = ("png",)
+    downscaler: str = "lanczos3"
+    baselines: tuple[str, ...] = ("lanczos3", "bicubic")  # the first is the paired reference
+    replicas: int = 1  # perturbed copies per chain: the divergence criterion
+    perturbation: str = "lsb"
+    collapse_drop_db: float = 3.0  # collapse: generations until PSNR is this far below g1's
+    x1_scale: int = 2
+    seed: int = 0
+    backend: str = "torch"
+    photo_set: str | None = None
+    metrics: tuple[str, ...] = METRICS
+    models: tuple[ModelRef, ...] = ()
+    version: int = VERSION
+
+    @property
+    def reference(self) -> str:
+        return self.baselines[0]
+
+    def hash(self) -> str:
+        """SHA-256 of everything but the models: boards with equal hashes merge."""
+        d = self.to_json()
+        d.pop("models")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def with_models(self, models: list[ModelRef]) -> Protocol:
+        return replace(self, models=tuple(sorted(models, key=lambda m: (m.scale, m.name))))
+
+    def describe(self) -> dict[str, Any]:
+        """What protocol.json holds: the fields, their hash and what they mean."""
+        return {"format": FORMAT, **self.to_json(), "hash": self.hash(), "about": ABOUT}
+
+
+ABOUT = ("Every model runs at its native scale (x1 models in x{x1_scale} roundtrips); the "
+         "baselines run at every scale present and the first one is the paired reference. "
+         "Per photo: model - reference; mean paired difference with a 95% CI (none under 3 "
+         "photos); groups from paired t-tests between all models of a scale and codec, Holm-"
+         "corrected. Tables: per_photo.csv (every measurement), leaderboard.csv (ranked).")
+
+
+def skimage_photo(name: str) -> Path:
+    """The file of a photo shipped in scikit-image's wheel (no download)."""
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    fname = _SKIMAGE_FILES.get(name, f"{name}.png")
+    path = folder / fname
+    if "/" in name or not path.is_file():
+        have = sorted(p.stem for p in folder.glob("*.png") if p.is_file())
+        raise ConfigError(f"skimage:{name}", "not a photo in scikit-image's wheel",
+                          f"use one of: {', '.join(sorted({*have, *_SKIMAGE_FILES}))}")
+    return path
+
+
+def resolve_photo(source: str) -> Path:
+    """The file a protocol's photo source names."""
+    if source.startswith("skimage:"):
+        return skimage_photo(source.removeprefix("skimage:"))
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"photo {source}", "file not found", "check the path in --images or "
+                          "the protocol's photos")
+    return path
+
+
+def photo(source: str) -> Photo:
+    from ...core.weights import sha256_file
+
+    return Photo(source, sha256_file(resolve_photo(source)))
+
+
+def _photos(*names: str) -> tuple[Photo, ...]:
+    return tuple(Photo(f"skimage:{n}", "") for n in names)
+
+
+#: --quick: a smoke test (n = 2 photos: no intervals, and the board says so)
+QUICK = Protocol("quick", _photos("astronaut", "coffee"), crop=96, generations=3)
+QUICK_MODELS = ("realcugan-se-x2", "waifu2x-upconv-photo-x2", "span-x2-ch48", "srmd-x2",
+                "realesr-animevideov3")
+#: 12 offline photos: the 8 colour photos in scikit-image's wheel (portrait, food, animal,
+#: object, astronomy, medical fundus, microscopy, street scene) and 4 grey ones with natural
+#: texture and edges (camera, coins, brick, grass); synthetic images (chessboard, logo, text,
+#: colour wheel) are left out: they reward an upscaler for sharp edges no photo has
+CPU = Protocol("cpu", _photos("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
+                              "retina", "immunohistochemistry", "motorcycle", "camera", "coins",
+                              "brick", "grass"), crop=96, generations=8)
+#: the published experiment's chain (200 generations, PNG and JPEG 90 handoffs, x4 from
+#: ~2000 px); the offline photos are 300-1411 px, so they run at native size (max_side 2000)
+#: until a 2K photo set can be named; for a GPU
+SEED = Protocol("seed", _photos("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
+                                "retina", "immunohistochemistry", "motorcycle"),
+                crop=None, max_side=2000, generations=200, codecs=("png", "jpeg:90"))
+PRESETS = {p.name: p for p in (QUICK, CPU, SEED)}
+
+
+def pin_photos(p: Protocol) -> Protocol:
+    """Fill in (or check) every photo's SHA-256 from its file; a changed photo is refused."""
+    out = []
+    for ph in p.photos:
+        now = photo(ph.source)
+        if ph.sha256 and ph.sha256 != now.sha256:
+            raise ConfigError(f"photo {ph.source}", f"its SHA-256 is {now.sha256[:12]}..., the "
+                              f"protocol pins {ph.sha256[:12]}...",
+                              "use the protocol's own file (another scikit-image version?)")
+        out.append(now)
+    names = [x.name for x in out]
+    if dup := sorted({n for n in names if names.count(n) > 1}):
+        raise ConfigError("photos", f"two photos named {dup[0]!r}", "rename one file")
+    return replace(p, photos=tuple(out))
+
+
+# ---- strict reading -------------------------------------------------------------------------
+
+_TYPES: dict[str, Any] = {
+    "name": str, "crop": (int, type(None)), "generations": int, "max_side": (int, type(None)),
+    "downscaler": str, "replicas": int, "perturbation": str, "collapse_drop_db": (float, int),
+    "x1_scale": int, "seed": int, "backend": str, "photo_set": (str, type(None)),
+    "version": int,
+}
+_LISTS = {"codecs": str, "baselines": str, "metrics": str}
+_DERIVED = {"format", "hash", "about"}  # written for readers, checked or ignored on reading
+
+
+def _fail(where: str, problem: str) -> ConfigError:
+    return ConfigError(where, problem, "start from a protocol.json written by `roundtrip "
+                       "leaderboard run`")
+
+
+def _typed(where: str, key: str, value: Any, kind: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise _fail(f"{where}: {key}", f"must be {names.replace('NoneType', 'null')}, "
+                    f"got {json.dumps(value)[:40]}")
+    return value
+
+
+def _records(where: str, key: str, value: Any, shape: dict[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise _fail(f"{where}: {key}", f"must be a list of objects, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != set(shape):
+            raise _fail(f"{where}: {key}[{i}]", f"must be an object with exactly the keys "
+                        f"{', '.join(shape)}")
+        for k, kind in shape.items():
+            _typed(where, f"{key}[{i}].{k}", item[k], kind)
+    return value
+
+
+def protocol_from_json(raw: Any, where: str) -> Protocol:
+    """A Protocol from parsed JSON, refusing unknown keys and wrong types with one line."""
+    if not isinstance(raw, dict):
+        raise _fail(where, "not a JSON object")
+    if raw.get("version") != VERSION:
+        raise ConfigError(where, f"protocol version {raw.get('version')!r}, this roundtrip-ml "
+                          f"reads version {VERSION}", "rerun the board with `roundtrip "
+                          "leaderboard run` (version 1 boards were ranked unpaired)")
+    known = {f.name for f in fields(Protocol)} | _DERIVED
+    if unknown := sorted(set(raw) - known):
+        raise _fail(where, f"unknown key {unknown[0]!r}")
+    if missing := sorted({"name", "photos", "crop", "generations"} - set(raw)):
+        raise _fail(where, f"missing key {missing[0]!r}")
+    kw: dict[str, Any] = {k: _typed(where, k, raw[k], t) for k, t in _TYPES.items() if k in raw}
+    for k, t in _LISTS.items():
+        if k in raw:
+            v = raw[k]
+            if not isinstance(v, list) or not v:
+                raise _fail(f"{where}: {k}", "must be a non-empty list of strings")
+            kw[k] = tuple(_typed(where, f"{k}[{i}]", x, t) for i, x in enumerate(v))
+    kw["photos"] = tuple(Photo(**d) for d in _records(where, "photos", raw["photos"],
+                                                      {"source": str, "sha256": str}))
+    kw["models"] = tuple(ModelRef(**d) for d in _records(
+        where, "models", raw.get("models", []),
+        {"name": str, "spec": str, "scale": int, "sha256": str}))
+    p = Protocol(**kw)
+    check(p, where)
+    if "hash" in raw and raw["hash"] != p.hash():
+        raise _fail(f"{where}: hash", "does not match the fields (edited by hand?)")
+    return p
+
+
+def check(p: Protocol, where: str = "protocol") -> None:
+    """Value checks that need no file: sizes, counts, names."""
+    if not p.photos:
+        raise _fail(f"{where}: photos", "is empty")
+    if p.crop is not None and (p.crop < 12 or p.crop % 12):
+        raise ConfigError(f"{where}: crop", f"{p.crop} is not a multiple of 12 (>= 12)",
+                          "use 24, 48, 96, ... so x2, x3 and x4 roundtrips keep whole pixels")
+    if p.generations < 1 or p.replicas < 0 or p.x1_scale < 2:
+        raise _fail(where, "generations >= 1, replicas >= 0 and x1_scale >= 2 are required")
+    if p.backend not in BACKENDS:
+        raise ConfigError(f"{where}: backend", f"{p.backend!r} is not one of "
+                          f"{', '.join(BACKENDS)}", "use torch")
+    if "psnr" not in p.metrics or set(p.metrics) - set(METRICS):
+        raise ConfigError(f"{where}: metrics", f"must include psnr and be among "
+                          f"{', '.join(METRICS)}", "the criteria are defined on these")
+    if not p.baselines:
+        raise _fail(f"{where}: baselines", "is empty (the first one is the reference)")
+    names = [m.name for m in p.models]
+    if dup := sorted({n for n in names if names.count(n) > 1}):
+        raise _fail(f"{where}: models", f"{dup[0]!r} is listed twice")
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """A protocol file (a board's protocol.json), or a preset name: quick, cpu, seed."""
+    if str(path) in PRESETS:
+        return PRESETS[str(path)]
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "protocol.json"
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(str(p), f"cannot read the protocol ({e.strerror or e})",
+                          "give a board's protocol.json or one of: quick, cpu, seed") from None
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(str(p), f"is not valid JSON ({e})", "restore it from the board's "
+                          "copy or rerun the board") from None
+    return protocol_from_json(raw, str(p))

@@ -1,0 +1,139 @@
+"""What a person reads: the display table, the notes that qualify it, the figures.
+
+Every interval is shown with its n beside it, none under 3 photos, and a quick board says it
+is a smoke test; the figure functions live in report/leaderboard.py and take tables only.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ...analysis.paired import MIN_N
+from .layout import FILES, Leaderboard
+from .protocol import Protocol
+from .table import ALPHA, CRITERIA, curves, rank
+
+_SHORT = {"psnr": "PSNR", "ssim": "SSIM", "ssimulacra2": "SSIMULACRA2", "colour": "dE00",
+          "divergence": "replica PSNR", "collapse": "collapse gen"}
+_DIGITS = {"psnr": 2, "ssim": 4, "ssimulacra2": 1, "colour": 2, "divergence": 2, "collapse": 1}
+
+
+def _num(v: Any, digits: int, sign: bool = True) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)) or pd.isna(v):
+        return "-"
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+def display_table(table: pd.DataFrame, p: Protocol) -> pd.DataFrame:
+    """One row per model: rank, group letters, the paired difference to the reference with its
+    interval (or why there is none), wins/ties/losses, dz, the other criteria's differences."""
+    rows = []
+    with_ci = " [95% CI]" if table["ci_low"].notna().any() else ""
+    for _, r in table.iterrows():
+        crit = str(r["criterion"])
+        dg = _DIGITS[crit]
+        is_ref = r["upscaler"] == p.reference
+        if is_ref:
+            diff = "reference"
+        elif math.isfinite(r["ci_low"]):
+            diff = (f"{_num(r['paired_diff'], dg)} [{_num(r['ci_low'], dg)}, "
+                    f"{_num(r['ci_high'], dg)}]")
+        else:
+            diff = f"{_num(r['paired_diff'], dg)} (no CI: n = {r['n']})"
+        d: dict[str, Any] = {
+            "scale": f"x{r['scale']}", "codec": r["codec"], "rank": r["rank"],
+            "group": r["group"] or "-", "upscaler": r["upscaler"], "n": r["n"],
+            f"{_SHORT[crit]}": _num(r["model_mean"], dg, sign=False),
+            f"Δ{_SHORT[crit]} vs {p.reference}{with_ci}": diff,
+            "W/T/L": "-" if is_ref else f"{r['wins']}/{r['ties']}/{r['losses']}",
+            "dz": _num(r["dz"], 2)}
+        for k in CRITERIA:
+            if k != crit and f"{k}_diff" in r and k != "collapse":
+                d[f"Δ{_SHORT[k]}"] = "0" if is_ref else _num(r[f"{k}_diff"], _DIGITS[k])
+        if "collapse_km_median" in r:
+            med = r["collapse_km_median"]
+            d["collapse median (censored)"] = (
+                f"{med:.0f} ({r['collapse_censored']}/{r['n']})" if math.isfinite(med)
+                else f"not reached ({r['collapse_censored']}/{r['n']})")
+        rows.append(d)
+    return pd.DataFrame(rows)
+
+
+def notes(table: pd.DataFrame, p: Protocol) -> list[str]:
+    """The sentences that must travel with the table."""
+    out = []
+    n = int(table["n"].min()) if len(table) else 0
+    if p.name == "quick":
+        out.append("SMOKE TEST (--quick): it checks that the board runs; it ranks nothing.")
+    if n < MIN_N:
+        out.append(f"n = {n} photos: no confidence intervals, p-values or groups (they need "
+                   f"at least {MIN_N} photos); the differences shown are single numbers.")
+    else:
+        c = CRITERIA[str(table["criterion"].iloc[0])]
+        out.append(f"Ranked by the mean paired difference of {c.label} to {p.reference} "
+                   f"(model - {p.reference} per photo, n = {n}); 95% "
+                   f"{'Student-t' if table['ci_method'].iloc[0] == 't' else 'bootstrap'} CI. "
+                   f"Models sharing a letter are not told apart by paired t-tests "
+                   f"(Holm-corrected, family-wise alpha {ALPHA} per scale and codec).")
+    return out
+
+
+def markdown(shown: pd.DataFrame, lb: Leaderboard) -> str:
+    from ...report.tables import to_markdown
+
+    p = lb.protocol
+    head = (f"# Collapse leaderboard: protocol {p.name!r} (v{p.version}, hash {p.hash()[:12]})\n\n"
+            f"{len(p.photos)} photos, {p.crop or 'native'} px, {p.generations} generations, "
+            f"{', '.join(p.codecs)}; {len(p.models)} models plus {', '.join(p.baselines)}.\n\n"
+            + "\n>\n".join(f"> {s}" for s in lb.notes) + "\n\n")
+    parts = [head]
+    for (scale, codec), g in shown.groupby(["scale", "codec"], sort=False):
+        parts.append(f"## {scale}, {codec}\n\n{to_markdown(g.drop(columns=['scale', 'codec']))}\n")
+    return "\n".join(parts)
+
+
+def write_figures(lb: Leaderboard) -> dict[str, Path]:
+    """Forest plot, trade-off scatter and paired-difference curves (report/leaderboard.py),
+    as PNG beside the tables (a PDF doubles the time: `roundtrip_ml.report.save_figure`)."""
+    from ...report.leaderboard import curves_figure, forest_figure, tradeoff_figure
+    from ...report.plots import save_figure
+
+    p, out = lb.protocol, lb.output
+    c = CRITERIA[str(lb.table["criterion"].iloc[0])]
+    title = (f"{p.name} protocol: {len(p.photos)} photos, {p.crop or 'native'} px, "
+             f"{p.generations} generations")
+    unit = f" ({c.unit})" if c.unit else ""
+    figs = {"forest": forest_figure(lb.table, reference=p.reference, title=title,
+                                    xlabel=f"{_SHORT[c.name]}: model - {p.reference}{unit}")}
+    cv = curves(lb.per_photo, p)
+    figs["curves"] = curves_figure(cv, reference=p.reference, title=title)
+    g1 = cv[cv["generation"] == 1].rename(columns={"paired_diff": "g1_diff"})
+    psnr = lb.table if c.name == "psnr" else rank(lb.per_photo, p, "psnr")
+    both = psnr.merge(g1[["upscaler", "scale", "codec", "g1_diff"]],
+                      on=["upscaler", "scale", "codec"])
+    figs["tradeoff"] = tradeoff_figure(both, reference=p.reference, generations=p.generations,
+                                       title=title)
+    return {k: save_figure(f, out, k, formats=("png",))[0] for k, f in figs.items()}
+
+
+# ---- writing the tables and figures ----------------------------------------------------------
+
+def write_tables(out: Path, p: Protocol, per_photo: pd.DataFrame, *, rank_by: str = "psnr",
+                 ci: str = "t", figures: bool = True) -> Leaderboard:
+    """leaderboard.csv/.md and the figures, from the per-photo table alone."""
+    from ...core.files import atomic_write_bytes
+
+    table = rank(per_photo, p, rank_by, ci)
+    atomic_write_bytes(out / FILES["table"], table.to_csv(index=False).encode())
+    lb = Leaderboard(table, p, out, per_photo, {k: out / v for k, v in FILES.items()},
+                     notes(table, p))
+    shown = display_table(table, p)
+    atomic_write_bytes(out / FILES["markdown"], markdown(shown, lb).encode())
+    table.attrs["display"] = shown
+    if figures and len(table):
+        lb.files.update(write_figures(lb))
+    return lb
