@@ -31,8 +31,8 @@ _EXPORTS: dict[str, str] = {
     "RunView": "api",
     "summarize": "api",
     "run_sweep": "api",
-    "list_upscalers": "api",
-    "list_metrics": "api",
+    "list_upscalers": "upscalers",
+    "list_metrics": "metrics",
     # building blocks
     "create_upscaler": "upscalers",
     "InferenceOptions": "core.specs",
@@ -85,8 +85,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .api import (
         RunView,
         Trajectory,
-        list_metrics,
-        list_upscalers,
         load_run,
         roundtrip,
         run,
@@ -105,8 +103,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from .core.specs import InferenceOptions
     from .figures import Comparison, compare, contact_sheet, plot_drift
+    from .metrics import list_metrics
     from .metrics.functional import gmsd, haarpsi, ms_ssim, psnr, psnr_y, ssim
     from .pipeline.config import ExperimentConfig, load_config
     from .progress import sweep_progress
     from .report import make_video, write_report, write_tables
-    from .upscalers import create_upscaler
+    from .upscalers import create_upscaler, list_upscalers

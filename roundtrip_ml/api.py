@@ -10,8 +10,6 @@ equal a `roundtrip run` of the same recipe.
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,17 +24,15 @@ from torch import Tensor
 from .analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds, summarize_run
 from .analysis.summary import summarize as summarize_chains
 from .core.determinism import deterministic
-from .core.errors import ImageError, RunStoreError
+from .core.errors import RunStoreError
 from .core.info import resolve_device
-from .imaging.images import ImageInfo, to_rgb_tensor, to_uint8
-from .imaging.kernels import KERNELS
-from .metrics import SPECS
-from .pipeline.chain import ChainLoop, ChainState, Flush, start_images
+from .imaging.images import memory_image
+from .pipeline.chain import ChainLoop, ChainState, MemorySink, start_images
 from .pipeline.config import ExperimentConfig, load_config, make_config
 from .pipeline.engine import RunResult
 from .pipeline.experiment import run_experiment
 from .pipeline.manifest import Manifest
-from .pipeline.measure import Measurer, MetricRows, table_rows
+from .pipeline.measure import Measurer, table_rows
 from .pipeline.plan import (
     Batch,
     Chain,
@@ -51,7 +47,7 @@ from .progress import EngineProgress, run_progress, skipped_metrics_note, sweep_
 from .report.data import Runs, load_runs
 from .sweep import SweepResult, SweepTracker, load_sweep, parse_sweep
 from .sweep import run_sweep as sweep_runner
-from .upscalers import create_upscaler, zoo
+from .upscalers import create_upscaler
 
 ImageLike = str | Path | Image.Image | np.ndarray | Tensor
 MEMORY_RUN_ID = "in-memory"
@@ -116,51 +112,8 @@ def _as_tensor(image: ImageLike, cfg: ExperimentConfig) -> Tensor:
     whichever way it is passed."""
     if isinstance(image, (str, Path)):
         return prepare_image(str(image), cfg)[0]
-    if isinstance(image, Image.Image):
-        keep = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info \
-            else "RGB"
-        image = np.asarray(image if image.mode == keep else image.convert(keep))
-    if isinstance(image, Tensor):
-        t = image.detach().float().cpu()
-        t = t[0] if t.ndim == 4 and t.shape[0] == 1 else t
-        if t.ndim != 3 or t.shape[0] not in (1, 2, 3, 4):
-            raise ImageError("tensor", f"shape {tuple(image.shape)} is not C x H x W or "
-                             "1 x C x H x W (C = 1 to 4)", "pass one image")
-        arr = t.permute(1, 2, 0).numpy()
-    else:
-        arr = np.asarray(image)
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
-            raise ImageError("array", f"shape {arr.shape} is not H x W x C (C = 1 to 4)",
-                             "pass gray, RGB or RGBA pixels")
-        scale = 255.0 if arr.dtype == np.uint8 else 65535.0 if arr.dtype == np.uint16 else 1.0
-        arr = arr.astype(np.float32) / np.float32(scale)
-    if arr.size == 0:
-        raise ImageError("tensor" if isinstance(image, Tensor) else "array",
-                         f"shape {tuple(image.shape)} holds no pixels",
-                         "pass an image at least 1 px on each side")
-    if not bool(np.isfinite(arr).all()) or arr.min() < 0 or arr.max() > 1:
-        raise ImageError("tensor" if isinstance(image, Tensor) else "array",
-                         "values outside [0, 1] or not finite", "scale it to [0, 1]")
-    sha = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
-    info = ImageInfo("image", sha, int(arr.shape[1]), int(arr.shape[0]), "array", 32)
-    x = to_rgb_tensor(arr, info, cfg.alpha, cfg.background)
+    x, info = memory_image(image, cfg.alpha, cfg.background)
     return preprocess(x, info, cfg)[0]
-
-
-class _MemorySink:
-    """rt.roundtrip's sink: frames and rows kept in memory (frames copied to the host)."""
-
-    def __init__(self) -> None:
-        self.frames: dict[int, Tensor] = {}
-        self.rows: list[MetricRows] = []
-        self.prints: list[tuple[int, Tensor]] = []
-
-    def frame(self, generation: int, x: Tensor) -> None:
-        self.frames[generation] = to_uint8(x)[0].cpu()
-
-    def flush(self, flush: Flush) -> None:
-        self.rows += flush.rows
-        self.prints += flush.fingerprints
 
 
 def roundtrip(
@@ -237,7 +190,7 @@ def roundtrip(
     report = run_progress(progress, str(dev)) or (lambda *a, **k: None)
     with deterministic(dev, cfg.deterministic), torch.no_grad():
         up = create_upscaler(upscaler, dev, cfg.inference())
-        sink = _MemorySink()
+        sink = MemorySink()
         original, x_start = (t.to(dev) for t in start_images(cfg, batch, {source: x0}))
         loop = ChainLoop(cfg, batch, up, Measurer(cfg, dev))
         report("run_start", total=cfg.generations)
@@ -426,39 +379,3 @@ def summarize(
 
 SUMMARY_SOURCES = ("a RunView (rt.run, rt.load_run), a run directory (str or Path), a "
                    "Trajectory (rt.roundtrip), or a list of these")
-
-
-def list_upscalers(pattern: str = "*") -> list[str]:
-    """Classical kernels and registry models whose name matches a glob.
-
-    Args:
-        pattern: A glob over the canonical names (aliases also work in configs).
-
-    Returns:
-        The matching names, sorted.
-
-    Examples:
-        >>> list_upscalers("lanczos*")
-        ['lanczos2', 'lanczos3']
-    """
-    names = [*KERNELS, *zoo.load_registry()]  # canonical names; aliases also work in configs
-    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
-
-
-def list_metrics() -> pd.DataFrame:
-    """Every metric name `run` accepts, with what it measures and its direction.
-
-    Returns:
-        One row per metric: name, description, higher_is_better, the keys it stores and
-        whether it needs downloaded weights.
-
-    Examples:
-        >>> "psnr" in set(list_metrics()["name"])
-        True
-    """
-    return pd.DataFrame(
-        [{"name": s.name, "description": s.description,
-          "higher_is_better": s.higher_is_better, "keys": ", ".join(s.keys),
-          "needs_download": s.backbone is not None}
-         for s in SPECS.values()]
-    )

@@ -11,6 +11,7 @@ Collapse statistics over a finished run live in ``roundtrip_ml.analysis``.
 
 from .base import KeyInfo, Metric
 from .full_reference import psnr
-from .registry import DEFAULT_METRICS, SPECS, key_info, resolve_metrics
+from .registry import DEFAULT_METRICS, SPECS, key_info, list_metrics, resolve_metrics
 
-__all__ = ["DEFAULT_METRICS", "SPECS", "KeyInfo", "Metric", "key_info", "psnr", "resolve_metrics"]
+__all__ = ["DEFAULT_METRICS", "SPECS", "KeyInfo", "Metric", "key_info", "list_metrics", "psnr",
+           "resolve_metrics"]

@@ -11,9 +11,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from ..core.errors import ConfigError
 from . import cvvdp, flip, perceptual, ssimulacra2, vmaf
@@ -274,3 +278,24 @@ def resolve_metrics(names: Sequence[str], device: torch.device) -> list[Metric]:
         min_size = max(entry.min_size, 1) + 2 * options.get("border", 0)
         metrics.append(Metric(spec, fn, keys, entry.higher_is_better, entry.references, min_size))
     return metrics
+
+
+def list_metrics() -> pd.DataFrame:
+    """Every metric name `run` accepts, with what it measures and its direction.
+
+    Returns:
+        One row per metric: name, description, higher_is_better, the keys it stores and
+        whether it needs downloaded weights.
+
+    Examples:
+        >>> "psnr" in set(list_metrics()["name"])
+        True
+    """
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{"name": s.name, "description": s.description,
+          "higher_is_better": s.higher_is_better, "keys": ", ".join(s.keys),
+          "needs_download": s.backbone is not None}
+         for s in SPECS.values()]
+    )

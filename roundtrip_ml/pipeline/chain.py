@@ -17,6 +17,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from ..imaging.images import to_uint8
 from ..imaging.perturb import replica_generator
 from ..imaging.schedule import chain_seed
 from ..upscalers import Upscaler
@@ -133,3 +134,19 @@ class ChainLoop:
         """All remaining generations of the batch, in order."""
         for _ in self.steps(original, start, sink):
             pass
+
+
+class MemorySink:
+    """rt.roundtrip's sink: frames and rows kept in memory (frames copied to the host)."""
+
+    def __init__(self) -> None:
+        self.frames: dict[int, Tensor] = {}
+        self.rows: list[MetricRows] = []
+        self.prints: list[tuple[int, Tensor]] = []
+
+    def frame(self, generation: int, x: Tensor) -> None:
+        self.frames[generation] = to_uint8(x)[0].cpu()
+
+    def flush(self, flush: Flush) -> None:
+        self.rows += flush.rows
+        self.prints += flush.fingerprints

@@ -23,6 +23,7 @@ __all__ = [
     "create_upscaler",
     "fit_to",
     "is_classical",
+    "list_upscalers",
 ]
 
 
@@ -60,3 +61,25 @@ def create_upscaler(
     from .loading import load_upscaler  # spandrel loads with the first model
 
     return load_upscaler(spec, device=device, options=options)
+
+
+def list_upscalers(pattern: str = "*") -> list[str]:
+    """Classical kernels and registry models whose name matches a glob.
+
+    Args:
+        pattern: A glob over the canonical names (aliases also work in configs).
+
+    Returns:
+        The matching names, sorted.
+
+    Examples:
+        >>> list_upscalers("lanczos*")
+        ['lanczos2', 'lanczos3']
+    """
+    import fnmatch
+
+    from ..imaging.kernels import KERNELS
+    from . import zoo
+
+    names = [*KERNELS, *zoo.load_registry()]  # canonical names; aliases also work in configs
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
