@@ -96,9 +96,19 @@ class Trajectory:
     def to_runs(self) -> Runs:
         """The trajectory as the report functions' input (figures and tables work on it)."""
         h, w = self.frames[0].shape[-2:]
-        chains = pd.DataFrame([{**self.chain.__dict__, "batch_id": "b0000", "height": int(h),
-                                "width": int(w), "run_id": MEMORY_RUN_ID, "run": "memory",
-                                "run_dir": ""}])
+        chains = pd.DataFrame(
+            [
+                {
+                    **self.chain.__dict__,
+                    "batch_id": "b0000",
+                    "height": int(h),
+                    "width": int(w),
+                    "run_id": MEMORY_RUN_ID,
+                    "run": "memory",
+                    "run_dir": "",
+                }
+            ]
+        )
         metrics = self.metrics.assign(run="memory")
         fps = self.fingerprints.assign(run_id=MEMORY_RUN_ID)
         manifest = {"run_id": MEMORY_RUN_ID, "status": "complete"}
@@ -170,11 +180,20 @@ def roundtrip(
     """
     source = str(image) if isinstance(image, (str, Path)) else "memory:image"
     cfg = make_config(
-        {"images": [source], "upscalers": [upscaler], "downscalers": [downscaler],
-         "scales": [scale], "codecs": [codec], "generations": generations,
-         "metrics": None if metrics is None else list(metrics), "device": device,
-         "frame_stride": frame_stride, "stabilizers": [stabilizer], "starts": [start],
-         **config},
+        {
+            "images": [source],
+            "upscalers": [upscaler],
+            "downscalers": [downscaler],
+            "scales": [scale],
+            "codecs": [codec],
+            "generations": generations,
+            "metrics": None if metrics is None else list(metrics),
+            "device": device,
+            "frame_stride": frame_stride,
+            "stabilizers": [stabilizer],
+            "starts": [start],
+            **config,
+        },
         "roundtrip()",
     )
     upscaler, downscaler = cfg.upscalers[0], cfg.downscalers[0]  # canonical names
@@ -182,8 +201,20 @@ def roundtrip(
     stab = cfg.parsed_stabilizers()[stabilizer].spec
     paths = step_paths(cfg)
     cid = chain_id(name, upscaler, downscaler, scale, codec, stabilizer=stab, start=start, **paths)
-    chain = Chain(cid, source, name, upscaler, downscaler, float(scale), codec, 0, cid,
-                  stabilizer=stab, start=start, **paths)
+    chain = Chain(
+        cid,
+        source,
+        name,
+        upscaler,
+        downscaler,
+        float(scale),
+        codec,
+        0,
+        cid,
+        stabilizer=stab,
+        start=start,
+        **paths,
+    )
     x0 = _as_tensor(image, cfg)  # the photo; start_images makes the chain's start from it
     batch = Batch("b0000", [chain], (int(x0.shape[-2]), int(x0.shape[-1])))
     dev = resolve_device(cfg.device)
@@ -202,8 +233,12 @@ def roundtrip(
             t_gen = t_now
         report("run_end")
     table = pd.DataFrame(table_rows(MEMORY_RUN_ID, batch, sink.rows, {}))
-    fps = pd.DataFrame([{"chain_id": chain.chain_id, "generation": g, "fingerprint": int(v)}
-                        for g, v in ((g, t[0]) for g, t in sink.prints)])
+    fps = pd.DataFrame(
+        [
+            {"chain_id": chain.chain_id, "generation": g, "fingerprint": int(v)}
+            for g, v in ((g, t[0]) for g, t in sink.prints)
+        ]
+    )
     frames = sink.frames
     return Trajectory(cfg, chain, frames, table, fps, up.describe())
 
@@ -248,8 +283,9 @@ def run(
         cfg = make_config({**config, **overrides}, "run()")
     else:
         cfg = make_config({**config.to_json(), **overrides}, "run()") if overrides else config
-    result: RunResult = run_experiment(cfg, resume=resume, overwrite=overwrite,
-                                       progress=run_progress(progress, cfg.device))
+    result: RunResult = run_experiment(
+        cfg, resume=resume, overwrite=overwrite, progress=run_progress(progress, cfg.device)
+    )
     note = skipped_metrics_note(result.run_dir) if progress else None
     if note:
         print(note)
@@ -281,8 +317,9 @@ def run_sweep(
         it), ``result.merged`` the merged tables.
     """
     cfg = parse_sweep(config, "sweep()") if isinstance(config, dict) else load_sweep(config)
-    return sweep_runner(cfg, executor=executor, address=address, retries=retries,
-                        progress=sweep_progress(progress))
+    return sweep_runner(
+        cfg, executor=executor, address=address, retries=retries, progress=sweep_progress(progress)
+    )
 
 
 @dataclass
@@ -342,8 +379,9 @@ def load_run(path: str | Path) -> RunView:
     """
     store = RunStore(Path(path).expanduser())
     if not store.exists():
-        raise RunStoreError(str(store.root), "holds no run (no manifest.json)",
-                            "pass the --output of a run")
+        raise RunStoreError(
+            str(store.root), "holds no run (no manifest.json)", "pass the --output of a run"
+        )
     cfg = make_config(store.read_config(), str(store.root / CONFIG_FILE))
     return RunView(store.root, cfg, Manifest.read(store.root / MANIFEST_FILE), store)
 
@@ -368,8 +406,10 @@ def summarize(
     if isinstance(run, list | tuple):
         if not run:
             raise TypeError(f"summarize got an empty list; it takes {SUMMARY_SOURCES}")
-        return pd.concat([summarize(r, thresholds).assign(source=i) for i, r in enumerate(run)],
-                         ignore_index=True)
+        return pd.concat(
+            [summarize(r, thresholds).assign(source=i) for i, r in enumerate(run)],
+            ignore_index=True,
+        )
     if isinstance(run, Trajectory):
         return summarize_chains(run.metrics, run.fingerprints, parse_thresholds(thresholds))
     if isinstance(run, RunView | str | Path):
@@ -377,5 +417,7 @@ def summarize(
     raise TypeError(f"summarize takes {SUMMARY_SOURCES}; got {type(run).__name__}")
 
 
-SUMMARY_SOURCES = ("a RunView (rt.run, rt.load_run), a run directory (str or Path), a "
-                   "Trajectory (rt.roundtrip), or a list of these")
+SUMMARY_SOURCES = (
+    "a RunView (rt.run, rt.load_run), a run directory (str or Path), a "
+    "Trajectory (rt.roundtrip), or a list of these"
+)

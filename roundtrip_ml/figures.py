@@ -24,8 +24,10 @@ from .report.data import Runs, load_runs, merge_runs
 
 Source = Trajectory | RunView | Runs | str | Path
 Sources = Source | Sequence[Source]
-ACCEPTED = ("a Trajectory (rt.roundtrip), a RunView (rt.run, rt.load_run), a run or sweep "
-            "directory (str or Path), or a list of these")
+ACCEPTED = (
+    "a Trajectory (rt.roundtrip), a RunView (rt.run, rt.load_run), a run or sweep "
+    "directory (str or Path), or a list of these"
+)
 
 
 def _show_figures_inline() -> None:
@@ -117,8 +119,9 @@ def plot_drift(source: Sources, *, path: str | Path | None = None, **options: An
     return report.drift_figure(_runs(source, "plot_drift"), path=path, **options)
 
 
-def contact_sheet(source: Sources, *, path: str | Path | None = None,
-                  **options: Any) -> Image.Image:
+def contact_sheet(
+    source: Sources, *, path: str | Path | None = None, **options: Any
+) -> Image.Image:
     """A contact sheet: rows = recipes, columns = generations.
 
     Every image of a multi-image run is shown: ``layout="grid"`` (the default) stacks one
@@ -145,8 +148,9 @@ def contact_sheet(source: Sources, *, path: str | Path | None = None,
     runs = _runs(source, "contact_sheet")
     if options.get("layout") == "pages" and not options.get("image"):
         names = sorted(runs.chains["image_name"].unique())
-        pages = [report.contact_sheet(runs, **{**options, "image": n, "layout": "grid"})
-                 for n in names]
+        pages = [
+            report.contact_sheet(runs, **{**options, "image": n, "layout": "grid"}) for n in names
+        ]
         images = [p.to_image() for p in pages]
         if path is not None:
             p = Path(path)
@@ -241,9 +245,20 @@ def compare(
     if bar is not None:
         bar("run_start", total=len(image_list) * len(up_list) * len(codec_list) * generations)
     try:
-        runs = [roundtrip(im, up, codec=c, generations=generations, metrics=metrics,
-                          progress=forward, **config)
-                for im in image_list for up in up_list for c in codec_list]
+        runs = [
+            roundtrip(
+                im,
+                up,
+                codec=c,
+                generations=generations,
+                metrics=metrics,
+                progress=forward,
+                **config,
+            )
+            for im in image_list
+            for up in up_list
+            for c in codec_list
+        ]
     finally:
         if bar is not None:
             bar("run_end")

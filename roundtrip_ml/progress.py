@@ -93,9 +93,14 @@ class RichDisplay:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.bar = RichBar(TextColumn("{task.description}"), BarColumn(bar_width=24),
-                           MofNCompleteColumn(), TimeElapsedColumn(),
-                           TextColumn("{task.fields[stats]}"), console=console)
+        self.bar = RichBar(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[stats]}"),
+            console=console,
+        )
         self.task: Any = None
 
     def start(self, total: int, description: str) -> None:
@@ -103,8 +108,11 @@ class RichDisplay:
         self.task = self.bar.add_task(description, total=total, stats="timing the first generation")
 
     def update(self, meter: Meter, description: str) -> None:
-        stats = ("timing the first generation" if meter.eta is None
-                 else f"{meter.rate:.3g} gen/s, ETA {format_seconds(meter.eta)}")
+        stats = (
+            "timing the first generation"
+            if meter.eta is None
+            else f"{meter.rate:.3g} gen/s, ETA {format_seconds(meter.eta)}"
+        )
         self.bar.update(self.task, completed=meter.done, description=description, stats=stats)
 
     def note(self, text: str) -> None:
@@ -123,8 +131,14 @@ class NotebookDisplay:
     def start(self, total: int, description: str) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc=description, unit=" gen", file=self.file,
-                        smoothing=0, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total,
+            desc=description,
+            unit=" gen",
+            file=self.file,
+            smoothing=0,
+            dynamic_ncols=True,
+        )
 
     def update(self, meter: Meter, description: str) -> None:
         if self.bar is not None:
@@ -163,16 +177,18 @@ class RunProgress:
             b = d["batch"]
             r = b.recipe
             n = len(b.chains)
-            self.desc = (f"{r.upscaler} {r.codec} x{r.scale:g}, {n} chain{'s' * (n != 1)} "
-                         f"{b.size[1]}x{b.size[0]}")
-            self.display.update(self.meter, f"{self.desc}, gen {d['start']}/"
-                                            f"{d['generations']}")
+            self.desc = (
+                f"{r.upscaler} {r.codec} x{r.scale:g}, {n} chain{'s' * (n != 1)} "
+                f"{b.size[1]}x{b.size[0]}"
+            )
+            self.display.update(self.meter, f"{self.desc}, gen {d['start']}/{d['generations']}")
             self.generations = d["generations"]
         elif event == "generation":
             b = d["batch"]
             self.meter.advance(len(b.chains))
-            self.display.update(self.meter, f"{self.desc}, gen {d['generation']}/"
-                                            f"{self.generations}")
+            self.display.update(
+                self.meter, f"{self.desc}, gen {d['generation']}/{self.generations}"
+            )
             if not self.warned:
                 self.warned = True
                 self._estimate(b, float(d["wall_s"]))
@@ -195,12 +211,16 @@ class RunProgress:
         if total < LONG_S:
             return
         h, w = batch.size
-        text = (f"estimated {format_seconds(total)} on the CPU ({first_s:.1f} s per "
-                f"generation of {len(batch.chains)} x {w}x{h} px)")
+        text = (
+            f"estimated {format_seconds(total)} on the CPU ({first_s:.1f} s per "
+            f"generation of {len(batch.chains)} x {w}x{h} px)"
+        )
         if min(h, w) > SMALL_CROP:
             small = total * SMALL_CROP**2 / (h * w)
-            text += (f"; center_crop={SMALL_CROP} would take about {format_seconds(small)} "
-                     "(or run on a GPU)")
+            text += (
+                f"; center_crop={SMALL_CROP} would take about {format_seconds(small)} "
+                "(or run on a GPU)"
+            )
         self.display.note(text)
 
 
@@ -225,10 +245,11 @@ def skipped_metrics_note(run_dir: str | Path) -> str | None:
     for m, sizes in sorted(by_metric.items()):
         shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
         need = SPECS[m].min_size if m in SPECS else "?"
-        parts.append(f"{m} left out: it needs images of at least {need} px and these are "
-                     f"{shown}")
-    return (f"note: {'; '.join(parts)}. The other metrics were measured; name "
-            f"{'it' if len(parts) == 1 else 'them'} in metrics to make this an error.")
+        parts.append(f"{m} left out: it needs images of at least {need} px and these are {shown}")
+    return (
+        f"note: {'; '.join(parts)}. The other metrics were measured; name "
+        f"{'it' if len(parts) == 1 else 'them'} in metrics to make this an error."
+    )
 
 
 class JsonProgress:
@@ -248,8 +269,9 @@ class JsonProgress:
         sys.stdout.flush()
 
 
-def make_progress(*, quiet: bool, json_lines: bool, console: Console,
-                  device: str = "cpu") -> EngineProgress | None:
+def make_progress(
+    *, quiet: bool, json_lines: bool, console: Console, device: str = "cpu"
+) -> EngineProgress | None:
     """The CLI's choice: JSON lines, nothing, or a rich bar on ``console``."""
     if json_lines:
         return JsonProgress()
@@ -282,12 +304,21 @@ class NotebookSweepProgress:
 
             if self.bar is not None:
                 self.bar.close()
-            self.bar = tqdm(total=snap["work_total"], desc="sweep", unit=" gen", file=self.file,
-                            smoothing=0, dynamic_ncols=True, initial=snap["work_done"])
+            self.bar = tqdm(
+                total=snap["work_total"],
+                desc="sweep",
+                unit=" gen",
+                file=self.file,
+                smoothing=0,
+                dynamic_ncols=True,
+                initial=snap["work_done"],
+            )
         if self.bar is None:
             return
-        self.bar.set_postfix_str(f"cells {snap['cells_done']}/{snap['cells_total']}, "
-                                 f"{snap['cells_failed']} failed", refresh=False)
+        self.bar.set_postfix_str(
+            f"cells {snap['cells_done']}/{snap['cells_total']}, {snap['cells_failed']} failed",
+            refresh=False,
+        )
         self.bar.update(snap["work_done"] - self.bar.n)
         if event == "unit_end" and d["status"] == "failed":
             print(f"unit {d['unit_id']} failed: {d['error']}", file=self.file or sys.stdout)
@@ -296,8 +327,12 @@ class NotebookSweepProgress:
             self.bar = None
 
 
-def sweep_progress(progress: bool | SweepTracker | None = True, *, json_lines: bool = False,
-                   console: Console | None = None) -> SweepTracker:
+def sweep_progress(
+    progress: bool | SweepTracker | None = True,
+    *,
+    json_lines: bool = False,
+    console: Console | None = None,
+) -> SweepTracker:
     """The progress display of a sweep or leaderboard (their ``progress=`` argument).
 
     Args:

@@ -25,8 +25,15 @@ import torch
 from roundtrip_ml.core.specs import InferenceOptions
 from roundtrip_ml.upscalers import create_upscaler
 
-MODELS = ("realesrgan-x4plus", "realesr-animevideov3", "realcugan-se-x2",
-          "waifu2x-cunet-x2", "realsr-df2k-x4", "span-x4-ch48", "srmd-x2")
+MODELS = (
+    "realesrgan-x4plus",
+    "realesr-animevideov3",
+    "realcugan-se-x2",
+    "waifu2x-cunet-x2",
+    "realsr-df2k-x4",
+    "span-x4-ch48",
+    "srmd-x2",
+)
 
 
 def median_s(fn: Callable[[], object], repeats: int) -> float:
@@ -40,9 +47,11 @@ def median_s(fn: Callable[[], object], repeats: int) -> float:
 
 
 def bench(model: str, x: torch.Tensor, repeats: int) -> dict[str, object]:
-    paths = {"torch eager": InferenceOptions(backend="torch"),
-             "torch channels_last": InferenceOptions(backend="torch", channels_last=True),
-             "ncnn runtime": InferenceOptions(backend="ncnn")}
+    paths = {
+        "torch eager": InferenceOptions(backend="torch"),
+        "torch channels_last": InferenceOptions(backend="torch", channels_last=True),
+        "ncnn runtime": InferenceOptions(backend="ncnn"),
+    }
     times, outs = {}, {}
     for name, opts in paths.items():
         up = create_upscaler(model, "cpu", opts)
@@ -71,17 +80,21 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, args.size, args.size, generator=g)
     load = os.getloadavg()
-    print(f"{args.size} px input, {args.threads} torch/ncnn threads, median of {args.repeats}; "
-          f"load average {load[0]:.1f} on {os.cpu_count()} cores at the start")
+    print(
+        f"{args.size} px input, {args.threads} torch/ncnn threads, median of {args.repeats}; "
+        f"load average {load[0]:.1f} on {os.cpu_count()} cores at the start"
+    )
     print(f"{'model':24} {'path':20} {'ms':>9} {'x ncnn':>7} {'max |diff|':>10}")
     rows = []
     for model in args.models.split(","):
         r = bench(model.strip(), x, args.repeats)
         rows.append(r)
         for path, ms in r["ms"].items():  # type: ignore[attr-defined]
-            print(f"{r['model']:24} {path:20} {ms:9.1f} "
-                  f"{r['ratio_to_ncnn'][path]:6.2f}x "  # type: ignore[index]
-                  f"{r['max_abs_diff_to_torch'][path]:10.1e}")  # type: ignore[index]
+            print(
+                f"{r['model']:24} {path:20} {ms:9.1f} "
+                f"{r['ratio_to_ncnn'][path]:6.2f}x "  # type: ignore[index]
+                f"{r['max_abs_diff_to_torch'][path]:10.1e}"
+            )  # type: ignore[index]
         print(f"{'':24} backend='auto' on a CPU picks: {r['auto_picks']}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     if args.json:

@@ -20,9 +20,20 @@ import torch
 from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.loading import load_upscaler
 
-ONE_PER_FAMILY = ("realcugan-se-x2", "realcugan-pro-x3", "realcugan-se-x4", "waifu2x-cunet-x2",
-                  "waifu2x-upconv-photo-x2", "realsr-df2k-x4", "span-x2-ch48", "span-x4-ch52",
-                  "srmd-x2", "srmdnf-x4", "realesr-animevideov3", "realesrgan-x4plus")
+ONE_PER_FAMILY = (
+    "realcugan-se-x2",
+    "realcugan-pro-x3",
+    "realcugan-se-x4",
+    "waifu2x-cunet-x2",
+    "waifu2x-upconv-photo-x2",
+    "realsr-df2k-x4",
+    "span-x2-ch48",
+    "span-x4-ch52",
+    "srmd-x2",
+    "srmdnf-x4",
+    "realesr-animevideov3",
+    "realesrgan-x4plus",
+)
 
 
 def main() -> None:
@@ -37,11 +48,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     a = skimage.data.astronaut()[100 : 100 + args.size, 150 : 150 + args.size]
     x = torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32) / 255)[None]
-    names = ([e.name for e, _ in zoo.offline_models()] if args.all else
-             [n for n in ONE_PER_FAMILY
-              if zoo.find_offline(zoo.get_entry(n), check_hash=False) is not None])
-    print(f"# {args.size} px input, {args.threads} thread(s), {args.device}, {args.precision}, "
-          f"median of {args.repeat}")
+    names = (
+        [e.name for e, _ in zoo.offline_models()]
+        if args.all
+        else [
+            n
+            for n in ONE_PER_FAMILY
+            if zoo.find_offline(zoo.get_entry(n), check_hash=False) is not None
+        ]
+    )
+    print(
+        f"# {args.size} px input, {args.threads} thread(s), {args.device}, {args.precision}, "
+        f"median of {args.repeat}"
+    )
     print(f"{'model':34s} {'family':11s} {'scale':>5s} {'ms':>9s}")
     for name in names:
         u = load_upscaler(name, device=args.device, precision=args.precision)
@@ -57,8 +76,10 @@ def main() -> None:
                 torch.cuda.synchronize()
             times.append((time.perf_counter() - t) * 1000)
         fam = zoo.get_entry(name).family or "realesrgan"
-        print(f"{name:34s} {fam:11s} {'x' + str(u.scale):>5s} {statistics.median(times):9.0f}",
-              flush=True)
+        print(
+            f"{name:34s} {fam:11s} {'x' + str(u.scale):>5s} {statistics.median(times):9.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,17 @@ def swinir_m(dev: torch.device, options: InferenceOptions) -> ModelUpscaler:
     from spandrel.architectures.SwinIR import SwinIR
 
     torch.manual_seed(0)
-    net = SwinIR(upscale=4, img_size=64, window_size=8, embed_dim=180, depths=[6] * 6,
-                 num_heads=[6] * 6, mlp_ratio=2, upsampler="nearest+conv", resi_connection="1conv")
+    net = SwinIR(
+        upscale=4,
+        img_size=64,
+        window_size=8,
+        embed_dim=180,
+        depths=[6] * 6,
+        num_heads=[6] * 6,
+        mlp_ratio=2,
+        upsampler="nearest+conv",
+        resi_connection="1conv",
+    )
     d = _descriptor(net.state_dict(), "swinir-m (random weights)")
     ws = WeightsSource(Path(tempfile.gettempdir()), "-", "random weights (speed only)")
     return ModelUpscaler(d, ws, name="swinir-m", device=dev, options=options)
@@ -119,8 +128,9 @@ def bench_models(dev: torch.device, tiny: bool, peak: float, rows: list[Row]) ->
     for name, sizes, precisions, modes, batches in plan:
         for prec in precisions:
             with deterministic(dev, enabled=prec != "tf32"):
-                up = model(name, dev, InferenceOptions(precision="fp32" if prec == "tf32"
-                                                       else prec))
+                up = model(
+                    name, dev, InferenceOptions(precision="fp32" if prec == "tf32" else prec)
+                )
                 for size in sizes:
                     x1 = torch.rand(1, 3, size, size, device=dev)
                     with FlopCounterMode(display=False) as fc:
@@ -131,8 +141,9 @@ def bench_models(dev: torch.device, tiny: bool, peak: float, rows: list[Row]) ->
                         up.compile = mode in ("compiled", "graphs")
                         up.to(dev)
                         if mode == "graphs":  # CUDA graphs: shapes never change in a chain
-                            up._compiled = torch.compile(up.descriptor.model,
-                                                         mode="reduce-overhead")
+                            up._compiled = torch.compile(
+                                up.descriptor.model, mode="reduce-overhead"
+                            )
                         for batch in batches:
                             x = x1.repeat(batch, 1, 1, 1)
                             try:
@@ -142,9 +153,16 @@ def bench_models(dev: torch.device, tiny: bool, peak: float, rows: list[Row]) ->
                                 break
                             gps = batch / s
                             tflops = flops * gps / 1e12
-                            _emit(rows, Row("model", f"{name} {size}px {prec} {mode} b{batch}",
-                                            gps, "gen/s/img", f"{tflops:.3f} TFLOPS = "
-                                            f"{tflops / peak:.1%} of ceiling"))
+                            _emit(
+                                rows,
+                                Row(
+                                    "model",
+                                    f"{name} {size}px {prec} {mode} b{batch}",
+                                    gps,
+                                    "gen/s/img",
+                                    f"{tflops:.3f} TFLOPS = {tflops / peak:.1%} of ceiling",
+                                ),
+                            )
                 del up
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
@@ -156,15 +174,28 @@ def _emit(rows: list[Row], r: Row) -> None:
     print(f"{r.section:8} {r.what:58} {r.value:12.3f} {r.unit:10} {r.note}", flush=True)
 
 
-def _engine_gen_s(dev: torch.device, up: str, side: int, batch: int, out: str,
-                  metrics: list[str] | None) -> float:
+def _engine_gen_s(
+    dev: torch.device, up: str, side: int, batch: int, out: str, metrics: list[str] | None
+) -> float:
     """Median seconds per generation of a real run (``metrics`` every generation, None: the 8
     defaults; fingerprints, checkpoints every 5), past its first 5 generations (warm-up)."""
     gens = 21
-    cfg = make_config({"metrics": metrics,
-        "images": ["skimage:astronaut"], "upscalers": [up], "generations": gens,
-        "frame_stride": gens, "checkpoint_stride": 5, "device": str(dev), "max_side": side,
-        "replicas": batch - 1, "perturbation": "noise:1", "max_batch": batch, "output": out})
+    cfg = make_config(
+        {
+            "metrics": metrics,
+            "images": ["skimage:astronaut"],
+            "upscalers": [up],
+            "generations": gens,
+            "frame_stride": gens,
+            "checkpoint_stride": 5,
+            "device": str(dev),
+            "max_side": side,
+            "replicas": batch - 1,
+            "perturbation": "noise:1",
+            "max_batch": batch,
+            "output": out,
+        }
+    )
     result = run_experiment(cfg)
     m = Manifest.read(result.run_dir / "manifest.json")
     per_gen = [t for e in m.batches.values() for t in e.wall_s_per_generation[5:20]]
@@ -176,23 +207,50 @@ def bench_loop(dev: torch.device, tiny: bool, rows: list[Row]) -> None:
     seed_side = 64 if tiny else 2000
     ml_batch = 2 if tiny else 4
     cases: list[tuple[str, int, int, list[str] | None]] = [
-        ("realesrgan-x4plus", seed_side, ml_batch, None), ("lanczos3", 128, 1, None),
-        ("lanczos3", 128, 1, ["psnr"]), ("lanczos3", seed_side, 4 if tiny else 16, None)]
+        ("realesrgan-x4plus", seed_side, ml_batch, None),
+        ("lanczos3", 128, 1, None),
+        ("lanczos3", 128, 1, ["psnr"]),
+        ("lanczos3", seed_side, 4 if tiny else 16, None),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         for i, (up, side, batch, metrics) in enumerate(cases):
             s = _engine_gen_s(dev, up, side, batch, f"{tmp}/{i}", metrics)
             which = "8 default metrics" if metrics is None else "+".join(metrics)
-            _emit(rows, Row("loop", f"{up} {side}px b{batch} engine {which}", batch / s,
-                            "gen/s/img", f"{which} + fingerprint + handoffs every generation"))
+            _emit(
+                rows,
+                Row(
+                    "loop",
+                    f"{up} {side}px b{batch} engine {which}",
+                    batch / s,
+                    "gen/s/img",
+                    f"{which} + fingerprint + handoffs every generation",
+                ),
+            )
             if up != "lanczos3":
                 u = create_upscaler(up, dev)  # the run's precision: auto
                 lo = torch.rand(batch, 3, side // 4, side // 4, device=dev)
                 with torch.no_grad():
                     bare = _time(lambda u=u, lo=lo: u.forward(lo), dev, 3)
-                _emit(rows, Row("loop", f"{up} {side}px b{batch} bare forward", batch / bare,
-                                "gen/s/img", f"precision {u.describe()['precision']}"))
-                _emit(rows, Row("loop", f"{up} {side}px b{batch} overhead",
-                                100 * (s - bare) / bare, "%", "engine vs bare forward"))
+                _emit(
+                    rows,
+                    Row(
+                        "loop",
+                        f"{up} {side}px b{batch} bare forward",
+                        batch / bare,
+                        "gen/s/img",
+                        f"precision {u.describe()['precision']}",
+                    ),
+                )
+                _emit(
+                    rows,
+                    Row(
+                        "loop",
+                        f"{up} {side}px b{batch} overhead",
+                        100 * (s - bare) / bare,
+                        "%",
+                        "engine vs bare forward",
+                    ),
+                )
 
 
 def _best(rows: list[Row], *words: str) -> Row | None:
@@ -206,18 +264,38 @@ def targets(rows: list[Row], peak: float, tiny: bool) -> None:
     lines: list[tuple[str, float | None, str, float, bool]] = []  # what, got, op, target, higher
     best = _best(rows, "realesrgan-x4plus", seed, "bf16")
     fp32 = _best(rows, "realesrgan-x4plus", seed, "fp32")
-    lines.append(("x4plus seed size bf16, best batch (gen/s/img)", best.value if best else None,
-                  ">=", 30.0, True))
+    lines.append(
+        (
+            "x4plus seed size bf16, best batch (gen/s/img)",
+            best.value if best else None,
+            ">=",
+            30.0,
+            True,
+        )
+    )
     frac = float(best.note.split("= ")[1].split("%")[0]) if best else None
     lines.append(("  its share of the bf16 matmul ceiling (%)", frac, ">=", 30.0, True))
-    lines.append(("x4plus seed size fp32, best batch (gen/s/img, beside it)",
-                  fp32.value if fp32 else None, "", math.nan, True))
+    lines.append(
+        (
+            "x4plus seed size fp32, best batch (gen/s/img, beside it)",
+            fp32.value if fp32 else None,
+            "",
+            math.nan,
+            True,
+        )
+    )
     over = next((r for r in rows if r.what.endswith("overhead")), None)
-    lines.append(("whole loop vs bare model, default metrics (%)", over.value if over else None,
-                  "<=", 5.0, False))
+    lines.append(
+        (
+            "whole loop vs bare model, default metrics (%)",
+            over.value if over else None,
+            "<=",
+            5.0,
+            False,
+        )
+    )
     lz = next((r for r in rows if r.what == "lanczos3 128px b1 engine psnr"), None)
-    lines.append(("Lanczos-3 128 px batch 1 (gen/s)", lz.value if lz else None, ">=", 500.0,
-                  True))
+    lines.append(("Lanczos-3 128 px batch 1 (gen/s)", lz.value if lz else None, ">=", 500.0, True))
     print("# targets (issue 23, H100/H200 class; a CPU or --tiny run misses them by design)")
     for what, got, op, target, higher in lines:
         if got is None:
@@ -230,16 +308,23 @@ def targets(rows: list[Row], peak: float, tiny: bool) -> None:
         goal = "" if math.isnan(target) else f"{op} {target:g}"
         print(f"target   {what:58} {shown:>12} {goal:10} {verdict}", flush=True)
         rows.append(Row("target", what, math.nan if got is None else got, goal, verdict))
-    print(f"target   {'full-size published study (s)':58} {'see steps':>12} {'<= 300':10} "
-          "(timed by the GPU script)", flush=True)
+    print(
+        f"target   {'full-size published study (s)':58} {'see steps':>12} {'<= 300':10} "
+        "(timed by the GPU script)",
+        flush=True,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tiny", action="store_true", help="CPU-sized shapes (seconds)")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)),
-                    help="torch intra-op threads (default: OMP_NUM_THREADS, else 2)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("OMP_NUM_THREADS", 2)),
+        help="torch intra-op threads (default: OMP_NUM_THREADS, else 2)",
+    )
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -252,14 +337,20 @@ def main() -> None:
     _emit(rows, Row("ceiling", f"dense {dtype} matmul", peak, "TFLOPS"))
     bench_models(dev, args.tiny, peak, rows)
     bench_loop(dev, args.tiny, rows)
-    mem = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
-           else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    mem = (
+        torch.cuda.max_memory_allocated(dev) / 2**20
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     _emit(rows, Row("memory", "peak " + ("GPU" if dev.type == "cuda" else "RSS"), mem, "MiB"))
     targets(rows, peak, args.tiny or dev.type == "cpu")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump([{**r.__dict__, "value": None if math.isnan(r.value) else r.value}
-                       for r in rows], f, indent=1)
+            json.dump(
+                [{**r.__dict__, "value": None if math.isnan(r.value) else r.value} for r in rows],
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ def photos(n: int, size: int) -> list[np.ndarray]:
         a = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
         im = Image.fromarray(a).convert("RGB")
         scale = size / min(im.size)
-        im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))),
-                       Image.Resampling.LANCZOS)
+        im = im.resize(
+            (max(size, round(im.width * scale)), max(size, round(im.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
         left, top = (im.width - size) // 2, (im.height - size) // 2
         out.append(np.asarray(im.crop((left, top, left + size, top + size))))
     return out
@@ -56,8 +58,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_floor(upscaler_spec: str, batch: torch.Tensor, scale: float, device: torch.device,
-                reps: int) -> float:
+def bench_floor(
+    upscaler_spec: str, batch: torch.Tensor, scale: float, device: torch.device, reps: int
+) -> float:
     """Seconds per generation for the upscaler forward alone on the whole batch."""
     up = create_upscaler(upscaler_spec, device)
     size = (batch.shape[-2], batch.shape[-1])
@@ -72,8 +75,14 @@ def bench_floor(upscaler_spec: str, batch: torch.Tensor, scale: float, device: t
     return (time.perf_counter() - t0) / reps
 
 
-def bench_naive(arrays: list[np.ndarray], upscaler_spec: str, scale: float, codec: str,
-                generations: int, device: torch.device) -> float:
+def bench_naive(
+    arrays: list[np.ndarray],
+    upscaler_spec: str,
+    scale: float,
+    codec: str,
+    generations: int,
+    device: torch.device,
+) -> float:
     """Seconds per generation (all images) for the file-based, one-image-at-a-time loop."""
     fmt, params = ("PNG", {}) if codec == "png" else ("JPEG", {"quality": int(codec.split(":")[1])})
     up = None if is_classical(upscaler_spec) else create_upscaler(upscaler_spec, device)
@@ -107,13 +116,22 @@ def bench_engine(arrays: list[np.ndarray], args: argparse.Namespace) -> tuple[fl
             f = Path(tmp) / f"img{i}.png"
             Image.fromarray(a).save(f)
             files.append(str(f))
-        cfg = make_config({
-            "images": files, "upscalers": [args.upscaler], "codecs": [args.codec],
-            "scales": [args.scale], "generations": args.generations, "frame_stride": 10,
-            "checkpoint_stride": 10, "metrics": args.metrics.split(",") if args.metrics else [],
-            "lowres_consistency": bool(args.metrics), "device": args.device,
-            "output": str(Path(tmp) / "run"), "max_batch": len(files),
-        })
+        cfg = make_config(
+            {
+                "images": files,
+                "upscalers": [args.upscaler],
+                "codecs": [args.codec],
+                "scales": [args.scale],
+                "generations": args.generations,
+                "frame_stride": 10,
+                "checkpoint_stride": 10,
+                "metrics": args.metrics.split(",") if args.metrics else [],
+                "lowres_consistency": bool(args.metrics),
+                "device": args.device,
+                "output": str(Path(tmp) / "run"),
+                "max_batch": len(files),
+            }
+        )
         t0 = time.perf_counter()
         res = run_experiment(cfg)
         wall = time.perf_counter() - t0
@@ -146,21 +164,26 @@ def main() -> None:
     engine, wall = bench_engine(arrays, args)
     reps = max(3, args.generations // 2)
     floor = bench_floor(args.upscaler, batch, args.scale, device, reps=reps)
-    naive = bench_naive(arrays, args.upscaler, args.scale, args.codec,
-                        max(2, args.generations // 2), device)
+    naive = bench_naive(
+        arrays, args.upscaler, args.scale, args.codec, max(2, args.generations // 2), device
+    )
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gpu_peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
 
     n = args.images
-    print(f"device={device} threads={torch.get_num_threads()} upscaler={args.upscaler} "
-          f"codec={args.codec} images={n}x{args.size}px scale=x{args.scale:g} "
-          f"metrics={args.metrics or 'none'}")
+    print(
+        f"device={device} threads={torch.get_num_threads()} upscaler={args.upscaler} "
+        f"codec={args.codec} images={n}x{args.size}px scale=x{args.scale:g} "
+        f"metrics={args.metrics or 'none'}"
+    )
     print(f"engine : {engine * 1e3:9.1f} ms/generation  {n / engine:8.1f} image-generations/s")
     print(f"floor  : {floor * 1e3:9.1f} ms/generation  (upscaler forward alone, batch of {n})")
     print(f"naive  : {naive * 1e3:9.1f} ms/generation  (Pillow + files, one image at a time)")
     print(f"engine/floor = {engine / floor:.2f}   naive/engine = {naive / engine:.2f}")
-    print(f"engine run wall time {wall:.1f} s for {args.generations} generations; "
-          f"peak RSS {peak_rss:.0f} MiB; peak GPU {gpu_peak:.0f} MiB")
+    print(
+        f"engine run wall time {wall:.1f} s for {args.generations} generations; "
+        f"peak RSS {peak_rss:.0f} MiB; peak GPU {gpu_peak:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

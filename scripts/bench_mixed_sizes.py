@@ -54,8 +54,9 @@ def photos(n: int, max_side: int) -> list[Tensor]:
         im = Image.fromarray(getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()).convert("RGB")
         side = max_side - 4 * (i // len(PHOTOS))  # a repeated photo gets another size
         f = side / max(im.size)
-        im = im.resize((max(8, round(im.width * f)), max(8, round(im.height * f))),
-                       Image.Resampling.LANCZOS)
+        im = im.resize(
+            (max(8, round(im.width * f)), max(8, round(im.height * f))), Image.Resampling.LANCZOS
+        )
         out.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 255)
     return out
 
@@ -89,8 +90,12 @@ def run_buckets(up: Upscaler, buckets: dict[tuple[int, int], Tensor]) -> dict[An
     return {k: generation_step(x, up, "lanczos3", 4, png).state for k, x in buckets.items()}
 
 
-def run_concurrent(up: Upscaler, buckets: dict[tuple[int, int], Tensor],
-                   pool: ThreadPoolExecutor, dev: torch.device) -> dict[Any, Tensor]:
+def run_concurrent(
+    up: Upscaler,
+    buckets: dict[tuple[int, int], Tensor],
+    pool: ThreadPoolExecutor,
+    dev: torch.device,
+) -> dict[Any, Tensor]:
     png = parse_codec("png")
 
     def one(x: Tensor) -> Tensor:
@@ -108,12 +113,17 @@ def run_padded(up: Upscaler, buckets: dict[tuple[int, int], Tensor]) -> dict[Any
     """Down and handoff per bucket (cheap), then ONE forward over all low-res images padded to
     the largest low-res size, each output cropped and fitted back."""
     png = parse_codec("png")
-    lows = {k: handoff(png, resize(x, lowres_size(k, 4), "lanczos3", True))
-            for k, x in buckets.items()}
+    lows = {
+        k: handoff(png, resize(x, lowres_size(k, 4), "lanczos3", True)) for k, x in buckets.items()
+    }
     hh = max(v.shape[-2] for v in lows.values())
     ww = max(v.shape[-1] for v in lows.values())
-    padded = torch.cat([torch.nn.functional.pad(v, (0, ww - v.shape[-1], 0, hh - v.shape[-2]),
-                                                mode="replicate") for v in lows.values()])
+    padded = torch.cat(
+        [
+            torch.nn.functional.pad(v, (0, ww - v.shape[-1], 0, hh - v.shape[-2]), mode="replicate")
+            for v in lows.values()
+        ]
+    )
     y = up.forward(padded)
     s = up.scale or 4
     out, i = {}, 0
@@ -133,8 +143,12 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--upscalers", default="lanczos3,realesr-animevideov3,realesrgan-x4plus")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)),
-                    help="torch intra-op threads (default: OMP_NUM_THREADS, else 2)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("OMP_NUM_THREADS", 2)),
+        help="torch intra-op threads (default: OMP_NUM_THREADS, else 2)",
+    )
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -142,8 +156,11 @@ def main() -> None:
     side = args.max_side or (48 if args.tiny else 500)
     images = [x.to(dev) for x in photos(args.images, side)]
     buckets = buckets_of(images)
-    print(f"# {len(images)} photos, {len(buckets)} sizes (max side {side}) on {dev}, "
-          f"torch threads {args.threads}", flush=True)
+    print(
+        f"# {len(images)} photos, {len(buckets)} sizes (max side {side}) on {dev}, "
+        f"torch threads {args.threads}",
+        flush=True,
+    )
     rows: list[dict[str, Any]] = []
     pool = ThreadPoolExecutor(max_workers=len(buckets))
     with deterministic(dev, True), torch.no_grad():
@@ -159,15 +176,24 @@ def main() -> None:
             for strategy, fn in strategies.items():
                 s = _time(fn, dev, args.reps)
                 got = fn()
-                diff = max(int((to_uint8(got[k]).int() - to_uint8(ref[k]).int()).abs().max())
-                           for k in ref)
+                diff = max(
+                    int((to_uint8(got[k]).int() - to_uint8(ref[k]).int()).abs().max()) for k in ref
+                )
                 launches = 1 if strategy == "pad" else len(buckets)
-                row = {"upscaler": name, "strategy": strategy, "ms_per_generation": 1e3 * s,
-                       "launches": launches, "max_diff_levels": diff, "exact": diff == 0}
+                row = {
+                    "upscaler": name,
+                    "strategy": strategy,
+                    "ms_per_generation": 1e3 * s,
+                    "launches": launches,
+                    "max_diff_levels": diff,
+                    "exact": diff == 0,
+                }
                 rows.append(row)
-                print(f"{name:24} {strategy:11} {1e3 * s:10.1f} ms/gen  {launches:2d} launches  "
-                      f"max diff {diff:3d} levels  {'exact' if diff == 0 else 'NOT exact'}",
-                      flush=True)
+                print(
+                    f"{name:24} {strategy:11} {1e3 * s:10.1f} ms/gen  {launches:2d} launches  "
+                    f"max diff {diff:3d} levels  {'exact' if diff == 0 else 'NOT exact'}",
+                    flush=True,
+                )
     pool.shutdown()
     if args.json:
         with open(args.json, "w") as f:

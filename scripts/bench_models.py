@@ -31,9 +31,13 @@ def _one(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     t0 = time.perf_counter()
-    options = InferenceOptions(precision=args.precision, tile=args.tile,
-                               tile_overlap=args.overlap, channels_last=args.channels_last,
-                               compile=args.compile)
+    options = InferenceOptions(
+        precision=args.precision,
+        tile=args.tile,
+        tile_overlap=args.overlap,
+        channels_last=args.channels_last,
+        compile=args.compile,
+    )
     up = load_upscaler(args.model, device=dev, options=options)
     load_s = time.perf_counter() - t0
     s = args.size
@@ -60,9 +64,15 @@ def _one(args: argparse.Namespace) -> dict:
         times.append(time.perf_counter() - t)
     d = up.describe()
     row = {
-        "model": args.model, "size": s, "batch": args.batch, "device": str(dev),
-        "precision": d["precision"], "tile": d["tile"], "source": d["source"],
-        "load_s": round(load_s, 2), "forward_s": round(statistics.median(times), 4),
+        "model": args.model,
+        "size": s,
+        "batch": args.batch,
+        "device": str(dev),
+        "precision": d["precision"],
+        "tile": d["tile"],
+        "source": d["source"],
+        "load_s": round(load_s, 2),
+        "forward_s": round(statistics.median(times), 4),
         "forward_min_s": round(min(times), 4),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_before_forward_mib": round(base_rss / 1024, 1),
@@ -99,8 +109,12 @@ def main() -> None:
     rows = []
     for model in args.models.split(","):
         for size in (int(v) for v in args.sizes.split(",")):
-            out = subprocess.run([sys.executable, __file__, *passthrough, "--one", model,
-                                  str(size)], capture_output=True, text=True, check=False)
+            out = subprocess.run(
+                [sys.executable, __file__, *passthrough, "--one", model, str(size)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if out.returncode:
                 print(f"{model} @ {size}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
                 continue
@@ -111,17 +125,23 @@ def main() -> None:
     if args.json or not rows:
         return
     cuda = any("cuda_peak_mib" in r for r in rows)
-    head = (f"{'model':24} {'in px':>6} {'out px':>7} {'batch':>5} {'prec':>5} "
-            f"{'fwd s med':>10} {'min':>7} {'RSS loaded MiB':>15} {'peak RSS MiB':>13}")
+    head = (
+        f"{'model':24} {'in px':>6} {'out px':>7} {'batch':>5} {'prec':>5} "
+        f"{'fwd s med':>10} {'min':>7} {'RSS loaded MiB':>15} {'peak RSS MiB':>13}"
+    )
     head += f" {'CUDA peak MiB':>14}" if cuda else ""
-    print(f"device {rows[0]['device']}" + (f" ({rows[0]['gpu']})" if cuda else
-                                           f", {args.threads} torch threads"))
+    print(
+        f"device {rows[0]['device']}"
+        + (f" ({rows[0]['gpu']})" if cuda else f", {args.threads} torch threads")
+    )
     print(head)
     for r in rows:
-        line = (f"{r['model']:24} {r['size']:>6} {r['size'] * 4:>7} {r['batch']:>5} "
-                f"{r['precision']:>5} {r['forward_s']:>10.3f} {r['forward_min_s']:>7.3f} "
-                f"{r['rss_before_forward_mib']:>15.0f} "
-                f"{r['peak_rss_mib']:>13.0f}")
+        line = (
+            f"{r['model']:24} {r['size']:>6} {r['size'] * 4:>7} {r['batch']:>5} "
+            f"{r['precision']:>5} {r['forward_s']:>10.3f} {r['forward_min_s']:>7.3f} "
+            f"{r['rss_before_forward_mib']:>15.0f} "
+            f"{r['peak_rss_mib']:>13.0f}"
+        )
         if cuda:
             line += f" {r.get('cuda_peak_mib', float('nan')):>14.0f}"
         print(line)

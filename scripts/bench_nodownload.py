@@ -59,8 +59,9 @@ def ml_generation(a: np.ndarray) -> np.ndarray:
     h, w = a.shape[:2]
     up = create_upscaler("realesr-animevideov3", CPU)
     with torch.inference_mode():
-        y = up.upscale(resize(batch([a]), (h // 4, w // 4), "lanczos3", True), (h, w),
-                       eight_bit=True)
+        y = up.upscale(
+            resize(batch([a]), (h // 4, w // 4), "lanczos3", True), (h, w), eight_bit=True
+        )
     return (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -70,9 +71,11 @@ def cases(size: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
         a = crop(name, size)
         blur = ndimage.gaussian_filter(a.astype(float), (1.2, 1.2, 0))
         noise = a + np.random.default_rng(0).normal(0, 6, a.shape)
-        out += [(f"{name}-blur", a, np.clip(blur, 0, 255).round().astype(np.uint8)),
-                (f"{name}-noise", a, np.clip(noise, 0, 255).round().astype(np.uint8)),
-                (f"{name}-jpeg30", a, jpeg(a, 30))]
+        out += [
+            (f"{name}-blur", a, np.clip(blur, 0, 255).round().astype(np.uint8)),
+            (f"{name}-noise", a, np.clip(noise, 0, 255).round().astype(np.uint8)),
+            (f"{name}-jpeg30", a, jpeg(a, 30)),
+        ]
     a = crop("astronaut", size)
     out.append(("astronaut-animevideov3", a, ml_generation(a)))
     return out
@@ -103,8 +106,11 @@ def references() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
         import flip_evaluator
 
         f = np.float32
-        return float(flip_evaluator.evaluate(a.astype(f) / 255, b.astype(f) / 255, "LDR",
-                                             applyMagma=False)[1])
+        return float(
+            flip_evaluator.evaluate(a.astype(f) / 255, b.astype(f) / 255, "LDR", applyMagma=False)[
+                1
+            ]
+        )
 
     def vmaf(a: np.ndarray, b: np.ndarray) -> float:
         from roundtrip_ml.metrics.vmaf import _vmaf
@@ -137,8 +143,10 @@ def main() -> None:
     names = args.metrics.split(",")
     pairs = cases(args.size)
     x, r = batch([p[2] for p in pairs]), batch([p[1] for p in pairs])
-    print(f"deviation from the reference on {len(pairs)} pairs ({args.size} px crops: "
-          f"{', '.join(PHOTOS)} x blur/noise/jpeg30 + an animevideov3 generation)")
+    print(
+        f"deviation from the reference on {len(pairs)} pairs ({args.size} px crops: "
+        f"{', '.join(PHOTOS)} x blur/noise/jpeg30 + an animevideov3 generation)"
+    )
     print("| metric | range of values | max abs dev | mean abs dev |")
     print("|---|---|---|---|")
     for name in names:
@@ -146,8 +154,9 @@ def main() -> None:
         ours = m(x, r)[name].double().numpy()
         ref = np.array([refs[name](a, b) for _, a, b in pairs])
         dev = np.abs(ours - ref)
-        print(f"| {name} | {ref.min():.3f} .. {ref.max():.3f} | {dev.max():.2e} | "
-              f"{dev.mean():.2e} |")
+        print(
+            f"| {name} | {ref.min():.3f} .. {ref.max():.3f} | {dev.max():.2e} | {dev.mean():.2e} |"
+        )
     a = crop("astronaut", 512)
     b = jpeg(a, 30)
     xb, rb = batch([b] * args.batch), batch([a] * args.batch)

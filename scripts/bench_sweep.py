@@ -75,33 +75,51 @@ def main() -> None:
         try:  # cold: Ray starts worker processes (python + torch import); warm: reused
             for label in ("cold workers", "warm workers"):
                 t0 = time.perf_counter()
-                run_sweep(parse_sweep(grid(tmp_path / label.replace(" ", "-"), args)),
-                          executor=RayExecutor("cpu"))
-                rows.append((f"sweep, ray x{args.ray_cpus}, {label}", args.ray_cpus,
-                             time.perf_counter() - t0, ray_start))
+                run_sweep(
+                    parse_sweep(grid(tmp_path / label.replace(" ", "-"), args)),
+                    executor=RayExecutor("cpu"),
+                )
+                rows.append(
+                    (
+                        f"sweep, ray x{args.ray_cpus}, {label}",
+                        args.ray_cpus,
+                        time.perf_counter() - t0,
+                        ray_start,
+                    )
+                )
         finally:
             ray.shutdown()
 
     out = []
     for name, workers, wall, start in rows:
         ideal = base / workers
-        out.append({
-            "executor": name, "workers": workers, "cells": n_cells, "units": units,
-            "wall_s": round(wall, 2), "cells_per_s": round(n_cells / wall, 3),
-            "ratio_to_one_process": round(wall / base, 2),
-            "overhead_per_cell_s": round((wall - ideal) / n_cells, 3),
-            "ray_start_s": round(start, 2) if start else None,
-        })
+        out.append(
+            {
+                "executor": name,
+                "workers": workers,
+                "cells": n_cells,
+                "units": units,
+                "wall_s": round(wall, 2),
+                "cells_per_s": round(n_cells / wall, 3),
+                "ratio_to_one_process": round(wall / base, 2),
+                "overhead_per_cell_s": round((wall - ideal) / n_cells, 3),
+                "ray_start_s": round(start, 2) if start else None,
+            }
+        )
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{n_cells} cells in {units} units, {args.generations} generations, 40x40 crops, "
-          f"psnr+ssim, torch threads 1 per worker, {torch.get_num_threads()} here")
+    print(
+        f"{n_cells} cells in {units} units, {args.generations} generations, 40x40 crops, "
+        f"psnr+ssim, torch threads 1 per worker, {torch.get_num_threads()} here"
+    )
     print(f"ray.init: {ray_start:.2f} s (not included below)")
     print(f"{'executor':34} {'wall s':>7} {'cells/s':>8} {'ratio':>6} {'ovh/cell s':>10}")
     for o in out:
-        print(f"{o['executor']:34} {o['wall_s']:7.2f} {o['cells_per_s']:8.3f} "
-              f"{o['ratio_to_one_process']:6.2f} {o['overhead_per_cell_s']:10.3f}")
+        print(
+            f"{o['executor']:34} {o['wall_s']:7.2f} {o['cells_per_s']:8.3f} "
+            f"{o['ratio_to_one_process']:6.2f} {o['overhead_per_cell_s']:10.3f}"
+        )
 
 
 if __name__ == "__main__":

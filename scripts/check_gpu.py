@@ -66,25 +66,41 @@ def main() -> int:
         except RuntimeError as e:
             syncing.append(f"{m.name}: {str(e)[:80]}")
     torch.cuda.set_sync_debug_mode(0)
-    cpu_vals = {m.name: m(noisy.cpu(), batch.cpu()) for m in resolve_metrics(
-        list(DEFAULT_METRICS), torch.device("cpu"))}
-    diffs = {k: (v.cpu() - cpu_vals[m.name][k]).abs().max().item()
-             for m in metrics for k, v in m(noisy, batch).items()}
+    cpu_vals = {
+        m.name: m(noisy.cpu(), batch.cpu())
+        for m in resolve_metrics(list(DEFAULT_METRICS), torch.device("cpu"))
+    }
+    diffs = {
+        k: (v.cpu() - cpu_vals[m.name][k]).abs().max().item()
+        for m in metrics
+        for k, v in m(noisy, batch).items()
+    }
     report("metrics_on_cuda", host_syncs=syncing, max_abs_diff_vs_cpu=diffs)
 
     # 4. determinism and CPU/GPU divergence of a real ML chain
     with tempfile.TemporaryDirectory() as tmp:
-        base = {"images": ["skimage:astronaut", "skimage:coffee"], "upscalers":
-                ["realesrgan-x4plus"], "codecs": ["png"], "generations": 6, "max_side": 256,
-                "metrics": ["psnr", "ssim"], "frame_stride": 6}
+        base = {
+            "images": ["skimage:astronaut", "skimage:coffee"],
+            "upscalers": ["realesrgan-x4plus"],
+            "codecs": ["png"],
+            "generations": 6,
+            "max_side": 256,
+            "metrics": ["psnr", "ssim"],
+            "frame_stride": 6,
+        }
         tables = []
         for i, dev in enumerate(["cuda", "cuda", "cpu"]):
             t0 = time.perf_counter()
-            res = run_experiment(make_config({**base, "device": dev,
-                                              "output": str(Path(tmp) / f"r{i}")}))
+            res = run_experiment(
+                make_config({**base, "device": dev, "output": str(Path(tmp) / f"r{i}")})
+            )
             tables.append((res.run_dir / "metrics.parquet").read_bytes())
-            report("x4plus_chain", device=dev, wall_s=round(time.perf_counter() - t0, 2),
-                   failed=res.failed)
+            report(
+                "x4plus_chain",
+                device=dev,
+                wall_s=round(time.perf_counter() - t0, 2),
+                failed=res.failed,
+            )
         report("cuda_runs_byte_identical", identical=tables[0] == tables[1])
         import pandas as pd
 
@@ -92,9 +108,14 @@ def main() -> int:
         c = pd.read_parquet(Path(tmp) / "r2" / "metrics.parquet")
         key = ["chain_id", "generation", "metric", "reference"]
         m = a.merge(c, on=key, suffixes=("_cuda", "_cpu")).query(
-            "metric == 'psnr' and reference == 'original'")
-        report("cuda_vs_cpu_psnr_to_original", rows=m[["chain_id", "generation", "value_cuda",
-                                                       "value_cpu"]].round(3).to_dict("records"))
+            "metric == 'psnr' and reference == 'original'"
+        )
+        report(
+            "cuda_vs_cpu_psnr_to_original",
+            rows=m[["chain_id", "generation", "value_cuda", "value_cpu"]]
+            .round(3)
+            .to_dict("records"),
+        )
 
     # 5. fp16 vs fp32 forward
     from roundtrip_ml.upscalers import create_upscaler
@@ -102,8 +123,11 @@ def main() -> int:
     lo = resize(xc, (128, 128), "lanczos3").clamp(0, 1)
     f32 = create_upscaler("realesrgan-x4plus", cuda, InferenceOptions(precision="fp32")).forward(lo)
     f16 = create_upscaler("realesrgan-x4plus", cuda, InferenceOptions(precision="fp16")).forward(lo)
-    report("x4plus_fp16_vs_fp32", max_abs=(f32 - f16).abs().max().item(),
-           mean_abs=(f32 - f16).abs().mean().item())
+    report(
+        "x4plus_fp16_vs_fp32",
+        max_abs=(f32 - f16).abs().max().item(),
+        mean_abs=(f32 - f16).abs().mean().item(),
+    )
     return 0
 
 

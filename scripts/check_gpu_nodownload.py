@@ -54,8 +54,11 @@ def main() -> None:
         (gpu_m,) = resolve_metrics([name], cuda)
         on_cpu = cpu_m(x, r)[name]
         on_gpu = gpu_m(x.to(cuda), r.to(cuda))[name].cpu()
-        report(f"{name} cpu vs cuda", max_abs=float((on_cpu - on_gpu).abs().max()),
-               values=on_gpu.tolist())
+        report(
+            f"{name} cpu vs cuda",
+            max_abs=float((on_cpu - on_gpu).abs().max()),
+            values=on_gpu.tolist(),
+        )
         xg, rg = big_x.to(cuda), big_r.to(cuda)
         gpu_m(xg, rg)
         torch.cuda.synchronize()
@@ -72,8 +75,11 @@ def main() -> None:
         for _ in range(3):
             gpu_m(xg, rg)
         torch.cuda.synchronize()
-        report(f"{name} on cuda", host_sync_inside=synced,
-               s_per_512px_image=(time.perf_counter() - t0) / (3 * 16))
+        report(
+            f"{name} on cuda",
+            host_sync_inside=synced,
+            s_per_512px_image=(time.perf_counter() - t0) / (3 * 16),
+        )
 
 
 if __name__ == "__main__":

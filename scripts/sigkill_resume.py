@@ -54,8 +54,13 @@ def files(root: Path) -> dict[str, bytes]:
 
 def kill_after(cfg: Path, out: Path, k: int) -> tuple[str, str]:
     """Start a run, SIGKILL it after its k-th generation event; (where it died, manifest status)."""
-    proc = subprocess.Popen(_cmd(cfg, out, "--json"), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=_env())
+    proc = subprocess.Popen(
+        _cmd(cfg, out, "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+    )
     assert proc.stdout is not None
     seen, last = 0, ""
     for line in proc.stdout:
@@ -67,8 +72,11 @@ def kill_after(cfg: Path, out: Path, k: int) -> tuple[str, str]:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
     proc.wait()
-    status = json.loads((out / "manifest.json").read_text())["status"] \
-        if (out / "manifest.json").exists() else "no manifest"
+    status = (
+        json.loads((out / "manifest.json").read_text())["status"]
+        if (out / "manifest.json").exists()
+        else "no manifest"
+    )
     return (last if seen >= k else "finished before the kill"), status
 
 
@@ -83,8 +91,9 @@ def main() -> int:
     cfg.write_text(CONFIG)
     ref = work / "ref"
     t0 = time.perf_counter()
-    r = subprocess.run(_cmd(cfg, ref, "--json", "--overwrite"), capture_output=True, text=True,
-                       env=_env())
+    r = subprocess.run(
+        _cmd(cfg, ref, "--json", "--overwrite"), capture_output=True, text=True, env=_env()
+    )
     if r.returncode != 0:
         print(r.stderr)
         return 1
@@ -96,18 +105,26 @@ def main() -> int:
         k = max(1, round((i + 0.5) * total / args.points))
         out = work / f"kill{i:02d}"
         where, status = kill_after(cfg, out, k)
-        resumed = subprocess.run(_cmd(cfg, out, "-q", "--resume"), capture_output=True,
-                                 text=True, env=_env())
+        resumed = subprocess.run(
+            _cmd(cfg, out, "-q", "--resume"), capture_output=True, text=True, env=_env()
+        )
         got = files(out) if resumed.returncode == 0 else {}
         diff = sorted(k2 for k2 in want.keys() | got.keys() if want.get(k2) != got.get(k2))
         temps = [str(p.relative_to(out)) for p in out.rglob(".*.tmp")]
         holder = (out / ".lock").read_text() if (out / ".lock").exists() else ""
         ok = resumed.returncode == 0 and not diff and not temps and not holder
         identical += ok
-        print(f"point {i + 1:2d}/{args.points}: killed after event {k:3d} ({where}; manifest "
-              f"{status}); resume exit {resumed.returncode}: "
-              + ("identical" if ok else f"DIFFERENT {diff[:5]} temps={temps[:3]} "
-                 f"lock={holder!r} {resumed.stderr.strip()[-300:]}"), flush=True)
+        print(
+            f"point {i + 1:2d}/{args.points}: killed after event {k:3d} ({where}; manifest "
+            f"{status}); resume exit {resumed.returncode}: "
+            + (
+                "identical"
+                if ok
+                else f"DIFFERENT {diff[:5]} temps={temps[:3]} "
+                f"lock={holder!r} {resumed.stderr.strip()[-300:]}"
+            ),
+            flush=True,
+        )
     print(f"{identical}/{args.points} identical to the uninterrupted run ({work})")
     return 0 if identical == args.points else 1
 

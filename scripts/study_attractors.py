@@ -24,8 +24,14 @@ from study_common import DOCS, PHOTOS, run, write_study
 import roundtrip_ml as rt
 from roundtrip_ml.analysis.attractors import ATTRACTOR_KINDS, start_distances
 
-MODELS = ["lanczos3", "bicubic", "realesr-animevideov3", "span-x4-ch52", "span-clearreality-x4",
-          "realcugan-se-x4"]
+MODELS = [
+    "lanczos3",
+    "bicubic",
+    "realesr-animevideov3",
+    "span-x4-ch52",
+    "span-clearreality-x4",
+    "realcugan-se-x4",
+]
 PAIRS = [("image", "noise"), ("flat", "image"), ("flat", "noise")]  # as start_distances sorts
 
 
@@ -35,22 +41,47 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
     ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument("--reuse", action="store_true",
-                    help="read a complete run of the same config in --output instead of rerunning")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read a complete run of the same config in --output instead of rerunning",
+    )
     args = ap.parse_args()
     if args.full:
         photos, crop, gens, note = PHOTOS, 256, 200, "GPU size: 6 photos, 256 px crops"
     else:
         photos, crop, gens, note = PHOTOS[:2], 96, 24, "CPU size: 2 photos, 96 px centre crops"
     out = Path(args.output or tempfile.mkdtemp(prefix="study-attr-"))
-    view = run({"name": "attractors", "images": photos, "upscalers": MODELS,
-                "starts": ["image", "noise", "flat"], "generations": gens,
-                "frame_stride": max(1, gens // 8), "checkpoint_stride": gens,
-                "metrics": ["psnr"], "center_crop": crop, "device": args.device},
-               out / "run", args.reuse)
+    view = run(
+        {
+            "name": "attractors",
+            "images": photos,
+            "upscalers": MODELS,
+            "starts": ["image", "noise", "flat"],
+            "generations": gens,
+            "frame_stride": max(1, gens // 8),
+            "checkpoint_stride": gens,
+            "metrics": ["psnr"],
+            "center_crop": crop,
+            "device": args.device,
+        },
+        out / "run",
+        args.reuse,
+    )
     summary = rt.summarize(view, thresholds="psnr<20")
-    per = summary[["chain_id", "image_name", "upscaler", "start", "attractor", "step_trend",
-                   "event_generation", "period", "step_psnr"]].copy()
+    per = summary[
+        [
+            "chain_id",
+            "image_name",
+            "upscaler",
+            "start",
+            "attractor",
+            "step_trend",
+            "event_generation",
+            "period",
+            "step_psnr",
+        ]
+    ].copy()
     dist = start_distances(view.path)
     table, findings = [], []
     for model in MODELS:
@@ -67,31 +98,48 @@ def main() -> None:
     t = pd.DataFrame(table)
     n = len(per)
     counts = {k: int((per.attractor == k).sum()) for k in ATTRACTOR_KINDS}
-    findings.append(f"Of {n} chains ({len(MODELS)} models x {len(photos)} photos x 3 starts, "
-                    f"{gens} generations): " + ", ".join(f"{v} {k}" for k, v in counts.items())
-                    + f", {int(per.attractor.isna().sum())} untyped.")
+    findings.append(
+        f"Of {n} chains ({len(MODELS)} models x {len(photos)} photos x 3 starts, "
+        f"{gens} generations): "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + f", {int(per.attractor.isna().sum())} untyped."
+    )
     for a, b in PAIRS:
         col = f"{a}↔{b} dB"
         best = t.loc[t[col].idxmax()]
-        findings.append(f"Late-frame PSNR {a} vs {b} start: mean {t[col].mean():.1f} dB over "
-                        f"models, highest {best[col]:.1f} dB ({best['model']}), lowest "
-                        f"{t[col].min():.1f} dB ({t.loc[t[col].idxmin(), 'model']}).")
-    by_start = (per.assign(attractor=per.attractor.fillna("untyped"))
-                .pivot_table(index="start", columns="attractor", values="chain_id",
-                             aggfunc="count", fill_value=0).reset_index())
+        findings.append(
+            f"Late-frame PSNR {a} vs {b} start: mean {t[col].mean():.1f} dB over "
+            f"models, highest {best[col]:.1f} dB ({best['model']}), lowest "
+            f"{t[col].min():.1f} dB ({t.loc[t[col].idxmin(), 'model']})."
+        )
+    by_start = (
+        per.assign(attractor=per.attractor.fillna("untyped"))
+        .pivot_table(
+            index="start", columns="attractor", values="chain_id", aggfunc="count", fill_value=0
+        )
+        .reset_index()
+    )
     for r in by_start.itertuples(index=False):
-        kinds = ", ".join(f"{getattr(r, k)} {k}" for k in by_start.columns[1:]
-                          if getattr(r, k))
+        kinds = ", ".join(f"{getattr(r, k)} {k}" for k in by_start.columns[1:] if getattr(r, k))
         findings.append(f"Started from {r.start}: {kinds} (of {len(MODELS) * len(photos)}).")
     findings.append("Per-photo pair distances: [attractors_starts.csv](attractors_starts.csv).")
     fig = figure(t, Path(args.docs) / "attractors.png", gens)
     Path(args.docs).mkdir(parents=True, exist_ok=True)
     dist.to_csv(Path(args.docs) / "attractors_starts.csv", index=False)  # the distance columns
-    path = write_study("attractors", "Attractors: how chains end, and where different starts go",
-                       __doc__.split("\n\n")[1].strip(),
-                       {"Attractor types (chains) and late-frame PSNR between starts (mean over "
-                        "photos)": t, "Attractor types by start (chains)": by_start},
-                       findings, per, fig, note, Path(args.docs))
+    path = write_study(
+        "attractors",
+        "Attractors: how chains end, and where different starts go",
+        __doc__.split("\n\n")[1].strip(),
+        {
+            "Attractor types (chains) and late-frame PSNR between starts (mean over photos)": t,
+            "Attractor types by start (chains)": by_start,
+        },
+        findings,
+        per,
+        fig,
+        note,
+        Path(args.docs),
+    )
     print(path.read_text())
 
 

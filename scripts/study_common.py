@@ -22,8 +22,14 @@ import roundtrip_ml as rt
 from roundtrip_ml.report.tables import to_markdown
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "studies"
-PHOTOS = ["skimage:astronaut", "skimage:coffee", "skimage:chelsea", "skimage:rocket",
-          "skimage:hubble_deep_field", "skimage:retina"]
+PHOTOS = [
+    "skimage:astronaut",
+    "skimage:coffee",
+    "skimage:chelsea",
+    "skimage:rocket",
+    "skimage:hubble_deep_field",
+    "skimage:retina",
+]
 
 
 def run(config: dict[str, Any], out: Path, reuse: bool = False) -> rt.RunView:
@@ -41,11 +47,13 @@ def run(config: dict[str, Any], out: Path, reuse: bool = False) -> rt.RunView:
     return view
 
 
-def final_values(metrics: pd.DataFrame, metric: str, reference: str = "original",
-                 generation: int | None = None) -> pd.DataFrame:
+def final_values(
+    metrics: pd.DataFrame, metric: str, reference: str = "original", generation: int | None = None
+) -> pd.DataFrame:
     """One value per chain: ``metric`` vs ``reference`` at ``generation`` (None: the last)."""
-    m = metrics[(metrics.metric == metric) & (metrics.reference == reference)
-                & (metrics.replica == 0)]
+    m = metrics[
+        (metrics.metric == metric) & (metrics.reference == reference) & (metrics.replica == 0)
+    ]
     g = m.generation.max() if generation is None else generation
     return m[m.generation == g][["chain_id", "image_name", "value"]]
 
@@ -61,18 +69,27 @@ def paired(diff: pd.Series | np.ndarray, tie: float = 0.0) -> dict[str, Any]:
     if n >= 3:
         half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n))
         lo, hi = mean - half, mean + half
-    return {"mean": mean, "ci_low": lo, "ci_high": hi, "n": n,
-            "wins": int((d > tie).sum()), "ties": int((np.abs(d) <= tie).sum()),
-            "losses": int((d < -tie).sum())}
+    return {
+        "mean": mean,
+        "ci_low": lo,
+        "ci_high": hi,
+        "n": n,
+        "wins": int((d > tie).sum()),
+        "ties": int((np.abs(d) <= tie).sum()),
+        "losses": int((d < -tie).sum()),
+    }
 
 
 def fmt_paired(p: dict[str, Any], digits: int = 2) -> str:
     """``+1.23 [0.5, 2.0] (n=4; 3/0/1)``; no interval under n = 3."""
     if not p["n"]:
         return "-"
-    ci = ("" if math.isnan(p["ci_low"])
-          else f" [{p['ci_low']:+.{digits}f}, {p['ci_high']:+.{digits}f}]")
-    return (f"{p['mean']:+.{digits}f}{ci} (n={p['n']}; {p['wins']}/{p['ties']}/{p['losses']})")
+    ci = (
+        ""
+        if math.isnan(p["ci_low"])
+        else f" [{p['ci_low']:+.{digits}f}, {p['ci_high']:+.{digits}f}]"
+    )
+    return f"{p['mean']:+.{digits}f}{ci} (n={p['n']}; {p['wins']}/{p['ties']}/{p['losses']})"
 
 
 def km_median(times: list[float], observed: list[bool]) -> float:
@@ -93,8 +110,9 @@ def crossings(summary: pd.DataFrame, threshold: str, generations: int) -> pd.Dat
     chain is censored at ``generations``)."""
     col = f"first_{threshold}"
     first = summary[col] if col in summary else pd.Series(pd.NA, index=summary.index)
-    return summary.assign(crossed=first.notna(),
-                          cross_gen=first.astype("Float64").fillna(generations).astype(float))
+    return summary.assign(
+        crossed=first.notna(), cross_gen=first.astype("Float64").fillna(generations).astype(float)
+    )
 
 
 def command_line() -> str:
@@ -108,12 +126,14 @@ def command_line() -> str:
             skip = True
         elif a != "--reuse" and not a.startswith(("--output=", "--docs=")):
             args.append(a)
-    return "python " + " ".join(shlex.quote(a) for a in ["scripts/" + Path(sys.argv[0]).name,
-                                                         *args])
+    return "python " + " ".join(
+        shlex.quote(a) for a in ["scripts/" + Path(sys.argv[0]).name, *args]
+    )
 
 
 def md_table(df: pd.DataFrame) -> str:
     """A markdown table (report.tables.to_markdown) with floats to 3 significant digits."""
+
     def cell(v: Any) -> Any:
         if v is pd.NA or v is None:
             return "-"
@@ -124,16 +144,32 @@ def md_table(df: pd.DataFrame) -> str:
     return to_markdown(df.map(cell))
 
 
-def write_study(name: str, title: str, intro: str, tables: dict[str, pd.DataFrame],
-                findings: list[str], per_photo: pd.DataFrame, figure: Path | None,
-                size_note: str, out_dir: Path = DOCS) -> Path:
+def write_study(
+    name: str,
+    title: str,
+    intro: str,
+    tables: dict[str, pd.DataFrame],
+    findings: list[str],
+    per_photo: pd.DataFrame,
+    figure: Path | None,
+    size_note: str,
+    out_dir: Path = DOCS,
+) -> Path:
     """docs/studies/<name>.md (command, findings, tables, figure) and <name>.csv (per-photo
     data every number in the tables is computed from)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     per_photo.to_csv(out_dir / f"{name}.csv", index=False)
-    lines = [f"# {title}", "", intro, "", f"Made by `{command_line()}` ({size_note}). Every "
-             f"number below is recomputable from [{name}.csv]({name}.csv) (one row per chain).",
-             "", "## What it found", ""]
+    lines = [
+        f"# {title}",
+        "",
+        intro,
+        "",
+        f"Made by `{command_line()}` ({size_note}). Every "
+        f"number below is recomputable from [{name}.csv]({name}.csv) (one row per chain).",
+        "",
+        "## What it found",
+        "",
+    ]
     lines += [f"- {f}" for f in findings]
     if figure is not None:
         lines += ["", f"![{title}]({figure.name})"]

@@ -27,10 +27,14 @@ from study_common import DOCS, PHOTOS, run, write_study
 from roundtrip_ml.analysis.divergence import summarize_divergence
 
 FAMILIES = {  # model: family
-    "lanczos3": "classical", "bicubic": "classical",
-    "realesrgan-x4plus": "Real-ESRGAN", "realesr-animevideov3": "Real-ESRGAN",
-    "span-x4-ch52": "SPAN", "span-clearreality-x4": "SPAN",
-    "realcugan-se-x4": "Real-CUGAN", "srmd-x4": "SRMD",
+    "lanczos3": "classical",
+    "bicubic": "classical",
+    "realesrgan-x4plus": "Real-ESRGAN",
+    "realesr-animevideov3": "Real-ESRGAN",
+    "span-x4-ch52": "SPAN",
+    "span-clearreality-x4": "SPAN",
+    "realcugan-se-x4": "Real-CUGAN",
+    "srmd-x4": "SRMD",
 }
 
 
@@ -40,38 +44,72 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
     ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument("--reuse", action="store_true",
-                    help="read a complete run of the same config in --output instead of rerunning")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read a complete run of the same config in --output instead of rerunning",
+    )
     args = ap.parse_args()
     if args.full:
         photos, crop, gens, note = PHOTOS, 256, 40, "GPU size: 6 photos, 256 px crops"
     else:
         photos, crop, gens, note = PHOTOS[:2], 96, 12, "CPU size: 2 photos, 96 px centre crops"
     out = Path(args.output or tempfile.mkdtemp(prefix="study-lyap-"))
-    view = run({"name": "lyapunov", "images": photos, "upscalers": list(FAMILIES),
-                "replicas": 2, "perturbation": "lsb", "generations": gens,
-                "frame_stride": gens, "checkpoint_stride": gens, "metrics": ["psnr"],
-                "center_crop": crop, "device": args.device}, out / "run", args.reuse)
+    view = run(
+        {
+            "name": "lyapunov",
+            "images": photos,
+            "upscalers": list(FAMILIES),
+            "replicas": 2,
+            "perturbation": "lsb",
+            "generations": gens,
+            "frame_stride": gens,
+            "checkpoint_stride": gens,
+            "metrics": ["psnr"],
+            "center_crop": crop,
+            "device": args.device,
+        },
+        out / "run",
+        args.reuse,
+    )
     m = view.metrics
     pooled = summarize_divergence(m)
     per_chain = summarize_divergence(m, per="chain")
     for df in (pooled, per_chain):
         df["family"] = df.upscaler.map(FAMILIES)
     pooled = pooled.set_index("upscaler").loc[list(FAMILIES)].reset_index()
-    cols = ["family", "upscaler", "lyapunov", "lyapunov_ci_low", "lyapunov_ci_high",
-            "rate_db_per_gen", "n_points", "n_chains", "horizon", "final_pairwise_psnr"]
-    table = pooled[cols].rename(columns={"upscaler": "model", "lyapunov": "λ /gen",
-                                         "lyapunov_ci_low": "λ CI low",
-                                         "lyapunov_ci_high": "λ CI high",
-                                         "rate_db_per_gen": "dB/gen",
-                                         "n_chains": "photos",
-                                         "final_pairwise_psnr": "final pair dB"})
+    cols = [
+        "family",
+        "upscaler",
+        "lyapunov",
+        "lyapunov_ci_low",
+        "lyapunov_ci_high",
+        "rate_db_per_gen",
+        "n_points",
+        "n_chains",
+        "horizon",
+        "final_pairwise_psnr",
+    ]
+    table = pooled[cols].rename(
+        columns={
+            "upscaler": "model",
+            "lyapunov": "λ /gen",
+            "lyapunov_ci_low": "λ CI low",
+            "lyapunov_ci_high": "λ CI high",
+            "rate_db_per_gen": "dB/gen",
+            "n_chains": "photos",
+            "final_pairwise_psnr": "final pair dB",
+        }
+    )
     findings = []
     for fam in dict.fromkeys(FAMILIES.values()):
         sub = pooled[pooled.family == fam]
-        parts = [f"{r.upscaler} λ = {r.lyapunov:.3f} [{r.lyapunov_ci_low:.3f}, "
-                 f"{r.lyapunov_ci_high:.3f}] per generation (x{math.exp(r.lyapunov):.2f} per "
-                 f"generation, {r.rate_db_per_gen:.2f} dB/gen)" for r in sub.itertuples()]
+        parts = [
+            f"{r.upscaler} λ = {r.lyapunov:.3f} [{r.lyapunov_ci_low:.3f}, "
+            f"{r.lyapunov_ci_high:.3f}] per generation (x{math.exp(r.lyapunov):.2f} per "
+            f"generation, {r.rate_db_per_gen:.2f} dB/gen)"
+            for r in sub.itertuples()
+        ]
         findings.append(f"{fam}: " + "; ".join(parts) + ".")
     classical = pooled[pooled.family == "classical"]
     ml = pooled[pooled.family != "classical"]
@@ -82,11 +120,20 @@ def main() -> None:
         "replicas apart, so a model's λ reads against that floor. CI entirely above the "
         f"classical ones: {', '.join(above) or 'none'} ({len(above)} of {len(ml)} models). "
         f"Each fit pools {len(photos)} photos (one slope, a per-photo intercept); the CI comes "
-        "from the residuals over generations.")
+        "from the residuals over generations."
+    )
     fig = figure(pooled, m, Path(args.docs) / "lyapunov.png", gens)
-    path = write_study("lyapunov", "Lyapunov exponents per model family",
-                       __doc__.split("\n\n")[1].strip(), {"Per model (pooled over photos)": table},
-                       findings, per_chain, fig, note, Path(args.docs))
+    path = write_study(
+        "lyapunov",
+        "Lyapunov exponents per model family",
+        __doc__.split("\n\n")[1].strip(),
+        {"Per model (pooled over photos)": table},
+        findings,
+        per_chain,
+        fig,
+        note,
+        Path(args.docs),
+    )
     print(path.read_text())
 
 
@@ -98,17 +145,27 @@ def figure(pooled: pd.DataFrame, m: pd.DataFrame, path: Path, gens: int) -> Path
     pair = m[(m.reference == "replicas") & (m.metric == "psnr")]
     for i, model in enumerate(FAMILIES):
         curve = pair[pair.upscaler == model].groupby("generation").value.mean()
-        ax1.plot(curve.index, curve.values, color=colours[FAMILIES[model]],
-                 ls=["-", "--"][i % 2], label=model)
+        ax1.plot(
+            curve.index,
+            curve.values,
+            color=colours[FAMILIES[model]],
+            ls=["-", "--"][i % 2],
+            label=model,
+        )
     ax1.set_xlabel("generation")
     ax1.set_ylabel("PSNR between replicas (dB, mean)")
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=7)
     y = np.arange(len(pooled))
     for i, r in enumerate(pooled.itertuples()):
-        ax2.errorbar(r.lyapunov, i, xerr=[[r.lyapunov - r.lyapunov_ci_low],
-                                          [r.lyapunov_ci_high - r.lyapunov]],
-                     fmt="o", color=colours[r.family], capsize=3)
+        ax2.errorbar(
+            r.lyapunov,
+            i,
+            xerr=[[r.lyapunov - r.lyapunov_ci_low], [r.lyapunov_ci_high - r.lyapunov]],
+            fmt="o",
+            color=colours[r.family],
+            capsize=3,
+        )
     ax2.axvline(0, color="grey", lw=0.8)
     ax2.set_yticks(y, [f"{r.upscaler} ({r.family})" for r in pooled.itertuples()])
     ax2.invert_yaxis()

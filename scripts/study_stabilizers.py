@@ -48,19 +48,38 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
     ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument("--reuse", action="store_true",
-                    help="read a complete run of the same config in --output instead of rerunning")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read a complete run of the same config in --output instead of rerunning",
+    )
     args = ap.parse_args()
     if args.full:
         photos, size, gens, note = PHOTOS, {"max_side": 512}, 50, "GPU size: 6 photos, 512 px"
     else:
-        photos, size, gens, note = PHOTOS[:3], {"center_crop": 96}, 12, \
-            "CPU size: 3 photos, 96 px centre crops"
+        photos, size, gens, note = (
+            PHOTOS[:3],
+            {"center_crop": 96},
+            12,
+            "CPU size: 3 photos, 96 px centre crops",
+        )
     out = Path(args.output or tempfile.mkdtemp(prefix="study-stab-"))
-    view = run({"name": "stabilizers", "images": photos, "upscalers": [*MODELS, REFERENCE],
-                "stabilizers": STABILIZERS, "generations": gens, "frame_stride": gens,
-                "checkpoint_stride": gens, "metrics": ["psnr", "ssim", "colour"],
-                "device": args.device, **size}, out / "run", args.reuse)
+    view = run(
+        {
+            "name": "stabilizers",
+            "images": photos,
+            "upscalers": [*MODELS, REFERENCE],
+            "stabilizers": STABILIZERS,
+            "generations": gens,
+            "frame_stride": gens,
+            "checkpoint_stride": gens,
+            "metrics": ["psnr", "ssim", "colour"],
+            "device": args.device,
+            **size,
+        },
+        out / "run",
+        args.reuse,
+    )
     summary = rt.summarize(view, thresholds=THRESHOLD)
     summary = crossings(summary[summary.replica == 0], THRESHOLD, gens)
     m = view.metrics
@@ -73,9 +92,11 @@ def main() -> None:
         per_chain = float(np.mean(walls)) / len(entry.chains)
         for cid in entry.chains:
             cost[cid] = per_chain * 1000
-    per = (summary[["chain_id", "image_name", "upscaler", "stabilizer", "crossed", "cross_gen"]]
-           .merge(psnr[["chain_id", "psnr_last"]], on="chain_id")
-           .merge(de[["chain_id", "de2000_last"]], on="chain_id"))
+    per = (
+        summary[["chain_id", "image_name", "upscaler", "stabilizer", "crossed", "cross_gen"]]
+        .merge(psnr[["chain_id", "psnr_last"]], on="chain_id")
+        .merge(de[["chain_id", "de2000_last"]], on="chain_id")
+    )
     per["ms_per_generation"] = per.chain_id.map(cost)
     per["batch"] = per.chain_id.map(chains["batch_id"])
     rows, findings = [], []
@@ -86,19 +107,26 @@ def main() -> None:
             s = per[(per.upscaler == model) & (per.stabilizer == stab)].set_index("image_name")
             both = s.crossed & base.crossed.reindex(s.index)
             gained = paired((s.cross_gen - base.cross_gen.reindex(s.index))[both])
-            row = {"model": model, "stabiliser": stab,
-                   "crossed": f"{int(s.crossed.sum())}/{len(s)}",
-                   "KM median gen": km_median(list(s.cross_gen), list(s.crossed)),
-                   "PSNR last": float(s.psnr_last.mean()),
-                   "ΔE00 last": float(s.de2000_last.mean()),
-                   "batch ms/chain-gen": float(s.ms_per_generation.mean())}
+            row = {
+                "model": model,
+                "stabiliser": stab,
+                "crossed": f"{int(s.crossed.sum())}/{len(s)}",
+                "KM median gen": km_median(list(s.cross_gen), list(s.crossed)),
+                "PSNR last": float(s.psnr_last.mean()),
+                "ΔE00 last": float(s.de2000_last.mean()),
+                "batch ms/chain-gen": float(s.ms_per_generation.mean()),
+            }
             if stab != "none":
                 dpsnr = paired(s.psnr_last - base.psnr_last.reindex(s.index), 0.05)
                 dde = paired(base.de2000_last.reindex(s.index) - s.de2000_last, 0.05)
-                row.update({"gens gained (both crossed)": fmt_paired(gained, 1),
-                            "Δ PSNR last (dB)": fmt_paired(dpsnr),
-                            "ΔE00 reduction": fmt_paired(dde),
-                            "stabiliser ms/image": own[stab]})
+                row.update(
+                    {
+                        "gens gained (both crossed)": fmt_paired(gained, 1),
+                        "Δ PSNR last (dB)": fmt_paired(dpsnr),
+                        "ΔE00 reduction": fmt_paired(dde),
+                        "stabiliser ms/image": own[stab],
+                    }
+                )
             rows.append(row)
     table = pd.DataFrame(rows)
     ml = per[per.upscaler.isin(MODELS)]
@@ -111,20 +139,34 @@ def main() -> None:
             f"`{stab}` over the three models at generation {gens}: PSNR to the original "
             f"{fmt_paired(dpsnr)} dB, ΔE00 reduced by {fmt_paired(dde)} (mean [95% CI] "
             f"(n; wins/ties/losses) of per-photo differences); it costs {own[stab]:.2f} ms per "
-            f"image and generation on this device (median of 20, one thread).")
+            f"image and generation on this device (median of 20, one thread)."
+        )
     ref = per[(per.upscaler == REFERENCE)].set_index("stabilizer")
-    findings.append(f"For scale: {REFERENCE} without a stabiliser ends at "
-                    f"{ref.psnr_last.loc['none'].mean():.1f} dB PSNR and ΔE00 "
-                    f"{ref.de2000_last.loc['none'].mean():.1f}; with backproject:3 at "
-                    f"{ref.psnr_last.loc['backproject:3'].mean():.1f} dB.")
+    findings.append(
+        f"For scale: {REFERENCE} without a stabiliser ends at "
+        f"{ref.psnr_last.loc['none'].mean():.1f} dB PSNR and ΔE00 "
+        f"{ref.de2000_last.loc['none'].mean():.1f}; with backproject:3 at "
+        f"{ref.psnr_last.loc['backproject:3'].mean():.1f} dB."
+    )
     crossed_none = ml[ml.stabilizer == "none"].crossed
-    findings.insert(0, f"Without a stabiliser {int(crossed_none.sum())} of {len(crossed_none)} "
-                       f"chains fell under {THRESHOLD.replace('psnr<', '')} dB PSNR within "
-                       f"{gens} generations.")
+    findings.insert(
+        0,
+        f"Without a stabiliser {int(crossed_none.sum())} of {len(crossed_none)} "
+        f"chains fell under {THRESHOLD.replace('psnr<', '')} dB PSNR within "
+        f"{gens} generations.",
+    )
     fig = figure(m, view.chains, gens, Path(args.docs) / "stabilizers.png")
-    path = write_study("stabilizers", "Stabilisers vs none on three collapsing models",
-                       __doc__.split("\n\n")[1].strip(), {"Per model and stabiliser": table},
-                       findings, per, fig, note, Path(args.docs))
+    path = write_study(
+        "stabilizers",
+        "Stabilisers vs none on three collapsing models",
+        __doc__.split("\n\n")[1].strip(),
+        {"Per model and stabiliser": table},
+        findings,
+        per,
+        fig,
+        note,
+        Path(args.docs),
+    )
     print(path.read_text())
 
 
@@ -177,14 +219,20 @@ def figure(m: pd.DataFrame, chains: pd.DataFrame, gens: int, path: Path) -> Path
     models = [*MODELS, REFERENCE]
     fig, axes = plt.subplots(2, len(models), figsize=(4.2 * len(models), 6.4), sharex=True)
     for col, model in enumerate(models):
-        for row, (metric, label) in enumerate([("psnr", "PSNR to original (dB)"),
-                                               ("de2000_mean", "ΔE00 to original")]):
+        for row, (metric, label) in enumerate(
+            [("psnr", "PSNR to original (dB)"), ("de2000_mean", "ΔE00 to original")]
+        ):
             ax = axes[row, col]
             sub = m[(m.upscaler == model) & (m.metric == metric)]
             for stab in STABILIZERS:
                 curve = sub[sub.stabilizer == stab].groupby("generation")["value"].mean()
-                ax.plot(curve.index, curve.values, label=stab, lw=1.6,
-                        ls="-" if stab == "none" else "--")
+                ax.plot(
+                    curve.index,
+                    curve.values,
+                    label=stab,
+                    lw=1.6,
+                    ls="-" if stab == "none" else "--",
+                )
             if metric == "psnr":
                 ax.axhline(20, color="grey", lw=0.8, ls=":")
                 ax.set_title(model, fontsize=10)

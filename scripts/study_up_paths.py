@@ -45,22 +45,46 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
     ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument("--reuse", action="store_true",
-                    help="read a complete run of the same config in --output instead of rerunning")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read a complete run of the same config in --output instead of rerunning",
+    )
     args = ap.parse_args()
     if args.full:
         photos, size, gens, note = PHOTOS, {"max_side": 512}, 50, "GPU size: 6 photos, 512 px"
     else:
-        photos, size, gens, note = PHOTOS[:3], {"center_crop": 96}, 10, \
-            "CPU size: 3 photos, 96 px centre crops"
+        photos, size, gens, note = (
+            PHOTOS[:3],
+            {"center_crop": 96},
+            10,
+            "CPU size: 3 photos, 96 px centre crops",
+        )
     out = Path(args.output or tempfile.mkdtemp(prefix="study-paths-"))
-    common = {"images": photos, "generations": gens, "frame_stride": gens,
-              "checkpoint_stride": gens, "metrics": ["psnr", "ssim"], "device": args.device,
-              **size}
-    one = run({**common, "name": "x4", "upscalers": [f[0] for f in FAMILIES.values()]},
-              out / "x4", args.reuse)
-    two = run({**common, "name": "x2x2", "upscalers": [f[1] for f in FAMILIES.values()],
-               "up_steps": [2, 2]}, out / "x2x2", args.reuse)
+    common = {
+        "images": photos,
+        "generations": gens,
+        "frame_stride": gens,
+        "checkpoint_stride": gens,
+        "metrics": ["psnr", "ssim"],
+        "device": args.device,
+        **size,
+    }
+    one = run(
+        {**common, "name": "x4", "upscalers": [f[0] for f in FAMILIES.values()]},
+        out / "x4",
+        args.reuse,
+    )
+    two = run(
+        {
+            **common,
+            "name": "x2x2",
+            "upscalers": [f[1] for f in FAMILIES.values()],
+            "up_steps": [2, 2],
+        },
+        out / "x2x2",
+        args.reuse,
+    )
     rows = []
     for path, view in (("x4", one), ("x2+x2", two)):
         cost = _cost(view)
@@ -68,10 +92,19 @@ def main() -> None:
             for g in (1, gens):
                 v = final_values(view.metrics, metric, generation=g)
                 up = view.chains.set_index("chain_id")["upscaler"]
-                rows += [{"path": path, "upscaler": up[r.chain_id], "image_name": r.image_name,
-                          "chain_id": r.chain_id, "metric": metric, "generation": g,
-                          "value": r.value, "ms_per_generation": cost[r.chain_id]}
-                         for r in v.itertuples()]
+                rows += [
+                    {
+                        "path": path,
+                        "upscaler": up[r.chain_id],
+                        "image_name": r.image_name,
+                        "chain_id": r.chain_id,
+                        "metric": metric,
+                        "generation": g,
+                        "value": r.value,
+                        "ms_per_generation": cost[r.chain_id],
+                    }
+                    for r in v.itertuples()
+                ]
     per = pd.DataFrame(rows)
     fam_of = {u: fam for fam, pair in FAMILIES.items() for u in pair}
     per["family"] = per.upscaler.map(fam_of)
@@ -89,16 +122,24 @@ def main() -> None:
                     findings.append(
                         f"{fam}: x2+x2 minus x4, PSNR to the original at generation {gens}: "
                         f"{fmt_paired(p)} dB (mean [95% CI] (n; wins/ties/losses) over photos); "
-                        f"mean PSNR {a.mean():.2f} vs {b.mean():.2f} dB.")
+                        f"mean PSNR {a.mean():.2f} vs {b.mean():.2f} dB."
+                    )
         c = per[(per.family == fam) & (per.metric == "psnr") & (per.generation == 1)]
         row["ms/gen x4"] = float(c[c.path == "x4"].ms_per_generation.mean())
         row["ms/gen x2+x2"] = float(c[c.path == "x2+x2"].ms_per_generation.mean())
         table.append(row)
     fig = figure(one, two, gens, Path(args.docs) / "up_paths.png")
-    path = write_study("up_paths", "x2 + x2 vs x4: upscale paths",
-                       __doc__.split("\n\n")[1].strip(),
-                       {"x2+x2 minus x4, per family (positive: two steps better)":
-                        pd.DataFrame(table)}, findings, per, fig, note, Path(args.docs))
+    path = write_study(
+        "up_paths",
+        "x2 + x2 vs x4: upscale paths",
+        __doc__.split("\n\n")[1].strip(),
+        {"x2+x2 minus x4, per family (positive: two steps better)": pd.DataFrame(table)},
+        findings,
+        per,
+        fig,
+        note,
+        Path(args.docs),
+    )
     print(path.read_text())
 
 
@@ -107,17 +148,31 @@ def figure(one, two, gens: int, path: Path) -> Path:
     thin lines are single photos, thick the mean."""
     fig, axes = plt.subplots(1, len(FAMILIES), figsize=(4.3 * len(FAMILIES), 3.8), sharey=True)
     for ax, (fam, (x4, x2)) in zip(axes, FAMILIES.items(), strict=True):
-        for view, up, style, label in ((one, x4, "-", f"{x4} (x4)"),
-                                       (two, x2, "--", f"{x2} (x2+x2)")):
+        for view, up, style, label in (
+            (one, x4, "-", f"{x4} (x4)"),
+            (two, x2, "--", f"{x2} (x2+x2)"),
+        ):
             m = view.metrics
             m = m[(m.metric == "psnr") & (m.reference == "original") & (m.upscaler == up)]
             line = None
             for _, c in m.groupby("image_name"):
-                line = ax.plot(c.generation, c.value, style, lw=0.6, alpha=0.45,
-                               color=None if line is None else line[0].get_color())
+                line = ax.plot(
+                    c.generation,
+                    c.value,
+                    style,
+                    lw=0.6,
+                    alpha=0.45,
+                    color=None if line is None else line[0].get_color(),
+                )
             mean = m.groupby("generation").value.mean()
-            ax.plot(mean.index, mean.values, style, lw=2.2, label=label,
-                    color=None if line is None else line[0].get_color())
+            ax.plot(
+                mean.index,
+                mean.values,
+                style,
+                lw=2.2,
+                label=label,
+                color=None if line is None else line[0].get_color(),
+            )
         ax.set_title(fam, fontsize=10)
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)

@@ -21,8 +21,11 @@ def to_batch(a: np.ndarray) -> torch.Tensor:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--device", default="cpu",
-                     help="device for the device-parametrised tests (cpu, cuda, cuda:N)")
+    parser.addoption(
+        "--device",
+        default="cpu",
+        help="device for the device-parametrised tests (cpu, cuda, cuda:N)",
+    )
 
 
 @pytest.fixture(scope="session")

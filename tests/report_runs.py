@@ -64,9 +64,11 @@ def text_outside(fig) -> list[str]:
     fig.draw(renderer)
     box = fig.bbox
     tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
-    bad = [] if box.contains(tight.x0 + 1, tight.y0 + 1) and box.contains(tight.x1 - 1,
-                                                                         tight.y1 - 1) else [
-        f"drawn extent {tight.bounds} outside {box.bounds}"]
+    bad = (
+        []
+        if box.contains(tight.x0 + 1, tight.y0 + 1) and box.contains(tight.x1 - 1, tight.y1 - 1)
+        else [f"drawn extent {tight.bounds} outside {box.bounds}"]
+    )
     ticks = {id(t) for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
     for t in fig.findobj(Text):
         if not t.get_visible() or not t.get_text().strip() or id(t) in ticks:

@@ -37,9 +37,19 @@ from roundtrip_ml.pipeline.experiment import run_experiment
 from roundtrip_ml.pipeline.store import LOCK_FILE, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = {"images": ["skimage:astronaut"], "upscalers": ["bicubic"], "scales": [2],
-         "codecs": ["png"], "generations": 3, "frame_stride": 1, "checkpoint_stride": 2,
-         "center_crop": 40, "metrics": ["psnr"], "device": "cpu", "region_metrics": False}
+SMALL = {
+    "images": ["skimage:astronaut"],
+    "upscalers": ["bicubic"],
+    "scales": [2],
+    "codecs": ["png"],
+    "generations": 3,
+    "frame_stride": 1,
+    "checkpoint_stride": 2,
+    "center_crop": 40,
+    "metrics": ["psnr"],
+    "device": "cpu",
+    "region_metrics": False,
+}
 TABLES = ("chains.parquet", "metrics.parquet", "fingerprints.parquet")
 
 
@@ -68,8 +78,9 @@ def _assert_same_tables(a: Path, b: Path) -> None:
 # ---- 1. one process per run directory ----------------------------------------------------------
 
 
-def test_two_concurrent_cli_runs_one_refused_other_equals_solo(tmp_path, monkeypatch,
-                                                                capsys) -> None:
+def test_two_concurrent_cli_runs_one_refused_other_equals_solo(
+    tmp_path, monkeypatch, capsys
+) -> None:
     """A: a real `python -m roundtrip_ml.cli run` process; B: the same CLI entry point in this
     process (one interpreter start less), with another config, on the same output."""
     out = tmp_path / "shared"
@@ -77,8 +88,12 @@ def test_two_concurrent_cli_runs_one_refused_other_equals_solo(tmp_path, monkeyp
     body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in SMALL.items() if k != "generations")
     a_cfg.write_text(body + "\ngenerations = 4\n")
     b_cfg.write_text(body.replace('["png"]', '["jpeg:80"]') + "\ngenerations = 4\n")
-    a = subprocess.Popen([sys.executable, "-m", "roundtrip_ml.cli", "run", str(a_cfg), "-q",
-                          "-o", str(out)], env=_env(), stderr=subprocess.PIPE, text=True)
+    a = subprocess.Popen(
+        [sys.executable, "-m", "roundtrip_ml.cli", "run", str(a_cfg), "-q", "-o", str(out)],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 180
         while time.time() < deadline and f'"pid": {a.pid}' not in _read(out / LOCK_FILE):
@@ -124,11 +139,14 @@ def test_lock_refuses_a_second_holder_and_a_resume_and_a_sweep_unit(tmp_path: Pa
 
 
 def test_a_sigkilled_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
-    code = ("import time\nfrom roundtrip_ml.pipeline.store import RunStore\n"
-            f"with RunStore({str(tmp_path)!r}).lock():\n    print('locked', flush=True)\n"
-            "    time.sleep(120)")
-    holder = subprocess.Popen([sys.executable, "-c", code], env=_env(), stdout=subprocess.PIPE,
-                              text=True)
+    code = (
+        "import time\nfrom roundtrip_ml.pipeline.store import RunStore\n"
+        f"with RunStore({str(tmp_path)!r}).lock():\n    print('locked', flush=True)\n"
+        "    time.sleep(120)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], env=_env(), stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunStoreError, match=f"pid {holder.pid}"), RunStore(tmp_path).lock():
@@ -153,8 +171,7 @@ def test_overwrite_deletes_only_run_files(tmp_path: Path) -> None:
         run_experiment(_cfg(out))
     res = run_experiment(_cfg(out), overwrite=True)
     assert (out / "notes.txt").read_text() == "mine" and (out / "data" / "x.csv").exists()
-    assert sorted(p.name for p in (out / "frames").iterdir()) == [c for c in
-                                                                  _chain_ids(out)]
+    assert sorted(p.name for p in (out / "frames").iterdir()) == [c for c in _chain_ids(out)]
     assert not any("coffee" in p.name for p in (out / "frames").iterdir())  # nothing mixed
     solo = tmp_path / "solo"
     run_experiment(_cfg(solo))
@@ -184,13 +201,32 @@ def test_output_path_problems_are_one_clear_line(tmp_path: Path, monkeypatch, ca
     afile = tmp_path / "afile"
     afile.write_text("x")
     for out, fix in ((afile, "the path is a file"), (afile / "sub", "is a file, not a folder")):
-        code, lines = _main(["run", "-i", "skimage:astronaut", "-u", "bicubic", "-g", "1",
-                             "-o", str(out), "--device", "cpu"], monkeypatch, capsys)
+        code, lines = _main(
+            [
+                "run",
+                "-i",
+                "skimage:astronaut",
+                "-u",
+                "bicubic",
+                "-g",
+                "1",
+                "-o",
+                str(out),
+                "--device",
+                "cpu",
+            ],
+            monkeypatch,
+            capsys,
+        )
         assert code == 2 and len(lines) == 1 and str(out) in lines[0] and fix in lines[0], lines
     # read-only filesystems and full disks cannot be made here without root mounts: the
     # mapping of their OSErrors is checked directly
-    for no, words in ((errno.EROFS, "read-only"), (errno.ENOSPC, "free disk space"),
-                      (errno.EDQUOT, "quota"), (errno.EACCES, "permissions")):
+    for no, words in (
+        (errno.EROFS, "read-only"),
+        (errno.ENOSPC, "free disk space"),
+        (errno.EDQUOT, "quota"),
+        (errno.EACCES, "permissions"),
+    ):
         e = path_error(tmp_path / "run", OSError(no, os.strerror(no)))
         assert isinstance(e, RunStoreError) and words in str(e) and "\n" not in str(e)
         assert str(tmp_path / "run") in str(e) and os.strerror(no) in str(e)
@@ -212,9 +248,12 @@ def test_temp_files_left_by_a_kill_are_cleaned_at_resume(tmp_path: Path) -> None
     out = tmp_path / "run"
     run_experiment(_cfg(out))
     chain = _chain_ids(out)[0]
-    left = [out / ".manifest.json.1a2b3c.tmp", out / "parts" / ".metrics-b0000-000002.x.tmp",
-            out / "frames" / chain / ".g000002.png.dead.tmp",
-            out / "checkpoints" / ".b0000.safetensors.beef.tmp"]
+    left = [
+        out / ".manifest.json.1a2b3c.tmp",
+        out / "parts" / ".metrics-b0000-000002.x.tmp",
+        out / "frames" / chain / ".g000002.png.dead.tmp",
+        out / "checkpoints" / ".b0000.safetensors.beef.tmp",
+    ]
     for p in left:
         p.write_bytes(b"half")
     before = {t: pd.read_parquet(out / t) for t in TABLES}
@@ -227,23 +266,26 @@ def test_temp_files_left_by_a_kill_are_cleaned_at_resume(tmp_path: Path) -> None
 # ---- 11 and 12: config types, names, limits ----------------------------------------------------
 
 
-@pytest.mark.parametrize(("over", "words"), [
-    ({"generations": True}, "'generations': must be a whole number, got true"),
-    ({"generations": 99999999999999999999}, "'generations': must be <= 100000"),
-    ({"generations": 0}, "'generations': must be >= 1"),
-    ({"scales": [float("nan")]}, "'scales[0]': must be a finite number"),
-    ({"max_batch": 10**6}, "'max_batch': must be <= 4096"),
-    ({"frame_stride": 4.5}, "'frame_stride': must be a whole number"),
-    ({"seed": -1}, "'seed': must be >= 0"),
-    ({"metric_crop": [0, 0, 10]}, "'metric_crop': has the wrong number of values"),
-    ({"metric_crop": [-1, 0, 10, 10]}, "'metric_crop[0]': must be >= 0"),
-    ({"gnerations": 3}, "did you mean 'generations'"),
-    ({"name": "../elsewhere"}, "'name': must be a plain folder name"),
-    ({"upscalers": ["lanczso3"]}, "did you mean lanczos3"),
-    ({"upscalers": ["RealESRGAN_x4plsu"]}, "did you mean realesrgan-x4plus"),
-    ({"upscalers": ["/nonexistent/model.pth"]}, "weights file not found"),
-    ({"upscalers": ["ncnn:/nonexistent/x.param"]}, "ncnn file /nonexistent/x.param not found"),
-])
+@pytest.mark.parametrize(
+    ("over", "words"),
+    [
+        ({"generations": True}, "'generations': must be a whole number, got true"),
+        ({"generations": 99999999999999999999}, "'generations': must be <= 100000"),
+        ({"generations": 0}, "'generations': must be >= 1"),
+        ({"scales": [float("nan")]}, "'scales[0]': must be a finite number"),
+        ({"max_batch": 10**6}, "'max_batch': must be <= 4096"),
+        ({"frame_stride": 4.5}, "'frame_stride': must be a whole number"),
+        ({"seed": -1}, "'seed': must be >= 0"),
+        ({"metric_crop": [0, 0, 10]}, "'metric_crop': has the wrong number of values"),
+        ({"metric_crop": [-1, 0, 10, 10]}, "'metric_crop[0]': must be >= 0"),
+        ({"gnerations": 3}, "did you mean 'generations'"),
+        ({"name": "../elsewhere"}, "'name': must be a plain folder name"),
+        ({"upscalers": ["lanczso3"]}, "did you mean lanczos3"),
+        ({"upscalers": ["RealESRGAN_x4plsu"]}, "did you mean realesrgan-x4plus"),
+        ({"upscalers": ["/nonexistent/model.pth"]}, "weights file not found"),
+        ({"upscalers": ["ncnn:/nonexistent/x.param"]}, "ncnn file /nonexistent/x.param not found"),
+    ],
+)
 def test_config_values_are_taken_strictly(over: dict, words: str) -> None:
     with pytest.raises(ConfigError) as ei:
         make_config({**SMALL, **over})
@@ -253,11 +295,18 @@ def test_config_values_are_taken_strictly(over: dict, words: str) -> None:
 
 def test_single_values_are_one_item_lists(tmp_path: Path) -> None:
     p = tmp_path / "one.toml"
-    p.write_text('images = "skimage:astronaut"\nupscalers = "bicubic"\nscales = 2\n'
-                 'codecs = "jpeg:90"\nmetrics = "psnr"\n')
+    p.write_text(
+        'images = "skimage:astronaut"\nupscalers = "bicubic"\nscales = 2\n'
+        'codecs = "jpeg:90"\nmetrics = "psnr"\n'
+    )
     cfg = load_config(p)
     assert (cfg.images, cfg.upscalers, cfg.scales, cfg.codecs, cfg.metrics) == (
-        ["skimage:astronaut"], ["bicubic"], [2.0], ["jpeg:90"], ["psnr"])
+        ["skimage:astronaut"],
+        ["bicubic"],
+        [2.0],
+        ["jpeg:90"],
+        ["psnr"],
+    )
     assert make_config({"images": "x.png", "upscalers": "bicubic"}).images == ["x.png"]
 
 
@@ -270,24 +319,30 @@ def test_cli_model_typo_and_huge_generations_exit_2(tmp_path, monkeypatch, capsy
     assert not (tmp_path / "r").exists()  # nothing created before the config was checked
 
 
-@pytest.mark.parametrize(("body", "says"), [
-    ("generations = true", "must be a whole number"),
-    ('upscalers = ["lanczos3x"]', "did you mean lanczos3"),
-    ('upscalers = ["realesrgan-x4plsu"]', "did you mean realesrgan-x4plus"),
-    ('downscalers = ["bicubik"]', "unknown kernel"),
-    ('codecs = ["jepg:90"]', "jepg is no codec"),
-    ('codecs = ["jpeg:85>wepb:80"]', "wepb is no codec"),
-    ('perturbation = "nois:2"', "is no perturbation"),
-])
-def test_a_bad_config_is_refused_without_importing_torch(tmp_path: Path, body: str,
-                                                         says: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("generations = true", "must be a whole number"),
+        ('upscalers = ["lanczos3x"]', "did you mean lanczos3"),
+        ('upscalers = ["realesrgan-x4plsu"]', "did you mean realesrgan-x4plus"),
+        ('downscalers = ["bicubik"]', "unknown kernel"),
+        ('codecs = ["jepg:90"]', "jepg is no codec"),
+        ('codecs = ["jpeg:85>wepb:80"]', "wepb is no codec"),
+        ('perturbation = "nois:2"', "is no perturbation"),
+    ],
+)
+def test_a_bad_config_is_refused_without_importing_torch(
+    tmp_path: Path, body: str, says: str
+) -> None:
     """Types, bounds and misspelt names are one line before torch loads (~10 s saved)."""
     p = tmp_path / "bad.toml"
     p.write_text(f'images = "skimage:coffee"\n{body}\n')
-    code = ("import sys\nfrom roundtrip_ml.pipeline.config import load_config\n"
-            "from roundtrip_ml.core.errors import ConfigError\n"
-            f"try:\n    load_config({str(p)!r})\nexcept ConfigError as e:\n    print(e)\n"
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys\nfrom roundtrip_ml.pipeline.config import load_config\n"
+        "from roundtrip_ml.core.errors import ConfigError\n"
+        f"try:\n    load_config({str(p)!r})\nexcept ConfigError as e:\n    print(e)\n"
+        "print('torch' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
     assert r.stdout.splitlines()[-1] == "False", r.stdout + r.stderr
     assert says in r.stdout
@@ -298,13 +353,22 @@ def test_a_bad_config_is_refused_without_importing_torch(tmp_path: Path, body: s
 
 def _png_claiming(w: int, h: int, bit_depth: int) -> bytes:
     """A tiny PNG whose header claims w x h (a decompression bomb's signature)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", w, h, bit_depth, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_bombs_are_refused_from_the_header_before_torch(tmp_path: Path) -> None:
@@ -316,14 +380,17 @@ def test_bombs_are_refused_from_the_header_before_torch(tmp_path: Path) -> None:
     sof = jpeg.index(b"\xff\xc0")
     jpeg[sof + 5 : sof + 9] = struct.pack(">HH", 60_000, 60_000)  # SOF0 height, width
     (tmp_path / "bomb.jpg").write_bytes(bytes(jpeg))
-    code = ("import sys\nfrom roundtrip_ml.imaging.images import load_image\n"
-            "from roundtrip_ml.core.errors import ImageError\n"
-            f"for n in ('bomb16.png', 'bomb8.png', 'bomb.jpg'):\n"
-            f"    try:\n        load_image({str(tmp_path)!r} + '/' + n, max_pixels=10**8)\n"
-            "    except ImageError as e:\n        print(e)\n"
-            "print('torch' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True,
-                       timeout=120)
+    code = (
+        "import sys\nfrom roundtrip_ml.imaging.images import load_image\n"
+        "from roundtrip_ml.core.errors import ImageError\n"
+        f"for n in ('bomb16.png', 'bomb8.png', 'bomb.jpg'):\n"
+        f"    try:\n        load_image({str(tmp_path)!r} + '/' + n, max_pixels=10**8)\n"
+        "    except ImageError as e:\n        print(e)\n"
+        "print('torch' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120
+    )
     lines = r.stdout.splitlines()
     assert lines[-1] == "False", r.stdout + r.stderr  # no decoder (torchvision) was reached
     assert len(lines) == 4 and all("over the 100000000-pixel limit" in ln for ln in lines[:3])

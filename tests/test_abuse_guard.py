@@ -25,8 +25,25 @@ from roundtrip_ml.pipeline.config import load_config
 from roundtrip_ml.pipeline.experiment import run_experiment
 from roundtrip_ml.pipeline.manifest import Manifest
 
-BASE = ["-i", "skimage:astronaut", "-u", "bicubic", "-s", "2", "-g", "2", "--center-crop", "40",
-        "-m", "psnr", "--device", "cpu", "--set", "region_metrics=false", "-q"]
+BASE = [
+    "-i",
+    "skimage:astronaut",
+    "-u",
+    "bicubic",
+    "-s",
+    "2",
+    "-g",
+    "2",
+    "--center-crop",
+    "40",
+    "-m",
+    "psnr",
+    "--device",
+    "cpu",
+    "--set",
+    "region_metrics=false",
+    "-q",
+]
 
 
 def _main(argv: list[str], monkeypatch, capsys) -> tuple[int, list[str]]:
@@ -66,10 +83,19 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def load_config_args(out: Path):
     from roundtrip_ml.pipeline.config import make_config
 
-    return make_config({"images": ["skimage:astronaut"], "upscalers": ["bicubic"],
-                        "scales": [2], "generations": 2, "center_crop": [40, 40],
-                        "metrics": ["psnr"], "device": "cpu", "region_metrics": False,
-                        "output": str(out)})
+    return make_config(
+        {
+            "images": ["skimage:astronaut"],
+            "upscalers": ["bicubic"],
+            "scales": [2],
+            "generations": 2,
+            "center_crop": [40, 40],
+            "metrics": ["psnr"],
+            "device": "cpu",
+            "region_metrics": False,
+            "output": str(out),
+        }
+    )
 
 
 def _no_device() -> str:
@@ -81,15 +107,21 @@ def _no_device() -> str:
 OVERWRITE_CASES = {
     "metric typo": (lambda a, d: _replace(a, "-m", "psnrr"), "psnrr"),
     "unknown pyiqa metric": (lambda a, d: _replace(a, "-m", "pyiqa:nosuchmetric"), "pyiqa"),
-    "center crop larger than the image": (lambda a, d: _replace(a, "--center-crop", "5000"),
-                                          "center_crop"),
+    "center crop larger than the image": (
+        lambda a, d: _replace(a, "--center-crop", "5000"),
+        "center_crop",
+    ),
     "cuda without a GPU": (lambda a, d: _replace(a, "--device", _no_device()), "device"),
     "device tpu:7": (lambda a, d: _replace(a, "--device", "tpu:7"), "tpu:7"),
-    "glob matching nothing": (lambda a, d: _replace(a, "-i", str(d / "nothing*.png")),
-                              "glob matches no file"),
+    "glob matching nothing": (
+        lambda a, d: _replace(a, "-i", str(d / "nothing*.png")),
+        "glob matches no file",
+    ),
     "missing image": (lambda a, d: _replace(a, "-i", str(d / "missing.png")), "missing.png"),
-    "metric_crop outside the image": (lambda a, d: [*a, "--set", "metric_crop=[0,0,100,100]"],
-                                      "metric_crop"),
+    "metric_crop outside the image": (
+        lambda a, d: [*a, "--set", "metric_crop=[0,0,100,100]"],
+        "metric_crop",
+    ),
     "generations not a number": (lambda a, d: [*a, "--set", 'generations="3"'], "generations"),
     "scale as text": (lambda a, d: [*a, "--set", 'scales="4"'], "scales"),
     "upscaler typo": (lambda a, d: _replace(a, "-u", "bicubik"), "did you mean bicubic"),
@@ -97,40 +129,46 @@ OVERWRITE_CASES = {
     "codec typo": (lambda a, d: [*a, "-c", "jepg:90"], "jepg is no codec"),
     "config key typo": (lambda a, d: [*a, "--set", "gnerations=3"], "did you mean"),
     "perturbation typo": (lambda a, d: [*a, "--set", 'perturbation="nois:2"'], "perturbation"),
-    "weights that cannot load": (lambda a, d: _replace(a, "-u", str(d / "broken.pth")),
-                                 "broken.pth"),
+    "weights that cannot load": (
+        lambda a, d: _replace(a, "-u", str(d / "broken.pth")),
+        "broken.pth",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(OVERWRITE_CASES))
 def test_an_error_with_overwrite_leaves_the_finished_run_byte_identical(
-        case: str, finished: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    case: str, finished: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04" + os.urandom(300))
     before = _snapshot(run)
     make_args, words = OVERWRITE_CASES[case]
-    code, lines = _main(["run", *make_args(BASE, tmp_path), "-o", str(run), "--overwrite"],
-                        monkeypatch, capsys)
+    code, lines = _main(
+        ["run", *make_args(BASE, tmp_path), "-o", str(run), "--overwrite"], monkeypatch, capsys
+    )
     assert code == 2 and len(lines) == 1, lines
     assert words in lines[0], lines
     assert _snapshot(run) == before
 
 
-def test_nothing_is_created_for_a_new_output_either(tmp_path: Path, monkeypatch,
-                                                    capsys) -> None:
+def test_nothing_is_created_for_a_new_output_either(tmp_path: Path, monkeypatch, capsys) -> None:
     out = tmp_path / "new" / "run"
-    code, lines = _main(["run", *_replace(BASE, "-m", "psnrr"), "-o", str(out)], monkeypatch,
-                        capsys)
+    code, lines = _main(
+        ["run", *_replace(BASE, "-m", "psnrr"), "-o", str(out)], monkeypatch, capsys
+    )
     assert code == 2 and len(lines) == 1 and not (tmp_path / "new").exists()
 
 
-def test_a_good_overwrite_still_replaces_the_run(finished: Path, tmp_path: Path, monkeypatch,
-                                                 capsys) -> None:
+def test_a_good_overwrite_still_replaces_the_run(
+    finished: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
-    code, _ = _main(["run", *_replace(BASE, "-g", "3"), "-o", str(run), "--overwrite"],
-                    monkeypatch, capsys)
+    code, _ = _main(
+        ["run", *_replace(BASE, "-g", "3"), "-o", str(run), "--overwrite"], monkeypatch, capsys
+    )
     assert code == 0
     assert read_json(run / "config.json")["generations"] == 3
     assert set(read_parquet(run / "metrics.parquet")["generation"]) == {1, 2, 3}
@@ -148,8 +186,9 @@ CORRUPTIONS = {
 
 @pytest.mark.parametrize("table", ["metrics.parquet", "chains.parquet", "fingerprints.parquet"])
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
-def test_report_on_a_corrupt_table_is_one_line(table: str, kind: str, finished: Path,
-                                               tmp_path: Path, monkeypatch, capsys) -> None:
+def test_report_on_a_corrupt_table_is_one_line(
+    table: str, kind: str, finished: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     path = run / table
@@ -160,8 +199,9 @@ def test_report_on_a_corrupt_table_is_one_line(table: str, kind: str, finished: 
     assert "fix:" in lines[0]
 
 
-def test_a_table_of_someone_else_names_its_missing_columns(finished: Path, tmp_path: Path,
-                                                            monkeypatch, capsys) -> None:
+def test_a_table_of_someone_else_names_its_missing_columns(
+    finished: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     pd.DataFrame({"a": [1, 2]}).to_parquet(run / "metrics.parquet")
@@ -170,15 +210,20 @@ def test_a_table_of_someone_else_names_its_missing_columns(finished: Path, tmp_p
 
 
 @pytest.mark.parametrize("name", ["manifest.json", "config.json"])
-@pytest.mark.parametrize("body", [b"", b"{not json", b"\xff\xfe\x00garbage", b"[1, 2]",
-                                  b"[" * 100_000])
-def test_run_json_that_is_not_json_is_one_line(name: str, body: bytes, finished: Path,
-                                               tmp_path: Path, monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(
+    "body", [b"", b"{not json", b"\xff\xfe\x00garbage", b"[1, 2]", b"[" * 100_000]
+)
+def test_run_json_that_is_not_json_is_one_line(
+    name: str, body: bytes, finished: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     (run / name).write_bytes(body)
-    argv = (["report", str(run), "-o", str(tmp_path / "rep")] if name == "manifest.json"
-            else ["run", *BASE, "-o", str(run), "--resume"])
+    argv = (
+        ["report", str(run), "-o", str(tmp_path / "rep")]
+        if name == "manifest.json"
+        else ["run", *BASE, "-o", str(run), "--resume"]
+    )
     code, lines = _main(argv, monkeypatch, capsys)
     assert code == 2 and len(lines) == 1, lines
     assert str(run / name) in lines[0] and "JSON" in lines[0], lines
@@ -190,13 +235,17 @@ def test_a_manifest_of_the_wrong_shape_is_one_line(finished: Path, tmp_path: Pat
     data = read_json(run / "manifest.json")
     data["batches"] = "all of them"
     (run / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(RunStoreError, match=r"manifest.json: is not a manifest this tool wrote "
-                                            r"\(key 'batches'"):
+    with pytest.raises(
+        RunStoreError,
+        match=r"manifest.json: is not a manifest this tool wrote "
+        r"\(key 'batches'",
+    ):
         Manifest.read(run / "manifest.json")
 
 
-def test_a_damaged_metrics_table_is_rebuilt_by_resume_as_the_fix_says(finished: Path,
-                                                                       tmp_path: Path) -> None:
+def test_a_damaged_metrics_table_is_rebuilt_by_resume_as_the_fix_says(
+    finished: Path, tmp_path: Path
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     good = pd.read_parquet(run / "metrics.parquet")
@@ -209,8 +258,7 @@ def test_a_damaged_metrics_table_is_rebuilt_by_resume_as_the_fix_says(finished: 
         RunStore(run).read_metrics()
     (run / "metrics.parquet").unlink()
     run_experiment(load_config_args(run), resume=True)
-    pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"), good,
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"), good, check_exact=True)
 
 
 def test_corrupt_sweep_files_are_one_line(tmp_path: Path) -> None:
@@ -225,8 +273,9 @@ def test_corrupt_sweep_files_are_one_line(tmp_path: Path) -> None:
         merge.read_merged(tmp_path)
 
 
-def test_a_sweep_unit_with_a_damaged_manifest_fails_with_one_line(finished: Path,
-                                                                  tmp_path: Path) -> None:
+def test_a_sweep_unit_with_a_damaged_manifest_fails_with_one_line(
+    finished: Path, tmp_path: Path
+) -> None:
     from roundtrip_ml.sweep.worker import run_unit
 
     run = tmp_path / "unit"
@@ -246,8 +295,9 @@ def test_force_resume_is_recorded_with_both_hashes(tmp_path: Path) -> None:
 
     img = tmp_path / "in.png"
     Image.fromarray(photo_u8("astronaut", 40, 40)).save(img)
-    cfg = load_config_args(tmp_path / "run").model_copy(update={"images": [str(img)],
-                                                                "center_crop": None})
+    cfg = load_config_args(tmp_path / "run").model_copy(
+        update={"images": [str(img)], "center_crop": None}
+    )
     run_experiment(cfg)
     old = read_json(tmp_path / "run" / "manifest.json")["inputs"][str(img)]["sha256"]
     Image.fromarray(photo_u8("coffee", 40, 40)).save(img)
@@ -261,13 +311,16 @@ def test_force_resume_is_recorded_with_both_hashes(tmp_path: Path) -> None:
     assert forced["at"]
 
 
-@pytest.mark.parametrize(("body", "says"), [
-    ('scales = "4"', "'scales[0]': must be a number, got \"4\""),
-    ('scales = ["4"]', "'scales[0]': must be a number"),
-    ('generations = "3"', "'generations': must be a whole number, got \"3\""),
-    ("background = [1, true, 1]", "'background"),
-    ('background = ["1", 1, 1]', "'background[0]': must be a number"),
-])
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('scales = "4"', "'scales[0]': must be a number, got \"4\""),
+        ('scales = ["4"]', "'scales[0]': must be a number"),
+        ('generations = "3"', "'generations': must be a whole number, got \"3\""),
+        ("background = [1, true, 1]", "'background"),
+        ('background = ["1", 1, 1]', "'background[0]': must be a number"),
+    ],
+)
 def test_strict_types_everywhere(tmp_path: Path, body: str, says: str) -> None:
     p = tmp_path / "c.toml"
     p.write_text(f'images = ["skimage:coffee"]\n{body}\n')
@@ -276,12 +329,15 @@ def test_strict_types_everywhere(tmp_path: Path, body: str, says: str) -> None:
     assert says in str(ei.value), str(ei.value)
 
 
-@pytest.mark.parametrize(("text", "where"), [
-    ("images: [a.png\nscales: 2\n", "line 2 column 7"),
-    ("images: a: b\n", "line 1 column 10"),
-    ("name: 'unterminated\n", "line 2 column 1"),
-    ("\timages: x\n", "line 1 column 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("images: [a.png\nscales: 2\n", "line 2 column 7"),
+        ("images: a: b\n", "line 1 column 10"),
+        ("name: 'unterminated\n", "line 2 column 1"),
+        ("\timages: x\n", "line 1 column 1"),
+    ],
+)
 def test_yaml_errors_are_one_line(tmp_path: Path, text: str, where: str) -> None:
     p = tmp_path / "c.yaml"
     p.write_text(text)
@@ -312,8 +368,15 @@ def test_unreadable_config_files_are_one_line(tmp_path: Path, bad: bytes | None)
     assert str(p) in str(ei.value) and "\n" not in str(ei.value)
 
 
-@pytest.mark.parametrize("array", [np.zeros((0, 0, 3), np.uint8), np.zeros((0, 16, 3), np.uint8),
-                                   np.zeros((16, 0), np.uint8), np.zeros((0,), np.uint8)])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((0, 16, 3), np.uint8),
+        np.zeros((16, 0), np.uint8),
+        np.zeros((0,), np.uint8),
+    ],
+)
 def test_roundtrip_refuses_empty_and_degenerate_arrays(array: np.ndarray) -> None:
     import roundtrip_ml as rt
 
@@ -322,13 +385,15 @@ def test_roundtrip_refuses_empty_and_degenerate_arrays(array: np.ndarray) -> Non
     assert "\n" not in str(ei.value)
 
 
-def test_failure_lines_name_the_path_once_and_do_not_wrap(tmp_path: Path, monkeypatch,
-                                                          capsys) -> None:
+def test_failure_lines_name_the_path_once_and_do_not_wrap(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     bad = tmp_path / ("a-rather-long-folder-name-" * 3) / "broken.png"
     bad.parent.mkdir()
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
-    monkeypatch.setattr(sys, "argv", ["roundtrip", "run", *BASE, "-i", str(bad), "-o",
-                                      str(tmp_path / "run")])
+    monkeypatch.setattr(
+        sys, "argv", ["roundtrip", "run", *BASE, "-i", str(bad), "-o", str(tmp_path / "run")]
+    )
     monkeypatch.delenv("COLUMNS", raising=False)
     with pytest.raises(SystemExit) as ei:
         cli.main()
@@ -362,8 +427,10 @@ def test_a_multi_line_failure_prints_as_one_line(tmp_path: Path, capsys) -> None
     err = "RuntimeError: Given groups=1, weight of size [64, 3, 3, 3]\nexpected input[1, 4, 8, 8]"
     cli._print_result(RunResult(tmp_path, "r", 2, {"astronaut-x": err}), quiet=True)
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["failed astronaut-x: RuntimeError: Given groups=1, weight of size "
-                     "[64, 3, 3, 3] (the rest is in the run's manifest.json)"], lines
+    assert lines == [
+        "failed astronaut-x: RuntimeError: Given groups=1, weight of size "
+        "[64, 3, 3, 3] (the rest is in the run's manifest.json)"
+    ], lines
 
 
 def test_a_resumed_run_keeps_the_id_it_started_with(tmp_path: Path) -> None:

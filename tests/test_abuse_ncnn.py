@@ -50,10 +50,15 @@ def test_a_crafted_file_is_one_model_error_line(case: Crafted, tmp_path: Path) -
     blamed = param if case.blames == "param" else bin_
     assert msg.startswith(f"{blamed}"), msg
     assert case.expect in msg, msg
-    if case.blames == "param" and "magic" not in msg and "size limit" not in msg \
-            and "not a text" not in msg:
-        assert " line " in msg or "(layer " in msg or "Input layers" in msg \
-            or "output blobs" in msg, msg
+    if (
+        case.blames == "param"
+        and "magic" not in msg
+        and "size limit" not in msg
+        and "not a text" not in msg
+    ):
+        assert (
+            " line " in msg or "(layer " in msg or "Input layers" in msg or "output blobs" in msg
+        ), msg
 
 
 def test_the_good_graph_they_are_made_from_loads(tmp_path: Path) -> None:
@@ -69,8 +74,9 @@ def test_limits_are_overridable_by_the_config_key(tmp_path: Path) -> None:
     param, _ = _write(tmp_path, next(c for c in CASES if c.name == "Interp chain blow-up"))
     with pytest.raises(ModelError, match=re.escape("{activation_bytes_per_pixel = N}")):
         load_graph(param)
-    cfg = make_config({"images": ["skimage:astronaut"], "ncnn_limits": {
-        "activation_bytes_per_pixel": 1 << 40}})
+    cfg = make_config(
+        {"images": ["skimage:astronaut"], "ncnn_limits": {"activation_bytes_per_pixel": 1 << 40}}
+    )
     g = load_graph(param, limits=NcnnLimits.of(cfg.inference().ncnn_limits))  # meta: free
     assert g.probe_output == (1, 3, 32768, 32768)
     real = zoo.find_offline(zoo.get_entry("realesrgan-x4plus"), check_hash=False)
@@ -89,8 +95,9 @@ def _peak_in_child(param: Path) -> tuple[int, str]:
         try:
             os.close(r)
             soft = 3 << 30  # a safety net: a regression fails here instead of taking the host
-            resource.setrlimit(resource.RLIMIT_DATA, (soft, resource.getrlimit(
-                resource.RLIMIT_DATA)[1]))
+            resource.setrlimit(
+                resource.RLIMIT_DATA, (soft, resource.getrlimit(resource.RLIMIT_DATA)[1])
+            )
             try:
                 load_upscaler(f"ncnn:{param}", device="cpu")
                 msg = "ok"
@@ -132,8 +139,29 @@ def test_every_crafted_file_peaks_under_1_5_gb(tmp_path: Path, capsys) -> None:
 # ---- fuzzing --------------------------------------------------------------------------------
 
 _FUZZ_MODELS = ("realesr-animevideov3", "waifu2x-upconv-anime-x2", "span-x2-ch48")
-_TOKENS = ["0", "1", "-1", "3", "64", "400", "2147483647", "99999999999", "1e30", "nan", "0.5",
-           "x", "=", "0=", "=1", "-23300=2,1,1", "-23300=9", "", "Convolution", "Split", "data"]
+_TOKENS = [
+    "0",
+    "1",
+    "-1",
+    "3",
+    "64",
+    "400",
+    "2147483647",
+    "99999999999",
+    "1e30",
+    "nan",
+    "0.5",
+    "x",
+    "=",
+    "0=",
+    "=1",
+    "-23300=2,1,1",
+    "-23300=9",
+    "",
+    "Convolution",
+    "Split",
+    "data",
+]
 
 
 def _mutate(text: str, rng: random.Random) -> str:
@@ -170,16 +198,31 @@ def _mutate(text: str, rng: random.Random) -> str:
 def _random_param(rng: random.Random) -> bytes:
     if rng.random() < 0.2:
         return rng.randbytes(rng.randrange(1, 400))
-    types = ["Input", "Convolution", "ReLU", "Split", "Concat", "BinaryOp", "Interp", "Crop",
-             "PixelShuffle", "Deconvolution", "Pooling", "Eltwise", "Scale", "MemoryData"]
+    types = [
+        "Input",
+        "Convolution",
+        "ReLU",
+        "Split",
+        "Concat",
+        "BinaryOp",
+        "Interp",
+        "Crop",
+        "PixelShuffle",
+        "Deconvolution",
+        "Pooling",
+        "Eltwise",
+        "Scale",
+        "MemoryData",
+    ]
     n = rng.randrange(1, 12)
     lines = ["7767517", f"{n} {rng.randrange(1, 2 * n + 2)}"]
     blobs = ["data"]
     for i in range(n):
         ins = rng.sample(blobs, k=min(len(blobs), rng.randrange(0, 3)))
         out = f"b{i}"
-        params = " ".join(f"{rng.randrange(0, 20)}={rng.choice(_TOKENS)}"
-                          for _ in range(rng.randrange(0, 4)))
+        params = " ".join(
+            f"{rng.randrange(0, 20)}={rng.choice(_TOKENS)}" for _ in range(rng.randrange(0, 4))
+        )
         lines.append(f"{rng.choice(types)} l{i} {len(ins)} 1 {' '.join(ins)} {out} {params}")
         blobs.append(out)
     return ("\n".join(lines) + "\n").encode()
@@ -213,8 +256,9 @@ def test_fuzz_mutated_real_param_files(tmp_path: Path) -> None:
         param.write_text(_mutate(src.param.read_text(), rng))
         bin_.symlink_to(src.bin)
         out = _load_or_one_line(param, bin_)
-        outcomes["ok" if out == "ok" else "refused"] = outcomes.get(
-            "ok" if out == "ok" else "refused", 0) + 1
+        outcomes["ok" if out == "ok" else "refused"] = (
+            outcomes.get("ok" if out == "ok" else "refused", 0) + 1
+        )
     assert outcomes.get("refused", 0) > 150, outcomes  # the mutations mostly break the file
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 1024, grown_mb

@@ -20,24 +20,40 @@ from roundtrip_ml.core.errors import ConfigError, ImageError, RunStoreError
 @pytest.fixture(scope="module")
 def engine_run(tmp_path_factory: pytest.TempPathFactory, device: str) -> rt.RunView:
     out = tmp_path_factory.mktemp("api") / "run"
-    return rt.run({"images": ["skimage:coffee"], "upscalers": ["realesr-animevideov3"],
-                   "codecs": ["jpeg:90"], "generations": 4, "center_crop": [48, 64],
-                   "metrics": ["psnr", "ssim", "colour"], "device": device,
-                   "output": str(out)})
+    return rt.run(
+        {
+            "images": ["skimage:coffee"],
+            "upscalers": ["realesr-animevideov3"],
+            "codecs": ["jpeg:90"],
+            "generations": 4,
+            "center_crop": [48, 64],
+            "metrics": ["psnr", "ssim", "colour"],
+            "device": device,
+            "output": str(out),
+        }
+    )
 
 
 def test_in_memory_chain_equals_the_engine_run(engine_run: rt.RunView, device: str) -> None:
     """Same recipe through `roundtrip()` and through a run directory: same rows, same values,
     same fingerprints (a real ML model and a lossy handoff, so nothing is trivially equal)."""
-    t = rt.roundtrip("skimage:coffee", "realesr-animevideov3", codec="jpeg:90", generations=4,
-                     metrics=("psnr", "ssim", "colour"), center_crop=[48, 64], device=device)
+    t = rt.roundtrip(
+        "skimage:coffee",
+        "realesr-animevideov3",
+        codec="jpeg:90",
+        generations=4,
+        metrics=("psnr", "ssim", "colour"),
+        center_crop=[48, 64],
+        device=device,
+    )
     keys = ["generation", "metric", "reference"]
     mem = t.metrics.sort_values(keys).reset_index(drop=True)
     disk = engine_run.metrics.sort_values(keys).reset_index(drop=True)
     assert len(mem) == len(disk) > 20
     pd.testing.assert_frame_equal(mem[[*keys, "value"]], disk[[*keys, "value"]])
     assert t.fingerprints["fingerprint"].tolist() == (
-        engine_run.fingerprints.sort_values("generation")["fingerprint"].tolist())
+        engine_run.fingerprints.sort_values("generation")["fingerprint"].tolist()
+    )
     saved = np.asarray(engine_run.frame(engine_run.chains["chain_id"][0], 4))
     assert np.array_equal(np.asarray(t.frame(4)), saved)
 
@@ -48,8 +64,11 @@ def test_any_image_type_gives_the_same_chain() -> None:
 
     arr = skimage.data.astronaut()[100:164, 200:264]
     kw = {"upscaler": "lanczos3", "generations": 3, "metrics": ("psnr",)}
-    runs = [rt.roundtrip(arr, **kw), rt.roundtrip(Image.fromarray(arr), **kw),
-            rt.roundtrip(torch.from_numpy(arr).permute(2, 0, 1).float() / 255, **kw)]
+    runs = [
+        rt.roundtrip(arr, **kw),
+        rt.roundtrip(Image.fromarray(arr), **kw),
+        rt.roundtrip(torch.from_numpy(arr).permute(2, 0, 1).float() / 255, **kw),
+    ]
     values = [r.metrics["value"].tolist() for r in runs]
     assert values[0] == values[1] == values[2]
     assert runs[0].value("psnr", 1) < 40  # a real, lossy roundtrip
@@ -72,16 +91,24 @@ def test_run_view_is_typed(engine_run: rt.RunView) -> None:
 def test_two_runs_are_byte_identical(tmp_path, device: str) -> None:
     """Determinism on one device: an ML chain run twice gives the same bytes (tables and
     frames); with `--device cuda` this is the GPU determinism check."""
-    cfg = {"images": ["skimage:chelsea"], "upscalers": ["realesr-animevideov3"],
-           "codecs": ["png"], "generations": 3, "center_crop": 48, "metrics": ["psnr", "ssim"],
-           "frame_stride": 1, "device": device}
+    cfg = {
+        "images": ["skimage:chelsea"],
+        "upscalers": ["realesr-animevideov3"],
+        "codecs": ["png"],
+        "generations": 3,
+        "center_crop": 48,
+        "metrics": ["psnr", "ssim"],
+        "frame_stride": 1,
+        "device": device,
+    }
     a = rt.run({**cfg, "output": str(tmp_path / "a")})
     b = rt.run({**cfg, "output": str(tmp_path / "b")})
     for name in ("metrics.parquet", "fingerprints.parquet"):
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     cid = a.chains["chain_id"][0]
     assert [p.read_bytes() for p in a.frames(cid).values()] == [
-        p.read_bytes() for p in b.frames(cid).values()]
+        p.read_bytes() for p in b.frames(cid).values()
+    ]
     assert a.manifest.determinism["deterministic"] is True
 
 
@@ -89,8 +116,15 @@ def test_a_run_leaves_torch_flags_as_they_were(tmp_path) -> None:
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     try:
-        rt.run({"images": ["skimage:chelsea"], "generations": 1, "center_crop": 32,
-                "metrics": ["psnr"], "output": str(tmp_path / "r")})
+        rt.run(
+            {
+                "images": ["skimage:chelsea"],
+                "generations": 1,
+                "center_crop": 32,
+                "metrics": ["psnr"],
+                "output": str(tmp_path / "r"),
+            }
+        )
         assert torch.backends.cudnn.benchmark is True
         assert torch.backends.cuda.matmul.allow_tf32 is True
     finally:
@@ -113,8 +147,9 @@ def test_metric_functions_follow_torchmetrics() -> None:
     g = torch.Generator().manual_seed(1)
     a, b = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
     ours = rt.psnr(a * 255, b * 255, data_range=255.0, reduction="mean")
-    theirs = peak_signal_noise_ratio(a, b, data_range=1.0, reduction="elementwise_mean",
-                                     dim=(1, 2, 3))
+    theirs = peak_signal_noise_ratio(
+        a, b, data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)
+    )
     assert torch.allclose(ours, theirs, atol=1e-4)
     assert rt.ssim(a, b).shape == (2,)
     with pytest.raises(ConfigError, match="shape"):
@@ -140,13 +175,22 @@ def test_in_memory_images_get_the_engine_s_preprocessing_and_names(tmp_path, mon
         rt.roundtrip(arr, "lanczos3", generations=1, center_crop=100)
     monkeypatch.chdir(tmp_path)
     Image.fromarray(arr).save("my photo.png")
-    mem = rt.roundtrip("my photo.png", "lanczos3", codec="jpeg:70-95", generations=2,
-                       metrics=("psnr",))
-    run = rt.run({"images": ["my photo.png"], "codecs": ["jpeg:70-95"], "generations": 2,
-                  "metrics": ["psnr"], "output": "run"})
+    mem = rt.roundtrip(
+        "my photo.png", "lanczos3", codec="jpeg:70-95", generations=2, metrics=("psnr",)
+    )
+    run = rt.run(
+        {
+            "images": ["my photo.png"],
+            "codecs": ["jpeg:70-95"],
+            "generations": 2,
+            "metrics": ["psnr"],
+            "output": "run",
+        }
+    )
     assert mem.chain.chain_id == run.chains["chain_id"][0]  # so random schedules draw alike
     assert mem.fingerprints["fingerprint"].tolist() == (
-        run.fingerprints.sort_values("generation")["fingerprint"].tolist())
+        run.fingerprints.sort_values("generation")["fingerprint"].tolist()
+    )
 
 
 def test_rgba_path_pil_and_array_give_the_same_chain(tmp_path) -> None:
@@ -157,9 +201,12 @@ def test_rgba_path_pil_and_array_give_the_same_chain(tmp_path) -> None:
     rgba = np.concatenate([rgb, alpha], axis=2)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     kw = {"upscaler": "lanczos3", "codec": "jpeg:90", "generations": 2, "metrics": ("psnr",)}
-    runs = [rt.roundtrip(tmp_path / "rgba.png", **kw),
-            rt.roundtrip(Image.fromarray(rgba, "RGBA"), **kw), rt.roundtrip(rgba, **kw),
-            rt.roundtrip(torch.from_numpy(rgba).permute(2, 0, 1).float() / 255, **kw)]
+    runs = [
+        rt.roundtrip(tmp_path / "rgba.png", **kw),
+        rt.roundtrip(Image.fromarray(rgba, "RGBA"), **kw),
+        rt.roundtrip(rgba, **kw),
+        rt.roundtrip(torch.from_numpy(rgba).permute(2, 0, 1).float() / 255, **kw),
+    ]
     first = runs[0].metrics["value"].tolist()
     assert all(r.metrics["value"].tolist() == first for r in runs[1:])
     prints = runs[0].fingerprints["fingerprint"].tolist()

@@ -20,10 +20,19 @@ from roundtrip_ml.pipeline.experiment import run_experiment
 def three_starts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Bicubic x4 on a 32 px crop for 16 generations from each of the three starts."""
     out = tmp_path_factory.mktemp("starts") / "run"
-    cfg = make_config({"images": ["skimage:astronaut"], "upscalers": ["bicubic"],
-                       "center_crop": 32, "generations": 16, "frame_stride": 4,
-                       "metrics": ["psnr"], "starts": ["image", "noise", "flat"],
-                       "device": "cpu", "output": str(out)})
+    cfg = make_config(
+        {
+            "images": ["skimage:astronaut"],
+            "upscalers": ["bicubic"],
+            "center_crop": 32,
+            "generations": 16,
+            "frame_stride": 4,
+            "metrics": ["psnr"],
+            "starts": ["image", "noise", "flat"],
+            "device": "cpu",
+            "output": str(out),
+        }
+    )
     assert not run_experiment(cfg).failed
     return out
 

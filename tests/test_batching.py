@@ -35,16 +35,24 @@ def _fingerprints(run_dir: Path) -> dict[str, list[int]]:
     return {c: g["fingerprint"].tolist() for c, g in fp.groupby("chain_id")}
 
 
-def test_a_chain_alone_and_in_a_mixed_size_run_give_identical_fingerprints(tmp_path, device
-                                                                           ) -> None:
+def test_a_chain_alone_and_in_a_mixed_size_run_give_identical_fingerprints(
+    tmp_path, device
+) -> None:
     """A real ML model and a lossy handoff: three photos in two sizes run as two batches (one
     per size, the fewest that stay exact) and every chain equals its solo run bit for bit, so
     neither the batch a chain lands in nor its batch size (which free memory decides) changes
     its numbers. On a GPU (`--device cuda`) this is the check that kernels are batch-invariant."""
-    images = _photos(tmp_path / "in", {"astronaut": (40, 48), "coffee": (40, 48),
-                                       "chelsea": (48, 40)})
-    base = {"upscalers": ["realesr-animevideov3"], "codecs": ["jpeg:90"], "generations": 3,
-            "metrics": ["psnr"], "device": device, "checkpoint_stride": 2}
+    images = _photos(
+        tmp_path / "in", {"astronaut": (40, 48), "coffee": (40, 48), "chelsea": (48, 40)}
+    )
+    base = {
+        "upscalers": ["realesr-animevideov3"],
+        "codecs": ["jpeg:90"],
+        "generations": 3,
+        "metrics": ["psnr"],
+        "device": device,
+        "checkpoint_stride": 2,
+    }
     mixed = make_config({**base, "images": images, "output": str(tmp_path / "mixed")})
     assert sorted(len(b.chains) for b in make_plan(mixed).batches) == [1, 2]
     run_experiment(mixed)
@@ -53,7 +61,7 @@ def test_a_chain_alone_and_in_a_mixed_size_run_give_identical_fingerprints(tmp_p
     for src in images:
         out = tmp_path / ("solo-" + Path(src).stem)
         run_experiment(make_config({**base, "images": [src], "output": str(out)}))
-        (cid, prints), = _fingerprints(out).items()
+        ((cid, prints),) = _fingerprints(out).items()
         assert together[cid] == prints
         assert len(set(prints)) == 4  # a real, changing chain: nothing trivially equal
 
@@ -74,29 +82,51 @@ def test_live_bytes_counts_the_peak_of_live_storage() -> None:
 
 def test_probe_predicts_a_larger_generation_s_peak() -> None:
     """The fit from two small probes (64, 128 px) predicts a real generation at 192 px."""
-    cfg = make_config({"images": ["skimage:astronaut"], "upscalers": ["realesr-animevideov3"],
-                       "device": "cpu", "metrics": ["psnr", "ssim"]})
+    cfg = make_config(
+        {
+            "images": ["skimage:astronaut"],
+            "upscalers": ["realesr-animevideov3"],
+            "device": "cpu",
+            "metrics": ["psnr", "ssim"],
+        }
+    )
     up = create_upscaler("realesr-animevideov3", CPU, cfg.inference())
     measurer = Measurer(cfg, CPU)
-    recipe = Chain("c", "skimage:astronaut", "astronaut", "realesr-animevideov3", "lanczos3",
-                   4.0, "png", 0, "c")
+    recipe = Chain(
+        "c",
+        "skimage:astronaut",
+        "astronaut",
+        "realesr-animevideov3",
+        "lanczos3",
+        4.0,
+        "png",
+        0,
+        "c",
+    )
     mem = chain_memory(cfg, up, measurer, recipe, CPU)
     assert mem.per_pixel > 50  # a 3-channel float image alone is 12 bytes per pixel
-    real = peak_bytes(lambda: batching._probe_generation(cfg, up, measurer, recipe, 192, CPU),
-                      CPU)
+    real = peak_bytes(lambda: batching._probe_generation(cfg, up, measurer, recipe, 192, CPU), CPU)
     assert 0.8 < mem.batch_bytes(1, (192, 192)) / real < 1.25
 
 
-def test_batches_sized_from_free_memory_and_a_resume_batches_alike(tmp_path, monkeypatch
-                                                                   ) -> None:
+def test_batches_sized_from_free_memory_and_a_resume_batches_alike(tmp_path, monkeypatch) -> None:
     """With room for two chains, four same-size photos run as two batches of two; the limit
     and how it was derived are in the manifest, and a resume on a machine with far more
     memory keeps it (another split would renumber the batches and refuse the resume)."""
-    images = _photos(tmp_path / "in", {n: (40, 40) for n in
-                                       ("astronaut", "coffee", "chelsea", "rocket")})
-    cfg = make_config({"images": images, "upscalers": ["lanczos3"], "generations": 4,
-                       "checkpoint_stride": 2, "metrics": ["psnr"], "device": "cpu",
-                       "output": str(tmp_path / "run")})
+    images = _photos(
+        tmp_path / "in", {n: (40, 40) for n in ("astronaut", "coffee", "chelsea", "rocket")}
+    )
+    cfg = make_config(
+        {
+            "images": images,
+            "upscalers": ["lanczos3"],
+            "generations": 4,
+            "checkpoint_stride": 2,
+            "metrics": ["psnr"],
+            "device": "cpu",
+            "output": str(tmp_path / "run"),
+        }
+    )
     recipe = make_plan(cfg).chains[0]
     mem = chain_memory(cfg, create_upscaler("lanczos3", CPU), Measurer(cfg, CPU), recipe, CPU)
     free = (mem.fixed + 2.5 * mem.per_pixel * 40 * 40) / batching.MEMORY_FRACTION

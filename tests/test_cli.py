@@ -13,8 +13,13 @@ from roundtrip_ml.studies.demo import demo_config
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "roundtrip_ml.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "roundtrip_ml.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_bad_config_is_one_line_exit_2_and_debug_shows_traceback(tmp_path: Path) -> None:
@@ -32,9 +37,26 @@ def test_bad_config_is_one_line_exit_2_and_debug_shows_traceback(tmp_path: Path)
 def test_flag_run_with_json_progress_and_a_bad_image(tmp_path: Path) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    r = _cli("run", "--image", "skimage:chelsea", "--image", str(bad), "--upscaler", "bicubic",
-             "--generations", "2", "--codec", "jpeg:90", "--metrics", "psnr", "--json",
-             "--output", str(tmp_path / "run"), "--set", "center_crop=48")
+    r = _cli(
+        "run",
+        "--image",
+        "skimage:chelsea",
+        "--image",
+        str(bad),
+        "--upscaler",
+        "bicubic",
+        "--generations",
+        "2",
+        "--codec",
+        "jpeg:90",
+        "--metrics",
+        "psnr",
+        "--json",
+        "--output",
+        str(tmp_path / "run"),
+        "--set",
+        "center_crop=48",
+    )
     assert r.returncode == 1  # the run finished, one input failed
     events = [json.loads(ln) for ln in r.stdout.splitlines()]
     kinds = [e["event"] for e in events]
@@ -83,16 +105,32 @@ def test_falsy_flags_reach_validation_in_process() -> None:
 
 def test_seed_zero_overrides_the_config_seed(tmp_path: Path) -> None:
     cfg = tmp_path / "exp.toml"
-    cfg.write_text('images = ["skimage:coffee"]\nseed = 5\ngenerations = 1\nmetrics = ["psnr"]\n'
-                   f'center_crop = 32\noutput = "{tmp_path / "run"}"\n')
+    cfg.write_text(
+        'images = ["skimage:coffee"]\nseed = 5\ngenerations = 1\nmetrics = ["psnr"]\n'
+        f'center_crop = 32\noutput = "{tmp_path / "run"}"\n'
+    )
     r = _invoke("run", str(cfg), "--seed", "0", "-q")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["seed"] == 0
 
 
 def test_center_crop_and_max_side_flags(tmp_path: Path) -> None:
-    r = _invoke("run", "-i", "skimage:coffee", "-u", "bicubic,lanczos3", "-g", "1", "-m", "psnr",
-                "--center-crop", "40,48", "-q", "-o", str(tmp_path / "run"))
+    r = _invoke(
+        "run",
+        "-i",
+        "skimage:coffee",
+        "-u",
+        "bicubic,lanczos3",
+        "-g",
+        "1",
+        "-m",
+        "psnr",
+        "--center-crop",
+        "40,48",
+        "-q",
+        "-o",
+        str(tmp_path / "run"),
+    )
     assert r.exit_code == 0, r.output
     import pandas as pd
 
@@ -109,8 +147,16 @@ def test_help_explains_every_option() -> None:
     from roundtrip_ml.cli.app import RUN_DEFAULTS
     from roundtrip_ml.pipeline.config import ExperimentConfig
 
-    for cmd in (["run"], ["plot"], ["report"], ["video"], ["summarize"], ["models", "verify"],
-                ["sweep", "run"], ["demo"]):
+    for cmd in (
+        ["run"],
+        ["plot"],
+        ["report"],
+        ["video"],
+        ["summarize"],
+        ["models", "verify"],
+        ["sweep", "run"],
+        ["demo"],
+    ):
         r = _invoke(*cmd, "--help")
         assert r.exit_code == 0 and "<bool>" not in r.output and "<list" not in r.output, cmd
     plot = _invoke("plot", "--help").output
@@ -134,9 +180,27 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
     import signal
     import time
 
-    args = [sys.executable, "-m", "roundtrip_ml.cli", "run", "-i", "skimage:astronaut",
-            "-u", "lanczos3", "-g", "400", "-m", "psnr", "--checkpoint-stride", "1",
-            "--set", "center_crop=64", "--json", "-o", str(tmp_path / "run")]
+    args = [
+        sys.executable,
+        "-m",
+        "roundtrip_ml.cli",
+        "run",
+        "-i",
+        "skimage:astronaut",
+        "-u",
+        "lanczos3",
+        "-g",
+        "400",
+        "-m",
+        "psnr",
+        "--checkpoint-stride",
+        "1",
+        "--set",
+        "center_crop=64",
+        "--json",
+        "-o",
+        str(tmp_path / "run"),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     t0 = time.monotonic()
@@ -152,8 +216,20 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
 
 
 def test_summarize_json(tmp_path: Path) -> None:
-    r = _invoke("run", "-i", "skimage:coffee", "-g", "2", "-m", "psnr", "--center-crop", "32",
-                "-q", "-o", str(tmp_path / "run"))
+    r = _invoke(
+        "run",
+        "-i",
+        "skimage:coffee",
+        "-g",
+        "2",
+        "-m",
+        "psnr",
+        "--center-crop",
+        "32",
+        "-q",
+        "-o",
+        str(tmp_path / "run"),
+    )
     assert r.exit_code == 0, r.output
     r = _invoke("summarize", str(tmp_path / "run"), "--json")
     assert r.exit_code == 0, r.output
@@ -173,8 +249,20 @@ def test_demo_refuses_to_replace_a_run(tmp_path: Path) -> None:
 def test_a_python_warning_prints_as_one_line(tmp_path: Path) -> None:
     """A metric dropped for a missing backbone (LPIPS offline) warns in one line, not as a raw
     `file:line: UserWarning` with source."""
-    r = _invoke("run", "-i", "skimage:coffee", "-g", "1", "-m", "psnr,lpips",
-                "--center-crop", "32", "-q", "-o", str(tmp_path / "run"))
+    r = _invoke(
+        "run",
+        "-i",
+        "skimage:coffee",
+        "-g",
+        "1",
+        "-m",
+        "psnr,lpips",
+        "--center-crop",
+        "32",
+        "-q",
+        "-o",
+        str(tmp_path / "run"),
+    )
     if "lpips" not in r.stderr:
         pytest.skip("the LPIPS backbone is cached here: nothing to warn about")
     assert r.exit_code == 0, r.output
@@ -187,8 +275,22 @@ def test_codec_schedules_survive_the_comma_convention_and_errors_keep_brackets(t
     """`-c jpeg:[90,85],png` is two codecs (a cycling schedule and png), not three; and an
     error naming `jpeg:[101,85]` prints the brackets (no console markup eats them)."""
     out = tmp_path / "run"
-    r = _invoke("run", "-i", "skimage:coffee", "-c", "jpeg:[90,85],png", "-g", "2",
-                "--center-crop", "32", "-m", "psnr", "-q", "-o", str(out))
+    r = _invoke(
+        "run",
+        "-i",
+        "skimage:coffee",
+        "-c",
+        "jpeg:[90,85],png",
+        "-g",
+        "2",
+        "--center-crop",
+        "32",
+        "-m",
+        "psnr",
+        "-q",
+        "-o",
+        str(out),
+    )
     assert r.exit_code == 0, r.output
     import pandas as pd
 

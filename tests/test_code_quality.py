@@ -17,19 +17,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "roundtrip_ml"
 # included: a lazy import may keep `--help` fast, it may not hide a dependency that runs the wrong
 # way). This list is the one place the layers are written; the README points here.
 LAYERS: list[set[str]] = [
-    {"core"},                    # errors, typed specs, files, weights, machine info
-    {"imaging"},                 # images, kernels, resampling, codecs, schedules, perturbations
-    {"upscalers", "metrics"},    # what a generation runs and what it measures
-    {"pipeline"},                # config -> plan -> engine -> measure -> store
-    {"analysis"},                # statistics over a run's tables
-    {"report"},                  # figures, sheets, tables, video: read a run directory
-    {"sweep", "studies"},        # many runs: grids, executors, the leaderboard, the demo
+    {"core"},  # errors, typed specs, files, weights, machine info
+    {"imaging"},  # images, kernels, resampling, codecs, schedules, perturbations
+    {"upscalers", "metrics"},  # what a generation runs and what it measures
+    {"pipeline"},  # config -> plan -> engine -> measure -> store
+    {"analysis"},  # statistics over a run's tables
+    {"report"},  # figures, sheets, tables, video: read a run directory
+    {"sweep", "studies"},  # many runs: grids, executors, the leaderboard, the demo
     {"api", "figures", "progress"},  # the public API (the package's top level)
-    {"cli"},                     # the `roundtrip` command
+    {"cli"},  # the `roundtrip` command
 ]
 CORE_MAX_LINES = 400  # the engine and its neighbours: a newcomer reads one file at a time
-CORE = [f"pipeline/{m}" for m in ("plan", "step", "measure", "manifest", "engine", "experiment",
-                             "config", "store")] + ["api"]
+CORE = [
+    f"pipeline/{m}"
+    for m in ("plan", "step", "measure", "manifest", "engine", "experiment", "config", "store")
+] + ["api"]
 
 
 def _layer(module: str) -> int:
@@ -53,8 +55,11 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            out += [(node.lineno, a.name.removeprefix("roundtrip_ml").lstrip("."))
-                    for a in node.names if a.name.split(".")[0] == "roundtrip_ml"]
+            out += [
+                (node.lineno, a.name.removeprefix("roundtrip_ml").lstrip("."))
+                for a in node.names
+                if a.name.split(".")[0] == "roundtrip_ml"
+            ]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = parts[: len(parts) - node.level + 1]
@@ -90,8 +95,9 @@ def test_no_module_import_cycles() -> None:
             mod = mod.rpartition(".")[0]
         return mod or None
 
-    graph = {m: {r for _, i in _imports(p) if (r := resolve(i)) and r != m}
-             for m, p in mods.items() if m}
+    graph = {
+        m: {r for _, i in _imports(p) if (r := resolve(i)) and r != m} for m, p in mods.items() if m
+    }
     state: dict[str, int] = {}
     cycle: list[str] = []
 
@@ -99,7 +105,7 @@ def test_no_module_import_cycles() -> None:
         state[m] = 1
         for n in sorted(graph.get(m, ())):
             if state.get(n) == 1:
-                cycle.extend([*stack[stack.index(n):], n] if n in stack else [m, n])
+                cycle.extend([*stack[stack.index(n) :], n] if n in stack else [m, n])
                 return True
             if n not in state and visit(n, [*stack, n]):
                 return True
@@ -127,8 +133,12 @@ def _tool(name: str) -> str:
 
 def test_ruff_is_clean() -> None:
     root = PACKAGE.parent
-    out = subprocess.run([_tool("ruff"), "check", "--output-format", "concise", "roundtrip_ml",
-                          "tests", "scripts"], cwd=root, capture_output=True, text=True)
+    out = subprocess.run(
+        [_tool("ruff"), "check", "--output-format", "concise", "roundtrip_ml", "tests", "scripts"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout[-3000:]
 
 
@@ -136,15 +146,18 @@ def test_ruff_format_is_applied() -> None:
     """One format, checked rather than hand-kept: run `ruff format roundtrip_ml tests scripts`
     when this fails."""
     root = PACKAGE.parent
-    out = subprocess.run([_tool("ruff"), "format", "--check", "roundtrip_ml", "tests", "scripts"],
-                         cwd=root, capture_output=True, text=True)
+    out = subprocess.run(
+        [_tool("ruff"), "format", "--check", "roundtrip_ml", "tests", "scripts"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout[-3000:]
 
 
 def test_mypy_is_clean() -> None:
     root = PACKAGE.parent
-    out = subprocess.run([_tool("mypy"), "roundtrip_ml"], cwd=root, capture_output=True,
-                         text=True)
+    out = subprocess.run([_tool("mypy"), "roundtrip_ml"], cwd=root, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
 
 

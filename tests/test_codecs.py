@@ -64,8 +64,21 @@ def test_webp_equals_pillow() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "named"),
-    [(s, s) for s in ["jpeg", "jpeg:0", "jpeg:101", "jpeg:90:411", "gif", "png:3", "avif:100",
-                      "avif:lossless:444", "jxl:101", "webp:x"]]
+    [
+        (s, s)
+        for s in [
+            "jpeg",
+            "jpeg:0",
+            "jpeg:101",
+            "jpeg:90:411",
+            "gif",
+            "png:3",
+            "avif:100",
+            "avif:lossless:444",
+            "jxl:101",
+            "webp:x",
+        ]
+    ]
     + [("jpeg:90:444:mozjpeg", "unknown backend 'mozjpeg'")],
 )
 def test_bad_codec_specs(spec: str, named: str) -> None:
@@ -92,8 +105,16 @@ def test_jpeg_imagecodecs_backend_equals_pillow() -> None:
     assert codec.describe()["encoder"] == "libjpeg_turbo"
 
 
-MODERN = ["webp:30", "webp:90", "avif:30", "avif:80", "avif:60:444", "jxl:30", "jxl:90",
-          "jpeg:60:420:imagecodecs"]
+MODERN = [
+    "webp:30",
+    "webp:90",
+    "avif:30",
+    "avif:80",
+    "avif:60:444",
+    "jxl:30",
+    "jxl:90",
+    "jpeg:60:420:imagecodecs",
+]
 
 
 @pytest.mark.parametrize("spec", MODERN)
@@ -138,8 +159,17 @@ def test_the_torch_free_codec_names_are_the_parser_s() -> None:
     the real parser accepts, and a name outside the set must be one it refuses."""
     from roundtrip_ml.core.specs import CODEC_ALIASES, CODEC_KINDS
 
-    example = {"float": "float", "none": "none", "png": "png", "jpeg": "jpeg:90", "jpg": "jpg:90",
-               "webp": "webp:80", "avif": "avif:60", "jxl": "jxl:80", "jpegxl": "jpegxl:80"}
+    example = {
+        "float": "float",
+        "none": "none",
+        "png": "png",
+        "jpeg": "jpeg:90",
+        "jpg": "jpg:90",
+        "webp": "webp:80",
+        "avif": "avif:60",
+        "jxl": "jxl:80",
+        "jpegxl": "jpegxl:80",
+    }
     assert set(example) == set(CODEC_KINDS) | set(CODEC_ALIASES)
     for spec in example.values():
         parse_codec(spec)

@@ -24,8 +24,12 @@ def test_fixed_cycle_and_alternating() -> None:
     assert _names("jpeg:[90,85,95]", 5) == ["jpeg:90", "jpeg:85", "jpeg:95", "jpeg:90", "jpeg:85"]
     assert _names("jpeg:85>webp:80", 4) == ["jpeg:85", "webp:80"] * 2
     # a list inside a stage advances once per round of stages
-    assert _names("jpeg:[90,80]:444>webp:80", 4) == ["jpeg:90:444", "webp:80", "jpeg:80:444",
-                                                     "webp:80"]
+    assert _names("jpeg:[90,80]:444>webp:80", 4) == [
+        "jpeg:90:444",
+        "webp:80",
+        "jpeg:80:444",
+        "webp:80",
+    ]
 
 
 def test_random_range_is_seeded_per_chain_and_stateless() -> None:
@@ -85,8 +89,9 @@ def test_bad_schedules(spec: str) -> None:
 
 
 def test_config_accepts_schedules_and_scale_one() -> None:
-    cfg = make_config({"images": ["skimage:coffee"], "scales": [1],
-                       "codecs": ["jpeg:[90,85]>webp:80+shift"]})
+    cfg = make_config(
+        {"images": ["skimage:coffee"], "scales": [1], "codecs": ["jpeg:[90,85]>webp:80+shift"]}
+    )
     assert cfg.scales == [1.0]
     with pytest.raises(ConfigError, match="codecs"):
         make_config({"images": ["skimage:coffee"], "codecs": ["jpeg:[90,,"]})
@@ -138,9 +143,17 @@ def test_recompression_chain_through_the_engine(tmp_path) -> None:
     from roundtrip_ml.pipeline.store import RunStore
 
     Image.fromarray(photo_u8("coffee", 48, 64)).save(tmp_path / "c.png")
-    cfg = make_config({"images": [str(tmp_path / "c.png")], "scales": [1], "codecs": ["jpeg:75"],
-                       "generations": 40, "metrics": ["psnr"], "device": "cpu",
-                       "output": str(tmp_path / "run")})
+    cfg = make_config(
+        {
+            "images": [str(tmp_path / "c.png")],
+            "scales": [1],
+            "codecs": ["jpeg:75"],
+            "generations": 40,
+            "metrics": ["psnr"],
+            "device": "cpu",
+            "output": str(tmp_path / "run"),
+        }
+    )
     assert not run_experiment(cfg).failed
     row = summarize_run(tmp_path / "run").iloc[0]
     assert row["event"] == "fixed_point" and 1 <= row["fixed_point_generation"] < 40
@@ -160,10 +173,20 @@ def test_summarize_reads_each_chains_schedule_period() -> None:
     for cid, codec in (("fixed", "jpeg:75"), ("random", "jpeg:70-80"), ("cycle", "jpeg:[70,80]")):
         for g, fp in enumerate([9, 5, 7, 7, 7, 7]):
             fps.append((cid, g, fp))
-            rows.append({"chain_id": cid, "image": "a", "codec": codec, "generation": g,
-                         "metric": "psnr", "reference": "original", "value": 30.0})
-    df = summarize(pd.DataFrame(rows), pd.DataFrame(fps, columns=["chain_id", "generation",
-                                                                  "fingerprint"]), [])
+            rows.append(
+                {
+                    "chain_id": cid,
+                    "image": "a",
+                    "codec": codec,
+                    "generation": g,
+                    "metric": "psnr",
+                    "reference": "original",
+                    "value": 30.0,
+                }
+            )
+    df = summarize(
+        pd.DataFrame(rows), pd.DataFrame(fps, columns=["chain_id", "generation", "fingerprint"]), []
+    )
     by = df.set_index("chain_id")
     assert by.loc["fixed", "fixed_point_generation"] == 2
     assert by.loc["fixed", "event"] == "fixed_point"

@@ -23,8 +23,13 @@ CROP = {"center_crop": 32, "progress": False}
 
 @pytest.fixture(scope="module")
 def three() -> rt.Comparison:
-    return rt.compare("skimage:astronaut", ["Lanczos3", "bicubic", "bilinear"], generations=3,
-                      metrics=["psnr", "ssim"], **CROP)
+    return rt.compare(
+        "skimage:astronaut",
+        ["Lanczos3", "bicubic", "bilinear"],
+        generations=3,
+        metrics=["psnr", "ssim"],
+        **CROP,
+    )
 
 
 def test_compare_three_upscalers_gives_one_tidy_table_and_one_figure(three):
@@ -52,7 +57,10 @@ def test_figure_functions_take_lists_and_refuse_anything_else(three, tmp_path):
     assert sheet.mode == "RGB" and sheet.height > 3 * 100  # a row per trajectory
     s = rt.summarize(ts)
     assert sorted(s["source"]) == [0, 1, 2] and set(s["upscaler"]) == {
-        "lanczos3", "bicubic", "bilinear"}
+        "lanczos3",
+        "bicubic",
+        "bilinear",
+    }
     for bad in (5, {"a": 1}, [ts[0], 3.5]):
         with pytest.raises(TypeError, match=r"Trajectory.*RunView.*list"):
             rt.plot_drift(bad)
@@ -85,8 +93,7 @@ def test_video_tiles_every_image_or_writes_one_per_image(study, tmp_path):
     frames, (w, h) = read_video(tiled.mp4)
     assert (w, h) == tiled.size and len(frames) == tiled.frames
     each = make_video(study, tmp_path / "p", gif=False, fps=6, layout="per-image")
-    assert [v.mp4.name for v in each.videos] == ["collapse-astronaut.mp4",
-                                                 "collapse-coffee.mp4"]
+    assert [v.mp4.name for v in each.videos] == ["collapse-astronaut.mp4", "collapse-coffee.mp4"]
     assert all(len(v.chains) == 4 for v in each.videos)
 
 
@@ -127,8 +134,16 @@ def test_same_named_files_and_a_real_butterfly2_get_three_readable_names(tmp_pat
     b = _photo(tmp_path / "b" / "butterfly.png", coffee)
     real = _photo(tmp_path / "butterfly2.png", data.chelsea()[:48, :48])
     numbered = _photo(tmp_path / "kodak" / "1.png", astro[::-1].copy())
-    r = rt.run({"images": [a, b, real, numbered], "upscalers": ["Lanczos3"], "generations": 1,
-                "metrics": ["psnr"], "output": str(tmp_path / "run")}, progress=False)
+    r = rt.run(
+        {
+            "images": [a, b, real, numbered],
+            "upscalers": ["Lanczos3"],
+            "generations": 1,
+            "metrics": ["psnr"],
+            "output": str(tmp_path / "run"),
+        },
+        progress=False,
+    )
     chains = r.chains.set_index("image")
     assert chains.loc[a, "image_name"] == "a-butterfly"
     assert chains.loc[b, "image_name"] == "b-butterfly"
@@ -140,22 +155,36 @@ def test_same_named_files_and_a_real_butterfly2_get_three_readable_names(tmp_pat
     jpg = tmp_path / "a" / "butterfly.jpg"
     Image.fromarray(astro).save(jpg)
     with pytest.raises(ConfigError) as e:
-        rt.run({"images": [a, str(jpg)], "generations": 1, "output": str(tmp_path / "x")},
-               progress=False)
+        rt.run(
+            {"images": [a, str(jpg)], "generations": 1, "output": str(tmp_path / "x")},
+            progress=False,
+        )
     msg = str(e.value)
     assert a in msg and str(jpg) in msg and "\n" not in msg and "duplicate" not in msg
 
 
 def test_names_are_normalised_once(tmp_path):
-    t = rt.roundtrip("skimage:astronaut", "Lanczos3", downscaler="LANCZOS", generations=1,
-                     metrics=["psnr"], **CROP)
+    t = rt.roundtrip(
+        "skimage:astronaut",
+        "Lanczos3",
+        downscaler="LANCZOS",
+        generations=1,
+        metrics=["psnr"],
+        **CROP,
+    )
     assert t.chain.upscaler == "lanczos3" and t.chain.downscaler == "lanczos3"
     assert set(t.metrics["upscaler"]) == {"lanczos3"}
     assert t.chain.chain_id == "astronaut-lanczos3-lanczos3-x4-png"
     from roundtrip_ml.pipeline.config import make_config
 
-    cfg = make_config({"images": ["skimage:astronaut"], "upscalers": ["RealESRGAN_x4plus",
-                       "Bicubic"], "downscalers": ["area", "Lanczos"]}, "test")
+    cfg = make_config(
+        {
+            "images": ["skimage:astronaut"],
+            "upscalers": ["RealESRGAN_x4plus", "Bicubic"],
+            "downscalers": ["area", "Lanczos"],
+        },
+        "test",
+    )
     assert cfg.upscalers == ["realesrgan-x4plus", "bicubic"]
     assert cfg.downscalers == ["box", "lanczos3"]
 
@@ -165,14 +194,30 @@ def test_cli_sheet_pages_and_video_per_image(study, tmp_path):
 
     from roundtrip_ml.cli.app import app
 
-    r = CliRunner().invoke(app, ["sheet", str(study), "--pages", "--no-caption", "-o",
-                                 str(tmp_path / "s"), "--generations", "0,10"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "sheet",
+            str(study),
+            "--pages",
+            "--no-caption",
+            "-o",
+            str(tmp_path / "s"),
+            "--generations",
+            "0,10",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "s").glob("*.png")) == [
-        "sheet-astronaut.png", "sheet-coffee.png"]
+        "sheet-astronaut.png",
+        "sheet-coffee.png",
+    ]
     assert "astronaut 64x64" in r.output and "coffee 64x43" in r.output
-    r = CliRunner().invoke(app, ["video", str(study), "--per-image", "--no-gif", "-o",
-                                 str(tmp_path / "v")])
+    r = CliRunner().invoke(
+        app, ["video", str(study), "--per-image", "--no-gif", "-o", str(tmp_path / "v")]
+    )
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "v").glob("*.mp4")) == [
-        "collapse-astronaut.mp4", "collapse-coffee.mp4"]
+        "collapse-astronaut.mp4",
+        "collapse-coffee.mp4",
+    ]

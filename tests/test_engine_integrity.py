@@ -31,8 +31,10 @@ def _model_file(path: Path, *, nan: bool = False, seed: int = 0) -> str:
     from spandrel.architectures.Compact import Compact
 
     torch.manual_seed(seed)
-    sd = {k: v.contiguous() for k, v in Compact(num_feat=8, num_conv=2, upscale=4)
-          .state_dict().items()}
+    sd = {
+        k: v.contiguous()
+        for k, v in Compact(num_feat=8, num_conv=2, upscale=4).state_dict().items()
+    }
     if nan:
         last = [k for k in sd if k.endswith("bias")][-1]
         sd[last] = torch.full_like(sd[last], float("nan"))
@@ -41,8 +43,14 @@ def _model_file(path: Path, *, nan: bool = False, seed: int = 0) -> str:
 
 
 def _cfg(tmp: Path, **kw: object):
-    base = {"images": [_photo(tmp / "in.png")], "upscalers": ["lanczos3"], "generations": 4,
-            "checkpoint_stride": 2, "metrics": ["psnr"], "output": str(tmp / "run")}
+    base = {
+        "images": [_photo(tmp / "in.png")],
+        "upscalers": ["lanczos3"],
+        "generations": 4,
+        "checkpoint_stride": 2,
+        "metrics": ["psnr"],
+        "output": str(tmp / "run"),
+    }
     return make_config({**base, **kw})
 
 
@@ -91,8 +99,9 @@ def test_float_codec_checkpoints_at_generation_one(tmp_path: Path) -> None:
     assert not result.failed
     store = RunStore(result.run_dir)
     assert sorted(store.read_metrics()["generation"].unique()) == [1]
-    again = run_experiment(_cfg(tmp_path, codecs=["float"], generations=1, checkpoint_stride=1),
-                           resume=True)
+    again = run_experiment(
+        _cfg(tmp_path, codecs=["float"], generations=1, checkpoint_stride=1), resume=True
+    )
     assert not again.failed
     assert np.isfinite(store.read_metrics()["value"]).all()
 
@@ -109,7 +118,13 @@ def test_a_nan_metric_is_refused_and_an_undefined_region_measure_is_counted() ->
     with pytest.raises(MeasurementError, match="ssim vs original: is NaN for chain c"):
         table_rows("r", batch, [MetricRows(3, "ssim", "original", nan, idx)], {})
     undefined: dict[str, int] = {}
-    rows = table_rows("r", batch, [MetricRows(3, "mtf50@edge_v", "original", nan, idx),
-                                   MetricRows(3, "psnr", "original", torch.tensor([31.0]), idx)],
-                      undefined)
+    rows = table_rows(
+        "r",
+        batch,
+        [
+            MetricRows(3, "mtf50@edge_v", "original", nan, idx),
+            MetricRows(3, "psnr", "original", torch.tensor([31.0]), idx),
+        ],
+        undefined,
+    )
     assert [r["metric"] for r in rows] == ["psnr"] and undefined == {"mtf50@edge_v": 1}

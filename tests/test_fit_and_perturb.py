@@ -39,10 +39,12 @@ def test_fit_resize_is_the_chain_resampler(photo: torch.Tensor) -> None:
     assert fit_to(photo, (80, 88), "crop", "bicubic") is photo  # right size: untouched
 
 
-@pytest.mark.parametrize(("spec", "max_levels"), [("lsb", 1), ("noise:2", 12), ("shift:0.5", 255),
-                                                   ("jpeg:90", 255)])
-def test_every_perturbation_changes_the_image_a_little(photo: torch.Tensor, spec: str,
-                                                       max_levels: int) -> None:
+@pytest.mark.parametrize(
+    ("spec", "max_levels"), [("lsb", 1), ("noise:2", 12), ("shift:0.5", 255), ("jpeg:90", 255)]
+)
+def test_every_perturbation_changes_the_image_a_little(
+    photo: torch.Tensor, spec: str, max_levels: int
+) -> None:
     p = parse_perturbation(spec)
     a = p.apply(photo, replica_generator(0, "chain", 1))
     b = p.apply(photo, replica_generator(0, "chain", 1))

@@ -58,8 +58,7 @@ def _need_models() -> None:
 
 def tiny(photos: tuple[str, ...] = PHOTOS, **kw: object) -> Protocol:
     fields = {"name": "test", "crop": 24, "generations": 2, "baselines": ("lanczos3",), **kw}
-    return replace(CPU, photos=tuple(Photo(f"skimage:{n}", "") for n in photos),
-                   **fields)  # type: ignore[arg-type]
+    return replace(CPU, photos=tuple(Photo(f"skimage:{n}", "") for n in photos), **fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +75,7 @@ def _tree(d: Path) -> dict[str, bytes]:
 
 
 # ---- the numbers ----------------------------------------------------------------------------
+
 
 def _holm(p: np.ndarray) -> np.ndarray:
     order = np.argsort(p)
@@ -100,13 +100,17 @@ def test_every_number_is_recomputed_from_per_photo_with_pandas_and_scipy(whole: 
         d = psnr[r["upscaler"]] - ref
         assert r["model_mean"] == pytest.approx(psnr[r["upscaler"]].mean(), abs=1e-9)
         assert r["paired_diff"] == pytest.approx(d.mean(), abs=1e-9)
-        for metric, col in (("ssim", "ssim_diff"), ("ssimulacra2", "ssimulacra2_diff"),
-                            ("de2000_mean", "colour_diff")):
+        for metric, col in (
+            ("ssim", "ssim_diff"),
+            ("ssimulacra2", "ssimulacra2_diff"),
+            ("de2000_mean", "colour_diff"),
+        ):
             m = wide[metric].unstack("upscaler")
             assert r[col] == pytest.approx((m[r["upscaler"]] - m["lanczos3"]).mean(), abs=1e-9)
         rep = wide["replica_psnr"].unstack("upscaler").clip(upper=100)
         assert r["divergence_diff"] == pytest.approx(
-            (rep[r["upscaler"]] - rep["lanczos3"]).mean(), abs=1e-9)
+            (rep[r["upscaler"]] - rep["lanczos3"]).mean(), abs=1e-9
+        )
         if r["upscaler"] == "lanczos3":
             assert math.isnan(r["ci_low"]) and math.isnan(r["wins"])
             continue
@@ -116,20 +120,25 @@ def test_every_number_is_recomputed_from_per_photo_with_pandas_and_scipy(whole: 
         assert r["p_baseline"] == pytest.approx(t.pvalue, rel=1e-9)
         assert r["dz"] == pytest.approx(d.mean() / d.std(ddof=1), rel=1e-9)
         assert (r["wins"], r["ties"], r["losses"]) == (
-            (d > 0.05).sum(), (d.abs() <= 0.05).sum(), (d < -0.05).sum())
+            (d > 0.05).sum(),
+            (d.abs() <= 0.05).sum(),
+            (d < -0.05).sum(),
+        )
     # rank: by the paired difference, higher first
     assert list(table.sort_values("rank")["upscaler"]) == list(
-        (psnr.sub(ref, axis=0)).mean().sort_values(ascending=False).index)
+        (psnr.sub(ref, axis=0)).mean().sort_values(ascending=False).index
+    )
     # groups: two models share a letter exactly when Holm-corrected paired tests keep them
     names = list(table["upscaler"])
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     adj = _holm(np.array([stats.ttest_rel(psnr[a], psnr[b]).pvalue for a, b in pairs]))
     group = dict(zip(table["upscaler"], table["group"], strict=True))
     for (a, b), q in zip(pairs, adj, strict=True):
         assert bool(set(group[a]) & set(group[b])) == (q > 0.05), (a, b, q)
     # collapse: first generation 3 dB below generation 1, censored at the last (restricted)
-    ps = per[per["metric"] == "psnr"].pivot_table(index=["upscaler", "photo"],
-                                                  columns="generation", values="value")
+    ps = per[per["metric"] == "psnr"].pivot_table(
+        index=["upscaler", "photo"], columns="generation", values="value"
+    )
     below = ps.lt(ps[1] - proto["collapse_drop_db"], axis=0)
     restricted = below.idxmax(axis=1).where(below.any(axis=1), proto["generations"])
     rs = restricted.unstack("upscaler")
@@ -139,6 +148,7 @@ def test_every_number_is_recomputed_from_per_photo_with_pandas_and_scipy(whole: 
 
 
 # ---- add, merge, refuse -----------------------------------------------------------------------
+
 
 def _compact_file(path: Path) -> Path:
     from safetensors.torch import save_file
@@ -151,7 +161,8 @@ def _compact_file(path: Path) -> Path:
 
 
 def test_add_puts_a_spandrel_file_on_a_board_without_rerunning_the_others(
-        whole: Path, tmp_path: Path) -> None:
+    whole: Path, tmp_path: Path
+) -> None:
     board = tmp_path / "b"
     shutil.copytree(whole, board)
     runs_before = _tree(board / "runs")
@@ -163,8 +174,9 @@ def test_add_puts_a_spandrel_file_on_a_board_without_rerunning_the_others(
     assert {k: v for k, v in after.items() if k in runs_before} == runs_before  # untouched
     assert all(k.startswith("tinynet-x2/") for k in set(after) - set(runs_before))
     per = pd.read_csv(board / "per_photo.csv")
-    pd.testing.assert_frame_equal(per[per["upscaler"] != "tinynet"].reset_index(drop=True),
-                                  rows_before)
+    pd.testing.assert_frame_equal(
+        per[per["upscaler"] != "tinynet"].reset_index(drop=True), rows_before
+    )
     assert per[per["upscaler"] == "tinynet"]["photo"].nunique() == len(PHOTOS)
     proto = json.loads((board / "protocol.json").read_text())
     ref = {m["name"]: m for m in proto["models"]}["tinynet"]
@@ -197,8 +209,7 @@ def test_another_protocol_is_refused_and_writes_nothing(whole: Path, tmp_path: P
     assert _tree(whole) == before
 
 
-def test_a_table_with_an_unlisted_model_is_refused_by_readers(whole: Path,
-                                                              tmp_path: Path) -> None:
+def test_a_table_with_an_unlisted_model_is_refused_by_readers(whole: Path, tmp_path: Path) -> None:
     from roundtrip_ml.studies.leaderboard import read_board
 
     board = tmp_path / "b"
@@ -212,6 +223,7 @@ def test_a_table_with_an_unlisted_model_is_refused_by_readers(whole: Path,
 
 # ---- the command line -------------------------------------------------------------------------
 
+
 def _cli(*args: str) -> str:
     r = CliRunner().invoke(app, list(args))
     assert r.exit_code == 0, r.output
@@ -219,22 +231,42 @@ def _cli(*args: str) -> str:
 
 
 def test_cli_under_three_photos_no_interval_and_protocol_reruns_exactly_its_models(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     _need_models()
     q, q2 = tmp_path / "q", tmp_path / "q2"
-    base = ["--images", "skimage:astronaut", "--images", "skimage:coffee", "--crop", "24",
-            "-g", "2", "--device", "cpu", "--quiet"]
+    base = [
+        "--images",
+        "skimage:astronaut",
+        "--images",
+        "skimage:coffee",
+        "--crop",
+        "24",
+        "-g",
+        "2",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     text = _cli("leaderboard", "run", *base, "--models", "span-x2-ch48", "-o", str(q))
     assert "no confidence intervals" in text and "(no CI: n = 2)" in text
     assert "[" not in text.split("upscaler", 1)[1].split("forest:", 1)[0]  # no interval shown
     table = pd.read_csv(q / "leaderboard.csv")
     assert table["ci_low"].isna().all() and table["group"].isna().all()
     # the same directory, another model list: added, never duplicated (issue 19)
-    _cli("leaderboard", "run", "--models", "waifu2x-upconv-photo-x2", "-o", str(q), "--device",
-         "cpu", "--quiet")
+    _cli(
+        "leaderboard",
+        "run",
+        "--models",
+        "waifu2x-upconv-photo-x2",
+        "-o",
+        str(q),
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     per = pd.read_parquet(q / "per_photo.parquet")
-    assert not per.duplicated(["upscaler", "scale", "codec", "photo", "metric",
-                               "generation"]).any()
+    assert not per.duplicated(["upscaler", "scale", "codec", "photo", "metric", "generation"]).any()
     proto = load_protocol(q / "protocol.json")
     assert {m.name for m in proto.models} == set(MODELS.split(","))
     assert set(per["upscaler"]) == {*MODELS.split(","), "lanczos3", "bicubic"}
@@ -250,23 +282,27 @@ def test_cli_under_three_photos_no_interval_and_protocol_reruns_exactly_its_mode
     assert "ΔSSIM vs lanczos3" in text
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: {**d, "colour": 1}, "unknown key 'colour'"),
-    (lambda d: {**d, "crop": "24"}, "crop: must be int/null"),
-    (lambda d: {**d, "models": "span-x2-ch48"}, "models: must be a list"),
-    (lambda d: {**d, "generations": True}, "generations: must be int"),
-    (lambda d: {**d, "photos": [{"source": "skimage:coffee"}]}, "photos[0]: must be an object"),
-    (lambda d: {**d, "crop": 48}, "hash: does not match"),
-    (lambda d: {**d, "version": 1}, "protocol version 1"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: {**d, "colour": 1}, "unknown key 'colour'"),
+        (lambda d: {**d, "crop": "24"}, "crop: must be int/null"),
+        (lambda d: {**d, "models": "span-x2-ch48"}, "models: must be a list"),
+        (lambda d: {**d, "generations": True}, "generations: must be int"),
+        (lambda d: {**d, "photos": [{"source": "skimage:coffee"}]}, "photos[0]: must be an object"),
+        (lambda d: {**d, "crop": 48}, "hash: does not match"),
+        (lambda d: {**d, "version": 1}, "protocol version 1"),
+    ],
+)
 def test_protocol_files_are_read_strictly(tmp_path: Path, edit, message: str) -> None:
     good = tiny().describe()
     path = tmp_path / "protocol.json"
     path.write_text(json.dumps(edit(good)))
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_protocol(path)
-    r = CliRunner().invoke(app, ["leaderboard", "run", "--protocol", str(path), "-o",
-                                 str(tmp_path / "new")])
+    r = CliRunner().invoke(
+        app, ["leaderboard", "run", "--protocol", str(path), "-o", str(tmp_path / "new")]
+    )
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "new").exists()  # a refused protocol writes nothing
 
@@ -285,8 +321,7 @@ def test_presets_and_round_trip_through_json(tmp_path: Path) -> None:
     cpu = pin_photos(CPU)
     assert len(cpu.photos) >= 12 and all(len(p.sha256) == 64 for p in cpu.photos)
     assert len({p.sha256 for p in cpu.photos}) == len(cpu.photos)
-    assert len(SEED.photos) >= 6 and SEED.generations == 200 and SEED.codecs == ("png",
-                                                                                  "jpeg:90")
+    assert len(SEED.photos) >= 6 and SEED.generations == 200 and SEED.codecs == ("png", "jpeg:90")
     assert QUICK.name == "quick" and len(QUICK.photos) < 3
     assert protocol_from_json(json.loads(json.dumps(cpu.describe())), "x") == cpu
     assert cpu.hash() == replace(cpu, models=select_models("span-x2-ch48")).hash()
@@ -318,11 +353,19 @@ def test_images_take_folders_globs_and_samples_and_pin_their_hashes(tmp_path: Pa
     assert got[3] == "skimage:coffee"
     p = pin_photos(replace(tiny(), photos=tuple(Photo(s, "") for s in got)))
     assert [ph.name for ph in p.photos] == ["one", "two", "three", "coffee"]
-    assert p.photos[0].sha256 == hashlib.sha256((tmp_path / "a" / "one.png").read_bytes()
-                                                 ).hexdigest()
+    assert (
+        p.photos[0].sha256 == hashlib.sha256((tmp_path / "a" / "one.png").read_bytes()).hexdigest()
+    )
     with pytest.raises(ConfigError, match="two photos named 'one'"):
-        pin_photos(replace(tiny(), photos=(Photo(str(tmp_path / "a" / "one.png"), ""),
-                                           Photo(str(tmp_path / "c" / "one.png"), ""))))
+        pin_photos(
+            replace(
+                tiny(),
+                photos=(
+                    Photo(str(tmp_path / "a" / "one.png"), ""),
+                    Photo(str(tmp_path / "c" / "one.png"), ""),
+                ),
+            )
+        )
     changed = replace(p, photos=(replace(p.photos[0], sha256="0" * 64),))
     with pytest.raises(ConfigError, match="the protocol pins"):
         pin_photos(changed)
@@ -339,6 +382,7 @@ def test_corrupt_board_tables_are_one_line_naming_the_file(whole: Path, tmp_path
     r = CliRunner().invoke(app, ["leaderboard", "table", str(board)])
     assert r.exit_code == 2 and "per_photo.parquet" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1, r.output
-    r = CliRunner().invoke(app, ["leaderboard", "merge", str(board), str(whole), "-o",
-                                 str(tmp_path / "m")])
+    r = CliRunner().invoke(
+        app, ["leaderboard", "merge", str(board), str(whole), "-o", str(tmp_path / "m")]
+    )
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output

@@ -19,8 +19,16 @@ from roundtrip_ml.analysis.paired import (
     wins_ties_losses,
 )
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina",
-          "immunohistochemistry", "camera")
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "retina",
+    "immunohistochemistry",
+    "camera",
+)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,10 +45,14 @@ def psnr() -> dict[str, np.ndarray]:
     for name in PHOTOS:
         arr = getattr(skimage.data, name)()
         h, w = arr.shape[:2]
-        crop = arr[(h - 128) // 2:(h + 128) // 2, (w - 128) // 2:(w + 128) // 2]
+        crop = arr[(h - 128) // 2 : (h + 128) // 2, (w - 128) // 2 : (w + 128) // 2]
         img = Image.fromarray(crop)
-        for k, f in (("lanczos", Image.LANCZOS), ("bicubic", Image.BICUBIC),
-                     ("bilinear", Image.BILINEAR), ("nearest", Image.NEAREST)):
+        for k, f in (
+            ("lanczos", Image.LANCZOS),
+            ("bicubic", Image.BICUBIC),
+            ("bilinear", Image.BILINEAR),
+            ("nearest", Image.NEAREST),
+        ):
             back = img.resize((32, 32), f).resize((128, 128), f)
             out[k].append(_psnr(crop, np.asarray(back)))
     return {k: np.array(v) for k, v in out.items()}
@@ -80,8 +92,13 @@ def test_under_three_photos_there_is_no_interval(psnr: dict[str, np.ndarray]) ->
 def test_bootstrap_agrees_with_scipy_percentile(psnr: dict[str, np.ndarray]) -> None:
     d = psnr["bilinear"] - psnr["lanczos"]
     lo, hi = bootstrap_ci(d, resamples=20_000, seed=1)
-    ref = stats.bootstrap((d,), np.mean, n_resamples=20_000, method="percentile",
-                          random_state=np.random.default_rng(2)).confidence_interval
+    ref = stats.bootstrap(
+        (d,),
+        np.mean,
+        n_resamples=20_000,
+        method="percentile",
+        random_state=np.random.default_rng(2),
+    ).confidence_interval
     width = ref.high - ref.low
     assert lo == pytest.approx(ref.low, abs=0.05 * width)
     assert hi == pytest.approx(ref.high, abs=0.05 * width)
@@ -98,8 +115,11 @@ def test_wins_ties_losses(psnr: dict[str, np.ndarray]) -> None:
 
 def test_holm_equals_its_sequential_definition(psnr: dict[str, np.ndarray]) -> None:
     names = list(psnr)
-    pvals = [stats.ttest_rel(psnr[x], psnr[y]).pvalue
-             for i, x in enumerate(names) for y in names[i + 1:]]
+    pvals = [
+        stats.ttest_rel(psnr[x], psnr[y]).pvalue
+        for i, x in enumerate(names)
+        for y in names[i + 1 :]
+    ]
     adj = holm(pvals)
     m = len(pvals)
     order = np.argsort(pvals)
@@ -121,7 +141,7 @@ def test_letter_groups() -> None:
     assert g == {"a": "a", "b": "ab", "c": "bc", "d": "c"}
     assert letter_groups(["x", "y"], []) == {"x": "a", "y": "a"}
     many = [f"m{i}" for i in range(30)]
-    every = [(x, y) for i, x in enumerate(many) for y in many[i + 1:]]
+    every = [(x, y) for i, x in enumerate(many) for y in many[i + 1 :]]
     g = letter_groups(many, every)
     assert len(set(g.values())) == 30 and g["m0"] == "a" and g["m26"] == "aa"
     # shared letter <=> not separated, for every pair

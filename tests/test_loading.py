@@ -27,18 +27,42 @@ def _tiny(arch: str) -> torch.nn.Module:
     if arch == "SwinIR":
         from spandrel.architectures.SwinIR import SwinIR
 
-        return SwinIR(img_size=32, embed_dim=12, depths=[2], num_heads=[2], window_size=8,
-                      upscale=4, upsampler="pixelshuffle", mlp_ratio=2.0)
+        return SwinIR(
+            img_size=32,
+            embed_dim=12,
+            depths=[2],
+            num_heads=[2],
+            window_size=8,
+            upscale=4,
+            upsampler="pixelshuffle",
+            mlp_ratio=2.0,
+        )
     if arch == "HAT":
         from spandrel.architectures.HAT import HAT
 
-        return HAT(img_size=32, embed_dim=12, depths=(2,), num_heads=(2,), window_size=8,
-                   upscale=4, num_feat=16, mlp_ratio=2.0, squeeze_factor=4)
+        return HAT(
+            img_size=32,
+            embed_dim=12,
+            depths=(2,),
+            num_heads=(2,),
+            window_size=8,
+            upscale=4,
+            num_feat=16,
+            mlp_ratio=2.0,
+            squeeze_factor=4,
+        )
     if arch == "DAT":
         from spandrel.architectures.DAT import DAT
 
-        return DAT(img_size=32, embed_dim=32, depth=[2], num_heads=[2], split_size=[2, 4],
-                   upscale=2, expansion_factor=2.0)
+        return DAT(
+            img_size=32,
+            embed_dim=32,
+            depth=[2],
+            num_heads=[2],
+            split_size=[2, 4],
+            upscale=2,
+            expansion_factor=2.0,
+        )
     if arch == "Compact":
         from spandrel.architectures.Compact import Compact
 
@@ -135,12 +159,19 @@ def test_unsupported_precision_falls_back_with_warning(tmp_path):
 
 def test_bf16_and_channels_last_match_fp32():
     x = to_batch(photo_u8("chelsea", 32, 32))
-    ref = load_upscaler("realesr-animevideov3", device=CPU,  # channels_last is torch's option
-                        options=InferenceOptions(backend="torch")).forward(x)
-    cl = load_upscaler("realesr-animevideov3", device=CPU,
-                       options=InferenceOptions(channels_last=True, backend="torch")).forward(x)
-    bf = load_upscaler("realesr-animevideov3", device=CPU,
-                        options=InferenceOptions(precision="bf16"))
+    ref = load_upscaler(
+        "realesr-animevideov3",
+        device=CPU,  # channels_last is torch's option
+        options=InferenceOptions(backend="torch"),
+    ).forward(x)
+    cl = load_upscaler(
+        "realesr-animevideov3",
+        device=CPU,
+        options=InferenceOptions(channels_last=True, backend="torch"),
+    ).forward(x)
+    bf = load_upscaler(
+        "realesr-animevideov3", device=CPU, options=InferenceOptions(precision="bf16")
+    )
     y = bf.forward(x)
     assert bf.describe()["precision"] == "bf16" and y.dtype == torch.float32
     assert float((cl - ref).abs().max()) < 1e-5
@@ -171,8 +202,10 @@ def test_fp16_overflow_retries_in_fp32_with_warning(tmp_path):
 def test_all_black_fp16_output_is_detected():
     up = load_upscaler("realesr-animevideov3", device=CPU)
     x = to_batch(photo_u8("coffee", 8, 8))
-    assert up._half_failure(torch.zeros(1, 3, 32, 32), x) == "an all-black output for a " \
+    assert (
+        up._half_failure(torch.zeros(1, 3, 32, 32), x) == "an all-black output for a "
         "non-black input"
+    )
     assert up._half_failure(torch.zeros(1, 3, 32, 32), torch.zeros_like(x)) is None
     assert up._half_failure(torch.full((1, 3, 4, 4), float("nan")), x) == "NaN/Inf in the output"
 
@@ -190,8 +223,9 @@ def test_registry_name_through_create_upscaler_runs_on_real_weights():
 
 def test_precision_auto_resolves_per_device_and_is_recorded() -> None:
     """`auto` is bf16 only on a CUDA device with bf16; on a CPU it runs (and records) fp32."""
-    up = load_upscaler("realesr-animevideov3", device=CPU,
-                       options=InferenceOptions(precision="auto"))
+    up = load_upscaler(
+        "realesr-animevideov3", device=CPU, options=InferenceOptions(precision="auto")
+    )
     d = up.describe()
     assert (d["precision_requested"], d["precision"]) == ("auto", "fp32")
     assert up.forward(torch.rand(1, 3, 8, 8)).dtype == torch.float32

@@ -94,9 +94,7 @@ def test_odd_inputs_all_run_and_bad_files_fail_alone(tmp_path: Path) -> None:
     Image.fromarray(photo_u8("camera", 64, 80)[:, :, 0]).save(d / "gray.png")
     rgba = np.dstack([photo_u8("chelsea", 64, 64), np.full((64, 64), 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(d / "alpha.png")
-    Image.fromarray(photo_u8("rocket", 50, 70)[:, :, 0].astype(np.uint16) * 257).save(
-        d / "d16.png"
-    )
+    Image.fromarray(photo_u8("rocket", 50, 70)[:, :, 0].astype(np.uint16) * 257).save(d / "d16.png")
     Image.fromarray(photo_u8("astronaut", 64, 64)).convert("CMYK").save(d / "cmyk.jpg")
     (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     (d / "notes.txt.png").write_text("not an image")
@@ -152,8 +150,15 @@ def test_float_codec_keeps_float_state_and_crop_fit(tmp_path: Path) -> None:
     61 x 67 (not resized), and the float handoff keeps values off the 8-bit grid."""
     from safetensors.torch import load_file
 
-    cfg = _cfg(tmp_path, upscalers=["realesr-animevideov3"], codecs=["float"], generations=2,
-               center_crop=(61, 67), scales=[3], fit="crop")
+    cfg = _cfg(
+        tmp_path,
+        upscalers=["realesr-animevideov3"],
+        codecs=["float"],
+        generations=2,
+        center_crop=(61, 67),
+        scales=[3],
+        fit="crop",
+    )
     res = run_experiment(cfg)
     store = RunStore(res.run_dir)
     assert not res.failed
@@ -205,8 +210,14 @@ def test_alpha_carried_through_a_classical_chain(tmp_path: Path) -> None:
     alpha[16:48, 16:48] = 255  # an opaque square on a transparent field
     Image.fromarray(np.dstack([a, alpha]), "RGBA").save(d / "cut.png")
     Image.fromarray(photo_u8("coffee", 64, 64)).save(d / "opaque.png")
-    cfg = _cfg(tmp_path, images=[str(d / "*.png")], upscalers=["lanczos3"], alpha="carry",
-               generations=3, frame_stride=1)
+    cfg = _cfg(
+        tmp_path,
+        images=[str(d / "*.png")],
+        upscalers=["lanczos3"],
+        alpha="carry",
+        generations=3,
+        frame_stride=1,
+    )
     res = run_experiment(cfg)
     assert not res.failed and not res.image_errors
     store = RunStore(res.run_dir)

@@ -65,6 +65,7 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
 
 def _basicsr_psnr_y(x: np.ndarray, ref: np.ndarray, border: int = 0) -> float:
     """Independent reference: BasicSR/MATLAB convention, BT.601 Y (16-235) on the [0, 255] scale."""
+
     def y(rgb255: np.ndarray) -> np.ndarray:  # BasicSR rgb2ycbcr(y_only) on [0, 1], then x255
         return (rgb255 / 255.0) @ np.array([65.481, 128.553, 24.966]) + 16.0
 
@@ -83,8 +84,13 @@ def test_psnr_ssim_psnr_y_match_references(size: int) -> None:
         assert abs(got_psnr - want) < 1e-4, case
         got_ssim = float(fr.ssim(x, ref))
         want = skm.structural_similarity(
-            _hwc(x), _hwc(ref), gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-            channel_axis=2, data_range=1.0,
+            _hwc(x),
+            _hwc(ref),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=2,
+            data_range=1.0,
         )
         assert abs(got_ssim - want) < 1e-3, case
         for border in (0, 4):
@@ -112,12 +118,15 @@ def test_odd_sizes_and_batches_match_piq() -> None:
         xs.append(x[..., :171, :167])
         refs.append(ref[..., :171, :167])
     x, ref = torch.cat(xs[:4]), torch.cat(refs[:4])
-    torch.testing.assert_close(fr.ms_ssim(x, ref), piq.multi_scale_ssim(x, ref, reduction="none"),
-                               atol=1e-4, rtol=0)
-    torch.testing.assert_close(fr.haarpsi(x, ref), piq.haarpsi(x, ref, reduction="none"),
-                               atol=1e-4, rtol=0)
-    torch.testing.assert_close(fr.gmsd(x, ref), piq.gmsd(x, ref, reduction="none"),
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        fr.ms_ssim(x, ref), piq.multi_scale_ssim(x, ref, reduction="none"), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        fr.haarpsi(x, ref), piq.haarpsi(x, ref, reduction="none"), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        fr.gmsd(x, ref), piq.gmsd(x, ref, reduction="none"), atol=1e-4, rtol=0
+    )
 
 
 def test_identical_images() -> None:

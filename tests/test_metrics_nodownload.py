@@ -89,8 +89,10 @@ def test_ssimulacra2_port_matches_reference(cases) -> None:
     # one crop large enough for all 6 scales, one with odd sizes (partial 2 x 2 blocks)
     big = photo_u8("chelsea", 264, 280)
     odd = photo_u8("rocket", 37, 61)
-    more = [("chelsea-264-jpeg", big, _distortions(big)["jpeg"]),
-            ("rocket-odd-noise", odd, _distortions(odd)["noise"])]
+    more = [
+        ("chelsea-264-jpeg", big, _distortions(big)["jpeg"]),
+        ("rocket-odd-noise", odd, _distortions(odd)["noise"]),
+    ]
     ours = [*_registry("ssimulacra2", cases), *(_registry("ssimulacra2", [c])[0] for c in more)]
     ref = [reference(a, b) for _, a, b in [*cases, *more]]
     dev = np.abs(np.array(ours, dtype=np.float64).ravel() - np.array(ref))
@@ -121,15 +123,23 @@ def test_flip_port_matches_reference_and_orders_blur(cases) -> None:
 
     ours = _registry("flip", cases)
     for (_, a, b), v in zip(cases, ours, strict=True):
-        emap, ref, _ = flip_evaluator.evaluate(a.astype(np.float32) / 255,
-                                               b.astype(np.float32) / 255, "LDR",
-                                               applyMagma=False)
+        emap, ref, _ = flip_evaluator.evaluate(
+            a.astype(np.float32) / 255, b.astype(np.float32) / 255, "LDR", applyMagma=False
+        )
         assert abs(ref - v) < 2e-6
     ours_map = flip_map(_batch([b]), _batch([a]))[0].numpy()  # the last case: the whole map
     assert np.abs(ours_map - emap[..., 0]).max() < 1e-4
     a = photo_u8("coffee", 64, 64)
-    graded = [("b", a, np.clip(ndimage.gaussian_filter(a.astype(float), (s, s, 0)), 0, 255)
-               .round().astype(np.uint8)) for s in (0.5, 1.0, 2.0)]
+    graded = [
+        (
+            "b",
+            a,
+            np.clip(ndimage.gaussian_filter(a.astype(float), (s, s, 0)), 0, 255)
+            .round()
+            .astype(np.uint8),
+        )
+        for s in (0.5, 1.0, 2.0)
+    ]
     v = _registry("flip", [("same", a, a), *graded])
     assert v[0] < 1e-6 and v[1] < v[2] < v[3]
 
@@ -141,8 +151,16 @@ def test_vmaf_equals_ffmpeg_and_orders_noise(cases) -> None:
     for (_, a, b), v in zip(cases[:3], ours, strict=True):
         assert abs(vmaf._vmaf(b, a) - v) < 1e-3  # float32 storage of a 6-digit log value
     a = photo_u8("chelsea", 64, 96)
-    noisy = [("n", a, np.clip(a + np.random.default_rng(1).normal(0, s, a.shape), 0, 255)
-              .round().astype(np.uint8)) for s in (2, 8, 20)]
+    noisy = [
+        (
+            "n",
+            a,
+            np.clip(a + np.random.default_rng(1).normal(0, s, a.shape), 0, 255)
+            .round()
+            .astype(np.uint8),
+        )
+        for s in (2, 8, 20)
+    ]
     v = _registry("vmaf", [("same", a, a), *noisy])
     assert v[0] > 95 and v[0] > v[1] > v[2] > v[3]
     assert vmaf.describe()["model"] == "vmaf_v0.6.1"
@@ -180,9 +198,18 @@ def test_collapse_jod_from_a_run_directory(tmp_path) -> None:
     from roundtrip_ml.pipeline.experiment import run_experiment
 
     Image.fromarray(photo_u8("coffee", 48, 64)).save(tmp_path / "c.png")
-    cfg = make_config({"images": [str(tmp_path / "c.png")], "scales": [1],
-                       "codecs": ["png", "jpeg:30"], "generations": 3, "frame_stride": 1,
-                       "metrics": ["psnr"], "device": "cpu", "output": str(tmp_path / "run")})
+    cfg = make_config(
+        {
+            "images": [str(tmp_path / "c.png")],
+            "scales": [1],
+            "codecs": ["png", "jpeg:30"],
+            "generations": 3,
+            "frame_stride": 1,
+            "metrics": ["psnr"],
+            "device": "cpu",
+            "output": str(tmp_path / "run"),
+        }
+    )
     assert not run_experiment(cfg).failed
     chains = {p.name.rsplit("-", 1)[-1]: p.name for p in (tmp_path / "run" / "frames").iterdir()}
     assert collapse_jod(tmp_path / "run", chains["png"]) == pytest.approx(10.0, abs=1e-3)

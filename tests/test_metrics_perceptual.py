@@ -112,8 +112,10 @@ def test_corrupt_weights_are_refused(empty_weight_dirs) -> None:
 def test_lpips_parity_with_real_weights(net: str, backbone: pm.Backbone) -> None:
     path = pm.find_backbone(backbone)
     if path is None:
-        pytest.skip(f"{backbone.filename} is not cached (no download here); "
-                    f"searched {[str(d) for d in pm.weight_dirs()]}")
+        pytest.skip(
+            f"{backbone.filename} is not cached (no download here); "
+            f"searched {[str(d) for d in pm.weight_dirs()]}"
+        )
     state = pm._load(path)
     (metric,) = resolve_metrics(["lpips" if net == "alex" else "lpips_vgg"], torch.device("cpu"))
     x, y = _pairs()
@@ -130,8 +132,10 @@ def test_pyiqa_names() -> None:
     except ImportError:
         with pytest.raises(ConfigError, match="pyiqa is not installed"):
             resolve_metrics(["pyiqa:niqe"], torch.device("cpu"))
-        pytest.skip("pyiqa is not installed (optional extra, 1.5 GB, non-commercial licence); "
-                    "checked the clear error instead")
+        pytest.skip(
+            "pyiqa is not installed (optional extra, 1.5 GB, non-commercial licence); "
+            "checked the clear error instead"
+        )
     (m,) = resolve_metrics(["pyiqa:psnr"], torch.device("cpu"))
     x, y = _pairs()
     assert m(x, y)["pyiqa:psnr"].shape == (2,)

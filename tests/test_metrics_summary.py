@@ -46,25 +46,60 @@ def test_first_repeat_on_constructed_sequences() -> None:
 def _write_run(root: Path) -> None:
     """A run directory with three chains: steady drift, fixed point, period-2 cycle."""
     rows = []
-    ident = {"run_id": "r", "image": "skimage:astronaut", "image_name": "astronaut",
-             "upscaler": "lanczos3", "downscaler": "lanczos3", "scale": 2.0, "codec": "png",
-             "replica": 0, "scope": "chain"}
+    ident = {
+        "run_id": "r",
+        "image": "skimage:astronaut",
+        "image_name": "astronaut",
+        "upscaler": "lanczos3",
+        "downscaler": "lanczos3",
+        "scale": 2.0,
+        "codec": "png",
+        "replica": 0,
+        "scope": "chain",
+    }
     for g in range(1, 11):
         for cid, p, s in [
             ("drift", 35 - 2 * g, 1 - 0.06 * g),
             ("fixed", 30.0, 0.9),
             ("cycle", 28.0 if g % 2 else 27.0, 0.8),
         ]:
-            rows.append({**ident, "chain_id": cid, "generation": g, "metric": "psnr",
-                         "reference": "original", "value": float(p)})
-            rows.append({**ident, "chain_id": cid, "generation": g, "metric": "ssim",
-                         "reference": "original", "value": float(s)})
+            rows.append(
+                {
+                    **ident,
+                    "chain_id": cid,
+                    "generation": g,
+                    "metric": "psnr",
+                    "reference": "original",
+                    "value": float(p),
+                }
+            )
+            rows.append(
+                {
+                    **ident,
+                    "chain_id": cid,
+                    "generation": g,
+                    "metric": "ssim",
+                    "reference": "original",
+                    "value": float(s),
+                }
+            )
             step = float("inf") if cid == "fixed" and g >= 2 else 40.0
-            rows.append({**ident, "chain_id": cid, "generation": g, "metric": "psnr",
-                         "reference": "previous", "value": step})
+            rows.append(
+                {
+                    **ident,
+                    "chain_id": cid,
+                    "generation": g,
+                    "metric": "psnr",
+                    "reference": "previous",
+                    "value": step,
+                }
+            )
     atomic_write_parquet(root / METRICS_FILE, rows_to_frame(rows))
-    fps = {"drift": list(range(100, 111)), "fixed": [1, BIG] + [7] * 9,
-           "cycle": [3, 4, BIG, 4, BIG, 4, BIG, 4, BIG, 4, BIG]}
+    fps = {
+        "drift": list(range(100, 111)),
+        "fixed": [1, BIG] + [7] * 9,
+        "cycle": [3, 4, BIG, 4, BIG, 4, BIG, 4, BIG, 4, BIG],
+    }
     frame = pd.DataFrame(
         [(cid, g, fp) for cid, seq in fps.items() for g, fp in enumerate(seq)],
         columns=["chain_id", "generation", "fingerprint"],
@@ -79,7 +114,11 @@ def test_detect_events_from_a_run(tmp_path: Path) -> None:
     fixed = ev.loc["fixed", ["event", "event_generation", "period"]].tolist()
     assert fixed == ["fixed_point", 3, 1]
     assert ev.loc["cycle", ["event", "event_generation", "period", "cycle_start"]].tolist() == [
-        "cycle", 3, 2, 1]
+        "cycle",
+        3,
+        2,
+        1,
+    ]
 
 
 def test_summarize_statistics(tmp_path: Path) -> None:
@@ -110,7 +149,11 @@ def test_summarize_statistics(tmp_path: Path) -> None:
 def test_thresholds_parse_and_fail_clearly() -> None:
     ts = parse_thresholds("psnr<20, ssim <= 0.5,lpips>0.4,psnr_y:border=4<30")
     assert [(t.metric, t.op, t.value) for t in ts] == [
-        ("psnr", "<", 20), ("ssim", "<=", 0.5), ("lpips", ">", 0.4), ("psnr_y:border=4", "<", 30)]
+        ("psnr", "<", 20),
+        ("ssim", "<=", 0.5),
+        ("lpips", ">", 0.4),
+        ("psnr_y:border=4", "<", 30),
+    ]
     with pytest.raises(ConfigError, match="psnr~3"):
         parse_thresholds("psnr~3")
 
@@ -123,7 +166,9 @@ def test_cli_summarize(tmp_path: Path) -> None:
     assert pd.read_csv(tmp_path / "summary.csv").shape[0] == 3
     bad = subprocess.run(
         [sys.executable, "-m", "roundtrip_ml.cli", "summarize", str(tmp_path), "--thresholds", "x"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert bad.returncode == 2 and "threshold 'x'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
@@ -139,11 +184,19 @@ def test_nearest_block_image_is_a_fixed_point_from_generation_1(tmp_path: Path) 
     rng = np.random.default_rng(0)
     blocks = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     Image.fromarray(blocks.repeat(2, 0).repeat(2, 1)).save(tmp_path / "blocks.png")
-    cfg = make_config({
-        "images": [str(tmp_path / "blocks.png")], "upscalers": ["nearest"],
-        "downscalers": ["nearest"], "scales": [2.0], "codecs": ["png"], "generations": 4,
-        "metrics": ["psnr", "ssim"], "device": "cpu", "output": str(tmp_path / "run"),
-    })
+    cfg = make_config(
+        {
+            "images": [str(tmp_path / "blocks.png")],
+            "upscalers": ["nearest"],
+            "downscalers": ["nearest"],
+            "scales": [2.0],
+            "codecs": ["png"],
+            "generations": 4,
+            "metrics": ["psnr", "ssim"],
+            "device": "cpu",
+            "output": str(tmp_path / "run"),
+        }
+    )
     result = run_experiment(cfg)
     df = summarize_run(result.run_dir).iloc[0]
     assert (df["event"], df["event_generation"], df["period"]) == ("fixed_point", 1, 1)
@@ -157,11 +210,20 @@ def test_replica_run_gets_a_divergence_table(tmp_path: Path) -> None:
     from roundtrip_ml.pipeline.experiment import run_experiment
 
     out = tmp_path / "run"
-    run_experiment(make_config({
-        "images": ["skimage:astronaut"], "upscalers": ["lanczos3"], "generations": 6,
-        "center_crop": 64, "replicas": 2, "metrics": ["psnr"], "device": "cpu",
-        "output": str(out),
-    }))
+    run_experiment(
+        make_config(
+            {
+                "images": ["skimage:astronaut"],
+                "upscalers": ["lanczos3"],
+                "generations": 6,
+                "center_crop": 64,
+                "replicas": 2,
+                "metrics": ["psnr"],
+                "device": "cpu",
+                "output": str(out),
+            }
+        )
+    )
     df = summarize_run(out, csv=True)
     assert sorted(df["replica"]) == [0, 1, 2]  # identity comes from the member's own rows
     div = pd.read_parquet(out / DIVERGENCE_FILE)

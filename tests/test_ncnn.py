@@ -33,8 +33,14 @@ def _photo(name: str, y: int, x: int, size: int) -> np.ndarray:
 def _ncnn_run(param: Path, bin_: Path, x: np.ndarray) -> np.ndarray:
     ncnn = pytest.importorskip("ncnn", reason="the ncnn runtime (extra `ncnn`) is not installed")
     net = ncnn.Net()
-    for opt in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage",
-                "use_fp16_arithmetic", "use_bf16_storage", "use_int8_inference"):
+    for opt in (
+        "use_vulkan_compute",
+        "use_fp16_packed",
+        "use_fp16_storage",
+        "use_fp16_arithmetic",
+        "use_bf16_storage",
+        "use_int8_inference",
+    ):
         setattr(net.opt, opt, False)  # plain fp32 arithmetic, as in PyTorch
     net.opt.num_threads = 2
     assert net.load_param(str(param)) == 0
@@ -51,8 +57,11 @@ def _ncnn_run(param: Path, bin_: Path, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("name", "arch", "scale", "tag"),
-    [("realesrgan-x4plus", "ESRGAN", 4, "23nb"), ("realesrgan-x4plus-anime", "ESRGAN", 4, "6nb"),
-     ("realesr-animevideov3", "Compact", 4, "16nc")],
+    [
+        ("realesrgan-x4plus", "ESRGAN", 4, "23nb"),
+        ("realesrgan-x4plus-anime", "ESRGAN", 4, "6nb"),
+        ("realesr-animevideov3", "Compact", 4, "16nc"),
+    ],
 )
 def test_shipped_files_convert_to_the_architecture_spandrel_detects(name, arch, scale, tag):
     import spandrel
@@ -139,9 +148,11 @@ def test_converted_model_matches_ncnn_runtime_on_real_photos():
     """The converted PyTorch model reproduces the ncnn runtime within 1e-4 (fp32 both sides)."""
     import spandrel
 
-    cases = [("realesr-animevideov3", _photo("coffee", 120, 260, 48)),
-             ("realesr-animevideov3", _photo("chelsea", 60, 120, 40)),
-             ("realesrgan-x4plus", _photo("astronaut", 200, 180, 32))]
+    cases = [
+        ("realesr-animevideov3", _photo("coffee", 120, 260, 48)),
+        ("realesr-animevideov3", _photo("chelsea", 60, 120, 40)),
+        ("realesrgan-x4plus", _photo("astronaut", 200, 180, 32)),
+    ]
     for name, x in cases:
         found = _offline_files(name)
         y_ncnn = _ncnn_run(found.param, found.bin, x)
@@ -166,7 +177,8 @@ def test_x2_file_in_ncnn_equals_x4_then_bicubic_half():
     d = spandrel.ModelLoader().load_from_state_dict(load_ncnn(p2).state_dict)
     with torch.inference_mode():
         y4 = d.model.eval()(torch.from_numpy(x)[None])
-        half = torch.nn.functional.interpolate(y4, scale_factor=0.5, mode="bicubic",
-                                               align_corners=False)[0].numpy()
+        half = torch.nn.functional.interpolate(
+            y4, scale_factor=0.5, mode="bicubic", align_corners=False
+        )[0].numpy()
     assert y2.shape == half.shape == (3, 64, 64)
     assert float(np.abs(y2 - half).max()) < 1e-4

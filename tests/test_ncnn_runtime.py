@@ -16,12 +16,22 @@ from roundtrip_ml.core.specs import InferenceOptions
 from roundtrip_ml.upscalers import create_upscaler
 from roundtrip_ml.upscalers.ncnn import runtime
 
-pytestmark = pytest.mark.skipif(not runtime.available(),
-                                reason="needs the ncnn extra (pip install 'roundtrip-ml[ncnn]')")
+pytestmark = pytest.mark.skipif(
+    not runtime.available(), reason="needs the ncnn extra (pip install 'roundtrip-ml[ncnn]')"
+)
 
 
-@pytest.mark.parametrize("model", ["realesrgan-x4plus", "realesr-animevideov3", "realcugan-se-x2",
-                                   "waifu2x-cunet-x2", "span-x4-ch48", "srmd-x2"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "realesrgan-x4plus",
+        "realesr-animevideov3",
+        "realcugan-se-x2",
+        "waifu2x-cunet-x2",
+        "span-x4-ch48",
+        "srmd-x2",
+    ],
+)
 def test_ncnn_runtime_agrees_with_the_torch_path(model):
     """Same weights, fp32 in both engines: only summation order differs (measured 1e-6..3e-6).
     Real photos, non-square, a batch of two (x4plus, ~1 s per tiny forward here: one small)."""
@@ -56,16 +66,25 @@ def test_ncnn_refused_where_it_cannot_run(tmp_path: Path):
 
     torch.manual_seed(0)
     path = tmp_path / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in Compact(num_feat=8, num_conv=2, upscale=4)
-               .state_dict().items()}, str(path))
+    save_file(
+        {
+            k: v.contiguous()
+            for k, v in Compact(num_feat=8, num_conv=2, upscale=4).state_dict().items()
+        },
+        str(path),
+    )
     auto = create_upscaler(str(path), "cpu")  # not ncnn files: auto stays on torch, says why
     assert auto.backend == "torch" and "not ncnn files" in auto.backend_reason
-    with pytest.raises(ConfigError, match=r"backend: 'ncnn' cannot run this model: the "
-                                          r"weights are not ncnn files"):
+    with pytest.raises(
+        ConfigError,
+        match=r"backend: 'ncnn' cannot run this model: the "
+        r"weights are not ncnn files",
+    ):
         create_upscaler(str(path), "cpu", InferenceOptions(backend="ncnn"))
     with pytest.raises(ConfigError, match=r"it computes in fp32 \(precision is fp16\)"):
-        create_upscaler("realesr-animevideov3", "cpu",
-                        InferenceOptions(backend="ncnn", precision="fp16"))
+        create_upscaler(
+            "realesr-animevideov3", "cpu", InferenceOptions(backend="ncnn", precision="fp16")
+        )
     up = create_upscaler("realesr-animevideov3", "cpu", InferenceOptions(precision="bf16"))
     assert up.backend == "torch"  # auto: bf16 is torch's
 
@@ -93,9 +112,17 @@ def test_a_run_records_the_backend_in_its_manifest(tmp_path: Path):
     from roundtrip_ml.pipeline.config import make_config
     from roundtrip_ml.pipeline.experiment import run_experiment
 
-    cfg = make_config({"images": ["skimage:astronaut"], "upscalers": ["realesr-animevideov3"],
-                       "generations": 1, "center_crop": 16, "metrics": ["psnr"],
-                       "device": "cpu", "output": str(tmp_path / "run")})
+    cfg = make_config(
+        {
+            "images": ["skimage:astronaut"],
+            "upscalers": ["realesr-animevideov3"],
+            "generations": 1,
+            "center_crop": 16,
+            "metrics": ["psnr"],
+            "device": "cpu",
+            "output": str(tmp_path / "run"),
+        }
+    )
     assert cfg.backend == "auto"
     run_experiment(cfg)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())

@@ -28,8 +28,9 @@ def test_readme_notebook_command_runs_it_top_to_bottom(tmp_path):
     pytest.importorskip("nbconvert", reason="needs nbconvert (notebook extra)")
     pytest.importorskip("ipywidgets", reason="needs ipywidgets (notebook extra)")
     readme = (NOTEBOOK.parents[1] / "README.md").read_text()
-    line = next(ln.strip() for ln in readme.splitlines()
-                if ln.strip().startswith("jupyter nbconvert"))
+    line = next(
+        ln.strip() for ln in readme.splitlines() if ln.strip().startswith("jupyter nbconvert")
+    )
     args = shlex.split(line)
     assert "--execute" in args and "notebooks/collapse_study.ipynb" in args
     args[args.index("--output-dir") + 1] = str(tmp_path / "executed")
@@ -38,10 +39,20 @@ def test_readme_notebook_command_runs_it_top_to_bottom(tmp_path):
 
     spec_dir = write_kernel_spec(str(tmp_path / "kernels" / "python3"))
     assert Path(spec_dir).joinpath("kernel.json").read_text().count(sys.executable) == 1
-    env = {**os.environ, "ROUNDTRIP_NOTEBOOK_SMALL": "1", "ROUNDTRIP_NOTEBOOK_OUT": str(tmp_path),
-           "JUPYTER_PATH": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "jupyter", *args[1:]], cwd=NOTEBOOK.parents[1],
-                          env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "ROUNDTRIP_NOTEBOOK_SMALL": "1",
+        "ROUNDTRIP_NOTEBOOK_OUT": str(tmp_path),
+        "JUPYTER_PATH": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter", *args[1:]],
+        cwd=NOTEBOOK.parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     nb = nbformat.read(tmp_path / "executed" / NOTEBOOK.name, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
@@ -50,12 +61,18 @@ def test_readme_notebook_command_runs_it_top_to_bottom(tmp_path):
     images = [o for o in outputs if {"image/png", "image/jpeg"} & set(o.get("data", {}))]
     assert len(images) >= 5  # in-memory drift, comparison, run drift, step, sheet: inline
     # tqdm's notebook bar (a widget) for the chain, the comparison and the run
-    widgets = [o for o in outputs
-               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert len(widgets) >= 3
     assert "ms_ssim" not in text  # metrics named: nothing skipped, no note
-    for sub in ("run/metrics.parquet", "figures/drift-original-double.pdf", "sheet/sheet.png",
-                "tables/metrics.tex", "video/collapse.mp4"):
+    for sub in (
+        "run/metrics.parquet",
+        "figures/drift-original-double.pdf",
+        "sheet/sheet.png",
+        "tables/metrics.tex",
+        "video/collapse.mp4",
+    ):
         assert (tmp_path / sub).is_file(), sub
 
 

@@ -57,8 +57,12 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("ROUNDTRIP_CACHE_DIR", str(cache))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for var in ("ROUNDTRIP_OFFLINE", photosets.TRUST_ENV, photosets.MIRROR_ENV,
-                photosets.REGISTRY_ENV):
+    for var in (
+        "ROUNDTRIP_OFFLINE",
+        photosets.TRUST_ENV,
+        photosets.MIRROR_ENV,
+        photosets.REGISTRY_ENV,
+    ):
         monkeypatch.delenv(var, raising=False)
     return cache
 
@@ -75,7 +79,10 @@ def test_pinned_set_downloads_once_and_expands_in_config(server, env, tmp_path, 
     (root / "tiny").mkdir()
     (root / "tiny" / "a.png").write_bytes(a)
     (root / "tiny" / "b.png").write_bytes(b)
-    _registry(tmp_path, monkeypatch, f"""
+    _registry(
+        tmp_path,
+        monkeypatch,
+        f"""
 [tiny]
 title = "two crops"
 page = "https://example.org/"
@@ -84,7 +91,8 @@ count = 2
 base_url = "{url}/tiny/"
 files = [{{ name = "a.png", bytes = {len(a)}, sha256 = "{_sha(a)}" }},
          {{ name = "b.png", bytes = {len(b)}, sha256 = "{_sha(b)}" }}]
-""")
+""",
+    )
     paths = expand_images(["set:tiny"])
     assert [Path(p).name for p in paths] == ["a.png", "b.png"]
     assert [Path(p).read_bytes() for p in paths] == [a, b]
@@ -106,7 +114,10 @@ def test_hash_mismatch_is_refused_and_nothing_kept(server, env, tmp_path, monkey
     good, bad = _png("astronaut"), _png("chelsea")
     (root / "tiny").mkdir()
     (root / "tiny" / "a.png").write_bytes(bad)  # the mirror serves other bytes
-    _registry(tmp_path, monkeypatch, f"""
+    _registry(
+        tmp_path,
+        monkeypatch,
+        f"""
 [tiny]
 title = "t"
 page = "https://example.org/"
@@ -114,7 +125,8 @@ license = "x"
 count = 1
 base_url = "{url}/tiny/"
 files = [{{ name = "a.png", bytes = {len(good)}, sha256 = "{_sha(good)}" }}]
-""")
+""",
+    )
     with pytest.raises(ImageError, match=f"expected {_sha(good)}, got {_sha(bad)}"):
         expand_images(["set:tiny"])
     assert not (env / "photosets" / "tiny" / "a.png").exists()
@@ -125,7 +137,10 @@ def test_offline_switch_with_an_empty_cache(server, env, tmp_path, monkeypatch):
     a = _png("astronaut")
     (root / "tiny").mkdir()
     (root / "tiny" / "a.png").write_bytes(a)
-    _registry(tmp_path, monkeypatch, f"""
+    _registry(
+        tmp_path,
+        monkeypatch,
+        f"""
 [tiny]
 title = "t"
 page = "https://example.org/"
@@ -133,7 +148,8 @@ license = "x"
 count = 1
 base_url = "{url}/tiny/"
 files = [{{ name = "a.png", sha256 = "{_sha(a)}" }}]
-""")
+""",
+    )
     monkeypatch.setenv("ROUNDTRIP_OFFLINE", "1")
     with pytest.raises(ImageError, match=r"offline mode is on and a\.png is not in"):
         expand_images(["set:tiny"])
@@ -146,8 +162,10 @@ def test_packaged_pins_are_checked_through_a_mirror(server, env, monkeypatch):
     (root / "kodak").mkdir()
     (root / "kodak" / "kodim01.png").write_bytes(_png("astronaut"))
     monkeypatch.setenv(photosets.MIRROR_ENV, url)
-    with pytest.raises(ImageError, match="expected a56e27cbf5f843c048b6af1d6e090760e9c92fad"
-                                         "ba88b7dee0205918a37523bd"):
+    with pytest.raises(
+        ImageError,
+        match="expected a56e27cbf5f843c048b6af1d6e090760e9c92fadba88b7dee0205918a37523bd",
+    ):
         photosets.expand("set:kodak/kodim01", progress=False)
 
 
@@ -156,7 +174,10 @@ def test_unpinned_set_refused_then_trusted_on_first_use(server, env, tmp_path, m
     a = _png("coffee")
     (root / "loose").mkdir()
     (root / "loose" / "img_001.png").write_bytes(a)
-    _registry(tmp_path, monkeypatch, f"""
+    _registry(
+        tmp_path,
+        monkeypatch,
+        f"""
 [loose]
 title = "t"
 page = "https://example.org/loose"
@@ -164,9 +185,13 @@ license = "x"
 count = 1
 base_url = "{url}/loose/"
 template = {{ pattern = "img_{{i:03d}}.png", count = 1 }}
-""")
-    with pytest.raises(ConfigError, match=r"no published SHA-256 pin.*"
-                                          r"ROUNDTRIP_TRUST_UNPINNED=loose"):
+""",
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"no published SHA-256 pin.*"
+        r"ROUNDTRIP_TRUST_UNPINNED=loose",
+    ):
         make_config({"images": ["set:loose"]})
     monkeypatch.setenv(photosets.TRUST_ENV, "loose")
     (path,) = expand_images(["set:loose"])
@@ -191,7 +216,10 @@ def test_archive_set_extracts_its_members(server, env, tmp_path, monkeypatch):
     (root / "zipped" / "set.zip").write_bytes(data)
 
     def reg(count: int) -> None:
-        _registry(tmp_path, monkeypatch, f"""
+        _registry(
+            tmp_path,
+            monkeypatch,
+            f"""
 [zipped]
 title = "t"
 page = "https://example.org/"
@@ -203,12 +231,16 @@ name = "set.zip"
 url = "{url}/zipped/set.zip"
 bytes = {len(data)}
 sha256 = "{_sha(data)}"
-""")
+""",
+        )
         photosets._load.cache_clear()
 
     reg(2)
-    with pytest.raises(ImageError, match=r"holds 3 photos matching 'HR/\*\.png', the "
-                                         r"registry expects 2"):
+    with pytest.raises(
+        ImageError,
+        match=r"holds 3 photos matching 'HR/\*\.png', the "
+        r"registry expects 2",
+    ):
         expand_images(["set:zipped"])
     reg(3)
     paths = expand_images(["set:zipped"])
@@ -224,8 +256,7 @@ def test_registry_names_sources_licences_and_pins():
     """The packaged registry: the seven sets, each with a licence and a page; every pinned set
     says where its pins were published; unknown names get a suggestion."""
     sets = photosets.load_photosets(photosets.registry_path())
-    assert set(sets) == {"kodak", "set5", "set14", "bsd100", "urban100", "mcmaster",
-                         "div2k-valid"}
+    assert set(sets) == {"kodak", "set5", "set14", "bsd100", "urban100", "mcmaster", "div2k-valid"}
     assert len(sets["kodak"].files) == 24 and sets["kodak"].pinned
     assert sets["div2k-valid"].archive is not None and sets["div2k-valid"].pinned
     for s in sets.values():
@@ -236,6 +267,9 @@ def test_registry_names_sources_licences_and_pins():
 
 
 def test_manual_set_says_where_to_put_the_files(env):
-    with pytest.raises(ImageError, match=r"found 0 of its 18 photos .*download them from "
-                                         r"https://www4\.comp\.polyu\.edu\.hk"):
+    with pytest.raises(
+        ImageError,
+        match=r"found 0 of its 18 photos .*download them from "
+        r"https://www4\.comp\.polyu\.edu\.hk",
+    ):
         expand_images(["set:mcmaster"])

@@ -43,13 +43,16 @@ class Recorder:
 
 
 def _batch(n: int, size: tuple[int, int] = (512, 512)) -> Batch:
-    chains = [Chain(f"c{i}", "x.png", "x", "realesrgan-x4plus", "lanczos3", 4.0, "png", 0,
-                    f"c{i}") for i in range(n)]
+    chains = [
+        Chain(f"c{i}", "x.png", "x", "realesrgan-x4plus", "lanczos3", 4.0, "png", 0, f"c{i}")
+        for i in range(n)
+    ]
     return Batch("b0000", chains, size)
 
 
-def _drive(progress: RunProgress, batch: Batch, generations: int, step_s: float,
-           clock: list[float]) -> None:
+def _drive(
+    progress: RunProgress, batch: Batch, generations: int, step_s: float, clock: list[float]
+) -> None:
     progress("run_start", total=len(batch.chains) * generations)
     progress("batch_start", batch=batch, start=0, generations=generations)
     for g in range(1, generations + 1):
@@ -92,14 +95,25 @@ def test_a_long_cpu_job_gets_one_estimate_line_with_center_crop(monkeypatch):
 
 def test_format_seconds_reads_like_speech():
     assert [format_seconds(s) for s in (3.25, 45, 200, 3725)] == [
-        "3.2 s", "45 s", "3 min 20 s", "1 h 02 min"]
+        "3.2 s",
+        "45 s",
+        "3 min 20 s",
+        "1 h 02 min",
+    ]
 
 
 def test_run_shows_bar_eta_and_the_skipped_metric_note(tmp_path: Path, capsys):
     buf = io.StringIO()
     bar = RunProgress(RichDisplay(Console(file=buf, width=200)), device="cpu")
-    r = rt.run({"images": ["skimage:astronaut"], "generations": 3, "center_crop": 32,
-                "output": str(tmp_path / "r")}, progress=bar)
+    r = rt.run(
+        {
+            "images": ["skimage:astronaut"],
+            "generations": 3,
+            "center_crop": 32,
+            "output": str(tmp_path / "r"),
+        },
+        progress=bar,
+    )
     text = buf.getvalue()
     assert "3/3" in text and "gen/s" in text and "ETA" in text and "gen 3/3" in text
     assert r.manifest.status == "complete"
@@ -107,12 +121,25 @@ def test_run_shows_bar_eta_and_the_skipped_metric_note(tmp_path: Path, capsys):
     assert note is not None and "ms_ssim left out" in note and "161 px" in note
     assert "32x32" in note
     # the default (progress=True) prints the note; progress=False prints nothing at all
-    rt.run({"images": ["skimage:astronaut"], "generations": 2, "center_crop": 32,
-            "output": str(tmp_path / "r2")})
+    rt.run(
+        {
+            "images": ["skimage:astronaut"],
+            "generations": 2,
+            "center_crop": 32,
+            "output": str(tmp_path / "r2"),
+        }
+    )
     out = capsys.readouterr()
     assert "ms_ssim left out" in out.out and "ETA" in out.err
-    rt.run({"images": ["skimage:astronaut"], "generations": 2, "center_crop": 32,
-            "output": str(tmp_path / "r3")}, progress=False)
+    rt.run(
+        {
+            "images": ["skimage:astronaut"],
+            "generations": 2,
+            "center_crop": 32,
+            "output": str(tmp_path / "r3"),
+        },
+        progress=False,
+    )
     rt.roundtrip("skimage:astronaut", "lanczos3", generations=2, center_crop=32, progress=False)
     quiet = capsys.readouterr()
     assert quiet.out == "" and quiet.err == ""
@@ -120,11 +147,22 @@ def test_run_shows_bar_eta_and_the_skipped_metric_note(tmp_path: Path, capsys):
 
 def test_roundtrip_sends_engine_events_to_a_callable():
     events: list[tuple[str, dict]] = []
-    rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=32,
-                 progress=lambda e, **d: events.append((e, d)))
+    rt.roundtrip(
+        "skimage:astronaut",
+        "lanczos3",
+        generations=3,
+        center_crop=32,
+        progress=lambda e, **d: events.append((e, d)),
+    )
     names = [e for e, _ in events]
-    assert names == ["run_start", "batch_start", "generation", "generation", "generation",
-                     "run_end"]
+    assert names == [
+        "run_start",
+        "batch_start",
+        "generation",
+        "generation",
+        "generation",
+        "run_end",
+    ]
     assert events[0][1]["total"] == 3
     assert [d["generation"] for e, d in events if e == "generation"] == [1, 2, 3]
 
@@ -145,9 +183,16 @@ def test_notebook_display_is_a_tqdm_bar_with_rate():
 def test_sweep_from_python_shows_cells_rate_and_eta(tmp_path: Path, capsys):
     """rt.run_sweep (and run_leaderboard, which takes the same ``progress=sweep_progress()``)
     draws one bar; its rate is chain-generations per second of the work done."""
-    cfg = {"name": "s", "output": str(tmp_path / "s"), "images": ["skimage:astronaut"],
-           "upscalers": ["lanczos3", "bicubic"], "generations": 2, "center_crop": 32,
-           "metrics": ["psnr"], "device": "cpu"}
+    cfg = {
+        "name": "s",
+        "output": str(tmp_path / "s"),
+        "images": ["skimage:astronaut"],
+        "upscalers": ["lanczos3", "bicubic"],
+        "generations": 2,
+        "center_crop": 32,
+        "metrics": ["psnr"],
+        "device": "cpu",
+    }
     result = rt.run_sweep(cfg)
     err = capsys.readouterr().err
     assert not result.failed and result.work_run == 4  # 2 cells x 2 generations

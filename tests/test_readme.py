@@ -27,8 +27,9 @@ def _code(text: str) -> list[str]:
 
 
 def test_every_extra_named_exists():
-    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"])
+    extras = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
     named: dict[str, set[str]] = {}
     for page in PAGES:
         for group in EXTRA.findall(page.read_text()):

@@ -26,8 +26,7 @@ from roundtrip_ml.pipeline.plan import make_plan, run_id_for
 from roundtrip_ml.sweep.grid import make_sweep_plan, parse_sweep
 from roundtrip_ml.upscalers import create_upscaler
 
-CROP = {"images": ["skimage:astronaut"], "center_crop": 32, "metrics": ["psnr"],
-        "device": "cpu"}
+CROP = {"images": ["skimage:astronaut"], "center_crop": 32, "metrics": ["psnr"], "device": "cpu"}
 
 
 @functools.cache
@@ -48,8 +47,14 @@ def test_none_is_todays_chain_bit_for_bit() -> None:
     assert run_id_for(plain) == run_id_for(explicit)
     (chain,) = make_plan(explicit).chains
     assert chain.chain_id == "astronaut-lanczos3-lanczos3-x4-png"
-    t = rt.roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=32,
-                     stabilizer="none", device="cpu")
+    t = rt.roundtrip(
+        "skimage:astronaut",
+        "lanczos3",
+        generations=3,
+        center_crop=32,
+        stabilizer="none",
+        device="cpu",
+    )
     x = to_batch(photo_u8("astronaut", 512, 512))[..., 240:272, 240:272]
     for g in range(1, 4):
         lo = quantize8(resize(x, (8, 8), "lanczos3", True)) / 255
@@ -63,8 +68,10 @@ def test_backproject_reduces_the_lowres_consistency_error() -> None:
     def err(t: torch.Tensor) -> float:
         return float((resize(t, (16, 16), "lanczos3") - lo).pow(2).mean().sqrt())
 
-    errors = [err(stabilize(y, lo, parse_stabilizer(f"backproject:{n}"), "lanczos3")
-                  if n else y) for n in (0, 1, 3)]
+    errors = [
+        err(stabilize(y, lo, parse_stabilizer(f"backproject:{n}"), "lanczos3") if n else y)
+        for n in (0, 1, 3)
+    ]
     print("low-res RMS error after 0, 1, 3 back-projections:", errors)
     assert errors[0] > errors[1] > errors[2] and errors[2] < 0.5 * errors[0]
 
@@ -90,8 +97,10 @@ def test_histogram_matching_agrees_with_skimage() -> None:
     ours = ours_match(to_batch(a), to_batch(b))[0].permute(1, 2, 0).numpy()
     theirs = match_histograms(a / 255.0, b / 255.0, channel_axis=-1)
     diff = np.abs(ours - theirs)
-    print(f"vs skimage.exposure.match_histograms: max {diff.max() * 255:.2f} levels, "
-          f"mean {diff.mean() * 255:.3f}")
+    print(
+        f"vs skimage.exposure.match_histograms: max {diff.max() * 255:.2f} levels, "
+        f"mean {diff.mean() * 255:.3f}"
+    )
     assert diff.mean() * 255 < 0.5 and diff.max() * 255 < 4
 
 
@@ -119,8 +128,9 @@ def test_up_steps_2_2_equal_a_pillow_chain(tmp_path: Path) -> None:
     diffs = []
     for g in range(1, 7):
         im = im.resize((24, 24), Image.Resampling.LANCZOS)
-        im = im.resize((48, 48), Image.Resampling.LANCZOS).resize((96, 96),
-                                                                  Image.Resampling.LANCZOS)
+        im = im.resize((48, 48), Image.Resampling.LANCZOS).resize(
+            (96, 96), Image.Resampling.LANCZOS
+        )
         ours = t.frames[g].permute(1, 2, 0).numpy().astype(float)
         diffs.append(np.abs(ours - np.asarray(im, dtype=float)).mean())
     direct = rt.roundtrip(a, "lanczos3", generations=6, device="cpu")
@@ -135,8 +145,9 @@ def test_downscale_steps_2_2_equal_a_pillow_chain() -> None:
     assert t.chain.chain_id.endswith("-d2x2")
     im = Image.fromarray(a)
     for g in range(1, 4):
-        im = im.resize((48, 48), Image.Resampling.LANCZOS).resize((24, 24),
-                                                                  Image.Resampling.LANCZOS)
+        im = im.resize((48, 48), Image.Resampling.LANCZOS).resize(
+            (24, 24), Image.Resampling.LANCZOS
+        )
         im = im.resize((96, 96), Image.Resampling.BICUBIC)
         ours = t.frames[g].permute(1, 2, 0).numpy().astype(float)
         assert np.abs(ours - np.asarray(im, dtype=float)).mean() < 0.5
@@ -152,41 +163,66 @@ def test_a_fixed_scale_model_runs_only_at_its_own_scale() -> None:
 
 
 def test_an_x2_model_twice_makes_x4() -> None:
-    t = rt.roundtrip("skimage:astronaut", "realcugan-se-x2", generations=1, center_crop=96,
-                     up_steps=[2, 2], device="cpu")
+    t = rt.roundtrip(
+        "skimage:astronaut",
+        "realcugan-se-x2",
+        generations=1,
+        center_crop=96,
+        up_steps=[2, 2],
+        device="cpu",
+    )
     assert t.chain.chain_id.endswith("-u2x2") and t.value("psnr", 1) > 15
 
 
 def test_starts_noise_and_flat_share_a_batch_and_have_their_own_ids() -> None:
-    plan = make_plan(make_config({**CROP, "starts": ["image", "noise", "flat"],
-                                  "stabilizers": ["none", "colour"]}))
+    plan = make_plan(
+        make_config(
+            {**CROP, "starts": ["image", "noise", "flat"], "stabilizers": ["none", "colour"]}
+        )
+    )
     ids = [c.chain_id for c in plan.chains]
     assert len(set(ids)) == 6 and len(plan.batches) == 2  # one batch per stabiliser
     assert "astronaut-lanczos3-lanczos3-x4-png-colour-noise" in ids
-    flat = rt.roundtrip("skimage:astronaut", "lanczos3", generations=1, center_crop=32,
-                        start="flat", device="cpu")
+    flat = rt.roundtrip(
+        "skimage:astronaut", "lanczos3", generations=1, center_crop=32, start="flat", device="cpu"
+    )
     assert torch.all(flat.frames[0] == 128) and torch.all(flat.frames[1] == 128)
-    n1 = rt.roundtrip("skimage:astronaut", "bicubic", generations=1, center_crop=32,
-                      start="noise", device="cpu")
-    n2 = rt.roundtrip("skimage:astronaut", "lanczos3", generations=1, center_crop=32,
-                      start="noise", device="cpu")
+    n1 = rt.roundtrip(
+        "skimage:astronaut", "bicubic", generations=1, center_crop=32, start="noise", device="cpu"
+    )
+    n2 = rt.roundtrip(
+        "skimage:astronaut", "lanczos3", generations=1, center_crop=32, start="noise", device="cpu"
+    )
     assert torch.equal(n1.frames[0], n2.frames[0])  # one noise per image and seed
     assert n1.frames[0].float().std() > 60  # uniform on 0..255
 
 
 def test_sweep_axes_of_stabilisers_and_paths(tmp_path: Path) -> None:
-    cfg = parse_sweep({"images": ["skimage:astronaut"], "center_crop": 32, "generations": 1,
-                       "stabilizers": ["none", "backproject:2"], "up_steps": [[2, 2], [4]],
-                       "output": str(tmp_path / "s")})
+    cfg = parse_sweep(
+        {
+            "images": ["skimage:astronaut"],
+            "center_crop": 32,
+            "generations": 1,
+            "stabilizers": ["none", "backproject:2"],
+            "up_steps": [[2, 2], [4]],
+            "output": str(tmp_path / "s"),
+        }
+    )
     plan = make_sweep_plan(cfg)
     ids = sorted(c.cell_id for c in plan.cells)
-    assert ids == ["astronaut-lanczos3-lanczos3-x4-png-backproject2-s0-g1",
-                   "astronaut-lanczos3-lanczos3-x4-png-s0-g1",
-                   "astronaut-lanczos3-lanczos3-x4-png-u2x2-backproject2-s0-g1",
-                   "astronaut-lanczos3-lanczos3-x4-png-u2x2-s0-g1"]  # [4]: the plain path
+    assert ids == [
+        "astronaut-lanczos3-lanczos3-x4-png-backproject2-s0-g1",
+        "astronaut-lanczos3-lanczos3-x4-png-s0-g1",
+        "astronaut-lanczos3-lanczos3-x4-png-u2x2-backproject2-s0-g1",
+        "astronaut-lanczos3-lanczos3-x4-png-u2x2-s0-g1",
+    ]  # [4]: the plain path
     configs = {(tuple(u.config["stabilizers"]), str(u.config["up_steps"])) for u in plan.units}
-    assert configs == {(("none",), "[2.0, 2.0]"), (("none",), "None"),
-                       (("backproject:2",), "[2.0, 2.0]"), (("backproject:2",), "None")}
+    assert configs == {
+        (("none",), "[2.0, 2.0]"),
+        (("none",), "None"),
+        (("backproject:2",), "[2.0, 2.0]"),
+        (("backproject:2",), "None"),
+    }
 
 
 def test_cli_flags_reach_the_recipe(tmp_path: Path) -> None:
@@ -196,13 +232,36 @@ def test_cli_flags_reach_the_recipe(tmp_path: Path) -> None:
     from roundtrip_ml.pipeline.store import RunStore
 
     out = tmp_path / "r"
-    res = CliRunner().invoke(app, ["run", "-i", "skimage:astronaut", "--center-crop", "32",
-                                   "-g", "1", "-m", "psnr", "--stabilizer", "none,colour",
-                                   "--up-steps", "2,2", "--start", "flat", "-o", str(out), "-q"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "-i",
+            "skimage:astronaut",
+            "--center-crop",
+            "32",
+            "-g",
+            "1",
+            "-m",
+            "psnr",
+            "--stabilizer",
+            "none,colour",
+            "--up-steps",
+            "2,2",
+            "--start",
+            "flat",
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     ids = sorted(RunStore(out).read_chains().chain_id)
-    assert ids == ["astronaut-lanczos3-lanczos3-x4-png-u2x2-colour-flat",
-                   "astronaut-lanczos3-lanczos3-x4-png-u2x2-flat"]
-    bad = CliRunner().invoke(app, ["run", "-i", "skimage:astronaut", "--stabilizer", "blur",
-                                   "-o", str(tmp_path / "x")])
+    assert ids == [
+        "astronaut-lanczos3-lanczos3-x4-png-u2x2-colour-flat",
+        "astronaut-lanczos3-lanczos3-x4-png-u2x2-flat",
+    ]
+    bad = CliRunner().invoke(
+        app, ["run", "-i", "skimage:astronaut", "--stabilizer", "blur", "-o", str(tmp_path / "x")]
+    )
     assert bad.exit_code == 2 and "is no stabilizer" in bad.output

@@ -19,8 +19,10 @@ from roundtrip_ml.upscalers import zoo
 from roundtrip_ml.upscalers.loading import load_upscaler
 from roundtrip_ml.upscalers.ncnn.parser import load_ncnn
 
-pytestmark = [pytest.mark.reference,
-              pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # basicsr's scipy imports
+pytestmark = [
+    pytest.mark.reference,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]  # basicsr's scipy imports
 CPU = torch.device("cpu")
 
 
@@ -66,10 +68,12 @@ def test_matches_realesrganer(realesrgan, tmp_path, name, photo, size):
     if name == "realesrgan-x4plus":
         net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4)
     else:
-        net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4,
-                              act_type="prelu")
-    ref = RealESRGANer(scale=4, model_path=pth, model=net, tile=0, pre_pad=0, half=False,
-                       device=CPU)
+        net = SRVGGNetCompact(
+            num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu"
+        )
+    ref = RealESRGANer(
+        scale=4, model_path=pth, model=net, tile=0, pre_pad=0, half=False, device=CPU
+    )
     rgb = photo_u8(photo)[100 : 100 + size, 120 : 120 + size].copy()
     out_bgr, _ = ref.enhance(np.ascontiguousarray(rgb[..., ::-1]), outscale=4)
     theirs = out_bgr[..., ::-1].astype(np.int16)

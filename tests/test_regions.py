@@ -135,9 +135,18 @@ def test_engine_records_region_metrics_for_a_chart_run(tmp_path: Path) -> None:
     if ocr_available() is not None:
         pytest.skip(f"OCR unavailable: {ocr_available()}")
     png, _ = write_chart(tmp_path / "chart.png", 960)
-    res = run_experiment(make_config({
-        "images": [str(png)], "upscalers": ["lanczos3"], "generations": 1,
-        "metrics": ["psnr"], "device": "cpu", "output": str(tmp_path / "run")}))
+    res = run_experiment(
+        make_config(
+            {
+                "images": [str(png)],
+                "upscalers": ["lanczos3"],
+                "generations": 1,
+                "metrics": ["psnr"],
+                "device": "cpu",
+                "output": str(tmp_path / "run"),
+            }
+        )
+    )
     m = RunStore(res.run_dir).read_metrics().set_index("metric")["value"]
     assert m["cer@text_32px"] == 0.0 and m["word_accuracy@text_32px"] == 1.0
     assert m["cer@text_16px"] > 0.2

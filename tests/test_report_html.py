@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 from roundtrip_ml.cli.app import app
 from roundtrip_ml.report.video import read_video
 
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
-                 if p), None)
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+)
 
 # Injected into a copy of the page (never into the report itself): records load errors from
 # the start, then waits until the video can play and writes a verdict into the DOM.
@@ -80,10 +81,19 @@ def report(tmp_path_factory):
 
 
 def test_report_writes_every_artefact_with_relative_links(report):
-    for rel in ("index.html", "figures/drift-original-double.pdf",
-                "figures/drift-original-single.svg", "figures/drift-previous-single.png",
-                "sheet/sheet.png", "sheet/sheet.pdf", "video/collapse.mp4", "video/collapse.gif",
-                "tables/metrics.csv", "tables/metrics.tex", "tables/collapse.md"):
+    for rel in (
+        "index.html",
+        "figures/drift-original-double.pdf",
+        "figures/drift-original-single.svg",
+        "figures/drift-previous-single.png",
+        "sheet/sheet.png",
+        "sheet/sheet.pdf",
+        "video/collapse.mp4",
+        "video/collapse.gif",
+        "tables/metrics.csv",
+        "tables/metrics.tex",
+        "tables/collapse.md",
+    ):
         assert (report / rel).is_file() and (report / rel).stat().st_size > 100, rel
     page = (report / "index.html").read_text()
     parser = _Links()
@@ -103,12 +113,26 @@ def test_page_loads_in_headless_chromium(report, tmp_path):
     probe.write_text(page.replace("<head>", "<head>" + PROBE, 1))
     try:
         proc = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,1000",
-             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom",
-             probe.as_uri()],
-            capture_output=True, text=True, timeout=120,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--window-size=800,1000",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                probe.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         probe.unlink()
@@ -142,9 +166,18 @@ def test_report_of_a_folder_holding_a_failed_run(study, tmp_path):
 
     bogus = _model_file(tmp_path / "nan.safetensors", nan=True)
     folder = tmp_path / "study"
-    result = run_experiment(make_config({
-        "images": ["skimage:coffee"], "upscalers": [bogus], "generations": 1,
-        "center_crop": 32, "metrics": ["psnr"], "output": str(folder / "failed")}))
+    result = run_experiment(
+        make_config(
+            {
+                "images": ["skimage:coffee"],
+                "upscalers": [bogus],
+                "generations": 1,
+                "center_crop": 32,
+                "metrics": ["psnr"],
+                "output": str(folder / "failed"),
+            }
+        )
+    )
     assert result.failed
     shutil.copytree(study, folder / "good", ignore=shutil.ignore_patterns("report"))
     res = CliRunner().invoke(app, ["report", str(folder), "--at", "1,10"])

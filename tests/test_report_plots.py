@@ -53,10 +53,18 @@ def test_figures_are_valid_nonblank_and_sized_for_the_layout(study, tmp_path, la
 
 def test_one_colour_per_upscaler_in_every_figure(study, tmp_path):
     a = plot_drift(study, tmp_path, metrics=["psnr"], stem="a", formats=("png",))
-    b = plot_drift(study, tmp_path, metrics=["ssim"], by=["upscaler"], layout="single",
-                   stem="b", formats=("png",))
-    c = plot_drift(study, tmp_path, metrics=["psnr"], reference="previous", stem="c",
-                   formats=("png",))
+    b = plot_drift(
+        study,
+        tmp_path,
+        metrics=["ssim"],
+        by=["upscaler"],
+        layout="single",
+        stem="b",
+        formats=("png",),
+    )
+    c = plot_drift(
+        study, tmp_path, metrics=["psnr"], reference="previous", stem="c", formats=("png",)
+    )
     # labels are "upscaler · codec" in a and c, "upscaler" in b
     for fig in (a, c):
         assert len(fig.colours) == 4
@@ -66,7 +74,7 @@ def test_one_colour_per_upscaler_in_every_figure(study, tmp_path):
     # the colour is really drawn: the line's exact colour covers pixels of the PNG
     img = _png(a.paths[0]).reshape(-1, 3)
     for colour in b.colours.values():
-        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
         assert (np.abs(img.astype(int) - rgb).sum(1) <= 3).sum() > 200
 
 
@@ -139,29 +147,42 @@ def test_replica_distances_plot_from_a_real_replica_run(tmp_path):
     from roundtrip_ml.pipeline.config import make_config
     from roundtrip_ml.pipeline.experiment import run_experiment
 
-    run = run_experiment(make_config({
-        "images": ["skimage:astronaut", "skimage:coffee"], "upscalers": ["lanczos3", "bicubic"],
-        "generations": 3, "center_crop": 48, "replicas": 2, "metrics": ["psnr"],
-        "device": "cpu", "output": str(tmp_path / "rep")})).run_dir
+    run = run_experiment(
+        make_config(
+            {
+                "images": ["skimage:astronaut", "skimage:coffee"],
+                "upscalers": ["lanczos3", "bicubic"],
+                "generations": 3,
+                "center_crop": 48,
+                "replicas": 2,
+                "metrics": ["psnr"],
+                "device": "cpu",
+                "output": str(tmp_path / "rep"),
+            }
+        )
+    ).run_dir
     runs = load_runs(run)
     rows = select(runs.metrics, "mse", "replicas")
     assert len(rows) == 2 * 2 * 3 and (rows["scope"] == "group").all()
     assert len(select(runs.metrics, "psnr", "unperturbed")) == 2 * 2 * 2 * 3
-    fig = plot_drift(runs, tmp_path / "fig", metrics=["mse"], reference="replicas",
-                     layout="single", n_boot=50)
+    fig = plot_drift(
+        runs, tmp_path / "fig", metrics=["mse"], reference="replicas", layout="single", n_boot=50
+    )
     png = next(p for p in fig.paths if str(p).endswith(".png"))
     assert np.asarray(Image.open(png).convert("L")).std() > 5
     assert set(fig.colours) == {"lanczos3", "bicubic"}
 
 
-@pytest.mark.parametrize(("layout", "style"), [("single", "paper"), ("double", "paper"),
-                                               ("double", "slides")])
+@pytest.mark.parametrize(
+    ("layout", "style"), [("single", "paper"), ("double", "paper"), ("double", "slides")]
+)
 def test_figure_sizes_fit_the_target_and_no_text_leaves_the_canvas(study, layout, style):
     from roundtrip_ml.report.plots import MAX_HEIGHT, PAGE_PANELS, SLIDES_WIDTH, drift_figures
 
     # seven metrics: more than one page of a single-column figure; `colour` expands
-    res = drift_figures(study, metrics=["psnr", "ssim", "colour"], layout=layout, style=style,
-                        n_boot=50)
+    res = drift_figures(
+        study, metrics=["psnr", "ssim", "colour"], layout=layout, style=style, n_boot=50
+    )
     target = "slides" if style == "slides" else layout
     assert len(res.figures) == -(-7 // PAGE_PANELS[target])  # paginated, not taller
     width = SLIDES_WIDTH if style == "slides" else WIDTHS[layout]
@@ -196,8 +217,9 @@ def test_thresholds_never_move_the_axis_range(study):
     far = drift_figure(study, metrics=["psnr"], thresholds="psnr<5", n_boot=50).axes[0]
     assert far.get_ylim() == plain.get_ylim()
     lo, hi = plain.get_ylim()
-    inside = drift_figure(study, metrics=["psnr"], thresholds=f"psnr<{(lo + hi) / 2:.3f}",
-                          n_boot=50).axes[0]
+    inside = drift_figure(
+        study, metrics=["psnr"], thresholds=f"psnr<{(lo + hi) / 2:.3f}", n_boot=50
+    ).axes[0]
     assert inside.get_ylim() == plain.get_ylim()
     assert len(inside.lines) == len(plain.lines) + 1  # the threshold line is drawn
 

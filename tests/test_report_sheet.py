@@ -54,8 +54,11 @@ def test_default_columns_follow_the_run_and_tiles_are_the_frames(study, tmp_path
             tile = sheet[top:bottom, left:right]
             diffs = {}
             for other in (0, 10):
-                f = Image.open(frames[other]).convert("RGB").resize(
-                    (right - left, bottom - top), Image.Resampling.NEAREST)
+                f = (
+                    Image.open(frames[other])
+                    .convert("RGB")
+                    .resize((right - left, bottom - top), Image.Resampling.NEAREST)
+                )
                 diffs[other] = np.abs(tile - np.asarray(f, dtype=float))[2:-2, 2:-2].mean()
             if g in diffs:
                 other = 10 if g == 0 else 0

@@ -52,7 +52,8 @@ def test_csv_parses_back_to_the_stored_numbers(study, tmp_path):
     stored = load_runs(study).metrics
     stored = stored[(stored["reference"] == "original") & (stored["replica"] == 0)]
     want = stored.groupby(["upscaler", "codec", "metric", "generation"])["value"].agg(
-        ["mean", "min", "max", "count"])
+        ["mean", "min", "max", "count"]
+    )
     assert len(back) == 4 * 7 * 3  # recipes x metrics (psnr, ssim, 5 colour) x generations
     for row in back.itertuples():
         w = want.loc[(row.upscaler, row.codec, row.metric, row.generation)]
@@ -76,8 +77,13 @@ def test_markdown_and_latex_are_well_formed(study, tmp_path):
         assert check_latex(tex) == [], (name, tex)
     tex = t.paths["metrics.tex"].read_text()
     assert r"\multicolumn{2}{c}{generation}" in tex and r"lanczos3 $\cdot$ png" in tex
-    assert check_latex(r"\begin{table}\begin{tabular}{ll}\toprule a & b \\ \midrule"
-                       r" 1 & {2 \\ \bottomrule\end{tabular}\end{table}") != []
+    assert (
+        check_latex(
+            r"\begin{table}\begin{tabular}{ll}\toprule a & b \\ \midrule"
+            r" 1 & {2 \\ \bottomrule\end{tabular}\end{table}"
+        )
+        != []
+    )
     assert latex_escape("psnr_y<20 & 5% #1 inf") == r"psnr\_y$<$20 \& 5\% \#1 $\infty$"
 
 
@@ -90,8 +96,12 @@ def test_collapse_statistics_count_threshold_crossings_and_fixed_points(study, f
     stored = load_runs(study).metrics.query("metric == 'psnr' and reference == 'original'")
     crossed = stored[stored["value"] < 20].groupby(["upscaler", "codec"])["chain_id"].nunique()
     got = c.set_index(["upscaler", "codec"])["first_psnr<20_crossed"]
-    pd.testing.assert_series_equal(got.sort_index(), crossed.reindex(got.index, fill_value=0)
-                                   .sort_index(), check_names=False, check_dtype=False)
+    pd.testing.assert_series_equal(
+        got.sort_index(),
+        crossed.reindex(got.index, fill_value=0).sort_index(),
+        check_names=False,
+        check_dtype=False,
+    )
     f = write_tables(fixed, tmp_path / "fixed").collapse
     assert f["fixed_points"].tolist() == [1] and f["event_generation_median"].tolist() == [2.0]
     assert "fixed point" not in t.paths["collapse.md"].read_text()  # lanczos: no fixed point

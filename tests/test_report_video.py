@@ -44,14 +44,20 @@ def test_lossless_frames_are_the_stored_frames(study, tmp_path):
     assert len(frames) == 6 and r.generations == STUDY_SAVED
     stored = runs.frames(chain.run_id, chain.chain_id)
     for g, frame in zip(r.generations, frames, strict=True):
-        tile = frame[BANNER + LABEL:BANNER + LABEL + 4 * chain.height, : 4 * chain.width]
+        tile = frame[BANNER + LABEL : BANNER + LABEL + 4 * chain.height, : 4 * chain.width]
         want = np.asarray(Image.open(stored[g]).convert("RGB"))
         np.testing.assert_array_equal(tile, want.repeat(4, 0).repeat(4, 1))
 
 
 def test_sequential_video_plays_chains_one_after_another(study, tmp_path):
-    r = make_video(study, tmp_path, chains=["astronaut-*-png"], side_by_side=False, gif=False,
-                   crop=(8, 8, 32, 24))
+    r = make_video(
+        study,
+        tmp_path,
+        chains=["astronaut-*-png"],
+        side_by_side=False,
+        gif=False,
+        crop=(8, 8, 32, 24),
+    )
     frames, size = read_video(r.mp4)
     assert len(frames) == 2 * len(STUDY_SAVED) and r.generations == STUDY_SAVED * 2
     assert size == (256, BANNER + LABEL + 192)  # the 32x24 crop enlarged 8x

@@ -13,9 +13,20 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 def test_bench_gpu_runs_tiny_on_the_cpu(tmp_path: Path) -> None:
     out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "bench_gpu.py"), "--tiny", "--device",
-                           "cpu", "--json", str(out)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "bench_gpu.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     sections = {r["section"] for r in rows}
@@ -38,10 +49,26 @@ def test_mixed_sizes_bench_shows_buckets_exact_and_padding_not(tmp_path: Path) -
     convolutional model's output near the padded edges (so the engine never does it), while
     buckets, one after another or concurrently, give the same pixels."""
     out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "bench_mixed_sizes.py"), "--tiny",
-                           "--device", "cpu", "--images", "3", "--reps", "1", "--upscalers",
-                           "lanczos3,realesr-animevideov3", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "bench_mixed_sizes.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--images",
+            "3",
+            "--reps",
+            "1",
+            "--upscalers",
+            "lanczos3,realesr-animevideov3",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {(r["upscaler"], r["strategy"]): r for r in json.loads(out.read_text())}
     ml = "realesr-animevideov3"
@@ -57,10 +84,25 @@ def test_bench_cpu_ncnn_runs_tiny(tmp_path: Path) -> None:
 
     pytest.importorskip("ncnn", reason="the ncnn extra is not installed")
     out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "bench_cpu_ncnn.py"), "--models",
-                           "realesr-animevideov3,srmd-x2", "--size", "24", "--threads", "1",
-                           "--repeats", "1", "--json", str(out)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "bench_cpu_ncnn.py"),
+            "--models",
+            "realesr-animevideov3,srmd-x2",
+            "--size",
+            "24",
+            "--threads",
+            "1",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert [r["model"] for r in rows] == ["realesr-animevideov3", "srmd-x2"]

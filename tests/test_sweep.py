@@ -83,7 +83,9 @@ def test_units_group_cells_by_upscaler_and_image_size(tmp_path: Path) -> None:
     plan = make_sweep_plan(cfg)
     assert len(plan.cells) == 16
     assert [(u.upscaler, u.size, len(u.cells)) for u in plan.units] == [
-        ("lanczos3", (40, 40), 8), ("bicubic", (40, 40), 8)]
+        ("lanczos3", (40, 40), 8),
+        ("bicubic", (40, 40), 8),
+    ]
     assert plan.units[0].config["images"] == ["skimage:astronaut", "skimage:coffee"]
     # ids depend on the unit's config only, not on where the sweep is written
     other = make_sweep_plan(load_sweep(write_grid(tmp_path / "h.toml", tmp_path / "b")))
@@ -115,7 +117,9 @@ image = "skimage:astronaut"
     # bicubic's recipes are no longer a product: split into (downscaler, scale) units
     bicubic = [u for u in plan.units if u.upscaler == "bicubic"]
     assert sorted((u.config["scales"], u.config["codecs"]) for u in bicubic) == [
-        ([2.0], ["png", "jpeg:90"]), ([4.0], ["png"])]
+        ([2.0], ["png", "jpeg:90"]),
+        ([4.0], ["png"]),
+    ]
     covered = sorted(c.cell_id for u in plan.units for c in u.cells)
     assert covered == sorted(ids)  # every cell in exactly one unit
 
@@ -147,8 +151,9 @@ def test_local_sweep_merges_every_cell(local) -> None:
     result, merged = local
     assert (result.cells["status"] == "ok").all() and len(result.cells) == 16
     # nothing dropped: the merged rows are exactly the units' own tables
-    units = pd.concat([RunStore(result.root / UNITS_DIR / u).read_metrics()
-                       for u in result.outcomes])
+    units = pd.concat(
+        [RunStore(result.root / UNITS_DIR / u).read_metrics() for u in result.outcomes]
+    )
     assert len(merged) == len(units) > 0
     assert set(merged["chain_id"]) == set(result.cells["chain_id"])
     per_cell = merged[merged["reference"] == "original"].groupby("chain_id")["generation"]
@@ -157,10 +162,15 @@ def test_local_sweep_merges_every_cell(local) -> None:
     # the dataset is partitioned by upscaler/codec on disk and readable without our code
     import pyarrow.dataset as ds
 
-    parts = sorted(p.relative_to(result.merged / "metrics").parent.as_posix()
-                   for p in (result.merged / "metrics").rglob("*.parquet"))
-    assert parts == [f"upscaler_part={u}/codec_part={c}"
-                     for u in ("bicubic", "lanczos3") for c in ("jpeg_90", "png")]
+    parts = sorted(
+        p.relative_to(result.merged / "metrics").parent.as_posix()
+        for p in (result.merged / "metrics").rglob("*.parquet")
+    )
+    assert parts == [
+        f"upscaler_part={u}/codec_part={c}"
+        for u in ("bicubic", "lanczos3")
+        for c in ("jpeg_90", "png")
+    ]
     table = ds.dataset(result.merged / "metrics", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == len(merged)
     raw = pd.read_parquet(result.merged / "metrics")
@@ -184,8 +194,10 @@ def test_merged_dataset_reads_in_polars_and_duckdb(local) -> None:
     try:
         import duckdb
 
-        n = duckdb.sql(f"select count(*) from read_parquet('{result.merged}/metrics/**/*.parquet', "
-                       "hive_partitioning=true)").fetchall()[0][0]
+        n = duckdb.sql(
+            f"select count(*) from read_parquet('{result.merged}/metrics/**/*.parquet', "
+            "hive_partitioning=true)"
+        ).fetchall()[0][0]
         assert n == len(merged)
         readers += 1
     except ImportError:
@@ -196,8 +208,9 @@ def test_merged_dataset_reads_in_polars_and_duckdb(local) -> None:
 
 def test_ray_executor_gives_the_same_table_row_for_row(local, ray_session, tmp_path: Path) -> None:
     _, ref = local
-    result = run_sweep(write_grid(tmp_path / "g.toml", tmp_path / "ray"),
-                       executor=RayExecutor("cpu"))
+    result = run_sweep(
+        write_grid(tmp_path / "g.toml", tmp_path / "ray"), executor=RayExecutor("cpu")
+    )
     outs = result.outcomes.values()
     assert all(o["status"] == "complete" for o in outs)
     assert len({o["pid"] for o in outs}) == 2  # two Ray workers, one unit each
@@ -226,7 +239,8 @@ def test_sigkill_then_rerun_finishes_without_recomputing(local, tmp_path: Path) 
     # let the next unit write a checkpoint, then kill the whole sweep without warning
     deadline = time.time() + 120
     while time.time() < deadline and not any(
-            p.parent.parent.name != first for p in units.glob("*/checkpoints/*.safetensors")):
+        p.parent.parent.name != first for p in units.glob("*/checkpoints/*.safetensors")
+    ):
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -278,9 +292,9 @@ def test_bad_image_and_broken_model_fail_alone(tmp_path: Path) -> None:
     cfg = tmp_path / "f.toml"
     cfg.write_text(f"""
 name = "fail"
-output = "{tmp_path / 'sweep'}"
+output = "{tmp_path / "sweep"}"
 images = ["skimage:astronaut", "broken.png"]
-upscalers = ["lanczos3", "{tmp_path / 'model.pth'}", "realesr-animevideov3"]
+upscalers = ["lanczos3", "{tmp_path / "model.pth"}", "realesr-animevideov3"]
 codecs = ["png"]
 scales = [2]
 generations = 2
@@ -300,17 +314,24 @@ threads = 1
     assert result.weights[str(tmp_path / "model.pth")].startswith("file ")
     assert status.loc["astronaut-lanczos3-lanczos3-x2-png-s0-g2", "status"] == "ok"
     assert status.loc["astronaut-realesranimevideov3-lanczos3-x2-png-s0-g2", "status"] == "ok"
-    assert "not a PyTorch checkpoint" in status.loc["astronaut-model-lanczos3-x2-png-s0-g2",
-                                                    "error"]
+    assert (
+        "not a PyTorch checkpoint" in status.loc["astronaut-model-lanczos3-x2-png-s0-g2", "error"]
+    )
     for up in ("lanczos3", "model", "realesranimevideov3"):
         err = status.loc[f"broken-{up}-lanczos3-x2-png-s0-g2", "error"]
         assert "broken.png" in err and "not" in err
     assert len(result.failed) == 4
     merged = read_merged(result.root)
-    assert set(merged["chain_id"]) == {"astronaut-lanczos3-lanczos3-x2-png",
-                                       "astronaut-realesranimevideov3-lanczos3-x2-png"}
+    assert set(merged["chain_id"]) == {
+        "astronaut-lanczos3-lanczos3-x2-png",
+        "astronaut-realesranimevideov3-lanczos3-x2-png",
+    }
     cells = pd.read_parquet(merge_sweep(result.root) / "cells.parquet")
     assert (cells["status"] == "failed").sum() == 4
-    cli = subprocess.run([sys.executable, "-m", "roundtrip_ml.cli", "sweep", "run", str(cfg), "-q"],
-                         capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
+    cli = subprocess.run(
+        [sys.executable, "-m", "roundtrip_ml.cli", "sweep", "run", str(cfg), "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
     assert cli.returncode == 1 and "not a PyTorch checkpoint" in cli.stderr

@@ -31,8 +31,10 @@ def anime():
     return load_upscaler("realesr-animevideov3", device=CPU)
 
 
-@pytest.mark.parametrize(("length", "tile", "overlap"),
-                         [(96, 48, 32), (100, 32, 8), (33, 32, 16), (20, 32, 8), (257, 64, 16)])
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"),
+    [(96, 48, 32), (100, 32, 8), (33, 32, 16), (20, 32, 8), (257, 64, 16)],
+)
 def test_tiles_cover_with_at_least_the_overlap(length, tile, overlap):
     s = tile_starts(length, tile, overlap)
     assert s[0] == 0 and min(length, s[-1] + tile) == length
@@ -55,8 +57,9 @@ def test_tiled_equals_untiled_on_a_real_photo(anime):
 
 def test_upscaler_tile_option_is_used_and_reported(anime):
     x = _crop("astronaut", 150, 150, 64, 80)
-    tiled = load_upscaler("realesr-animevideov3", device=CPU,
-                           options=InferenceOptions(tile=48, tile_overlap=32))
+    tiled = load_upscaler(
+        "realesr-animevideov3", device=CPU, options=InferenceOptions(tile=48, tile_overlap=32)
+    )
     y = tiled.forward(x)
     assert float((y - anime.forward(x)).abs().max()) <= 1 / 255
     d = tiled.describe()
@@ -69,8 +72,9 @@ def test_size_requirements_are_met_by_padding_and_cropping():
     from spandrel.architectures.ESRGAN import ESRGAN
 
     torch.manual_seed(0)
-    sd = ESRGAN(in_nc=12, out_nc=3, num_filters=8, num_blocks=1, scale=4,
-                shuffle_factor=2).state_dict()
+    sd = ESRGAN(
+        in_nc=12, out_nc=3, num_filters=8, num_blocks=1, scale=4, shuffle_factor=2
+    ).state_dict()
     d = ModelLoader().load_from_state_dict(sd)
     assert d.scale == 2 and d.size_requirements.multiple_of == 4
     seen: list[tuple[int, int]] = []
@@ -109,8 +113,9 @@ def test_out_of_memory_halves_the_tile_and_goes_on(anime):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     with pytest.raises(ModelError, match="out of memory"), pytest.warns(RuntimeWarning):
-        forward_with_backoff(no_memory, x, scale=4, tile=64, overlap=16,
-                             req=SizeRequirements(minimum=16))
+        forward_with_backoff(
+            no_memory, x, scale=4, tile=64, overlap=16, req=SizeRequirements(minimum=16)
+        )
 
 
 def test_other_runtime_errors_are_not_swallowed():

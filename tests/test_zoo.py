@@ -72,8 +72,9 @@ def _tiny_weights() -> bytes:
 
 def _entry(data: bytes, url: str, sha: str | None = None) -> zoo.ModelEntry:
     base = zoo.get_entry("realesr-animevideov3")
-    w = zoo.WeightsFile("tiny-compact.pth", (url,), len(data),
-                        sha or hashlib.sha256(data).hexdigest())
+    w = zoo.WeightsFile(
+        "tiny-compact.pth", (url,), len(data), sha or hashlib.sha256(data).hexdigest()
+    )
     return dataclasses.replace(base, name="tiny-compact", weights=w, aliases=())
 
 
@@ -85,8 +86,9 @@ def _write_registry(tmp_path: Path, data: bytes, with_offline: bool) -> Path:
     text = text.replace('aliases = ["realesr-animevideov3-x4"]', "aliases = []")
     text = text.replace('filename = "realesr-animevideov3.pth"', 'filename = "tiny-compact.pth"')
     text = text.replace("bytes = 2504012", f"bytes = {len(data)}")
-    text = text.replace(zoo.get_entry("realesr-animevideov3").weights.sha256,
-                        hashlib.sha256(data).hexdigest())
+    text = text.replace(
+        zoo.get_entry("realesr-animevideov3").weights.sha256, hashlib.sha256(data).hexdigest()
+    )
     if not with_offline:
         text = text.split("[[offline]]")[0]
     d = tmp_path / "registry"
@@ -97,9 +99,16 @@ def _write_registry(tmp_path: Path, data: bytes, with_offline: bool) -> Path:
 
 def test_registry_entries_are_well_formed():
     reg = zoo.load_registry()
-    assert {"realesrgan-x4plus", "realesrgan-x2plus", "realesrgan-x4plus-anime",
-            "realesr-general-x4v3", "realesr-general-wdn-x4v3", "realesr-animevideov3",
-            "swinir-m-realx4-gan", "swinir-l-realx4-gan"} <= set(reg)
+    assert {
+        "realesrgan-x4plus",
+        "realesrgan-x2plus",
+        "realesrgan-x4plus-anime",
+        "realesr-general-x4v3",
+        "realesr-general-wdn-x4v3",
+        "realesr-animevideov3",
+        "swinir-m-realx4-gan",
+        "swinir-l-realx4-gan",
+    } <= set(reg)
     archs = {a.architecture.id for a in spandrel.MAIN_REGISTRY.architectures()}
     names = [n.lower() for e in reg.values() for n in (e.name, *e.aliases)]
     assert len(names) == len(set(names))
@@ -119,14 +128,18 @@ def test_registry_entries_are_well_formed():
 def test_registry_rejects_http_urls_and_bad_hashes(tmp_path):
     good = zoo.get_entry("realesrgan-x2plus").toml_path.read_text()  # type: ignore[union-attr]
     p = tmp_path / "realesrgan-x2plus.toml"
-    p.write_text(good.replace("https://github.com/xinntao/Real-ESRGAN/releases",
-                              "http://github.com/xinntao/Real-ESRGAN/releases"))
+    p.write_text(
+        good.replace(
+            "https://github.com/xinntao/Real-ESRGAN/releases",
+            "http://github.com/xinntao/Real-ESRGAN/releases",
+        )
+    )
     with pytest.raises(ConfigError, match="not https"):
         zoo.parse_entry(p)
     p.write_text(good.replace("49fafd45", "49FAFD45"))
     with pytest.raises(ConfigError, match="64 lowercase hex"):
         zoo.parse_entry(p)
-    p.write_text(good.replace('bytes = 67061725', 'bytes = "big"'))
+    p.write_text(good.replace("bytes = 67061725", 'bytes = "big"'))
     with pytest.raises(ConfigError, match="bytes"):
         zoo.parse_entry(p)
 
@@ -168,8 +181,10 @@ def test_fetch_verifies_and_never_fetches_twice(tmp_path, server):
     assert path == tmp_path / "cache" / "tiny-compact.pth" and path.read_bytes() == data
     assert zoo.fetch(entry, progress=False) == path
     assert hits == ["/w.pth"]
-    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny-compact.pth",
-                                                             "tiny-compact.pth.verified"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "tiny-compact.pth",
+        "tiny-compact.pth.verified",
+    ]
     # a file changed behind our back is re-hashed, found wrong, and replaced
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     assert not zoo.is_cached(entry)

@@ -35,8 +35,15 @@ ATTRACTOR_KINDS = ("fixed_point", "cycle", "converging", "wandering")
 TREND_COLUMNS = ["step_trend", "step_trend_ci_low", "step_trend_ci_high"]
 MIN_TREND_POINTS = 4
 LATE_FRACTION = 0.75  # "late" generations: at or after this fraction of the run
-START_RECIPE = ["upscaler", "downscaler", "scale", "codec", "stabilizer", "up_steps",
-                "downscale_steps"]
+START_RECIPE = [
+    "upscaler",
+    "downscaler",
+    "scale",
+    "codec",
+    "stabilizer",
+    "up_steps",
+    "downscale_steps",
+]
 
 
 def step_trend(generations: np.ndarray, step_mse: np.ndarray) -> tuple[float, float, float]:
@@ -70,8 +77,13 @@ def attractor_table(metrics: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame
         p = prev[prev["chain_id"] == chain_id].sort_values("generation")
         mse = np.power(10.0, -p["value"].to_numpy(float) / 10.0)  # +inf dB -> 0: no step
         trend = step_trend(p["generation"].to_numpy(float), mse)
-        rows.append({"chain_id": chain_id, "attractor": classify(ev.get(chain_id), trend[2]),
-                     **dict(zip(TREND_COLUMNS, trend, strict=True))})
+        rows.append(
+            {
+                "chain_id": chain_id,
+                "attractor": classify(ev.get(chain_id), trend[2]),
+                **dict(zip(TREND_COLUMNS, trend, strict=True)),
+            }
+        )
     return pd.DataFrame(rows, columns=["chain_id", "attractor", *TREND_COLUMNS])
 
 
@@ -98,10 +110,17 @@ def start_distances(run: str | Path, chains: pd.DataFrame | None = None) -> pd.D
             if not common:
                 continue
             late = [g for g in common if g >= LATE_FRACTION * common[-1]]
-            mse = float(np.mean([np.mean((_frame(frames[a][g]) - _frame(frames[b][g])) ** 2)
-                                 for g in late]))
-            rows.append({**dict(zip(keys, key, strict=True)), "start_a": a, "start_b": b,
-                         "generations": f"{late[0]}-{late[-1]}" if len(late) > 1 else str(late[0]),
-                         "late_rmse": math.sqrt(mse),
-                         "late_psnr": -10 * math.log10(mse) if mse > 0 else math.inf})
+            mse = float(
+                np.mean([np.mean((_frame(frames[a][g]) - _frame(frames[b][g])) ** 2) for g in late])
+            )
+            rows.append(
+                {
+                    **dict(zip(keys, key, strict=True)),
+                    "start_a": a,
+                    "start_b": b,
+                    "generations": f"{late[0]}-{late[-1]}" if len(late) > 1 else str(late[0]),
+                    "late_rmse": math.sqrt(mse),
+                    "late_psnr": -10 * math.log10(mse) if mse > 0 else math.inf,
+                }
+            )
     return pd.DataFrame(rows)

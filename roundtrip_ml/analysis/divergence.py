@@ -60,8 +60,9 @@ class DivergenceRate(NamedTuple):
         return self.rate / 2, self.ci_low / 2, self.ci_high / 2
 
 
-def _clean(generations: Sequence[float] | np.ndarray, mse: Sequence[float] | np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _clean(
+    generations: Sequence[float] | np.ndarray, mse: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted generations and ln(MSE), dropping non-finite and non-positive MSE."""
     g = np.asarray(generations, dtype=float)
     y = np.asarray(mse, dtype=float)
@@ -100,8 +101,9 @@ def _saturation_index(g: np.ndarray, y: np.ndarray) -> int | None:
     return None
 
 
-def growth_window(generations: Sequence[float] | np.ndarray, mean_pairwise_mse: Sequence[float] |
-                  np.ndarray) -> tuple[int, int] | None:
+def growth_window(
+    generations: Sequence[float] | np.ndarray, mean_pairwise_mse: Sequence[float] | np.ndarray
+) -> tuple[int, int] | None:
     """(first, last) generation of the window where ln(MSE) grows; None if under 3 usable points.
 
     With saturation, the window ends before the MSE comes within SATURATION_MARGIN (10x) of the
@@ -138,8 +140,9 @@ def ols_slope(x: np.ndarray, y: np.ndarray) -> DivergenceRate:
     return DivergenceRate(slope, slope - half, slope + half)
 
 
-def divergence_rate(generations: Sequence[float] | np.ndarray,
-                    mean_pairwise_mse: Sequence[float] | np.ndarray) -> DivergenceRate:
+def divergence_rate(
+    generations: Sequence[float] | np.ndarray, mean_pairwise_mse: Sequence[float] | np.ndarray
+) -> DivergenceRate:
     """Slope of ln(mean pairwise MSE) per generation over ``growth_window``, with a 95% CI.
     All NaN when there are fewer than 3 usable points in the window."""
     window = growth_window(generations, mean_pairwise_mse)
@@ -150,9 +153,11 @@ def divergence_rate(generations: Sequence[float] | np.ndarray,
     return ols_slope(g[sel], y[sel])
 
 
-def predictability_horizon(generations: Sequence[float] | np.ndarray,
-                           mean_pairwise_mse: Sequence[float] | np.ndarray,
-                           mse_to_original: Sequence[float] | np.ndarray) -> int | None:
+def predictability_horizon(
+    generations: Sequence[float] | np.ndarray,
+    mean_pairwise_mse: Sequence[float] | np.ndarray,
+    mse_to_original: Sequence[float] | np.ndarray,
+) -> int | None:
     """First generation >= 1 where mean pairwise MSE >= mean MSE to the original; None if the
     run never gets there."""
     g = np.asarray(generations, dtype=float)
@@ -195,8 +200,9 @@ def _chain_table(metrics: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     orig = _mse_rows(metrics, "original")
     orig = orig.groupby([*keys, "generation"], as_index=False, dropna=False)["value"].mean()
     table = pair.rename(columns={"value": "pairwise_mse"}).merge(groups, on="chain_id")
-    table = table.merge(orig.rename(columns={"value": "original_mse"}),
-                        on=[*keys, "generation"], how="left")
+    table = table.merge(
+        orig.rename(columns={"value": "original_mse"}), on=[*keys, "generation"], how="left"
+    )
     return table.sort_values(["chain_id", "generation"]).reset_index(drop=True)
 
 
@@ -216,8 +222,9 @@ def _pooled_rate(chains: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Divergenc
     return DivergenceRate(slope, slope - half, slope + half), n
 
 
-def summarize_divergence(metrics: pd.DataFrame, *, per: str = "recipe",
-                         by: Sequence[str] = RECIPE_COLUMNS) -> pd.DataFrame:
+def summarize_divergence(
+    metrics: pd.DataFrame, *, per: str = "recipe", by: Sequence[str] = RECIPE_COLUMNS
+) -> pd.DataFrame:
     """Divergence rate (per generation, ln MSE and dB), the largest Lyapunov exponent (ln RMS
     distance per generation), their CIs and the predictability horizon,
     one row per recipe (``by`` columns; chains of several images share one slope, each with its
@@ -225,7 +232,8 @@ def summarize_divergence(metrics: pd.DataFrame, *, per: str = "recipe",
     if per not in ("recipe", "chain"):
         raise ConfigError("per", f"unknown value {per!r}", "use 'recipe' or 'chain'")
     missing = {"chain_id", "generation", "metric", "reference", "value", "image", *by} - set(
-        metrics.columns)
+        metrics.columns
+    )
     if missing:
         raise ConfigError("metrics table", f"missing columns {sorted(missing)}")
     table = _chain_table(metrics, list(by))
@@ -253,17 +261,27 @@ def summarize_divergence(metrics: pd.DataFrame, *, per: str = "recipe",
                 row["image_name"] = grp["image_name"].iloc[0]
         else:
             name = "image_name" if "image_name" in grp else "image"
-            row.update({"images": ", ".join(sorted(map(str, grp[name].unique()))),
-                        "n_chains": grp["chain_id"].nunique()})
-        row.update({
-            "rate": rate.rate, "ci_low": rate.ci_low, "ci_high": rate.ci_high,
-            "rate_db_per_gen": rate.rate * DB_PER_NEPER,
-            **dict(zip(LYAPUNOV_COLUMNS, rate.lyapunov, strict=True)), "n_points": n_points,
-            "horizon": horizon if horizon is not None else pd.NA,
-            "generations": int(last["generation"]),
-            "final_pairwise_psnr": -10.0 * math.log10(last["pairwise_mse"])
-            if last["pairwise_mse"] > 0 else math.inf,
-        })
+            row.update(
+                {
+                    "images": ", ".join(sorted(map(str, grp[name].unique()))),
+                    "n_chains": grp["chain_id"].nunique(),
+                }
+            )
+        row.update(
+            {
+                "rate": rate.rate,
+                "ci_low": rate.ci_low,
+                "ci_high": rate.ci_high,
+                "rate_db_per_gen": rate.rate * DB_PER_NEPER,
+                **dict(zip(LYAPUNOV_COLUMNS, rate.lyapunov, strict=True)),
+                "n_points": n_points,
+                "horizon": horizon if horizon is not None else pd.NA,
+                "generations": int(last["generation"]),
+                "final_pairwise_psnr": -10.0 * math.log10(last["pairwise_mse"])
+                if last["pairwise_mse"] > 0
+                else math.inf,
+            }
+        )
         out.append(row)
     df = pd.DataFrame(out)
     if len(df):

@@ -50,16 +50,20 @@ def first_repeat(states: Iterable[tuple[int, int]], step_period: int | None = 1)
         if earlier:
             j = earlier[0]
             loop = [f for _, f in ordered[j:i]]
-            period = next(p for p in range(1, len(loop) + 1)
-                          if len(loop) % p == 0 and loop == loop[p:] + loop[:p])
+            period = next(
+                p
+                for p in range(1, len(loop) + 1)
+                if len(loop) % p == 0 and loop == loop[p:] + loop[:p]
+            )
             start = ordered[j][0]
             return Event("fixed_point" if period == 1 else "cycle", start + period, period)
         seen.setdefault(fp, []).append(i)
     return None
 
 
-def detect_events(fingerprints: pd.DataFrame,
-                  step_periods: Mapping[str, int | None] | None = None) -> pd.DataFrame:
+def detect_events(
+    fingerprints: pd.DataFrame, step_periods: Mapping[str, int | None] | None = None
+) -> pd.DataFrame:
     """One row (EVENT_COLUMNS) per chain that converged or cycled; the others are absent.
     ``step_periods``: chain_id -> period of its generation step (default 1)."""
     rows = []

@@ -24,8 +24,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MIN_N", "Paired", "bootstrap_ci", "holm", "km_median", "letter_groups", "paired_t",
-           "wins_ties_losses"]
+__all__ = [
+    "MIN_N",
+    "Paired",
+    "bootstrap_ci",
+    "holm",
+    "km_median",
+    "letter_groups",
+    "paired_t",
+    "wins_ties_losses",
+]
 
 MIN_N = 3  # no interval below this many photos (the report's rule, DESIGN.md)
 
@@ -75,8 +83,9 @@ def paired_t(diffs: Iterable[float], level: float = 0.95) -> Paired:
     return Paired(n, mean, sd, mean - half, mean + half, dz, t, p)
 
 
-def bootstrap_ci(diffs: Iterable[float], level: float = 0.95, *, resamples: int = 10_000,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    diffs: Iterable[float], level: float = 0.95, *, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean difference (numpy's PCG64 seeded with
     ``seed``: resamples of photo indices, so the result is reproducible from the table)."""
     d = _finite(diffs)
@@ -89,8 +98,9 @@ def bootstrap_ci(diffs: Iterable[float], level: float = 0.95, *, resamples: int 
     return float(lo), float(hi)
 
 
-def wins_ties_losses(diffs: Iterable[float], tie: float = 0.0, *, higher_is_better: bool = True
-                     ) -> tuple[int, int, int]:
+def wins_ties_losses(
+    diffs: Iterable[float], tie: float = 0.0, *, higher_is_better: bool = True
+) -> tuple[int, int, int]:
     """Photos where the model beat, tied (|d| <= tie) and lost to the baseline."""
     d = _finite(diffs) * (1 if higher_is_better else -1)
     ties = int((np.abs(d) <= tie).sum())
@@ -112,8 +122,9 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def letter_groups(names: Sequence[Hashable], different: Iterable[tuple[Hashable, Hashable]]
-                  ) -> dict[Hashable, str]:
+def letter_groups(
+    names: Sequence[Hashable], different: Iterable[tuple[Hashable, Hashable]]
+) -> dict[Hashable, str]:
     """Compact letter display (insert-absorb, Piepho 2004): models sharing a letter are not
     significantly different. ``names`` are ordered best first, so "a" marks the best group;
     ``different`` lists the pairs the (corrected) tests separated."""
@@ -132,8 +143,7 @@ def letter_groups(names: Sequence[Hashable], different: Iterable[tuple[Hashable,
         columns = [c for c in uniq if not any(c < o for o in uniq)]
     columns.sort(key=lambda c: (min(c), sorted(c)))
     letters = [_letter(k) for k in range(len(columns))]
-    return {n: "".join(letters[k] for k, c in enumerate(columns) if index[n] in c)
-            for n in names}
+    return {n: "".join(letters[k] for k, c in enumerate(columns) if index[n] in c) for n in names}
 
 
 def _letter(k: int) -> str:

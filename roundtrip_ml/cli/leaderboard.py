@@ -18,8 +18,10 @@ from .app import Executor, Flag, _Command, _Group, _list, console, out
 
 leaderboard_app = typer.Typer(
     help="Rank upscalers by collapse under one written protocol, in pairs with Lanczos-3: "
-         "run, add a model, merge boards, re-rank.",
-    cls=_Group, invoke_without_command=True)
+    "run, add a model, merge boards, re-rank.",
+    cls=_Group,
+    invoke_without_command=True,
+)
 
 
 class RankBy(enum.StrEnum):
@@ -36,15 +38,59 @@ class CI(enum.StrEnum):
     bootstrap = "bootstrap"
 
 
-OutOpt = Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Board directory (resumable: rerun the same command after a crash; one protocol per directory).")]
-RankOpt = Annotated[RankBy, typer.Option("--rank-by", help="Ranking criterion; the others are shown. (default: psnr at the last generation)")]
-CIOpt = Annotated[CI, typer.Option("--ci", help="Interval of the mean paired difference: Student-t or percentile bootstrap.")]
-ExecOpt = Annotated[Executor, typer.Option("--executor", "-e", help="Where each model's units run.")]
-DeviceOpt = Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")]
+OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="Board directory (resumable: rerun the same command after a crash; one protocol per directory).",
+    ),
+]
+RankOpt = Annotated[
+    RankBy,
+    typer.Option(
+        "--rank-by",
+        help="Ranking criterion; the others are shown. (default: psnr at the last generation)",
+    ),
+]
+CIOpt = Annotated[
+    CI,
+    typer.Option(
+        "--ci", help="Interval of the mean paired difference: Student-t or percentile bootstrap."
+    ),
+]
+ExecOpt = Annotated[
+    Executor, typer.Option("--executor", "-e", help="Where each model's units run.")
+]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", **Flag, help="No progress display.")]
-ModelsOpt = Annotated[str | None, typer.Option("--models", metavar="NAMES", help="Comma list of registry names, glob patterns, weights files or ncnn .param files. (default: the protocol's models, else every offline model; the baselines always run)")]
-ProtocolOpt = Annotated[str | None, typer.Option("--protocol", metavar="FILE|NAME", help="A board's protocol.json (reruns exactly its photos, models, sizes and seed) or a preset: quick, cpu, seed.")]
-QuickOpt = Annotated[bool, typer.Option("--quick", **Flag, help="The quick preset: a smoke test (2 photos, 96 px, 3 generations, 5 fast models); ranks nothing.")]
+ModelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--models",
+        metavar="NAMES",
+        help="Comma list of registry names, glob patterns, weights files or ncnn .param files. (default: the protocol's models, else every offline model; the baselines always run)",
+    ),
+]
+ProtocolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--protocol",
+        metavar="FILE|NAME",
+        help="A board's protocol.json (reruns exactly its photos, models, sizes and seed) or a preset: quick, cpu, seed.",
+    ),
+]
+QuickOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quick",
+        **Flag,
+        help="The quick preset: a smoke test (2 photos, 96 px, 3 generations, 5 fast models); ranks nothing.",
+    ),
+]
 
 
 def _progress(quiet: bool) -> Any:
@@ -69,12 +115,23 @@ def _show(lb: Any) -> None:
         out.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
 
 
-def _run(output: Path, *, images: list[str] | None = None, models: str | None = None,
-         crop: int | None = None, generations: int | None = None,
-         codecs: list[str] | None = None, seed: int | None = None,
-         protocol: str | None = None, quick: bool = False, rank_by: str = "psnr",
-         ci: str = "t", executor: str = "local", device: str = "auto", quiet: bool = False
-         ) -> None:
+def _run(
+    output: Path,
+    *,
+    images: list[str] | None = None,
+    models: str | None = None,
+    crop: int | None = None,
+    generations: int | None = None,
+    codecs: list[str] | None = None,
+    seed: int | None = None,
+    protocol: str | None = None,
+    quick: bool = False,
+    rank_by: str = "psnr",
+    ci: str = "t",
+    executor: str = "local",
+    device: str = "auto",
+    quiet: bool = False,
+) -> None:
     from ..studies.leaderboard import (
         CPU,
         QUICK,
@@ -88,10 +145,16 @@ def _run(output: Path, *, images: list[str] | None = None, models: str | None = 
 
     if protocol and quick:
         raise ConfigError("--quick", "and --protocol both name a protocol", "give one of them")
-    existing = None if protocol or quick else read_board(output.expanduser(),
-                                                         committed_only=False)
-    p = (load_protocol(protocol) if protocol else QUICK if quick
-         else existing[0] if existing else CPU)
+    existing = None if protocol or quick else read_board(output.expanduser(), committed_only=False)
+    p = (
+        load_protocol(protocol)
+        if protocol
+        else QUICK
+        if quick
+        else existing[0]
+        if existing
+        else CPU
+    )
     changes: dict[str, Any] = {}
     if images:
         changes["photos"] = tuple(Photo(s, "") for s in expand_photos(images))
@@ -112,17 +175,33 @@ def _run(output: Path, *, images: list[str] | None = None, models: str | None = 
     elif p.models or existing:
         chosen = list(p.models)
     else:
-        chosen = select_models(",".join(QUICK_MODELS) if p.name == "quick" else None,
-                               p.x1_scale)
-    lb = run_board(output.expanduser(), p, chosen, rank_by=rank_by, ci=ci, executor=executor,
-                   device=device, progress=_progress(quiet), announce=_announce(quiet))
+        chosen = select_models(",".join(QUICK_MODELS) if p.name == "quick" else None, p.x1_scale)
+    lb = run_board(
+        output.expanduser(),
+        p,
+        chosen,
+        rank_by=rank_by,
+        ci=ci,
+        executor=executor,
+        device=device,
+        progress=_progress(quiet),
+        announce=_announce(quiet),
+    )
     _show(lb)
 
 
 @leaderboard_app.callback()
 def leaderboard_main(
     ctx: typer.Context,
-    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Alias of `leaderboard run -o DIR` (the form before subcommands).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Alias of `leaderboard run -o DIR` (the form before subcommands).",
+        ),
+    ] = None,
     models: ModelsOpt = None,
     quick: QuickOpt = False,
     protocol: ProtocolOpt = None,
@@ -135,19 +214,42 @@ def leaderboard_main(
     if output is None:
         console.print(ctx.get_help(), highlight=False)
         raise typer.Exit(0)
-    _run(output, models=models, quick=quick, protocol=protocol, executor=str(executor),
-         device=device)
+    _run(
+        output, models=models, quick=quick, protocol=protocol, executor=str(executor), device=device
+    )
 
 
 @leaderboard_app.command("run")
 def run_cmd(
     output: OutOpt,
-    images: Annotated[list[str] | None, typer.Option("--images", metavar="PATH", help="Your photos: files, folders, globs or skimage:NAME (repeat). Their SHA-256 go into the protocol. (default: the protocol's)")] = None,
+    images: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--images",
+            metavar="PATH",
+            help="Your photos: files, folders, globs or skimage:NAME (repeat). Their SHA-256 go into the protocol. (default: the protocol's)",
+        ),
+    ] = None,
     models: ModelsOpt = None,
-    crop: Annotated[int | None, typer.Option("--crop", metavar="N", help="Square centre crop in px, a multiple of 12.")] = None,
-    generations: Annotated[int | None, typer.Option("--generations", "-g", metavar="N", help="Roundtrips per chain.")] = None,
-    codec: Annotated[list[str] | None, typer.Option("--codec", "-c", metavar="C", help="Handoff codec(s), e.g. png, jpeg:90 (repeat or comma list).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", metavar="N", help="Seed of every random draw.")] = None,
+    crop: Annotated[
+        int | None,
+        typer.Option("--crop", metavar="N", help="Square centre crop in px, a multiple of 12."),
+    ] = None,
+    generations: Annotated[
+        int | None, typer.Option("--generations", "-g", metavar="N", help="Roundtrips per chain.")
+    ] = None,
+    codec: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--codec",
+            "-c",
+            metavar="C",
+            help="Handoff codec(s), e.g. png, jpeg:90 (repeat or comma list).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", metavar="N", help="Seed of every random draw.")
+    ] = None,
     protocol: ProtocolOpt = None,
     quick: QuickOpt = False,
     rank_by: RankOpt = RankBy.psnr,
@@ -157,14 +259,33 @@ def run_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Run (or resume, or extend) a board: the models plus the baselines on every photo."""
-    _run(output, images=images, models=models, crop=crop, generations=generations,
-         codecs=_list(codec), seed=seed, protocol=protocol, quick=quick,
-         rank_by=str(rank_by), ci=str(ci), executor=str(executor), device=device, quiet=quiet)
+    _run(
+        output,
+        images=images,
+        models=models,
+        crop=crop,
+        generations=generations,
+        codecs=_list(codec),
+        seed=seed,
+        protocol=protocol,
+        quick=quick,
+        rank_by=str(rank_by),
+        ci=str(ci),
+        executor=str(executor),
+        device=device,
+        quiet=quiet,
+    )
 
 
 @leaderboard_app.command("add")
 def add_cmd(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registry name, spandrel weights file, or ncnn .param (with its .bin beside it).")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL",
+            help="Registry name, spandrel weights file, or ncnn .param (with its .bin beside it).",
+        ),
+    ],
     output: OutOpt,
     rank_by: RankOpt = RankBy.psnr,
     ci: CIOpt = CI.t,
@@ -175,14 +296,26 @@ def add_cmd(
     """Measure one more model under the board's own protocol; nothing else is recomputed."""
     from ..studies.leaderboard import add_model
 
-    _show(add_model(output.expanduser(), model, rank_by=str(rank_by), ci=str(ci),
-                    executor=str(executor), device=device, progress=_progress(quiet),
-                    announce=_announce(quiet)))
+    _show(
+        add_model(
+            output.expanduser(),
+            model,
+            rank_by=str(rank_by),
+            ci=str(ci),
+            executor=str(executor),
+            device=device,
+            progress=_progress(quiet),
+            announce=_announce(quiet),
+        )
+    )
 
 
 @leaderboard_app.command("merge")
 def merge_cmd(
-    boards: Annotated[list[Path], typer.Argument(metavar="DIR...", help="Boards run under one protocol (same hash).")],
+    boards: Annotated[
+        list[Path],
+        typer.Argument(metavar="DIR...", help="Boards run under one protocol (same hash)."),
+    ],
     output: OutOpt,
     rank_by: RankOpt = RankBy.psnr,
     ci: CIOpt = CI.t,
@@ -190,8 +323,11 @@ def merge_cmd(
     """Combine boards run elsewhere under the same protocol into one; nothing is rerun."""
     from ..studies.leaderboard import merge_boards
 
-    _show(merge_boards([b.expanduser() for b in boards], output.expanduser(),
-                       rank_by=str(rank_by), ci=str(ci)))
+    _show(
+        merge_boards(
+            [b.expanduser() for b in boards], output.expanduser(), rank_by=str(rank_by), ci=str(ci)
+        )
+    )
 
 
 @leaderboard_app.command("table")
@@ -205,8 +341,11 @@ def table_cmd(
 
     b = read_board(board.expanduser())
     if b is None:
-        raise ConfigError(str(board), "is not a leaderboard (no protocol.json)",
-                          "give a directory written by `roundtrip leaderboard run`")
+        raise ConfigError(
+            str(board),
+            "is not a leaderboard (no protocol.json)",
+            "give a directory written by `roundtrip leaderboard run`",
+        )
     _show(write_tables(board.expanduser(), b[0], b[1], rank_by=str(rank_by), ci=str(ci)))
 
 

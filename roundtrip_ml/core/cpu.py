@@ -35,8 +35,9 @@ def usable_cores() -> int:
         except ValueError:
             from .errors import ConfigError
 
-            raise ConfigError(CORES_ENV, f"{env!r} is not a whole number",
-                              "set it to the number of cores to use") from None
+            raise ConfigError(
+                CORES_ENV, f"{env!r} is not a whole number", "set it to the number of cores to use"
+            ) from None
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
@@ -95,8 +96,12 @@ class CoreShare:
             self._fd = self._path = None
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
             if self._path is not None:

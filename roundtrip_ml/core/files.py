@@ -51,8 +51,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                     0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as e:
         raise path_error(path, e) from e
     try:
@@ -89,8 +88,13 @@ def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
 DAMAGED_FIX = "the file is damaged: restore it from a backup, or rerun with --overwrite"
 
 
-def read_json(path: Path, *, error: type[RoundtripError] = RunStoreError,
-              fix: str = DAMAGED_FIX, expect: type | None = dict) -> Any:
+def read_json(
+    path: Path,
+    *,
+    error: type[RoundtripError] = RunStoreError,
+    fix: str = DAMAGED_FIX,
+    expect: type | None = dict,
+) -> Any:
     """A JSON file as Python values; a missing, unreadable, non-JSON or wrongly-shaped file
     (``expect``: the top-level type) is one ``error`` line naming the file and ``fix``."""
     path = Path(path)
@@ -110,19 +114,31 @@ def read_json(path: Path, *, error: type[RoundtripError] = RunStoreError,
     except RecursionError:
         raise error(str(path), "is not usable JSON (nested too deeply)", fix) from None
     if expect is not None and not isinstance(data, expect):
-        raise error(str(path), f"holds a JSON {_json_kind(data)}, not an "
-                    f"{_json_kind(expect())}", fix)
+        raise error(
+            str(path), f"holds a JSON {_json_kind(data)}, not an {_json_kind(expect())}", fix
+        )
     return data
 
 
 def _json_kind(v: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
-            float: "number", type(None): "null"}.get(type(v), type(v).__name__)
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(v), type(v).__name__)
 
 
-def read_parquet(path: Path, *, error: type[RoundtripError] = RunStoreError,
-                 fix: str = DAMAGED_FIX, columns: tuple[str, ...] | list[str] = ()
-                 ) -> pd.DataFrame:
+def read_parquet(
+    path: Path,
+    *,
+    error: type[RoundtripError] = RunStoreError,
+    fix: str = DAMAGED_FIX,
+    columns: tuple[str, ...] | list[str] = (),
+) -> pd.DataFrame:
     """A Parquet table (a file or a dataset folder); an empty, truncated or garbage file, or
     one that lacks ``columns``, is one ``error`` line naming the file and ``fix``."""
     path = Path(path)
@@ -136,6 +152,7 @@ def read_parquet(path: Path, *, error: type[RoundtripError] = RunStoreError,
         raise error(str(path), f"is not a readable Parquet table ({why[:160]})", fix) from None
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise error(str(path), f"lacks the column(s) {', '.join(missing)}: not a table this "
-                    "tool wrote", fix)
+        raise error(
+            str(path), f"lacks the column(s) {', '.join(missing)}: not a table this tool wrote", fix
+        )
     return df

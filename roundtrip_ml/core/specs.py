@@ -49,6 +49,8 @@ def one_of(values: tuple[str, ...] | list[str]) -> str:
     """``a, b or c``: an allowed set in an error message or a help text."""
     items = [str(v) for v in values]
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
 # Which engine runs an ML model: "torch" (any device), "ncnn" (the ncnn runtime on a CPU, for
 # models whose weights are ncnn files), "auto" (the fastest measured path for the device: ncnn
 # on a CPU where it applies, else torch; see upscalers/loading.choose_backend)
@@ -90,8 +92,9 @@ class InferenceOptions:
         if self.precision not in PRECISIONS:
             raise ConfigError("precision", f"{self.precision!r} is not {one_of(PRECISIONS)}")
         if self.compile_mode not in COMPILE_MODES:
-            raise ConfigError("compile_mode",
-                              f"{self.compile_mode!r} is not {one_of(COMPILE_MODES)}")
+            raise ConfigError(
+                "compile_mode", f"{self.compile_mode!r} is not {one_of(COMPILE_MODES)}"
+            )
         if self.tile < 0 or self.tile_overlap < 0:
             raise ConfigError("tile", "tile and tile_overlap must be >= 0")
 
@@ -112,15 +115,17 @@ class NcnnLimits:
         """The limit and its reason, for an error's fix."""
         reasons = {
             "layers": "each layer is interpreted in Python every generation; the largest "
-                      "shipped graph has 999",
+            "shipped graph has 999",
             "param_bytes": "the largest shipped .param is 117 kB",
             "bin_bytes": "the .bin is read into memory whole; the largest shipped one is 33 MB",
             "activation_bytes_per_pixel": "a graph that needs more per input pixel would take a "
-                                          "machine's memory on a real image; shipped models need "
-                                          "at most 8 kB",
+            "machine's memory on a real image; shipped models need "
+            "at most 8 kB",
         }
-        return (f"the limit is {getattr(self, name)} because {reasons[name]}; raise it with "
-                f"ncnn_limits = {{{name} = N}} only for a file you trust")
+        return (
+            f"the limit is {getattr(self, name)} because {reasons[name]}; raise it with "
+            f"ncnn_limits = {{{name} = N}} only for a file you trust"
+        )
 
     @classmethod
     def of(cls, overrides: tuple[tuple[str, int], ...] | dict[str, int] | None) -> NcnnLimits:
@@ -170,17 +175,23 @@ def parse_stabilizer(spec: str) -> Stabilizer:
     kind, _, arg = spec.strip().lower().partition(":")
     kind = _COLOUR_ALIASES.get(kind, kind)
     if kind not in STABILIZER_KINDS:
-        raise ConfigError(f"stabilizer {spec!r}", "is no stabilizer",
-                          f"use one of: {', '.join(STABILIZER_KINDS[:-1])}, backproject:N")
+        raise ConfigError(
+            f"stabilizer {spec!r}",
+            "is no stabilizer",
+            f"use one of: {', '.join(STABILIZER_KINDS[:-1])}, backproject:N",
+        )
     if kind != "backproject":
         if arg:
-            raise ConfigError(f"stabilizer {spec!r}", f"{kind} takes no argument",
-                              f"write {kind!r}")
+            raise ConfigError(
+                f"stabilizer {spec!r}", f"{kind} takes no argument", f"write {kind!r}"
+            )
         return Stabilizer(kind)
     if not arg.isdigit() or not 1 <= int(arg) <= MAX_BACKPROJECT:
-        raise ConfigError(f"stabilizer {spec!r}", "needs an iteration count",
-                          f"write backproject:N with 1 <= N <= {MAX_BACKPROJECT}, e.g. "
-                          "backproject:3")
+        raise ConfigError(
+            f"stabilizer {spec!r}",
+            "needs an iteration count",
+            f"write backproject:N with 1 <= N <= {MAX_BACKPROJECT}, e.g. backproject:3",
+        )
     return Stabilizer(kind, int(arg))
 
 
@@ -189,15 +200,18 @@ def check_steps(steps: list[float] | tuple[float, ...] | None, scale: float, key
     if steps is None:
         return
     if not steps or any(s <= 1 for s in steps):
-        raise ConfigError(f"key {key!r}", f"{list(steps)} must be factors > 1",
-                          f"e.g. {key} = [2, 2] for scale 4")
+        raise ConfigError(
+            f"key {key!r}", f"{list(steps)} must be factors > 1", f"e.g. {key} = [2, 2] for scale 4"
+        )
     product = 1.0
     for s in steps:
         product *= s
     if abs(product - scale) > 1e-6 * scale:
-        raise ConfigError(f"key {key!r}", f"{list(steps)} multiplies to {product:g}, not the "
-                          f"scale {scale:g}", f"make the steps multiply to the scale, or set "
-                          f"scales = [{product:g}]")
+        raise ConfigError(
+            f"key {key!r}",
+            f"{list(steps)} multiplies to {product:g}, not the scale {scale:g}",
+            f"make the steps multiply to the scale, or set scales = [{product:g}]",
+        )
 
 
 def steps_slug(steps: list[float] | tuple[float, ...] | None) -> str:

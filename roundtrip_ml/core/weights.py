@@ -65,8 +65,9 @@ def forget_verified(path: Path) -> None:
     _stamp_path(path).unlink(missing_ok=True)
 
 
-def is_verified(path: Path, sha256: str, nbytes: int | None = None, *, rehash: bool = False
-                ) -> bool:
+def is_verified(
+    path: Path, sha256: str, nbytes: int | None = None, *, rehash: bool = False
+) -> bool:
     """True when ``path`` exists with this size and SHA-256; the stamp beside it remembers a
     check until the file's size or mtime changes (``rehash`` always reads the file)."""
     if not path.is_file():
@@ -93,8 +94,12 @@ class _RichBar:
         from rich.console import Console
         from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-        self._p = Progress(*Progress.get_default_columns(), DownloadColumn(),
-                           TransferSpeedColumn(), console=Console(stderr=True))
+        self._p = Progress(
+            *Progress.get_default_columns(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+        )
         self._task = self._p.add_task(label, total=None)
         self._p.start()
 
@@ -142,8 +147,11 @@ def download(
         return dest
     hint = f"download {urls[0]} (sha256 {sha256 or 'unpinned'}) and place it at {dest}"
     if offline_mode(offline):
-        raise error(what, f"offline mode is on and {dest.name} is not in {dest.parent}",
-                    hint + f", or turn off --offline / {OFFLINE_ENV}")
+        raise error(
+            what,
+            f"offline mode is on and {dest.name} is not in {dest.parent}",
+            hint + f", or turn off --offline / {OFFLINE_ENV}",
+        )
     import pooch
     import requests
 
@@ -155,16 +163,23 @@ def download(
     for url in urls:
         bar: Any = _RichBar(dest.name) if progress else False
         try:
-            pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None,
-                           fname=dest.name, path=dest.parent,
-                           downloader=pooch.HTTPDownloader(progressbar=bar), progressbar=False)
+            pooch.retrieve(
+                url,
+                known_hash=f"sha256:{sha256}" if sha256 else None,
+                fname=dest.name,
+                path=dest.parent,
+                downloader=pooch.HTTPDownloader(progressbar=bar),
+                progressbar=False,
+            )
         except ValueError as e:  # pooch: hash mismatch (temp file already deleted)
             m = re.search(r"got ([0-9a-f]{64})", str(e))
             actual = m.group(1) if m else "unknown"
-            raise error(url, f"SHA-256 mismatch: expected {sha256}, got {actual}; the "
-                        "download was deleted",
-                        "retry later; if it persists, the upstream file changed: "
-                        "report it rather than editing the registry hash") from e
+            raise error(
+                url,
+                f"SHA-256 mismatch: expected {sha256}, got {actual}; the download was deleted",
+                "retry later; if it persists, the upstream file changed: "
+                "report it rather than editing the registry hash",
+            ) from e
         except requests.RequestException as e:
             failures.append(f"{url}: {e}")
             continue
@@ -173,7 +188,10 @@ def download(
                 bar.close()
         if sha256 is not None and not is_verified(dest, sha256, nbytes, rehash=True):
             dest.unlink(missing_ok=True)  # size on top of the hash
-            raise error(str(dest), "downloaded file failed verification (size)",
-                        "fetch again; if it persists, the upstream file changed")
+            raise error(
+                str(dest),
+                "downloaded file failed verification (size)",
+                "fetch again; if it persists, the upstream file changed",
+            )
         return dest
     raise error(what, "download failed: " + "; ".join(failures), hint)

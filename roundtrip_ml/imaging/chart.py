@@ -203,9 +203,7 @@ def _hue_ramp(w: int, h: int) -> np.ndarray:
     return np.broadcast_to(rgb[:, None, :], (3, h, w))
 
 
-def _text_lines(
-    panel: Box, sizes: tuple[int, ...]
-) -> tuple[np.ndarray, list[Region]]:
+def _text_lines(panel: Box, sizes: tuple[int, ...]) -> tuple[np.ndarray, list[Region]]:
     """Render the text lines that fit in ``panel`` (black on white); skip the ones that don't."""
     px, py, pw, ph = panel
     canvas = Image.new("L", (pw, ph), 255)
@@ -246,34 +244,59 @@ def make_chart(size: int = 2000) -> Chart:
     star = _box(size, 2, 2, 38, 38)
     paint(star, _star(star[2], star[3]))
     sx, sy, sw, sh = star
-    regions.append(Region("star", "star", star, {
-        "cycles": STAR_CYCLES, "center": [sx + sw / 2, sy + sh / 2], "radius_px": min(sw, sh) / 2,
-        "profile": "0.5 + 0.4 sin(cycles * angle)",
-        "frequency": "cycles / (2 pi r) cycles/px at radius r",
-    }))
+    regions.append(
+        Region(
+            "star",
+            "star",
+            star,
+            {
+                "cycles": STAR_CYCLES,
+                "center": [sx + sw / 2, sy + sh / 2],
+                "radius_px": min(sw, sh) / 2,
+                "profile": "0.5 + 0.4 sin(cycles * angle)",
+                "frequency": "cycles / (2 pi r) cycles/px at radius r",
+            },
+        )
+    )
 
     zone = _box(size, 42, 2, 38, 38)
     paint(zone, _zone_plate(zone[2], zone[3]))
     zx, zy, zw, zh = zone
-    regions.append(Region("zone_plate", "zone_plate", zone, {
-        "center": [zx + zw / 2, zy + zh / 2], "radius_px": min(zw, zh) / 2,
-        "f_max_cycles_per_px": 0.5,
-        "profile": "0.5 + 0.4 cos(pi f_max r^2 / radius)",
-        "frequency": "f_max * r / radius cycles/px at radius r",
-    }))
+    regions.append(
+        Region(
+            "zone_plate",
+            "zone_plate",
+            zone,
+            {
+                "center": [zx + zw / 2, zy + zh / 2],
+                "radius_px": min(zw, zh) / 2,
+                "f_max_cycles_per_px": 0.5,
+                "profile": "0.5 + 0.4 cos(pi f_max r^2 / radius)",
+                "frequency": "f_max * r / radius cycles/px at radius r",
+            },
+        )
+    )
 
     for name, vertical, box in (
         ("edge_v", True, _box(size, 82, 2, 16, 18)),
         ("edge_h", False, _box(size, 82, 22, 16, 18)),
     ):
         paint(box, _edge(box[2], box[3], vertical))
-        regions.append(Region(name, "edge", _inset(box, 0.1), {
-            "angle_deg": EDGE_ANGLE_DEG,
-            "orientation": "vertical" if vertical else "horizontal",
-            "low_srgb8": EDGE_LEVELS[0], "high_srgb8": EDGE_LEVELS[1],
-            "profile": "ideal step sampled at pixel centres (MTF 1 at all frequencies)",
-            "drawn_box": list(box),
-        }))
+        regions.append(
+            Region(
+                name,
+                "edge",
+                _inset(box, 0.1),
+                {
+                    "angle_deg": EDGE_ANGLE_DEG,
+                    "orientation": "vertical" if vertical else "horizontal",
+                    "low_srgb8": EDGE_LEVELS[0],
+                    "high_srgb8": EDGE_LEVELS[1],
+                    "profile": "ideal step sampled at pixel centres (MTF 1 at all frequencies)",
+                    "drawn_box": list(box),
+                },
+            )
+        )
 
     px, py, pw, ph = _box(size, 2, 42, 96, 12)
     rows = math.ceil(len(PATCHES) / PATCH_COLUMNS)
@@ -283,21 +306,48 @@ def make_chart(size: int = 2000) -> Chart:
         y0, y1 = py + r * ph // rows, py + (r + 1) * ph // rows
         drawn = (x0, y0, x1 - x0, y1 - y0)
         paint(drawn, np.array(rgb, dtype=np.float64)[:, None, None] / 255.0)
-        regions.append(Region(f"patch_{name}", "patch", _inset(drawn, 0.2), {
-            "srgb8": list(rgb), "drawn_box": list(drawn),
-        }))
+        regions.append(
+            Region(
+                f"patch_{name}",
+                "patch",
+                _inset(drawn, 0.2),
+                {
+                    "srgb8": list(rgb),
+                    "drawn_box": list(drawn),
+                },
+            )
+        )
 
     gray = _box(size, 2, 56, 96, 5)
     paint(gray, np.broadcast_to(np.linspace(0.0, 1.0, gray[2]), (3, gray[3], gray[2])))
-    regions.append(Region("gradient_gray", "gradient", gray, {
-        "start": 0.0, "end": 1.0, "direction": "left to right", "profile": "linear in sRGB value",
-    }))
+    regions.append(
+        Region(
+            "gradient_gray",
+            "gradient",
+            gray,
+            {
+                "start": 0.0,
+                "end": 1.0,
+                "direction": "left to right",
+                "profile": "linear in sRGB value",
+            },
+        )
+    )
     hue = _box(size, 2, 62, 96, 5)
     paint(hue, _hue_ramp(hue[2], hue[3]))
-    regions.append(Region("gradient_hue", "gradient", hue, {
-        "start": 0.0, "end": 1.0, "direction": "left to right",
-        "profile": "HSV hue 0..1 at S = V = 1",
-    }))
+    regions.append(
+        Region(
+            "gradient_hue",
+            "gradient",
+            hue,
+            {
+                "start": 0.0,
+                "end": 1.0,
+                "direction": "left to right",
+                "profile": "HSV hue 0..1 at S = V = 1",
+            },
+        )
+    )
 
     panel = _box(size, 2, 69, 96, 29)
     text, text_regions = _text_lines(panel, tuple(sorted(TEXT_LINES)))
@@ -336,6 +386,7 @@ def read_regions(meta_path: str | Path) -> list[Region]:
         ]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(
-            str(meta_path), f"not a readable chart metadata file ({e})",
+            str(meta_path),
+            f"not a readable chart metadata file ({e})",
             "regenerate it with `roundtrip chart OUT.png`",
         ) from e

@@ -102,8 +102,12 @@ def _imagecodecs() -> Any:
 
 def _library(lib: str) -> dict[str, str]:
     ic = _imagecodecs()
-    return {"library": "imagecodecs", "library_version": ic.__version__,
-            "encoder": lib, "encoder_version": ic.version(dict).get(lib, "unknown")}
+    return {
+        "library": "imagecodecs",
+        "library_version": ic.__version__,
+        "encoder": lib,
+        "encoder_version": ic.version(dict).get(lib, "unknown"),
+    }
 
 
 class JpegCodec(FileCodec):
@@ -186,8 +190,13 @@ class WebpCodec(FileCodec):
         return _imagecodecs().webp_decode(data)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "quality": self.quality, "lossless": self.quality is None,
-                "method": 4, **_library("libwebp")}
+        return {
+            "name": self.name,
+            "quality": self.quality,
+            "lossless": self.quality is None,
+            "method": 4,
+            **_library("libwebp"),
+        }
 
 
 class AvifCodec(FileCodec):
@@ -199,11 +208,15 @@ class AvifCodec(FileCodec):
 
     def __init__(self, quality: int | None, subsampling: str = "420") -> None:
         if quality is not None and not 0 <= quality <= 99:  # libavif: 100 means lossless
-            raise ConfigError(f"codec avif:{quality}", "quality out of range",
-                              "use 0..99 (or avif:lossless)")
+            raise ConfigError(
+                f"codec avif:{quality}", "quality out of range", "use 0..99 (or avif:lossless)"
+            )
         if subsampling not in ("420", "444"):
-            raise ConfigError(f"codec avif:{quality}:{subsampling}", "unknown chroma subsampling",
-                              "use 420 or 444")
+            raise ConfigError(
+                f"codec avif:{quality}:{subsampling}",
+                "unknown chroma subsampling",
+                "use 420 or 444",
+            )
         self.quality = quality
         self.subsampling = subsampling
         q = LOSSLESS if quality is None else str(quality)
@@ -212,20 +225,27 @@ class AvifCodec(FileCodec):
     def encode(self, a: np.ndarray) -> bytes:
         ic = _imagecodecs()
         if self.quality is None:
-            return bytes(ic.avif_encode(a, level=ic.AVIF.QUALITY.LOSSLESS, speed=self.SPEED,
-                                        numthreads=1))
+            return bytes(
+                ic.avif_encode(a, level=ic.AVIF.QUALITY.LOSSLESS, speed=self.SPEED, numthreads=1)
+            )
         fmt = ic.AVIF.PIXEL_FORMAT
         fmt = fmt.YUV420 if self.subsampling == "420" else fmt.YUV444
-        return bytes(ic.avif_encode(a, level=self.quality, speed=self.SPEED,
-                                    pixelformat=fmt, numthreads=1))
+        return bytes(
+            ic.avif_encode(a, level=self.quality, speed=self.SPEED, pixelformat=fmt, numthreads=1)
+        )
 
     def decode(self, data: bytes) -> np.ndarray:
         return _imagecodecs().avif_decode(data, numthreads=1)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "quality": self.quality, "lossless": self.quality is None,
-                "subsampling": "444" if self.quality is None else self.subsampling,
-                "speed": self.SPEED, **_library("libavif")}
+        return {
+            "name": self.name,
+            "quality": self.quality,
+            "lossless": self.quality is None,
+            "subsampling": "444" if self.quality is None else self.subsampling,
+            "speed": self.SPEED,
+            **_library("libavif"),
+        }
 
 
 class JxlCodec(FileCodec):
@@ -250,8 +270,13 @@ class JxlCodec(FileCodec):
         return _imagecodecs().jpegxl_decode(data, numthreads=1)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "quality": self.quality, "lossless": self.quality is None,
-                "effort": self.EFFORT, **_library("libjxl")}
+        return {
+            "name": self.name,
+            "quality": self.quality,
+            "lossless": self.quality is None,
+            "effort": self.EFFORT,
+            **_library("libjxl"),
+        }
 
 
 def _torchvision_jpeg(u8: Tensor, quality: int, cuda: bool) -> Tensor:
@@ -276,8 +301,6 @@ def _pillow_roundtrip(u8: Tensor, fmt: str, **params: Any) -> Tensor:
         buf.seek(0)
         out.append(np.asarray(Image.open(buf).convert("RGB")))
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
-
-
 
 
 def _quality(text: str) -> int | None:

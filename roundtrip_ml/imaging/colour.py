@@ -47,5 +47,6 @@ def lab_to_rgb(lab: Tensor) -> Tensor:
     xyz = torch.where(f > cut, f**3, (f - 16.0 / 116.0) / 7.787)
     _, inv, white = _constants(lab.device, lab.dtype)
     lin = torch.einsum("kc,nchw->nkhw", inv, xyz * white)
-    return torch.where(lin <= 0.0031308, lin * 12.92,
-                       1.055 * lin.clamp_min(0) ** (1.0 / 2.4) - 0.055)
+    return torch.where(
+        lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp_min(0) ** (1.0 / 2.4) - 0.055
+    )

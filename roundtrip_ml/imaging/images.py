@@ -285,38 +285,53 @@ def save_png(x: Tensor, path: str | Path) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def memory_image(image: Image.Image | np.ndarray | Tensor, alpha: AlphaPolicy,
-                 background: tuple[float, float, float]) -> tuple[Tensor, ImageInfo]:
+def memory_image(
+    image: Image.Image | np.ndarray | Tensor,
+    alpha: AlphaPolicy,
+    background: tuple[float, float, float],
+) -> tuple[Tensor, ImageInfo]:
     """A PIL image, an H x W x C array (uint8, uint16 or float in [0, 1]) or a C x H x W tensor
     in [0, 1] (C = 1 to 4) as 1 x C x H x W float32, through the same alpha policy and gray
     expansion as a file, so an RGBA image gives the same chain whichever way it is passed."""
     import torch
 
     if isinstance(image, Image.Image):
-        keep = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info \
-            else "RGB"
+        keep = (
+            "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB"
+        )
         image = np.asarray(image if image.mode == keep else image.convert(keep))
     if isinstance(image, torch.Tensor):
         t = image.detach().float().cpu()
         t = t[0] if t.ndim == 4 and t.shape[0] == 1 else t
         if t.ndim != 3 or t.shape[0] not in (1, 2, 3, 4):
-            raise ImageError("tensor", f"shape {tuple(image.shape)} is not C x H x W or "
-                             "1 x C x H x W (C = 1 to 4)", "pass one image")
+            raise ImageError(
+                "tensor",
+                f"shape {tuple(image.shape)} is not C x H x W or 1 x C x H x W (C = 1 to 4)",
+                "pass one image",
+            )
         arr = t.permute(1, 2, 0).numpy()
     else:
         arr = np.asarray(image)
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
-            raise ImageError("array", f"shape {arr.shape} is not H x W x C (C = 1 to 4)",
-                             "pass gray, RGB or RGBA pixels")
+            raise ImageError(
+                "array",
+                f"shape {arr.shape} is not H x W x C (C = 1 to 4)",
+                "pass gray, RGB or RGBA pixels",
+            )
         scale = 255.0 if arr.dtype == np.uint8 else 65535.0 if arr.dtype == np.uint16 else 1.0
         arr = arr.astype(np.float32) / np.float32(scale)
     if arr.size == 0:
-        raise ImageError("tensor" if isinstance(image, torch.Tensor) else "array",
-                         f"shape {tuple(image.shape)} holds no pixels",
-                         "pass an image at least 1 px on each side")
+        raise ImageError(
+            "tensor" if isinstance(image, torch.Tensor) else "array",
+            f"shape {tuple(image.shape)} holds no pixels",
+            "pass an image at least 1 px on each side",
+        )
     if not bool(np.isfinite(arr).all()) or arr.min() < 0 or arr.max() > 1:
-        raise ImageError("tensor" if isinstance(image, torch.Tensor) else "array",
-                         "values outside [0, 1] or not finite", "scale it to [0, 1]")
+        raise ImageError(
+            "tensor" if isinstance(image, torch.Tensor) else "array",
+            "values outside [0, 1] or not finite",
+            "scale it to [0, 1]",
+        )
     sha = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
     info = ImageInfo("image", sha, int(arr.shape[1]), int(arr.shape[0]), "array", 32)
     return to_rgb_tensor(arr, info, alpha, background), info

@@ -25,9 +25,21 @@ from typing import Any
 from ..core.errors import ConfigError, ImageError
 from ..core.weights import cache_dir, download, is_verified, offline_mode, sha256_file
 
-__all__ = ["MIRROR_ENV", "PREFIX", "REGISTRY_ENV", "TRUST_ENV", "PhotoFile", "PhotoSet",
-           "check_spec", "expand", "fetch_set", "get_set", "load_photosets", "photoset_rows",
-           "set_dir"]
+__all__ = [
+    "MIRROR_ENV",
+    "PREFIX",
+    "REGISTRY_ENV",
+    "TRUST_ENV",
+    "PhotoFile",
+    "PhotoSet",
+    "check_spec",
+    "expand",
+    "fetch_set",
+    "get_set",
+    "load_photosets",
+    "photoset_rows",
+    "set_dir",
+]
 
 PREFIX = "set:"
 REGISTRY_ENV = "ROUNDTRIP_PHOTOSETS"  # another registry TOML (tests, private sets)
@@ -99,18 +111,29 @@ def _parse(name: str, d: dict[str, Any], where: str) -> PhotoSet:
     files = [_file(f, base, where) for f in d.get("files", [])]
     if "template" in d:
         t = d["template"]
-        files += [_file({"name": t["pattern"].format(i=i)}, base, where)
-                  for i in range(1, int(t["count"]) + 1)]
+        files += [
+            _file({"name": t["pattern"].format(i=i)}, base, where)
+            for i in range(1, int(t["count"]) + 1)
+        ]
     archive = _file(d["archive"], "", where) if "archive" in d else None
     manual = bool(d.get("manual", False))
     if sum((bool(files), archive is not None, manual)) != 1:
         raise ConfigError(where, "needs exactly one of files/template, archive or manual = true")
     if (archive is not None or manual) and not d.get("members"):
         raise ConfigError(where, "an archive or manual set needs members (a glob)")
-    return PhotoSet(name=name, title=d["title"], page=d["page"], license=d["license"],
-                    citation=d.get("citation", ""), count=int(d["count"]),
-                    pin_source=d.get("pin_source", ""), files=tuple(files), archive=archive,
-                    members=d.get("members", ""), manual=manual)
+    return PhotoSet(
+        name=name,
+        title=d["title"],
+        page=d["page"],
+        license=d["license"],
+        citation=d.get("citation", ""),
+        count=int(d["count"]),
+        pin_source=d.get("pin_source", ""),
+        files=tuple(files),
+        archive=archive,
+        members=d.get("members", ""),
+        manual=manual,
+    )
 
 
 @cache
@@ -118,8 +141,11 @@ def _load(path: Path) -> dict[str, PhotoSet]:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(str(path), f"cannot read the photo-set registry ({e})",
-                          f"fix the file or unset {REGISTRY_ENV}") from e
+        raise ConfigError(
+            str(path),
+            f"cannot read the photo-set registry ({e})",
+            f"fix the file or unset {REGISTRY_ENV}",
+        ) from e
     if data.get("format_version") != 1:
         raise ConfigError(str(path), "format_version must be 1")
     return {k: _parse(k, v, str(path)) for k, v in data.items() if isinstance(v, dict)}
@@ -138,9 +164,13 @@ def get_set(name: str) -> PhotoSet:
     import difflib
 
     close = difflib.get_close_matches(key, list(sets), n=2, cutoff=0.5)
-    raise ConfigError(f"{PREFIX}{name}", "not a known photo set",
-                      f"did you mean {' or '.join(PREFIX + c for c in close)}?" if close
-                      else f"use one of: {', '.join(PREFIX + s for s in sets)}")
+    raise ConfigError(
+        f"{PREFIX}{name}",
+        "not a known photo set",
+        f"did you mean {' or '.join(PREFIX + c for c in close)}?"
+        if close
+        else f"use one of: {', '.join(PREFIX + s for s in sets)}",
+    )
 
 
 def _trusted(s: PhotoSet, trust: bool | None) -> bool:
@@ -172,19 +202,24 @@ def _write_pins(folder: Path, pins: dict[str, str]) -> None:
 def check_spec(spec: str, trust: bool | None = None) -> tuple[PhotoSet, str | None]:
     """(set, photo or None) of ``set:NAME[/PHOTO]``, refusing before anything is fetched: an
     unknown set or photo, or an unpinned set that is neither trusted nor already recorded."""
-    body = spec.strip()[len(PREFIX):]
+    body = spec.strip()[len(PREFIX) :]
     name, _, photo = body.partition("/")
     s = get_set(name)
-    if photo and s.files and photo not in {f.name for f in s.files} | {
-            Path(f.name).stem for f in s.files}:
+    if (
+        photo
+        and s.files
+        and photo not in {f.name for f in s.files} | {Path(f.name).stem for f in s.files}
+    ):
         shown = ", ".join(Path(f.name).stem for f in s.files[:4])
         raise ConfigError(spec, f"{s.name} has no photo {photo!r}", f"e.g. {shown}, ...")
-    if not s.pinned and not s.manual and not _trusted(s, trust) \
-            and not _pins(set_dir(s)):
-        raise ConfigError(spec, f"{s.name} has no published SHA-256 pin, so its download "
-                          "cannot be verified", f"set {TRUST_ENV}={s.name} to trust "
-                          f"{s.page} as first downloaded (hashes are then recorded and "
-                          "checked), or use a pinned set (set:kodak, set:div2k-valid)")
+    if not s.pinned and not s.manual and not _trusted(s, trust) and not _pins(set_dir(s)):
+        raise ConfigError(
+            spec,
+            f"{s.name} has no published SHA-256 pin, so its download cannot be verified",
+            f"set {TRUST_ENV}={s.name} to trust "
+            f"{s.page} as first downloaded (hashes are then recorded and "
+            "checked), or use a pinned set (set:kodak, set:div2k-valid)",
+        )
     return s, photo or None
 
 
@@ -193,24 +228,37 @@ def _mirror_url(s: PhotoSet, f: PhotoFile) -> str:
     return f"{mirror.rstrip('/')}/{s.name}/{f.name}" if mirror else f.url
 
 
-def _fetch_file(s: PhotoSet, f: PhotoFile, folder: Path, offline: bool | None,
-                progress: bool) -> Path:
+def _fetch_file(
+    s: PhotoSet, f: PhotoFile, folder: Path, offline: bool | None, progress: bool
+) -> Path:
     dest = folder / f.name
     what = f"{PREFIX}{s.name}/{f.name}"
     url = _mirror_url(s, f)
     if f.sha256:
-        return download([url], f.sha256, f.bytes, dest, what=what, offline=offline,
-                        progress=progress, error=ImageError)
+        return download(
+            [url],
+            f.sha256,
+            f.bytes,
+            dest,
+            what=what,
+            offline=offline,
+            progress=progress,
+            error=ImageError,
+        )
     pins = _pins(folder)
     if f.name in pins:  # trusted earlier: the recorded hash is the pin now
         if is_verified(dest, pins[f.name]):
             return dest
         if dest.is_file():
-            raise ImageError(str(dest), f"changed since its first download (recorded sha256 "
-                             f"{pins[f.name]}, now {sha256_file(dest)})",
-                             f"delete {folder} to fetch the set afresh")
-    download([url], None, None, dest, what=what, offline=offline, progress=progress,
-             error=ImageError)
+            raise ImageError(
+                str(dest),
+                f"changed since its first download (recorded sha256 "
+                f"{pins[f.name]}, now {sha256_file(dest)})",
+                f"delete {folder} to fetch the set afresh",
+            )
+    download(
+        [url], None, None, dest, what=what, offline=offline, progress=progress, error=ImageError
+    )
     pins[f.name] = sha256_file(dest)
     _write_pins(folder, pins)
     return dest
@@ -236,11 +284,17 @@ def _extract(s: PhotoSet, archive: Path, folder: Path) -> list[Path]:
                         if fh is not None:
                             out[Path(m.name).name] = fh.read()
         except tarfile.TarError as e:
-            raise ImageError(str(archive), f"not a zip or tar archive ({e})",
-                             f"delete it and fetch {PREFIX}{s.name} again") from e
+            raise ImageError(
+                str(archive),
+                f"not a zip or tar archive ({e})",
+                f"delete it and fetch {PREFIX}{s.name} again",
+            ) from e
     if len(out) != s.count:
-        raise ImageError(str(archive), f"holds {len(out)} photos matching {s.members!r}, the "
-                         f"registry expects {s.count}", "the archive changed: report it")
+        raise ImageError(
+            str(archive),
+            f"holds {len(out)} photos matching {s.members!r}, the registry expects {s.count}",
+            "the archive changed: report it",
+        )
     import hashlib
 
     pins = {}
@@ -259,25 +313,36 @@ def _local(s: PhotoSet, folder: Path) -> list[Path]:
     files = sorted(p for p in folder.glob("*") if p.is_file() and p.name in pins)
     for p in files:
         if not is_verified(p, pins[p.name]):
-            raise ImageError(str(p), f"changed since it was extracted (recorded sha256 "
-                             f"{pins[p.name]})", f"delete {folder} to fetch the set afresh")
+            raise ImageError(
+                str(p),
+                f"changed since it was extracted (recorded sha256 {pins[p.name]})",
+                f"delete {folder} to fetch the set afresh",
+            )
     return files
 
 
-def fetch_set(s: PhotoSet, *, photo: str | None = None, cache: str | Path | None = None,
-              offline: bool | None = None, trust: bool | None = None,
-              progress: bool = True) -> list[Path]:
+def fetch_set(
+    s: PhotoSet,
+    *,
+    photo: str | None = None,
+    cache: str | Path | None = None,
+    offline: bool | None = None,
+    trust: bool | None = None,
+    progress: bool = True,
+) -> list[Path]:
     """The set's photos as verified local files (downloaded once), sorted by name; ``photo``
     restricts a file-list set to one photo (only that file is fetched)."""
     check_spec(f"{PREFIX}{s.name}" + (f"/{photo}" if photo else ""), trust)
     folder = set_dir(s, cache)
     if s.manual:
-        found = sorted(p for p in folder.glob(s.members) if p.is_file()) \
-            if folder.is_dir() else []
+        found = sorted(p for p in folder.glob(s.members) if p.is_file()) if folder.is_dir() else []
         if len(found) != s.count:
-            raise ImageError(f"{PREFIX}{s.name}", f"found {len(found)} of its {s.count} photos "
-                             f"({s.members}) in {folder}; it has no stable download URL",
-                             f"download them from {s.page} and put them in {folder}")
+            raise ImageError(
+                f"{PREFIX}{s.name}",
+                f"found {len(found)} of its {s.count} photos "
+                f"({s.members}) in {folder}; it has no stable download URL",
+                f"download them from {s.page} and put them in {folder}",
+            )
         paths = found
     elif s.archive is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -285,9 +350,12 @@ def fetch_set(s: PhotoSet, *, photo: str | None = None, cache: str | Path | None
         if len(paths) != s.count:
             arc = folder / ".archive" / s.archive.name
             if offline_mode(offline) and not arc.is_file():
-                raise ImageError(f"{PREFIX}{s.name}", f"offline mode is on and the set is not "
-                                 f"in {folder}", f"fetch it once online, or put "
-                                 f"{s.archive.name} (sha256 {s.archive.sha256}) in {arc.parent}")
+                raise ImageError(
+                    f"{PREFIX}{s.name}",
+                    f"offline mode is on and the set is not in {folder}",
+                    f"fetch it once online, or put "
+                    f"{s.archive.name} (sha256 {s.archive.sha256}) in {arc.parent}",
+                )
             _fetch_file(s, s.archive, arc.parent, offline, progress)
             paths = _extract(s, arc, folder)
             arc.unlink()  # its photos are pinned by the hashes just recorded
@@ -310,6 +378,15 @@ def expand(spec: str, **kwargs: Any) -> list[str]:
 
 def photoset_rows() -> list[dict[str, Any]]:
     """One plain dict per known set (name, photos, pinned, licence, source page)."""
-    return [{"name": s.name, "photos": s.count, "pinned": s.pinned, "manual": s.manual,
-             "license": s.license, "page": s.page, "title": s.title}
-            for s in load_photosets().values()]
+    return [
+        {
+            "name": s.name,
+            "photos": s.count,
+            "pinned": s.pinned,
+            "manual": s.manual,
+            "license": s.license,
+            "page": s.page,
+            "title": s.title,
+        }
+        for s in load_photosets().values()
+    ]

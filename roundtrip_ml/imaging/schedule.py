@@ -75,8 +75,9 @@ class Stage:
 class CodecSchedule:
     """A parsed schedule spec: ``at(g, seed)`` is generation g's codec, ``apply`` its handoff."""
 
-    def __init__(self, spec: str, stages: tuple[Stage, ...], shift: int,
-                 jpeg_backend: str = "auto") -> None:
+    def __init__(
+        self, spec: str, stages: tuple[Stage, ...], shift: int, jpeg_backend: str = "auto"
+    ) -> None:
         self.spec = spec
         self.stages = stages
         self.shift = shift
@@ -160,8 +161,9 @@ class CodecSchedule:
 class _GenerationHandoff(Codec):
     """A schedule bound to one generation and a batch's seeds, usable wherever a Codec is."""
 
-    def __init__(self, schedule: CodecSchedule, generation: int,
-                 seeds: Sequence[int] | None) -> None:
+    def __init__(
+        self, schedule: CodecSchedule, generation: int, seeds: Sequence[int] | None
+    ) -> None:
         self.schedule, self.generation, self.seeds = schedule, generation, seeds
         self.name = schedule.spec
         self.lossless_state = schedule.lossless_state

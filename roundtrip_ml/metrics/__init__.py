@@ -13,5 +13,13 @@ from .base import KeyInfo, Metric
 from .full_reference import psnr
 from .registry import DEFAULT_METRICS, SPECS, key_info, list_metrics, resolve_metrics
 
-__all__ = ["DEFAULT_METRICS", "SPECS", "KeyInfo", "Metric", "key_info", "list_metrics", "psnr",
-           "resolve_metrics"]
+__all__ = [
+    "DEFAULT_METRICS",
+    "SPECS",
+    "KeyInfo",
+    "Metric",
+    "key_info",
+    "list_metrics",
+    "psnr",
+    "resolve_metrics",
+]

@@ -31,8 +31,9 @@ def require() -> Any:
     try:
         import pycvvdp
     except ImportError as e:
-        raise ConfigError("metric cvvdp", "cvvdp is not installed",
-                          "pip install 'roundtrip-ml[perceptual]'") from e
+        raise ConfigError(
+            "metric cvvdp", "cvvdp is not installed", "pip install 'roundtrip-ml[perceptual]'"
+        ) from e
     return pycvvdp
 
 
@@ -54,12 +55,17 @@ def cvvdp_video(frames: Tensor, original: Tensor, fps: float = 10.0) -> float:
     the original image (3 x H x W) held for the same time."""
     test = frames.permute(1, 0, 2, 3)[None]
     reference = original[:, None].expand_as(test[0])[None]
-    jod, _ = _metric(frames.device).predict(test, reference, dim_order="BCFHW",
-                                            frames_per_second=fps)
+    jod, _ = _metric(frames.device).predict(
+        test, reference, dim_order="BCFHW", frames_per_second=fps
+    )
     return float(jod)
 
 
 def describe(device: torch.device | None = None) -> dict[str, Any]:
     m = _metric(device or torch.device("cpu"))
-    return {"implementation": "cvvdp", "version": m.version, "display": DISPLAY,
-            "display_model": m.get_info_string().strip('"')}
+    return {
+        "implementation": "cvvdp",
+        "version": m.version,
+        "display": DISPLAY,
+        "display_model": m.get_info_string().strip('"'),
+    }

@@ -57,11 +57,16 @@ def _spatial_kernels(ppd: float) -> tuple[tuple[float, ...], ...]:
     rows = []
     for k, (a, b) in enumerate(_CSF):
         scale = a * math.sqrt(math.pi / b)
-        rows.append([(scale if k < 2 else math.sqrt(scale)) * math.exp(-math.pi**2 * x / b)
-                     for x in xs])
+        rows.append(
+            [(scale if k < 2 else math.sqrt(scale)) * math.exp(-(math.pi**2) * x / b) for x in xs]
+        )
     cz = 1 / math.sqrt(sum(rows[2]) ** 2 + sum(rows[3]) ** 2)
-    return (tuple(v / sum(rows[0]) for v in rows[0]), tuple(v / sum(rows[1]) for v in rows[1]),
-            tuple(v * cz for v in rows[2]), tuple(v * cz for v in rows[3]))
+    return (
+        tuple(v / sum(rows[0]) for v in rows[0]),
+        tuple(v / sum(rows[1]) for v in rows[1]),
+        tuple(v * cz for v in rows[2]),
+        tuple(v * cz for v in rows[3]),
+    )
 
 
 @functools.cache
@@ -101,8 +106,9 @@ def _mat(m: tuple, x: Tensor) -> Tensor:
 
 def _ycxcz(xyz: Tensor) -> Tensor:
     v = xyz * device_constant(_INV_WHITE, xyz.device, xyz.dtype).view(1, 3, 1, 1)
-    return torch.stack([116 * v[:, 1] - 16, 500 * (v[:, 0] - v[:, 1]),
-                        200 * (v[:, 1] - v[:, 2])], dim=1)
+    return torch.stack(
+        [116 * v[:, 1] - 16, 500 * (v[:, 0] - v[:, 1]), 200 * (v[:, 1] - v[:, 2])], dim=1
+    )
 
 
 def _ycxcz_to_xyz(y: Tensor) -> Tensor:
@@ -113,13 +119,13 @@ def _ycxcz_to_xyz(y: Tensor) -> Tensor:
 
 def _lab_hunt(rgb: Tensor) -> Tensor:
     """Linear RGB -> CIELAB with the Hunt adjustment (a, b scaled by L / 100)."""
-    v = _mat(_RGB_TO_XYZ, rgb) * device_constant(_INV_WHITE, rgb.device, rgb.dtype).view(
-        1, 3, 1, 1)
+    v = _mat(_RGB_TO_XYZ, rgb) * device_constant(_INV_WHITE, rgb.device, rgb.dtype).view(1, 3, 1, 1)
     d = 6 / 29
     f = torch.where(v > d**3, v.clamp_min(d**3).pow(1 / 3), v / (3 * d * d) + 4 / 29)
     lum = 116 * f[:, 1] - 16
-    return torch.stack([lum, 0.01 * lum * 500 * (f[:, 0] - f[:, 1]),
-                        0.01 * lum * 200 * (f[:, 1] - f[:, 2])], dim=1)
+    return torch.stack(
+        [lum, 0.01 * lum * 500 * (f[:, 0] - f[:, 1]), 0.01 * lum * 200 * (f[:, 1] - f[:, 2])], dim=1
+    )
 
 
 def _hyab(a: Tensor, b: Tensor) -> Tensor:
@@ -129,8 +135,10 @@ def _hyab(a: Tensor, b: Tensor) -> Tensor:
 
 @functools.cache
 def _cmax(device: torch.device) -> float:
-    green, blue = (torch.tensor(c, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-                   for c in ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+    green, blue = (
+        torch.tensor(c, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        for c in ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    )
     return float(_hyab(_lab_hunt(green), _lab_hunt(blue)).pow(_QC))
 
 
@@ -150,18 +158,21 @@ def flip_map(x: Tensor, ref: Tensor, ppd: float = PIXELS_PER_DEGREE) -> Tensor:
     cmax = _cmax(dev)
     de = _hyab(lab[:n], lab[n:]).pow(_QC)
     pccmax = _PC * cmax
-    colour = torch.where(de < pccmax, de * (_PT / pccmax),
-                         _PT + (de - pccmax) / (cmax - pccmax) * (1 - _PT))
+    colour = torch.where(
+        de < pccmax, de * (_PT / pccmax), _PT + (de - pccmax) / (cmax - pccmax) * (1 - _PT)
+    )
     # feature pipeline on the normalised luminance
     g, dg, ddg = _feature_kernels(ppd)
     gray = ((ycc[:, :1] + 16) / 116).expand(-1, 3, -1, -1)
     horiz = _filter_rows(gray, device_constant((dg, ddg, g), dev, torch.float32))
-    vert = _filter_cols(horiz[:, [0, 1, 2, 2]], device_constant((g, g, dg, ddg), dev,
-                                                                 torch.float32))
+    vert = _filter_cols(
+        horiz[:, [0, 1, 2, 2]], device_constant((g, g, dg, ddg), dev, torch.float32)
+    )
     edge = torch.hypot(vert[:, 0], vert[:, 2])
     point = torch.hypot(vert[:, 1], vert[:, 3])
-    feature = (torch.maximum((edge[:n] - edge[n:]).abs(), (point[:n] - point[n:]).abs())
-               / math.sqrt(2)).pow(_QF)
+    feature = (
+        torch.maximum((edge[:n] - edge[n:]).abs(), (point[:n] - point[n:]).abs()) / math.sqrt(2)
+    ).pow(_QF)
     return colour.pow(1 - feature)
 
 
@@ -171,5 +182,7 @@ def flip(x: Tensor, ref: Tensor) -> Tensor:
 
 
 def describe() -> dict[str, Any]:
-    return {"implementation": "roundtrip_ml torch port of flip-evaluator (LDR)",
-            "pixels_per_degree": PIXELS_PER_DEGREE}
+    return {
+        "implementation": "roundtrip_ml torch port of flip-evaluator (LDR)",
+        "pixels_per_degree": PIXELS_PER_DEGREE,
+    }

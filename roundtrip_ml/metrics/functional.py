@@ -28,13 +28,17 @@ def _apply(
     reduction: Reduction,
 ) -> Tensor:
     if preds.shape != target.shape:
-        raise ConfigError(name, f"preds {tuple(preds.shape)} and target {tuple(target.shape)} "
-                          "differ in shape", "pass two images of one size")
+        raise ConfigError(
+            name,
+            f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape",
+            "pass two images of one size",
+        )
     if preds.ndim == 3:
         preds, target = preds.unsqueeze(0), target.unsqueeze(0)
     if preds.ndim != 4 or preds.shape[1] != 3:
-        raise ConfigError(name, f"expects N x 3 x H x W, got {tuple(preds.shape)}",
-                          "pass RGB images")
+        raise ConfigError(
+            name, f"expects N x 3 x H x W, got {tuple(preds.shape)}", "pass RGB images"
+        )
     if data_range <= 0:
         raise ConfigError(name, f"data_range {data_range} must be > 0")
     values = fn(preds.float() / data_range, target.float() / data_range)

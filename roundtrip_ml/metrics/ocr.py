@@ -66,9 +66,7 @@ def _prepare(gray: np.ndarray, min_height: int) -> Image.Image:
 
 def _read(pt, im: Image.Image, psm: int, lang: str) -> OcrResult:  # type: ignore[no-untyped-def]
     try:
-        data = pt.image_to_data(
-            im, lang=lang, config=f"--psm {psm}", output_type=pt.Output.DICT
-        )
+        data = pt.image_to_data(im, lang=lang, config=f"--psm {psm}", output_type=pt.Output.DICT)
     except pt.TesseractNotFoundError as e:
         raise ModelError(
             f"tesseract ({pt.pytesseract.tesseract_cmd})",
@@ -77,7 +75,8 @@ def _read(pt, im: Image.Image, psm: int, lang: str) -> OcrResult:  # type: ignor
         ) from e
     except pt.TesseractError as e:
         raise ModelError(
-            "tesseract", f"failed: {e.message.strip() or e}",
+            "tesseract",
+            f"failed: {e.message.strip() or e}",
             f"install the language data for {lang!r} (Debian: tesseract-ocr-{lang})",
         ) from e
     lines: dict[tuple[int, int, int], list[str]] = {}
@@ -112,7 +111,8 @@ def ocr_region(
         x, y, w, h = box
         if w <= 0 or h <= 0 or x < 0 or y < 0 or y + h > img.shape[-2] or x + w > img.shape[-1]:
             raise ConfigError(
-                f"OCR box {box}", f"outside the {img.shape[-1]}x{img.shape[-2]} image",
+                f"OCR box {box}",
+                f"outside the {img.shape[-1]}x{img.shape[-2]} image",
                 "give x, y, w, h inside the image",
             )
         img = img[..., y : y + h, x : x + w]
@@ -200,7 +200,8 @@ def ocr_metric(
         texts = [truth] * len(x) if truth is not None else [truth_of(r) for r in ref]
         reads = ocr_region(x, box, **ocr_options)  # type: ignore[arg-type]
         rows = [
-            (cer(r.text, t), word_accuracy(r.text, t), r.confidence) if _normalize(t)
+            (cer(r.text, t), word_accuracy(r.text, t), r.confidence)
+            if _normalize(t)
             else (math.nan, math.nan, r.confidence)  # nothing legible in the original
             for r, t in zip(reads, texts, strict=True)
         ]

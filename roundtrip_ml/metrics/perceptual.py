@@ -68,7 +68,6 @@ def _verified(path: Path, backbone: Backbone) -> bool:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _VERIFIED:
-
         _VERIFIED[key] = sha256_file(path) == backbone.sha256
     return _VERIFIED[key]
 
@@ -129,7 +128,7 @@ def _load_features(backbone: Backbone, state: dict[str, Tensor]) -> nn.Sequentia
     with torch.device("meta"):
         features = getattr(tvm, backbone.arch)(weights=None).features[: backbone.taps[-1] + 1]
     prefix = "features."
-    own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     own = {k: v for k, v in own.items() if int(k.split(".")[0]) <= backbone.taps[-1]}
     features.load_state_dict(own, strict=True, assign=True)
     return features
@@ -149,22 +148,32 @@ class HeadWeights:
 
 HEADS = {
     "alex": HeadWeights(
-        "LPIPS v0.1 AlexNet heads (BSD-2-Clause)", "lpips-v0.1-alex.pth",
+        "LPIPS v0.1 AlexNet heads (BSD-2-Clause)",
+        "lpips-v0.1-alex.pth",
         "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
         "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
-        (("lpips", "weights/v0.1/alex.pth"),
-         ("torchmetrics", "functional/image/lpips_models/alex.pth"))),
+        (
+            ("lpips", "weights/v0.1/alex.pth"),
+            ("torchmetrics", "functional/image/lpips_models/alex.pth"),
+        ),
+    ),
     "vgg": HeadWeights(
-        "LPIPS v0.1 VGG16 heads (BSD-2-Clause)", "lpips-v0.1-vgg.pth",
+        "LPIPS v0.1 VGG16 heads (BSD-2-Clause)",
+        "lpips-v0.1-vgg.pth",
         "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
         "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
-        (("lpips", "weights/v0.1/vgg.pth"),
-         ("torchmetrics", "functional/image/lpips_models/vgg.pth"))),
+        (
+            ("lpips", "weights/v0.1/vgg.pth"),
+            ("torchmetrics", "functional/image/lpips_models/vgg.pth"),
+        ),
+    ),
     "dists": HeadWeights(
-        "DISTS alpha/beta", "dists-weights.pt",
+        "DISTS alpha/beta",
+        "dists-weights.pt",
         "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
         "https://github.com/dingkeyan93/DISTS/raw/master/DISTS_pytorch/weights.pt",
-        (("torchmetrics", "functional/image/dists_models/weights.pt"),)),
+        (("torchmetrics", "functional/image/dists_models/weights.pt"),),
+    ),
 }
 
 
@@ -183,8 +192,9 @@ def head_file(name: str) -> Path:
     for path in candidates:
         if path.is_file() and sha256_file(path) == head.sha256:
             return path
-    return download([head.url], head.sha256, None, cache_dir() / head.filename,
-                    what=head.title, progress=False)
+    return download(
+        [head.url], head.sha256, None, cache_dir() / head.filename, what=head.title, progress=False
+    )
 
 
 def normalise(x: Tensor, convention: str) -> Tensor:
@@ -215,14 +225,17 @@ def _tapped(features: nn.Sequential, taps: tuple[int, ...], h: Tensor) -> list[T
 class LPIPS(nn.Module):
     """LPIPS v0.1 (Zhang et al. 2018): unit-normalised backbone features, learned 1x1 heads."""
 
-    def __init__(self, backbone: Backbone, backbone_state: dict[str, Tensor],
-                 heads: dict[str, Tensor]) -> None:
+    def __init__(
+        self, backbone: Backbone, backbone_state: dict[str, Tensor], heads: dict[str, Tensor]
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.features = _load_features(backbone, backbone_state)
         self.heads = nn.ParameterList(
-            [nn.Parameter(heads[f"lin{k}.model.1.weight"], requires_grad=False)
-             for k in range(len(backbone.taps))]
+            [
+                nn.Parameter(heads[f"lin{k}.model.1.weight"], requires_grad=False)
+                for k in range(len(backbone.taps))
+            ]
         )
         self.requires_grad_(False).eval()
 
@@ -331,6 +344,9 @@ def build_pyiqa(name: str, device: torch.device) -> tuple[object, bool, bool]:
     try:
         m = pyiqa.create_metric(name, device=device, as_loss=False)
     except Exception as e:  # pyiqa raises bare exceptions for unknown names and missing weights
-        raise ConfigError(f"metric pyiqa:{name}", f"pyiqa cannot create it ({e})",
-                          "see pyiqa.list_models() for names") from e
+        raise ConfigError(
+            f"metric pyiqa:{name}",
+            f"pyiqa cannot create it ({e})",
+            "see pyiqa.list_models() for names",
+        ) from e
     return m, not bool(m.lower_better), getattr(m, "metric_mode", "FR") == "FR"

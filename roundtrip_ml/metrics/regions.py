@@ -96,17 +96,22 @@ class RegionSet:
                 f"{tuple(x.shape)} and {tuple(ref.shape)}",
             )
         if tuple(x.shape[-2:]) != self.size:
-            self._warn_once("size", (
-                f"chart region metrics skipped: the image is {x.shape[-1]}x{x.shape[-2]}, the "
-                f"chart {self.size[1]}x{self.size[0]} (drop max_side/center_crop for chart runs)"
-            ))
+            self._warn_once(
+                "size",
+                (
+                    f"chart region metrics skipped: the image is {x.shape[-1]}x{x.shape[-2]}, "
+                    f"the chart {self.size[1]}x{self.size[0]} (drop max_side/center_crop for "
+                    "chart runs)"
+                ),
+            )
             return {}
         out: dict[str, float | Tensor] = {}
         xf, rf = x.detach().float(), ref.detach().float()
         patches = [r for r in self.regions if r.kind == "patch"]
         if patches:
-            out.update(zip((f"deltae@{r.name}" for r in patches), _patch_deltae(xf, patches),
-                           strict=True))
+            out.update(
+                zip((f"deltae@{r.name}" for r in patches), _patch_deltae(xf, patches), strict=True)
+            )
         for r in self.regions:
             if r.kind == "edge":
                 out[f"mtf50@{r.name}"] = mtf50(xf, r.box)[0]
@@ -180,11 +185,13 @@ def load_region_set(
         return None
     size = meta.get("size")
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-        raise ConfigError(str(path), "chart metadata has no valid 'size'",
-                          "regenerate it with `roundtrip chart OUT.png`")
+        raise ConfigError(
+            str(path),
+            "chart metadata has no valid 'size'",
+            "regenerate it with `roundtrip chart OUT.png`",
+        )
     w, h = size
     regions = read_regions(path)
     return RegionSet.from_regions(
         regions, (h, w), min_text_px=min_text_px, max_text_lines=max_text_lines
     )
-

@@ -27,7 +27,14 @@ from .base import ALL_REFERENCES, KeyInfo, Metric
 
 INF = math.inf
 DEFAULT_METRICS: tuple[str, ...] = (
-    "psnr", "psnr_y", "ssim", "ms_ssim", "haarpsi", "gmsd", "spectral", "colour",
+    "psnr",
+    "psnr_y",
+    "ssim",
+    "ms_ssim",
+    "haarpsi",
+    "gmsd",
+    "spectral",
+    "colour",
 )
 
 
@@ -54,8 +61,9 @@ class MetricSpec:
         return next(iter(self.keys.values())).higher_is_better
 
 
-def _single(name: str, fn: Callable[..., Tensor],
-            require: Callable[[], object] | None = None) -> Callable[..., Callable]:
+def _single(
+    name: str, fn: Callable[..., Tensor], require: Callable[[], object] | None = None
+) -> Callable[..., Callable]:
     """Builder for a weight-free metric with one stored value (options passed through);
     ``require`` raises ConfigError at build time when an optional package is missing."""
 
@@ -72,8 +80,9 @@ def _multi(fn: Callable[[Tensor, Tensor], dict[str, Tensor]]) -> Callable[..., C
     return lambda device, key="": fn
 
 
-def _learned(make: Callable[[torch.device], torch.nn.Module | None]
-             ) -> Callable[..., Callable | None]:
+def _learned(
+    make: Callable[[torch.device], torch.nn.Module | None],
+) -> Callable[..., Callable | None]:
     def build(device: torch.device, key: str) -> Callable | None:
         net = make(device)
         if net is None:
@@ -104,62 +113,161 @@ def _signed(label: str, unit: str = "") -> KeyInfo:  # a signed shift: 0 is best
 SPECS: dict[str, MetricSpec] = {
     s.name: s
     for s in (
-        MetricSpec("psnr", "PSNR on RGB, dB", {"psnr": _db("PSNR")}, (0, INF),
-                   _single("psnr", fr.psnr), options=("border",)),
-        MetricSpec("psnr_y", "PSNR on BT.601 Y (SR-paper convention), dB",
-                   {"psnr_y": _db("PSNR-Y")}, (0, INF), _single("psnr_y", fr.psnr_y),
-                   options=("border",)),
-        MetricSpec("ssim", "SSIM on RGB, Gaussian 11 / 1.5", {"ssim": _score("SSIM")}, (-1, 1),
-                   _single("ssim", fr.ssim), min_size=fr.SSIM_WINDOW, options=("border",)),
-        MetricSpec("ssim_y", "SSIM on BT.601 Y", {"ssim_y": _score("SSIM-Y")}, (-1, 1),
-                   _single("ssim_y", fr.ssim_y), min_size=fr.SSIM_WINDOW, options=("border",)),
-        MetricSpec("ms_ssim", "multi-scale SSIM, 5 scales", {"ms_ssim": _score("MS-SSIM")},
-                   (0, 1), _single("ms_ssim", fr.ms_ssim), min_size=fr.MS_SSIM_MIN_SIZE),
-        MetricSpec("haarpsi", "HaarPSI perceptual similarity", {"haarpsi": _score("HaarPSI")},
-                   (0, 1), _single("haarpsi", fr.haarpsi), min_size=16),
-        MetricSpec("gmsd", "gradient magnitude similarity deviation", {"gmsd": _error("GMSD")},
-                   (0, 1), _single("gmsd", fr.gmsd), min_size=4),
-        MetricSpec("spectral", "band power vs reference, dB (low/mid/high)",
-                   {"spectral_low": _signed("low-band power", "dB"),
-                    "spectral_mid": _signed("mid-band power", "dB"),
-                    "spectral_high": _signed("high-band power", "dB")},
-                   (-INF, INF), _multi(diag.spectral), min_size=8),
-        MetricSpec("colour", "CIEDE2000 mean/p95 and mean L*a*b* shift",
-                   {"de2000_mean": _error("ΔE00 mean"), "de2000_p95": _error("ΔE00 p95"),
-                    "lab_shift_L": _signed("mean ΔL*"), "lab_shift_a": _signed("mean Δa*"),
-                    "lab_shift_b": _signed("mean Δb*")},
-                   (-INF, INF), _multi(diag.colour)),
-        MetricSpec("lpips", "LPIPS v0.1, AlexNet", {"lpips": _error("LPIPS")}, (0, INF),
-                   _learned(partial(perceptual.build_lpips, "alex")), min_size=16,
-                   backbone=perceptual.ALEXNET),
-        MetricSpec("lpips_vgg", "LPIPS v0.1, VGG16", {"lpips_vgg": _error("LPIPS-VGG")},
-                   (0, INF), _learned(partial(perceptual.build_lpips, "vgg")), min_size=16,
-                   backbone=perceptual.VGG16),
-        MetricSpec("dists", "DISTS, VGG16", {"dists": _error("DISTS")}, (0, 1),
-                   _learned(perceptual.build_dists), min_size=32, backbone=perceptual.VGG16),
+        MetricSpec(
+            "psnr",
+            "PSNR on RGB, dB",
+            {"psnr": _db("PSNR")},
+            (0, INF),
+            _single("psnr", fr.psnr),
+            options=("border",),
+        ),
+        MetricSpec(
+            "psnr_y",
+            "PSNR on BT.601 Y (SR-paper convention), dB",
+            {"psnr_y": _db("PSNR-Y")},
+            (0, INF),
+            _single("psnr_y", fr.psnr_y),
+            options=("border",),
+        ),
+        MetricSpec(
+            "ssim",
+            "SSIM on RGB, Gaussian 11 / 1.5",
+            {"ssim": _score("SSIM")},
+            (-1, 1),
+            _single("ssim", fr.ssim),
+            min_size=fr.SSIM_WINDOW,
+            options=("border",),
+        ),
+        MetricSpec(
+            "ssim_y",
+            "SSIM on BT.601 Y",
+            {"ssim_y": _score("SSIM-Y")},
+            (-1, 1),
+            _single("ssim_y", fr.ssim_y),
+            min_size=fr.SSIM_WINDOW,
+            options=("border",),
+        ),
+        MetricSpec(
+            "ms_ssim",
+            "multi-scale SSIM, 5 scales",
+            {"ms_ssim": _score("MS-SSIM")},
+            (0, 1),
+            _single("ms_ssim", fr.ms_ssim),
+            min_size=fr.MS_SSIM_MIN_SIZE,
+        ),
+        MetricSpec(
+            "haarpsi",
+            "HaarPSI perceptual similarity",
+            {"haarpsi": _score("HaarPSI")},
+            (0, 1),
+            _single("haarpsi", fr.haarpsi),
+            min_size=16,
+        ),
+        MetricSpec(
+            "gmsd",
+            "gradient magnitude similarity deviation",
+            {"gmsd": _error("GMSD")},
+            (0, 1),
+            _single("gmsd", fr.gmsd),
+            min_size=4,
+        ),
+        MetricSpec(
+            "spectral",
+            "band power vs reference, dB (low/mid/high)",
+            {
+                "spectral_low": _signed("low-band power", "dB"),
+                "spectral_mid": _signed("mid-band power", "dB"),
+                "spectral_high": _signed("high-band power", "dB"),
+            },
+            (-INF, INF),
+            _multi(diag.spectral),
+            min_size=8,
+        ),
+        MetricSpec(
+            "colour",
+            "CIEDE2000 mean/p95 and mean L*a*b* shift",
+            {
+                "de2000_mean": _error("ΔE00 mean"),
+                "de2000_p95": _error("ΔE00 p95"),
+                "lab_shift_L": _signed("mean ΔL*"),
+                "lab_shift_a": _signed("mean Δa*"),
+                "lab_shift_b": _signed("mean Δb*"),
+            },
+            (-INF, INF),
+            _multi(diag.colour),
+        ),
+        MetricSpec(
+            "lpips",
+            "LPIPS v0.1, AlexNet",
+            {"lpips": _error("LPIPS")},
+            (0, INF),
+            _learned(partial(perceptual.build_lpips, "alex")),
+            min_size=16,
+            backbone=perceptual.ALEXNET,
+        ),
+        MetricSpec(
+            "lpips_vgg",
+            "LPIPS v0.1, VGG16",
+            {"lpips_vgg": _error("LPIPS-VGG")},
+            (0, INF),
+            _learned(partial(perceptual.build_lpips, "vgg")),
+            min_size=16,
+            backbone=perceptual.VGG16,
+        ),
+        MetricSpec(
+            "dists",
+            "DISTS, VGG16",
+            {"dists": _error("DISTS")},
+            (0, 1),
+            _learned(perceptual.build_dists),
+            min_size=32,
+            backbone=perceptual.VGG16,
+        ),
         # Perceptual metrics with no downloaded weights; costs per 512 px image with 1 torch
         # thread on this shared 2-core CPU, measured by scripts/bench_nodownload.py. VMAF has no
         # perfect value: identical images score 97.43 from 64 px up, 96.4-98.4 on 32 px crops
         # (tests/test_contracts.py), so no drift curve is drawn against an assumed 100.
-        MetricSpec("ssimulacra2", "SSIMULACRA 2 (JPEG XL project), 100 = identical",
-                   {"ssimulacra2": _score("SSIMULACRA 2", 100.0)}, (-INF, 100),
-                   _single("ssimulacra2", ssimulacra2.ssimulacra2), min_size=ssimulacra2.MIN_SIZE,
-                   cost="device, batched (torch port, float64); CPU ~0.8 s (reference ~0.85 s)"),
-        MetricSpec("cvvdp", f"ColorVideoVDP JOD (10 = identical), display {cvvdp.DISPLAY}",
-                   {"cvvdp": _score("ColorVideoVDP", 10.0, "JOD")}, (-INF, 10),
-                   _single("cvvdp", cvvdp.cvvdp, cvvdp.require),
-                   min_size=cvvdp.MIN_SIZE, cost="device, batched (cvvdp); CPU ~0.8 s",
-                   about=cvvdp.describe, extra="perceptual"),
-        MetricSpec("flip", "NVIDIA FLIP, LDR mean error (0 = identical)",
-                   {"flip": _error("FLIP")}, (0, 1), _single("flip", flip.flip),
-                   min_size=flip.MIN_SIZE,
-                   cost="device, batched (torch port); CPU ~0.7 s (flip-evaluator C++ ~0.9 s)",
-                   about=flip.describe),
-        MetricSpec("vmaf", f"VMAF {vmaf.MODEL} on one frame (spatial part), 0..100",
-                   {"vmaf": _score("VMAF", math.nan)}, (0, 100), _single("vmaf", vmaf.vmaf,
-                   vmaf.require), min_size=vmaf.MIN_SIZE,
-                   cost="host, one ffmpeg/libvmaf process per image; ~0.08 s",
-                   about=vmaf.describe, extra="perceptual"),
+        MetricSpec(
+            "ssimulacra2",
+            "SSIMULACRA 2 (JPEG XL project), 100 = identical",
+            {"ssimulacra2": _score("SSIMULACRA 2", 100.0)},
+            (-INF, 100),
+            _single("ssimulacra2", ssimulacra2.ssimulacra2),
+            min_size=ssimulacra2.MIN_SIZE,
+            cost="device, batched (torch port, float64); CPU ~0.8 s (reference ~0.85 s)",
+        ),
+        MetricSpec(
+            "cvvdp",
+            f"ColorVideoVDP JOD (10 = identical), display {cvvdp.DISPLAY}",
+            {"cvvdp": _score("ColorVideoVDP", 10.0, "JOD")},
+            (-INF, 10),
+            _single("cvvdp", cvvdp.cvvdp, cvvdp.require),
+            min_size=cvvdp.MIN_SIZE,
+            cost="device, batched (cvvdp); CPU ~0.8 s",
+            about=cvvdp.describe,
+            extra="perceptual",
+        ),
+        MetricSpec(
+            "flip",
+            "NVIDIA FLIP, LDR mean error (0 = identical)",
+            {"flip": _error("FLIP")},
+            (0, 1),
+            _single("flip", flip.flip),
+            min_size=flip.MIN_SIZE,
+            cost="device, batched (torch port); CPU ~0.7 s (flip-evaluator C++ ~0.9 s)",
+            about=flip.describe,
+        ),
+        MetricSpec(
+            "vmaf",
+            f"VMAF {vmaf.MODEL} on one frame (spatial part), 0..100",
+            {"vmaf": _score("VMAF", math.nan)},
+            (0, 100),
+            _single("vmaf", vmaf.vmaf, vmaf.require),
+            min_size=vmaf.MIN_SIZE,
+            cost="host, one ffmpeg/libvmaf process per image; ~0.08 s",
+            about=vmaf.describe,
+            extra="perceptual",
+        ),
     )
 }
 # Stored values no name in `metrics` selects: the replica distance (pipeline.measure) and the
@@ -177,8 +285,9 @@ OTHER_KEYS: dict[str, KeyInfo] = {
 _SPEC_KEYS: dict[str, KeyInfo] = {k: i for s in SPECS.values() for k, i in s.keys.items()}
 KEYS: dict[str, KeyInfo] = _SPEC_KEYS | OTHER_KEYS
 # Names `run --metrics` accepts that store several values: ``colour`` -> de2000_mean, ...
-GROUPS: dict[str, tuple[str, ...]] = {s.name: tuple(s.keys) for s in SPECS.values()
-                                      if len(s.keys) > 1}
+GROUPS: dict[str, tuple[str, ...]] = {
+    s.name: tuple(s.keys) for s in SPECS.values() if len(s.keys) > 1
+}
 PYIQA_PREFIX = "pyiqa:"
 
 
@@ -208,14 +317,16 @@ def listing() -> list[dict[str, str]]:
     rows = []
     for s in SPECS.values():
         needs = s.backbone.filename if s.backbone else ""
-        rows.append({
-            "name": s.name,
-            "description": s.description,
-            "better": "higher" if s.higher_is_better else "lower",
-            "default": "yes" if s.name in DEFAULT_METRICS else "",
-            "needs": needs or (f"extra: {s.extra}" if s.extra else "-"),
-            "runs": s.cost or "device, batched",
-        })
+        rows.append(
+            {
+                "name": s.name,
+                "description": s.description,
+                "better": "higher" if s.higher_is_better else "lower",
+                "default": "yes" if s.name in DEFAULT_METRICS else "",
+                "needs": needs or (f"extra: {s.extra}" if s.extra else "-"),
+                "runs": s.cost or "device, batched",
+            }
+        )
     return rows
 
 
@@ -234,7 +345,7 @@ def describe_key(key: str) -> KeyInfo | None:
 
 
 def _build_pyiqa(spec: str, device: torch.device) -> Metric:
-    name = spec[len(PYIQA_PREFIX):]
+    name = spec[len(PYIQA_PREFIX) :]
     m, higher, full_ref = perceptual.build_pyiqa(name, device)
 
     def fn(x: Tensor, ref: Tensor) -> dict[str, Tensor]:
@@ -294,8 +405,14 @@ def list_metrics() -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(
-        [{"name": s.name, "description": s.description,
-          "higher_is_better": s.higher_is_better, "keys": ", ".join(s.keys),
-          "needs_download": s.backbone is not None}
-         for s in SPECS.values()]
+        [
+            {
+                "name": s.name,
+                "description": s.description,
+                "higher_is_better": s.higher_is_better,
+                "keys": ", ".join(s.keys),
+                "needs_download": s.backbone is not None,
+            }
+            for s in SPECS.values()
+        ]
     )

@@ -33,13 +33,19 @@ def require() -> str:
     try:
         import imageio_ffmpeg
     except ImportError as e:
-        raise ConfigError("metric vmaf", "imageio-ffmpeg is not installed",
-                          "pip install 'roundtrip-ml[perceptual]'") from e
+        raise ConfigError(
+            "metric vmaf",
+            "imageio-ffmpeg is not installed",
+            "pip install 'roundtrip-ml[perceptual]'",
+        ) from e
     exe = imageio_ffmpeg.get_ffmpeg_exe()
     filters = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True, text=True)
     if "libvmaf" not in filters.stdout:
-        raise ConfigError("metric vmaf", f"{exe} is built without libvmaf",
-                          "install imageio-ffmpeg's own binary (pip install imageio-ffmpeg)")
+        raise ConfigError(
+            "metric vmaf",
+            f"{exe} is built without libvmaf",
+            "install imageio-ffmpeg's own binary (pip install imageio-ffmpeg)",
+        )
     return exe
 
 
@@ -49,10 +55,27 @@ def _vmaf(test: np.ndarray, reference: np.ndarray) -> float:
     with tempfile.TemporaryDirectory() as d:
         ref_path, log = Path(d) / "ref.rgb", Path(d) / "vmaf.json"
         ref_path.write_bytes(reference.tobytes())
-        graph = (f"[0:v]format=yuv444p[d];[1:v]format=yuv444p[r];[d][r]libvmaf="
-                 f"model=version={MODEL}:log_fmt=json:log_path={log}:n_threads=1")
-        cmd = [require(), "-hide_banner", "-loglevel", "error", *raw, "-i", "pipe:0", *raw,
-               "-i", str(ref_path), "-lavfi", graph, "-f", "null", "-"]
+        graph = (
+            f"[0:v]format=yuv444p[d];[1:v]format=yuv444p[r];[d][r]libvmaf="
+            f"model=version={MODEL}:log_fmt=json:log_path={log}:n_threads=1"
+        )
+        cmd = [
+            require(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            *raw,
+            "-i",
+            "pipe:0",
+            *raw,
+            "-i",
+            str(ref_path),
+            "-lavfi",
+            graph,
+            "-f",
+            "null",
+            "-",
+        ]
         run = subprocess.run(cmd, input=test.tobytes(), capture_output=True)
         if run.returncode != 0:
             raise RuntimeError(f"ffmpeg/libvmaf failed: {run.stderr.decode()[-300:]}")
@@ -64,13 +87,18 @@ def vmaf(x: Tensor, ref: Tensor) -> Tensor:
     computed on the host and returned on x's device."""
     xs = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()
     rs = to_uint8(ref).permute(0, 2, 3, 1).cpu().numpy()
-    values = [_vmaf(np.ascontiguousarray(a), np.ascontiguousarray(b))
-              for a, b in zip(xs, rs, strict=True)]
+    values = [
+        _vmaf(np.ascontiguousarray(a), np.ascontiguousarray(b)) for a, b in zip(xs, rs, strict=True)
+    ]
     return torch.tensor(values, dtype=torch.float32, device=x.device)
 
 
 def describe() -> dict[str, Any]:
     exe = require()
     first = subprocess.run([exe, "-version"], capture_output=True, text=True).stdout
-    return {"implementation": "ffmpeg libvmaf (imageio-ffmpeg)", "ffmpeg": first.split("\n")[0],
-            "model": MODEL, "frames": "one per image, yuv444p"}
+    return {
+        "implementation": "ffmpeg libvmaf (imageio-ffmpeg)",
+        "ffmpeg": first.split("\n")[0],
+        "model": MODEL,
+        "frames": "one per image, yuv444p",
+    }

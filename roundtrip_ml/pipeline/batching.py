@@ -50,8 +50,7 @@ class LiveBytes(TorchDispatchMode):
     def _free(self, key: int) -> None:
         self.now -= self.live.pop(key, 0)
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
         for t in tree_leaves(out):
             if isinstance(t, Tensor) and t.device.type != "meta":
@@ -102,8 +101,14 @@ def _eager(up: Upscaler) -> Iterator[None]:
         up._compiled = compiled  # type: ignore[attr-defined]
 
 
-def _probe_generation(cfg: ExperimentConfig, up: Upscaler, measurer: Measurer, recipe: Chain,
-                      side: int, device: torch.device) -> None:
+def _probe_generation(
+    cfg: ExperimentConfig,
+    up: Upscaler,
+    measurer: Measurer,
+    recipe: Chain,
+    side: int,
+    device: torch.device,
+) -> None:
     """One generation of the real loop on a seeded side x side image."""
     chain = replace(recipe, chain_id="probe", image="probe", replica=0, group="probe")
     batch = Batch("probe", [chain], (side, side))
@@ -126,16 +131,25 @@ class ChainMemory:
         return self.fixed + n * self.per_pixel * size[0] * size[1]
 
 
-def chain_memory(cfg: ExperimentConfig, up: Upscaler, measurer: Measurer, recipe: Chain,
-                 device: torch.device) -> ChainMemory:
+def chain_memory(
+    cfg: ExperimentConfig, up: Upscaler, measurer: Measurer, recipe: Chain, device: torch.device
+) -> ChainMemory:
     """Probe one generation at two sizes and fit bytes against pixels."""
-    probe_cfg = cfg.model_copy(update={"region_metrics": False, "replicas": 0,
-                                       "metric_crop": None, "generations": 2,
-                                       "checkpoint_stride": 2, "frame_stride": 2})
+    probe_cfg = cfg.model_copy(
+        update={
+            "region_metrics": False,
+            "replicas": 0,
+            "metric_crop": None,
+            "generations": 2,
+            "checkpoint_stride": 2,
+            "frame_stride": 2,
+        }
+    )
     m = copy.copy(measurer)
     m.cfg = probe_cfg
     points = []
     for side in PROBE_SIDES:
+
         def probe(side: int = side) -> None:
             _probe_generation(probe_cfg, up, m, recipe, side, device)
 
@@ -169,12 +183,16 @@ class BatchSizer:
         if mem_key not in self._memory:
             try:
                 self._memory[mem_key] = chain_memory(
-                    self.cfg, self.upscaler(recipe.upscaler), self.measurer, recipe, self.device)
+                    self.cfg, self.upscaler(recipe.upscaler), self.measurer, recipe, self.device
+                )
             except (RoundtripError, RuntimeError) as e:  # the batch fails on its own later
                 self._memory[mem_key] = f"probe failed ({str(e).splitlines()[0][:200]})"
         mem = self._memory[mem_key]
-        detail: dict[str, Any] = {"free_bytes": self.free, "fraction": MEMORY_FRACTION,
-                                  "max_batch": cap}
+        detail: dict[str, Any] = {
+            "free_bytes": self.free,
+            "fraction": MEMORY_FRACTION,
+            "max_batch": cap,
+        }
         if isinstance(mem, str):
             limit = cap
             detail["note"] = mem
@@ -182,11 +200,16 @@ class BatchSizer:
             one = mem.batch_bytes(1, size)
             fits = math.floor((budget - mem.fixed) / (mem.per_pixel * size[0] * size[1]))
             limit = max(1, min(cap, fits))
-            detail |= {"chain_bytes": round(one), "fixed_bytes": round(mem.fixed),
-                       "bytes_per_pixel": round(mem.per_pixel, 1)}
+            detail |= {
+                "chain_bytes": round(one),
+                "fixed_bytes": round(mem.fixed),
+                "bytes_per_pixel": round(mem.per_pixel, 1),
+            }
             if fits < 1:
-                detail["note"] = "one chain exceeds the budget: the out-of-memory back-off " \
-                                 "(smaller tiles) will have to make it fit"
+                detail["note"] = (
+                    "one chain exceeds the budget: the out-of-memory back-off "
+                    "(smaller tiles) will have to make it fit"
+                )
         detail["limit"] = limit
         self.details[key] = detail
         return limit

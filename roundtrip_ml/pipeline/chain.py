@@ -28,8 +28,9 @@ from .recipe import step_options
 from .step import Fingerprinter, check_finite, generation_step
 
 
-def start_images(cfg: ExperimentConfig, batch: Batch, pixels: dict[str, Tensor]
-                 ) -> tuple[Tensor, Tensor]:
+def start_images(
+    cfg: ExperimentConfig, batch: Batch, pixels: dict[str, Tensor]
+) -> tuple[Tensor, Tensor]:
     """(true originals, start images) of a batch's chains from the decoded inputs: each chain
     starts from its ``start`` (the photo, seeded noise or flat grey), replicas from seeded
     perturbed copies of it; an opaque input in an ``alpha = "carry"`` run gets an
@@ -114,14 +115,20 @@ class ChainLoop:
         finite = torch.ones((), dtype=torch.bool, device=x.device)
         for g in range(start.generation + 1, cfg.generations + 1):
             prev = x
-            step = generation_step(prev, self.upscaler, rec.downscaler, rec.scale,
-                                   schedule.handoff(g, seeds), cfg.fit, **options)
+            step = generation_step(
+                prev,
+                self.upscaler,
+                rec.downscaler,
+                rec.scale,
+                schedule.handoff(g, seeds),
+                cfg.fit,
+                **options,
+            )
             x, finite = step.state, finite & step.finite
             first = x if first is None else first
             prints.append((g, self.fingerprint(x)))
             if self.measurer.due(g):
-                rows += self.measurer.measure(self.batch, g, x, original, prev, first,
-                                              step.lowres)
+                rows += self.measurer.measure(self.batch, g, x, original, prev, first, step.lowres)
             if self.frames_at(g):
                 sink.frame(g, x)
             if self.flushes_at(g):

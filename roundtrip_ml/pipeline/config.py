@@ -64,12 +64,15 @@ class ExperimentConfig(RecipeKeys):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     name: str = "run"
-    images: list[str] = Field(min_length=1, description="paths, globs, skimage:NAME samples, "
-                              "or set:NAME[/PHOTO] standard photo sets")
+    images: list[str] = Field(
+        min_length=1,
+        description="paths, globs, skimage:NAME samples, or set:NAME[/PHOTO] standard photo sets",
+    )
     upscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     downscalers: list[str] = Field(default_factory=lambda: ["lanczos3"], min_length=1)
     scales: list[Annotated[float, Field(ge=1.0, le=16.0, strict=True)]] = Field(
-        default_factory=lambda: [4.0], min_length=1  # 1: a codec-only chain
+        default_factory=lambda: [4.0],
+        min_length=1,  # 1: a codec-only chain
     )
     codecs: list[str] = Field(default_factory=lambda: ["png"], min_length=1)
     generations: Count = 50
@@ -192,8 +195,11 @@ def check_upscaler_spec(spec: str, where: str = "upscalers") -> str:
         param = Path(spec.removeprefix("ncnn:")).expanduser()
         for f in (param, param.with_suffix(".bin")):
             if not f.is_file():
-                raise ConfigError(f"{where}: {spec!r}", f"ncnn file {f} not found",
-                                  "give ncnn:PATH.param with PATH.bin beside it")
+                raise ConfigError(
+                    f"{where}: {spec!r}",
+                    f"ncnn file {f} not found",
+                    "give ncnn:PATH.param with PATH.bin beside it",
+                )
         return spec
     p = Path(spec).expanduser()
     if p.is_file():
@@ -213,7 +219,8 @@ def check_upscaler_spec(spec: str, where: str = "upscalers") -> str:
     raise ConfigError(
         f"{where}: {spec!r}",
         "is not a kernel, a known model, or an existing weights file",
-        f"did you mean {' or '.join(shown)}?" if shown
+        f"did you mean {' or '.join(shown)}?"
+        if shown
         else "run `roundtrip models list`, or give a weights path or ncnn:PATH.param",
     )
 
@@ -266,24 +273,35 @@ def _check_semantics(cfg: ExperimentConfig, source: str) -> None:
     for c in cfg.codecs:  # names first, torch-free: a typo prints before torch loads
         bad = unknown_codec_kinds(c)
         if bad:
-            raise ConfigError(f"{source}: key 'codecs'", f"{c!r}: {', '.join(bad)} is no codec",
-                              f"use {one_of(CODEC_KINDS)}")
+            raise ConfigError(
+                f"{source}: key 'codecs'",
+                f"{c!r}: {', '.join(bad)} is no codec",
+                f"use {one_of(CODEC_KINDS)}",
+            )
     kind = cfg.perturbation.split(":", 1)[0].strip().lower()
     if kind not in PERTURBATION_KINDS:
-        raise ConfigError(f"{source}: key 'perturbation'", f"{cfg.perturbation!r} is no "
-                          "perturbation", f"use {one_of(PERTURBATION_KINDS)}")
+        raise ConfigError(
+            f"{source}: key 'perturbation'",
+            f"{cfg.perturbation!r} is no perturbation",
+            f"use {one_of(PERTURBATION_KINDS)}",
+        )
     if cfg.alpha == "carry" and not all(is_classical(u) for u in cfg.upscalers):
         ml = [u for u in cfg.upscalers if not is_classical(u)]
-        raise ConfigError(f"{source}: key 'alpha'", f"'carry' needs classical upscalers; "
-                          f"{', '.join(ml)} take RGB only", "use alpha = 'composite' or 'drop'")
+        raise ConfigError(
+            f"{source}: key 'alpha'",
+            f"'carry' needs classical upscalers; {', '.join(ml)} take RGB only",
+            "use alpha = 'composite' or 'drop'",
+        )
     try:  # the full parse (quality ranges, schedule syntax) needs the codecs: torch loads here
         specs = cfg.specs()
     except ConfigError as e:
         raise ConfigError(f"{source}: {e.what}", e.problem, e.fix) from None
     if cfg.replicas > 1 and specs.perturbation.deterministic:
-        raise ConfigError(f"{source}: key 'perturbation'",
-                          f"{cfg.perturbation!r} gives every replica the same image",
-                          "use replicas = 1 or lsb/noise/shift")
+        raise ConfigError(
+            f"{source}: key 'perturbation'",
+            f"{cfg.perturbation!r} gives every replica the same image",
+            "use replicas = 1 or lsb/noise/shift",
+        )
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -295,7 +313,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     images = as_list(data.get("images", []))
     if isinstance(images, list):  # anything else is left for validation to name
         data["images"] = [
-            s if not isinstance(s, str) or s.startswith((SAMPLE_PREFIX, PHOTOSET_PREFIX))
+            s
+            if not isinstance(s, str)
+            or s.startswith((SAMPLE_PREFIX, PHOTOSET_PREFIX))
             or Path(s).is_absolute()
             else str(base / s)
             for s in images

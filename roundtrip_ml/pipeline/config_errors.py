@@ -13,7 +13,7 @@ from .config_file import show_value
 
 WHY = {
     "generations": "100000 generations already take weeks for one ML chain and write ~10^6 "
-                   "metric rows per chain",
+    "metric rows per chain",
     "frame_stride": "a stride above the generation limit (100000) never triggers",
     "metric_stride": "a stride above the generation limit (100000) never triggers",
     "checkpoint_stride": "a stride above the generation limit (100000) never triggers",
@@ -44,8 +44,12 @@ _WORDS = {  # pydantic error type -> the constraint in words
     "path_type": "must be a folder path (text)",
     "missing": "is required",
 }
-_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-           "less_than_equal": "<="}
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
 
 
 def format_error(e: ValidationError, source: str, fields: dict[str, FieldInfo]) -> ConfigError:
@@ -67,19 +71,25 @@ def format_error(e: ValidationError, source: str, fields: dict[str, FieldInfo]) 
         bound = next(iter(ctx.values()))
         problem = f"must be {_BOUNDS[err['type']]} {bound}{shown}"
         why = WHY.get(top) if err["type"].startswith("less") else None
-        return ConfigError(what, problem, f"lower it; the limit is there because {why}"
-                           if why else None)
-    if top in _EXAMPLES and ((len(loc) > 1 and err["type"] == "missing")
-                             or err["type"] in ("too_short", "too_long")):
-        return ConfigError(f"{source}: key {top!r}", "has the wrong number of values",
-                           f"write it as {_EXAMPLES[top]}")
+        return ConfigError(
+            what, problem, f"lower it; the limit is there because {why}" if why else None
+        )
+    if top in _EXAMPLES and (
+        (len(loc) > 1 and err["type"] == "missing") or err["type"] in ("too_short", "too_long")
+    ):
+        return ConfigError(
+            f"{source}: key {top!r}",
+            "has the wrong number of values",
+            f"write it as {_EXAMPLES[top]}",
+        )
     if err["type"] in ("too_short", "too_long"):
         want = ctx.get("min_length") if err["type"] == "too_short" else ctx.get("max_length")
         if err["type"] == "too_short" and want == 1:
             return ConfigError(what, "must not be empty")
         field = fields.get(top)
-        return ConfigError(what, f"must have {want} values{shown}",
-                           str(field.annotation) if field else "")
+        return ConfigError(
+            what, f"must have {want} values{shown}", str(field.annotation) if field else ""
+        )
     if err["type"] == "value_error":
         return ConfigError(what, str(ctx.get("error", err["msg"])) + shown)
     words = _WORDS.get(err["type"])
@@ -88,5 +98,8 @@ def format_error(e: ValidationError, source: str, fields: dict[str, FieldInfo]) 
     return ConfigError(what, err["msg"][:1].lower() + err["msg"][1:] + shown)
 
 
-_EXAMPLES = {"metric_crop": "metric_crop = [x, y, w, h]", "center_crop": "center_crop = [h, w]",
-             "background": "background = [1.0, 1.0, 1.0]"}
+_EXAMPLES = {
+    "metric_crop": "metric_crop = [x, y, w, h]",
+    "center_crop": "center_crop = [h, w]",
+    "background": "background = [1.0, 1.0, 1.0]",
+}

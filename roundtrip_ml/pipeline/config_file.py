@@ -21,8 +21,9 @@ def read_mapping(p: Path) -> dict[str, Any]:
     """A TOML or YAML file as a dict; every error is one line naming the file (and the line
     and column when the parser knows them)."""
     if not p.is_file():
-        raise ConfigError(str(p), "config file not found" if not p.exists() else
-                          "is not a file", "check the path")
+        raise ConfigError(
+            str(p), "config file not found" if not p.exists() else "is not a file", "check the path"
+        )
     suffix = p.suffix.lower()
     if suffix not in (".toml", ".yaml", ".yml"):
         raise ConfigError(str(p), "unknown config format", "use a .toml or .yaml file")
@@ -31,15 +32,17 @@ def read_mapping(p: Path) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(str(p), f"cannot read ({e.strerror or e})", "check the file") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(str(p), f"is not UTF-8 text (byte {e.start})",
-                          "save it as UTF-8 text") from None
+        raise ConfigError(
+            str(p), f"is not UTF-8 text (byte {e.start})", "save it as UTF-8 text"
+        ) from None
     try:
         data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(p), f"cannot parse TOML ({e})", "fix the syntax") from None
     except yaml.YAMLError as e:
-        raise ConfigError(str(p), f"cannot parse YAML ({_yaml_error(e)})",
-                          "fix the syntax") from None
+        raise ConfigError(
+            str(p), f"cannot parse YAML ({_yaml_error(e)})", "fix the syntax"
+        ) from None
     except RecursionError:
         raise ConfigError(str(p), "cannot parse (nested too deeply)", "fix the syntax") from None
     if data is None:  # an empty YAML file
@@ -47,8 +50,11 @@ def read_mapping(p: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(str(p), "top level must be a table/mapping", "see the README example")
     if _count_values(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
-        raise ConfigError(str(p), f"expands to more than {MAX_CONFIG_VALUES} values (YAML "
-                          "aliases?)", "write the lists out; a config holds a few hundred values")
+        raise ConfigError(
+            str(p),
+            f"expands to more than {MAX_CONFIG_VALUES} values (YAML aliases?)",
+            "write the lists out; a config holds a few hundred values",
+        )
     return data
 
 
@@ -100,8 +106,9 @@ def show_value(v: Any, limit: int = 60) -> str:
         if not put(opening):
             return False
         for i, item in enumerate(x):
-            if (i and not put(", ")) or not (walk(item[0]) and put(": ") and walk(item[1])
-                                             if opening == "{" else walk(item)):
+            if (i and not put(", ")) or not (
+                walk(item[0]) and put(": ") and walk(item[1]) if opening == "{" else walk(item)
+            ):
                 return False
         return put(closing)
 

@@ -55,8 +55,16 @@ class _StoreSink:
     """The engine's sink: frames to PNG writer threads; at each flush the rows and
     fingerprints as parts, then the checkpoint, then the manifest (the resume unit)."""
 
-    def __init__(self, engine: Engine, run_id: str, batch: Batch, manifest: Manifest,
-                 ckpt: Path, codec: Codec, g0: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: str,
+        batch: Batch,
+        manifest: Manifest,
+        ckpt: Path,
+        codec: Codec,
+        g0: int,
+    ) -> None:
         self.engine, self.run_id, self.batch, self.manifest = engine, run_id, batch, manifest
         self.ckpt, self.codec = ckpt, codec
         self.entry = manifest.batches[batch.batch_id]
@@ -144,7 +152,8 @@ class Engine:
         entry.upscaler = described
         entry.codec = schedule.describe()
         entry.codec["resolved_backends"] = {
-            s: c.resolve_backend(dev) for s, c in schedule.codecs.items()
+            s: c.resolve_backend(dev)
+            for s, c in schedule.codecs.items()
             if isinstance(c, JpegCodec)
         }
         loop = ChainLoop(cfg, batch, upscaler, self.measurer, self._fingerprint)
@@ -160,9 +169,10 @@ class Engine:
             start = ChainState(0, start_x)
             self.store.drop_parts_after(batch.batch_id, -1)
         sink = _StoreSink(self, plan.run_id, batch, manifest, ckpt, codec, start.generation)
-        self.progress("batch_start", batch=batch, start=start.generation,
-                      generations=cfg.generations)
-        del entry.wall_s_per_generation[start.generation:]
+        self.progress(
+            "batch_start", batch=batch, start=start.generation, generations=cfg.generations
+        )
+        del entry.wall_s_per_generation[start.generation :]
         t_gen = time.perf_counter()
         for g in loop.steps(original, start, sink):
             # host time since the last generation: no sync (on CUDA it is the enqueue rate,

@@ -65,10 +65,12 @@ def run_experiment(
     checked = check_experiment(cfg, _finished_batches(store) if resume else frozenset())
     with store.lock():  # one process per run directory; the OS drops it if the process dies
         if resume and store.exists() and _stored_config(cfg, store) != cfg:
-            raise RunStoreError(str(store.root), "changed while this run was being checked",
-                                "run the command again")
-        return _run_locked(checked, store, resume, overwrite, force_resume, allow_nonempty,
-                           progress)
+            raise RunStoreError(
+                str(store.root), "changed while this run was being checked", "run the command again"
+            )
+        return _run_locked(
+            checked, store, resume, overwrite, force_resume, allow_nonempty, progress
+        )
 
 
 def check_experiment(cfg: ExperimentConfig, finished: frozenset[str] = frozenset()) -> Checked:
@@ -140,15 +142,23 @@ def _run_locked(
     store.prepare(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
     threads = torch.get_num_threads()
     try:
-        with warnings.catch_warnings(), deterministic(device, cfg.deterministic) as determinism, \
-                CoreShare(threads, enabled=device.type == "cpu") as share:
+        with (
+            warnings.catch_warnings(),
+            deterministic(device, cfg.deterministic) as determinism,
+            CoreShare(threads, enabled=device.type == "cpu") as share,
+        ):
             if device.type == "cpu":  # concurrent CPU runs split the cores; restored afterwards
                 torch.set_num_threads(share.threads(force=True))
                 progress = _sharing_cores(progress, share)
             warnings.filterwarnings("ignore", message=".*TorchCodec.*")
             engine = Engine(
-                cfg, store, progress, device=device, measurer=measurer,
-                allow_changed_weights=force_resume, upscalers=checked.upscalers,
+                cfg,
+                store,
+                progress,
+                device=device,
+                measurer=measurer,
+                allow_changed_weights=force_resume,
+                upscalers=checked.upscalers,
             )
             if resume:
                 manifest = Manifest.read(store.root / MANIFEST_FILE)
@@ -213,8 +223,9 @@ def _write_plan(store: RunStore, cfg: ExperimentConfig, plan: Plan) -> None:
     atomic_write_parquet(store.root / CHAINS_FILE, chains)
 
 
-def _check_same_inputs(plan: Plan, manifest: Manifest, store: RunStore,
-                       force: bool) -> dict[str, FileChange]:
+def _check_same_inputs(
+    plan: Plan, manifest: Manifest, store: RunStore, force: bool
+) -> dict[str, FileChange]:
     """A resumed chain must continue from the same image it started from, and the plan must
     give the same batches (an input that became unreadable would renumber them). Returns the
     files that changed (all of them refused unless ``force``)."""
@@ -226,14 +237,22 @@ def _check_same_inputs(plan: Plan, manifest: Manifest, store: RunStore,
         raise RunStoreError(
             str(store.root), f"cannot be resumed: {why}", "restore the inputs or start a new run"
         )
-    checks = [(src, info.get("sha256"), plan.images[src].sha256)
-              for src, info in manifest.inputs.items() if src in plan.images]
-    weights = {str(e.upscaler["weights"]): e.upscaler.get("weights_sha256")
-               for e in manifest.batches.values()
-               if e.status != "complete" and e.upscaler and e.upscaler.get("weights")}
+    checks = [
+        (src, info.get("sha256"), plan.images[src].sha256)
+        for src, info in manifest.inputs.items()
+        if src in plan.images
+    ]
+    weights = {
+        str(e.upscaler["weights"]): e.upscaler.get("weights_sha256")
+        for e in manifest.batches.values()
+        if e.status != "complete" and e.upscaler and e.upscaler.get("weights")
+    }
     checks += [(w, sha, _sha256_or_missing(Path(w))) for w, sha in weights.items()]
-    changed = {what: FileChange(before=before, after=after)
-               for what, before, after in checks if before is not None and before != after}
+    changed = {
+        what: FileChange(before=before, after=after)
+        for what, before, after in checks
+        if before is not None and before != after
+    }
     if changed and not force:
         what, c = next(iter(changed.items()))
         raise RunStoreError(

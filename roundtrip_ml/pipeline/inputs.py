@@ -23,8 +23,9 @@ def check_images(images: list[str], source: str) -> None:
             try:
                 check_spec(im)
             except ConfigError as e:
-                raise ConfigError(f"{source}: key 'images'", f"{e.what}: {e.problem}",
-                                  e.fix) from None
+                raise ConfigError(
+                    f"{source}: key 'images'", f"{e.what}: {e.problem}", e.fix
+                ) from None
 
 
 def expand_images(patterns: list[str]) -> list[str]:

@@ -121,8 +121,10 @@ class Manifest(BaseModel):
             metrics=metrics,
             metric_details=metric_details or {},
             size_rule={"lowres": "round(H/s) x round(W/s)", "fit": cfg.fit},
-            batches={b.batch_id: BatchEntry(chains=[c.chain_id for c in b.chains], size=b.size)
-                     for b in plan.batches},
+            batches={
+                b.batch_id: BatchEntry(chains=[c.chain_id for c in b.chains], size=b.size)
+                for b in plan.batches
+            },
             batch_limits=dict(plan.batch_limits),
             batch_sizing=batch_sizing or {},
         )
@@ -137,8 +139,11 @@ class Manifest(BaseModel):
         except ValidationError as e:
             err = e.errors()[0]
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            raise RunStoreError(str(path), f"is not a manifest this tool wrote (key {key!r}: "
-                                f"{err['msg'].lower()})", DAMAGED_FIX) from None
+            raise RunStoreError(
+                str(path),
+                f"is not a manifest this tool wrote (key {key!r}: {err['msg'].lower()})",
+                DAMAGED_FIX,
+            ) from None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

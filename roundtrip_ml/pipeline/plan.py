@@ -51,8 +51,15 @@ class Chain:
     @property
     def recipe_key(self) -> tuple[Any, ...]:
         """What a device batch must share: everything a generation step reads."""
-        return (self.upscaler, self.downscaler, self.scale, self.codec, self.stabilizer,
-                self.up_steps, self.downscale_steps)
+        return (
+            self.upscaler,
+            self.downscaler,
+            self.scale,
+            self.codec,
+            self.stabilizer,
+            self.up_steps,
+            self.downscale_steps,
+        )
 
 
 @dataclass
@@ -145,8 +152,10 @@ def chain_id(
 
 def step_paths(cfg: ExperimentConfig) -> dict[str, str]:
     """The config's stepped paths as Chain fields: ``{"up_steps": "2x2", ...}`` ("" if none)."""
-    return {"up_steps": steps_slug(cfg.up_steps),
-            "downscale_steps": steps_slug(cfg.downscale_steps)}
+    return {
+        "up_steps": steps_slug(cfg.up_steps),
+        "downscale_steps": steps_slug(cfg.downscale_steps),
+    }
 
 
 def run_id_for(cfg: ExperimentConfig) -> str:
@@ -222,23 +231,49 @@ def make_plan(cfg: ExperimentConfig, limit: BatchLimit | None = None) -> Plan:
     paths = step_paths(cfg)
     stabilizers = [s.spec for s in cfg.parsed_stabilizers().values()]
     for src, up, down, scale, codec, stab, start in product(
-        inputs.pixels, cfg.upscalers, cfg.downscalers, cfg.scales, cfg.codecs, stabilizers,
+        inputs.pixels,
+        cfg.upscalers,
+        cfg.downscalers,
+        cfg.scales,
+        cfg.codecs,
+        stabilizers,
         cfg.starts,
     ):
         base = chain_id(names[src], up, down, scale, codec, stabilizer=stab, start=start, **paths)
         for r in range(cfg.replicas + 1):
             cid = base if r == 0 else f"{base}-r{r}"
-            chains.append(Chain(cid, src, names[src], up, down, scale, codec, r, base,
-                                stabilizer=stab, start=start, **paths))
+            chains.append(
+                Chain(
+                    cid,
+                    src,
+                    names[src],
+                    up,
+                    down,
+                    scale,
+                    codec,
+                    r,
+                    base,
+                    stabilizer=stab,
+                    start=start,
+                    **paths,
+                )
+            )
     ids: dict[str, Chain] = {}
     for c in chains:
         if c.chain_id in ids:
             a = ids[c.chain_id]
-            both = [f"{k}s {x!r} and {y!r}" for k, x, y in (
-                ("upscaler", a.upscaler, c.upscaler), ("downscaler", a.downscaler, c.downscaler),
-                ("codec", a.codec, c.codec)) if x != y] or ["the same entries"]
-            raise ConfigError(f"chain id {c.chain_id!r}", f"{both[0]} give the same id",
-                              "list each recipe once")
+            both = [
+                f"{k}s {x!r} and {y!r}"
+                for k, x, y in (
+                    ("upscaler", a.upscaler, c.upscaler),
+                    ("downscaler", a.downscaler, c.downscaler),
+                    ("codec", a.codec, c.codec),
+                )
+                if x != y
+            ] or ["the same entries"]
+            raise ConfigError(
+                f"chain id {c.chain_id!r}", f"{both[0]} give the same id", "list each recipe once"
+            )
         ids[c.chain_id] = c
     return rebatch(Plan(run_id_for(cfg), chains, [], inputs), cfg, limit)
 

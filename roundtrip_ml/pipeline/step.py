@@ -65,8 +65,10 @@ def generation_step(
     for s in (up_steps or ())[:-1]:
         check_up_step(upscaler, s)
         mid = (round(up.shape[-2] * s), round(up.shape[-1] * s))
-        up = _between(upscaler.upscale(up, mid, fit=fit, fit_kernel=downscaler,
-                                       eight_bit=eight_bit), eight_bit)
+        up = _between(
+            upscaler.upscale(up, mid, fit=fit, fit_kernel=downscaler, eight_bit=eight_bit),
+            eight_bit,
+        )
     if up_steps:
         check_up_step(upscaler, up_steps[-1])
     up = upscaler.upscale(up, size, fit=fit, fit_kernel=downscaler, eight_bit=eight_bit)
@@ -79,9 +81,11 @@ def check_up_step(upscaler: Upscaler, step: float) -> None:
     """A fixed-scale model runs only at its own scale in a stepped path (an x4 model cannot
     make an x2 stage); classical kernels take any step."""
     if upscaler.scale is not None and float(upscaler.scale) != float(step):
-        raise ConfigError(f"up_steps: {upscaler.name}", f"is an x{upscaler.scale} model and "
-                          f"cannot make an x{step:g} stage",
-                          f"use steps of {upscaler.scale}, or a model with scale {step:g}")
+        raise ConfigError(
+            f"up_steps: {upscaler.name}",
+            f"is an x{upscaler.scale} model and cannot make an x{step:g} stage",
+            f"use steps of {upscaler.scale}, or a model with scale {step:g}",
+        )
 
 
 def _between(x: Tensor, eight_bit: bool) -> Tensor:

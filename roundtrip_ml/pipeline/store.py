@@ -60,8 +60,10 @@ METRIC_COLUMNS = [
 _METRIC_COLUMNS_V1 = [c for c in METRIC_COLUMNS if c not in ("image_name", "scope")]  # 0.1
 CHAIN_COLUMNS = ["chain_id", "image", "upscaler", "downscaler", "scale", "codec"]
 FINGERPRINT_COLUMNS = ["chain_id", "generation", "fingerprint"]
-REBUILD_FIX = ("the file is damaged: delete it and rerun the same command with --resume (which "
-               "rebuilds it from parts/), or rerun with --overwrite")
+REBUILD_FIX = (
+    "the file is damaged: delete it and rerun the same command with --resume (which "
+    "rebuilds it from parts/), or rerun with --overwrite"
+)
 REFERENCES = specs.REFERENCES  # the reference column's values
 
 CONFIG_FILE = "config.json"
@@ -72,12 +74,27 @@ FINGERPRINTS_FILE = "fingerprints.parquet"
 LOCK_FILE = ".lock"
 # Everything a run (and the summaries and reports made from it) writes at the top of its
 # directory: what --overwrite may delete, and what does not make a folder "someone else's".
-RUN_ENTRIES = frozenset({
-    CONFIG_FILE, MANIFEST_FILE, CHAINS_FILE, METRICS_FILE, FINGERPRINTS_FILE, LOCK_FILE,
-    "summary.parquet", "summary.csv", "divergence.parquet", "divergence.csv",  # summarize
-    "starts.parquet", "starts.csv",  # summarize, runs with several starts
-    "parts", "frames", "checkpoints", "report",
-})
+RUN_ENTRIES = frozenset(
+    {
+        CONFIG_FILE,
+        MANIFEST_FILE,
+        CHAINS_FILE,
+        METRICS_FILE,
+        FINGERPRINTS_FILE,
+        LOCK_FILE,
+        "summary.parquet",
+        "summary.csv",
+        "divergence.parquet",
+        "divergence.csv",  # summarize
+        "starts.parquet",
+        "starts.csv",  # summarize, runs with several starts
+        "parts",
+        "frames",
+        "checkpoints",
+        "report",
+    }
+)
+
 
 class RunStore:
     """Read/write access to one run directory."""
@@ -126,8 +143,9 @@ class RunStore:
             raise RunStoreError(str(self.root), "no run to resume here", "drop --resume")
         foreign = self.foreign_entries()
         if foreign and not had_run and not allow_nonempty:
-            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
-                                               else "")
+            shown = ", ".join(foreign[:3]) + (
+                f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            )
             raise RunStoreError(
                 str(self.root),
                 f"is a non-empty folder that holds no run ({shown})",
@@ -147,8 +165,9 @@ class RunStore:
             p = p.parent
         if p.exists() and not p.is_dir():
             no = errno.EEXIST if p == self.root else errno.ENOTDIR
-            raise path_error(self.root, FileExistsError(no, os.strerror(no)),
-                             "cannot create the run directory")
+            raise path_error(
+                self.root, FileExistsError(no, os.strerror(no)), "cannot create the run directory"
+            )
 
     def prepare(self, *, overwrite: bool, resume: bool, allow_nonempty: bool = False) -> None:
         """Create the directory; refuse to clobber finished or partial work unless asked.
@@ -169,15 +188,19 @@ class RunStore:
         except OSError as e:
             raise path_error(self.root, e, "cannot create the run directory") from e
         if not self.root.is_dir():  # mkdir(exist_ok) passes silently over nothing; be explicit
-            raise path_error(self.root, FileExistsError(errno.EEXIST, "is a file"),
-                             "cannot create the run directory")
+            raise path_error(
+                self.root,
+                FileExistsError(errno.EEXIST, "is a file"),
+                "cannot create the run directory",
+            )
 
     def foreign_entries(self) -> list[str]:
         """Top-level entries a run did not write (user files: never deleted, never mixed in)."""
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir()
+            p.name
+            for p in self.root.iterdir()
             if p.name not in RUN_ENTRIES and not _is_temp(p.name)
         )
 
@@ -209,8 +232,9 @@ class RunStore:
         return n
 
     def _frame_dirs(self) -> list[Path]:
-        return [d for d in self.frames_dir.iterdir() if d.is_dir()] if self.frames_dir.is_dir() \
-            else []
+        return (
+            [d for d in self.frames_dir.iterdir() if d.is_dir()] if self.frames_dir.is_dir() else []
+        )
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -237,8 +261,11 @@ class RunStore:
                     f"is in use by another roundtrip process ({_holder(fd)})",
                     "wait for it to finish or stop it, or pick another --output",
                 ) from None
-            holder = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "command": " ".join(sys.argv)[:500]}
+            holder = {
+                "pid": os.getpid(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": " ".join(sys.argv)[:500],
+            }
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
             try:
@@ -262,8 +289,11 @@ class RunStore:
     def read_metrics(self) -> pd.DataFrame:
         """The tidy metrics table; for an unfinished run, the rows flushed so far."""
         path = self.root / METRICS_FILE
-        table = (read_parquet(path, columns=_METRIC_COLUMNS_V1, fix=REBUILD_FIX)
-                 if path.exists() else self._concat_parts("metrics"))
+        table = (
+            read_parquet(path, columns=_METRIC_COLUMNS_V1, fix=REBUILD_FIX)
+            if path.exists()
+            else self._concat_parts("metrics")
+        )
         return upgrade_metrics(table)
 
     def read_fingerprints(self) -> pd.DataFrame:
@@ -298,8 +328,7 @@ class RunStore:
         if not files:
             return pd.DataFrame(columns=cols)
         fix = "delete it and resume the run: its batch restarts from its last checkpoint"
-        return pd.concat([read_parquet(p, columns=cols, fix=fix) for p in files],
-                         ignore_index=True)
+        return pd.concat([read_parquet(p, columns=cols, fix=fix) for p in files], ignore_index=True)
 
     def finalize_tables(self) -> None:
         """Merge the flushed parts into the final, deterministically sorted tables."""
@@ -334,8 +363,11 @@ def upgrade_metrics(df: pd.DataFrame) -> pd.DataFrame:
     if "scope" in df.columns:
         return df
     group = df["replica"] == -1
-    df = df.assign(image_name=df["image"], scope=group.map({True: "group", False: "chain"}),
-                   replica=df["replica"].where(~group, 0))
+    df = df.assign(
+        image_name=df["image"],
+        scope=group.map({True: "group", False: "chain"}),
+        replica=df["replica"].where(~group, 0),
+    )
     return df[METRIC_COLUMNS]
 
 

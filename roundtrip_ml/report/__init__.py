@@ -15,7 +15,23 @@ from .tables import Tables, write_tables
 from .video import VideoResult, make_video
 
 __all__ = [
-    "DriftFigure", "MetricLabel", "Report", "Runs", "SheetResult", "Tables", "VideoResult",
-    "axis_label", "contact_sheet", "display_name", "drift_figure", "drift_figures", "label",
-    "load_runs", "make_video", "plot_drift", "save_figure", "write_report", "write_tables",
+    "DriftFigure",
+    "MetricLabel",
+    "Report",
+    "Runs",
+    "SheetResult",
+    "Tables",
+    "VideoResult",
+    "axis_label",
+    "contact_sheet",
+    "display_name",
+    "drift_figure",
+    "drift_figures",
+    "label",
+    "load_runs",
+    "make_video",
+    "plot_drift",
+    "save_figure",
+    "write_report",
+    "write_tables",
 ]

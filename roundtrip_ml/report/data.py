@@ -103,7 +103,8 @@ def load_runs(path: str | Path) -> Runs:
     metrics_df = pd.concat(metrics, ignore_index=True)
     # metrics rows name the image by its short name; join the run column for sweeps
     metrics_df = metrics_df.merge(
-        chains_df[["run_id", "chain_id", "run"]].drop_duplicates(), on=["run_id", "chain_id"],
+        chains_df[["run_id", "chain_id", "run"]].drop_duplicates(),
+        on=["run_id", "chain_id"],
         how="left",
     )
     return Runs(root, metrics_df, chains_df, manifests, pd.concat(fps, ignore_index=True), stores)
@@ -124,9 +125,14 @@ def merge_runs(parts: list[Runs]) -> Runs:
         fps.append(_renamed(r.fingerprints, rename))
         manifests.update({rename.get(k, k): v for k, v in r.manifests.items()})
         stores.update({rename.get(k, k): v for k, v in r.stores.items()})
-    return Runs(parts[0].root, pd.concat(metrics, ignore_index=True),
-                pd.concat(chains, ignore_index=True), manifests,
-                pd.concat(fps, ignore_index=True), stores)
+    return Runs(
+        parts[0].root,
+        pd.concat(metrics, ignore_index=True),
+        pd.concat(chains, ignore_index=True),
+        manifests,
+        pd.concat(fps, ignore_index=True),
+        stores,
+    )
 
 
 def _renamed(df: pd.DataFrame, rename: dict[str, str]) -> pd.DataFrame:
@@ -156,8 +162,16 @@ def recipe_label(row: pd.Series | dict[str, Any], columns: list[str]) -> str:
 # Fixed palette slots for the upscalers and codecs people compare most, so an upscaler keeps its
 # colour across runs and sweeps whatever else they hold; other names take the free slots in
 # sorted order (stable within a run or sweep).
-KNOWN_UPSCALERS = ("lanczos3", "bicubic", "realesrgan-x4plus", "realesr-animevideov3",
-                   "bilinear", "nearest", "lanczos2", "box")
+KNOWN_UPSCALERS = (
+    "lanczos3",
+    "bicubic",
+    "realesrgan-x4plus",
+    "realesr-animevideov3",
+    "bilinear",
+    "nearest",
+    "lanczos2",
+    "box",
+)
 KNOWN_CODECS = ("png", "jpeg:90", "float", "webp:90")
 
 
@@ -182,8 +196,10 @@ def upscaler_colours(upscalers: list[str] | pd.Series) -> dict[str, tuple[float,
 
 def codec_linestyles(codecs: list[str] | pd.Series) -> dict[str, str]:
     """One line style per codec, the same in every figure (fixed slots for known names)."""
-    return {c: LINESTYLES[i % len(LINESTYLES)]
-            for c, i in _slots(codecs, KNOWN_CODECS, len(LINESTYLES)).items()}
+    return {
+        c: LINESTYLES[i % len(LINESTYLES)]
+        for c, i in _slots(codecs, KNOWN_CODECS, len(LINESTYLES)).items()
+    }
 
 
 def bootstrap_mean(
@@ -224,9 +240,7 @@ def metric_ceiling(values: pd.Series | np.ndarray, metric: str) -> float | None:
     return float(5 * math.ceil((top + 5) / 5)) if metric.startswith("psnr") else top * 1.05 + 1
 
 
-def select(
-    metrics: pd.DataFrame, metric: str, reference: str = "original"
-) -> pd.DataFrame:
+def select(metrics: pd.DataFrame, metric: str, reference: str = "original") -> pd.DataFrame:
     """Rows of one metric and reference: the unperturbed chains (replica 0); for replica
     studies, the group rows (``replicas``: mean pairwise distance, scope "group") or every
     perturbed copy (``unperturbed``: distance to its unperturbed chain)."""
@@ -314,7 +328,9 @@ def collapse_summary(runs: Runs, thresholds: str) -> pd.DataFrame:
 
 
 def pick_chains(
-    runs: Runs, image: str | None = None, chains: list[str] | None = None,
+    runs: Runs,
+    image: str | None = None,
+    chains: list[str] | None = None,
     every_image: bool = False,
 ) -> pd.DataFrame:
     """Chains to show side by side: the named ones (ids or fnmatch patterns), else every
@@ -328,15 +344,19 @@ def pick_chains(
         for pat in chains:
             hit = c["chain_id"].map(lambda cid, p=pat: fnmatch.fnmatchcase(cid, p)).to_numpy()
             if not hit.any():
-                raise RunStoreError(f"chain {pat!r}", f"not in {runs.root}",
-                                    f"use one of {', '.join(c['chain_id'].head(8))}, ...")
+                raise RunStoreError(
+                    f"chain {pat!r}",
+                    f"not in {runs.root}",
+                    f"use one of {', '.join(c['chain_id'].head(8))}, ...",
+                )
             keep |= hit
         c = c[keep]
     else:
         names = sorted(c["image_name"].unique())
         if image is not None and image not in names:
-            raise RunStoreError(f"image {image!r}", f"not in {runs.root}",
-                                f"use one of {', '.join(names)}")
+            raise RunStoreError(
+                f"image {image!r}", f"not in {runs.root}", f"use one of {', '.join(names)}"
+            )
         shown = names if every_image and image is None else [image or names[0]]
         c = c[c["image_name"].isin(shown) & (c["replica"] == 0)]
     cols = runs.recipe_columns

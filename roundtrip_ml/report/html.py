@@ -82,27 +82,37 @@ def write_report(
     figs = out / "figures"
     rep = Report(out / "index.html")
     if runs.metrics.empty:  # every chain failed (or none ran yet): the page says so
-        rep.notes.append("no metric rows: no chain finished a generation (see the failures "
-                         "above and the manifest); nothing to plot")
+        rep.notes.append(
+            "no metric rows: no chain finished a generation (see the failures "
+            "above and the manifest); nothing to plot"
+        )
         atomic_write_bytes(rep.index, render_index(runs, rep, out).encode())
         return rep
     for layout in ("double", "single"):
-        rep.figures += plot_drift(runs, figs, metrics=metrics, layout=layout,
-                                  thresholds=thresholds, seed=seed).paths
+        rep.figures += plot_drift(
+            runs, figs, metrics=metrics, layout=layout, thresholds=thresholds, seed=seed
+        ).paths
     prev = set(runs.metrics.loc[runs.metrics["reference"] == "previous", "metric"])
     step = [m for m in expand(metrics or ["psnr"]) if m in prev]
     if step:
-        rep.figures += plot_drift(runs, figs, metrics=step, reference="previous",
-                                  layout="single", thresholds=thresholds, seed=seed).paths
-    has_frames = any(runs.frames(r.run_id, r.chain_id)
-                     for r in runs.chains.head(50).itertuples())
+        rep.figures += plot_drift(
+            runs,
+            figs,
+            metrics=step,
+            reference="previous",
+            layout="single",
+            thresholds=thresholds,
+            seed=seed,
+        ).paths
+    has_frames = any(runs.frames(r.run_id, r.chain_id) for r in runs.chains.head(50).itertuples())
     if has_frames:
         rep.sheet = contact_sheet(runs, out / "sheet", generations=generations, crop=crop)
         rep.video = make_video(runs, out / "video", fps=fps)  # whole frames; the sheet zooms
     else:
         rep.notes.append("no frames saved (frame_stride = 0): no contact sheet or video")
-    rep.tables = write_tables(runs, out / "tables", at=at, metrics=metrics,
-                              thresholds=thresholds, seed=seed)
+    rep.tables = write_tables(
+        runs, out / "tables", at=at, metrics=metrics, thresholds=thresholds, seed=seed
+    )
     atomic_write_bytes(rep.index, render_index(runs, rep, out).encode())
     return rep
 
@@ -118,8 +128,10 @@ def _table_html(df: pd.DataFrame) -> str:
         return html.escape(str(v))
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False)
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -129,21 +141,26 @@ def _manifest_summary(runs: Runs) -> pd.DataFrame:
     for run_id, m in runs.manifests.items():
         chains = runs.chains[runs.chains["run_id"] == run_id]
         last = runs.metrics.loc[runs.metrics["run_id"] == run_id, "generation"].max()
-        failed = {b.get("error", "?"): len(b.get("chains", []))
-                  for b in m.get("batches", {}).values() if b.get("status") == "failed"}
+        failed = {
+            b.get("error", "?"): len(b.get("chains", []))
+            for b in m.get("batches", {}).values()
+            if b.get("status") == "failed"
+        }
         failed.update({f"{k}: {v}": 1 for k, v in (m.get("input_errors") or {}).items()})
-        rows.append({
-            "run": str(chains["run"].iloc[0]) if len(chains) else run_id,
-            "run_id": run_id,
-            "status": m.get("status", "?"),
-            "chains": len(chains),
-            "images": ", ".join(sorted(chains["image_name"].unique())),
-            "upscalers": ", ".join(sorted(chains["upscaler"].unique())),
-            "codecs": ", ".join(sorted(chains["codec"].unique())),
-            "generations": "-" if pd.isna(last) else int(last),
-            "failed": "; ".join(f"{n} chain{'s' * (n != 1)}: {e}" for e, n in failed.items())
-                      or "-",
-        })
+        rows.append(
+            {
+                "run": str(chains["run"].iloc[0]) if len(chains) else run_id,
+                "run_id": run_id,
+                "status": m.get("status", "?"),
+                "chains": len(chains),
+                "images": ", ".join(sorted(chains["image_name"].unique())),
+                "upscalers": ", ".join(sorted(chains["upscaler"].unique())),
+                "codecs": ", ".join(sorted(chains["codec"].unique())),
+                "generations": "-" if pd.isna(last) else int(last),
+                "failed": "; ".join(f"{n} chain{'s' * (n != 1)}: {e}" for e, n in failed.items())
+                or "-",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -155,16 +172,29 @@ def _divergence_section(runs: Runs) -> list[str]:
         return []
     div = divergence_table(runs.metrics, runs.chains)
     extras = {c: c for c in RECIPE_EXTRAS if c in div and div[c].nunique() > 1}
-    cols = {"upscaler": "upscaler", "downscaler": "down", "scale": "scale", "codec": "codec",
-            **extras, "images": "images", "lyapunov": "λ /gen", "lyapunov_ci_low": "λ CI low",
-            "lyapunov_ci_high": "λ CI high", "rate_db_per_gen": "dB/gen", "horizon": "horizon"}
+    cols = {
+        "upscaler": "upscaler",
+        "downscaler": "down",
+        "scale": "scale",
+        "codec": "codec",
+        **extras,
+        "images": "images",
+        "lyapunov": "λ /gen",
+        "lyapunov_ci_low": "λ CI low",
+        "lyapunov_ci_high": "λ CI high",
+        "rate_db_per_gen": "dB/gen",
+        "horizon": "horizon",
+    }
     shown = div[list(cols)].rename(columns=cols).round(4)
     shown["horizon"] = shown["horizon"].astype(object).where(shown["horizon"].notna(), "-")
-    return ["<h2>Divergence of replicas</h2>" + _table_html(shown)
-            + "<p class=note>λ: largest Lyapunov exponent, per generation (natural log of the "
-            "replicas' RMS distance growth), fitted over the exponential phase with a 95% CI "
-            "(docs/guide/collapse-science.md); dB/gen: the same in dB of inter-replica PSNR."
-            "</p>"]
+    return [
+        "<h2>Divergence of replicas</h2>"
+        + _table_html(shown)
+        + "<p class=note>λ: largest Lyapunov exponent, per generation (natural log of the "
+        "replicas' RMS distance growth), fitted over the exponential phase with a 95% CI "
+        "(docs/guide/collapse-science.md); dB/gen: the same in dB of inter-replica PSNR."
+        "</p>"
+    ]
 
 
 def render_index(runs: Runs, rep: Report, base: Path) -> str:
@@ -172,9 +202,11 @@ def render_index(runs: Runs, rep: Report, base: Path) -> str:
     from .tables import collapse_display, metrics_display
 
     title = f"roundtrip report: {runs.root.name}"
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class=note>Made from <code>{html.escape(str(runs.root))}</code> by "
-             "<code>roundtrip report</code>; nothing was re-run.</p>"]
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class=note>Made from <code>{html.escape(str(runs.root))}</code> by "
+        "<code>roundtrip report</code>; nothing was re-run.</p>",
+    ]
     parts.append("<h2>Runs</h2>" + _table_html(_manifest_summary(runs)))
     if rep.figures:
         parts.append("<h2>Drift</h2>")
@@ -184,54 +216,74 @@ def render_index(runs: Runs, rep: Report, base: Path) -> str:
     for png in pngs:
         if png.stem.endswith("-single") and png.stem.replace("-single", "-double") in stems:
             continue
-        links = " ".join(f'<a href="{_rel(p, base)}">{p.suffix[1:].upper()}</a>'
-                         for p in rep.figures if p.stem == png.stem)
+        links = " ".join(
+            f'<a href="{_rel(p, base)}">{p.suffix[1:].upper()}</a>'
+            for p in rep.figures
+            if p.stem == png.stem
+        )
         single = png.stem.replace("-double", "-single")
         if png.stem.endswith("-double") and single in stems:
             links += "; single column: " + " ".join(
                 f'<a href="{_rel(p, base)}">{p.suffix[1:].upper()}</a>'
-                for p in rep.figures if p.stem == single)
+                for p in rep.figures
+                if p.stem == single
+            )
         cls = " class=col1" if png.stem.endswith("-single") else ""
-        parts.append(f'<figure><img{cls} src="{_rel(png, base)}" alt="{html.escape(png.stem)}">'
-                     f"<figcaption class=files>{html.escape(png.stem)}: {links}</figcaption>"
-                     "</figure>")
+        parts.append(
+            f'<figure><img{cls} src="{_rel(png, base)}" alt="{html.escape(png.stem)}">'
+            f"<figcaption class=files>{html.escape(png.stem)}: {links}</figcaption>"
+            "</figure>"
+        )
     if rep.sheet:
         s = rep.sheet
         png = next(p for p in s.paths if p.suffix == ".png")
         links = " ".join(f'<a href="{_rel(p, base)}">{p.suffix[1:].upper()}</a>' for p in s.paths)
-        parts.append("<h2>Contact sheet</h2>"
-                     f'<img src="{_rel(png, base)}" alt="contact sheet">'
-                     f"<p class=note>{html.escape(s.note)} <span class=files>{links}</span></p>")
+        parts.append(
+            "<h2>Contact sheet</h2>"
+            f'<img src="{_rel(png, base)}" alt="contact sheet">'
+            f"<p class=note>{html.escape(s.note)} <span class=files>{links}</span></p>"
+        )
     if rep.video:
         v = rep.video
         gif = f' <a href="{_rel(v.gif, base)}">GIF</a>' if v.gif else ""
-        parts.append("<h2>Video</h2>"
-                     f'<video src="{_rel(v.mp4, base)}" controls muted loop preload="auto" '
-                     f'width="{v.size[0]}" height="{v.size[1]}"></video>'
-                     f"<p class=note>{v.frames} video frames at {v.fps:.3g} fps "
-                     f"({v.duration_s:.1f} s), one per saved generation and chain "
-                     f"layout; {html.escape(v.note)}. "
-                     f'<a href="{_rel(v.mp4, base)}">MP4</a>{gif}</p>')
+        parts.append(
+            "<h2>Video</h2>"
+            f'<video src="{_rel(v.mp4, base)}" controls muted loop preload="auto" '
+            f'width="{v.size[0]}" height="{v.size[1]}"></video>'
+            f"<p class=note>{v.frames} video frames at {v.fps:.3g} fps "
+            f"({v.duration_s:.1f} s), one per saved generation and chain "
+            f"layout; {html.escape(v.note)}. "
+            f'<a href="{_rel(v.mp4, base)}">MP4</a>{gif}</p>'
+        )
     if rep.tables:
         t = rep.tables
-        links = " ".join(f'<a href="{_rel(p, base)}">{html.escape(n)}</a>'
-                         for n, p in t.paths.items())
-        parts.append("<h2>Metrics by generation</h2>"
-                     + _table_html(metrics_display(t.metrics, runs))
-                     + (f"<p class=note>{html.escape(t.note)}</p>" if t.note else ""))
-        parts.append("<h2>Collapse statistics</h2>"
-                     + _table_html(collapse_display(t.collapse, runs))
-                     + f"<p class='note files'>{links}</p>")
+        links = " ".join(
+            f'<a href="{_rel(p, base)}">{html.escape(n)}</a>' for n, p in t.paths.items()
+        )
+        parts.append(
+            "<h2>Metrics by generation</h2>"
+            + _table_html(metrics_display(t.metrics, runs))
+            + (f"<p class=note>{html.escape(t.note)}</p>" if t.note else "")
+        )
+        parts.append(
+            "<h2>Collapse statistics</h2>"
+            + _table_html(collapse_display(t.collapse, runs))
+            + f"<p class='note files'>{links}</p>"
+        )
     parts += _divergence_section(runs)
     for note in rep.notes:
         parts.append(f"<p class=note>{html.escape(note)}</p>")
     parts.append("<h2>Manifest</h2>")
     for run_id, m in runs.manifests.items():
         text = json.dumps(m, indent=2, sort_keys=True, default=str)
-        parts.append(f"<details><summary>{html.escape(run_id)}</summary>"
-                     f"<pre>{html.escape(text)}</pre></details>")
+        parts.append(
+            f"<details><summary>{html.escape(run_id)}</summary>"
+            f"<pre>{html.escape(text)}</pre></details>"
+        )
     body = "\n".join(parts)
-    return ("<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
-            '<meta name=viewport content="width=device-width, initial-scale=1">'
-            f'<link rel=icon href="data:,"><title>{html.escape(title)}</title>'
-            f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+    return (
+        "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f'<link rel=icon href="data:,"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )

@@ -16,8 +16,16 @@ from dataclasses import dataclass
 from ..metrics.base import Direction
 from ..metrics.registry import GROUPS, describe_key
 
-__all__ = ["GROUPS", "HEADLINE", "MetricLabel", "axis_label", "display_name", "expand", "label",
-           "threshold_label"]
+__all__ = [
+    "GROUPS",
+    "HEADLINE",
+    "MetricLabel",
+    "axis_label",
+    "display_name",
+    "expand",
+    "label",
+    "threshold_label",
+]
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,19 @@ class MetricLabel:
 
 
 # The metrics a figure shows first when none are named (most papers report these).
-HEADLINE = ("psnr", "ssim", "ms_ssim", "lpips", "dists", "haarpsi", "psnr_y", "ssim_y", "gmsd",
-            "de2000_mean", "spectral_high")
+HEADLINE = (
+    "psnr",
+    "ssim",
+    "ms_ssim",
+    "lpips",
+    "dists",
+    "haarpsi",
+    "psnr_y",
+    "ssim_y",
+    "gmsd",
+    "de2000_mean",
+    "spectral_high",
+)
 
 
 def label(metric: str) -> MetricLabel:

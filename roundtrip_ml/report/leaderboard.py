@@ -41,8 +41,13 @@ def _colours(names: list[str]) -> dict[str, Any]:
 
 
 def _conditions(df: pd.DataFrame) -> list[tuple[int, str]]:
-    return [(int(s), str(c)) for s, c in
-            df[["scale", "codec"]].drop_duplicates().sort_values(["scale", "codec"]).to_numpy()]
+    return [
+        (int(s), str(c))
+        for s, c in df[["scale", "codec"]]
+        .drop_duplicates()
+        .sort_values(["scale", "codec"])
+        .to_numpy()
+    ]
 
 
 def forest_figure(table: pd.DataFrame, *, reference: str, xlabel: str, title: str = "") -> Any:
@@ -51,8 +56,9 @@ def forest_figure(table: pd.DataFrame, *, reference: str, xlabel: str, title: st
     from matplotlib.figure import Figure
 
     conds = _conditions(table)
-    rows = max(int((table["scale"].astype(int).eq(s) & table["codec"].eq(c)).sum())
-               for s, c in conds)
+    rows = max(
+        int((table["scale"].astype(int).eq(s) & table["codec"].eq(c)).sum()) for s, c in conds
+    )
     colours = _colours(list(table["upscaler"]))
     with style_context("paper"):
         fig = Figure(figsize=(3.4 * len(conds) + 0.6, 0.9 + 0.17 * rows), layout="constrained")
@@ -66,28 +72,48 @@ def forest_figure(table: pd.DataFrame, *, reference: str, xlabel: str, title: st
                 col = colours[family(str(r["upscaler"]))]
                 if ci:
                     ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=col, lw=1.2)
-                ax.plot(r["paired_diff"], yi, "D" if r["upscaler"] == reference else "o",
-                        color=col, ms=3.5)
+                ax.plot(
+                    r["paired_diff"],
+                    yi,
+                    "D" if r["upscaler"] == reference else "o",
+                    color=col,
+                    ms=3.5,
+                )
             ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
-            ax.set_yticks(y, [f"{u} (reference)" if u == reference else str(u)
-                              for u in g["upscaler"]], fontsize=6)
+            ax.set_yticks(
+                y,
+                [f"{u} (reference)" if u == reference else str(u) for u in g["upscaler"]],
+                fontsize=6,
+            )
             ax.set_ylim(len(g) - rows - 0.3, len(g) - 0.3)  # one row spacing in every panel
             right = ax.twinx()
             right.set_ylim(ax.get_ylim())
-            right.set_yticks(y, [str(v) if v else "" for v in g["group"].fillna("")],
-                             fontsize=6)
+            right.set_yticks(y, [str(v) if v else "" for v in g["group"].fillna("")], fontsize=6)
             right.tick_params(length=0)
             n = int(g["n"].min())
-            ax.set_title(f"x{scale}, {codec} (n = {n} photos"
-                         + ("" if has_ci.any() else "; no CI under 3") + ")", fontsize=8)
+            ax.set_title(
+                f"x{scale}, {codec} (n = {n} photos"
+                + ("" if has_ci.any() else "; no CI under 3")
+                + ")",
+                fontsize=8,
+            )
             ax.set_xlabel(xlabel, fontsize=7)
             ax.grid(axis="x", lw=0.3, alpha=0.5)
-        handles = [_handle(c, f) for f, c in colours.items()
-                   if f in {family(u) for u in table["upscaler"]}]
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8),
-                   fontsize=6, frameon=False)
-        fig.suptitle((title + "\n" if title else "") + f"paired difference to {reference} "
-                     "(95% CI); letters: groups the data cannot tell apart", fontsize=8)
+        handles = [
+            _handle(c, f) for f, c in colours.items() if f in {family(u) for u in table["upscaler"]}
+        ]
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 8),
+            fontsize=6,
+            frameon=False,
+        )
+        fig.suptitle(
+            (title + "\n" if title else "") + f"paired difference to {reference} "
+            "(95% CI); letters: groups the data cannot tell apart",
+            fontsize=8,
+        )
     return fig
 
 
@@ -107,20 +133,29 @@ def _place_labels(ax: Any, xs: np.ndarray, ys: np.ndarray, labels: list[str]) ->
     for px, py in pts:
         taken.append((px - 3, py - 3, px + 3, py + 3))
     box = ax.get_window_extent(renderer)
-    offsets = [(4, 3, "left", "bottom"), (4, -3, "left", "top"), (-4, 3, "right", "bottom"),
-               (-4, -3, "right", "top"), (0, 6, "center", "bottom"), (0, -6, "center", "top"),
-               (8, 0, "left", "center"), (-8, 0, "right", "center")]
+    offsets = [
+        (4, 3, "left", "bottom"),
+        (4, -3, "left", "top"),
+        (-4, 3, "right", "bottom"),
+        (-4, -3, "right", "top"),
+        (0, 6, "center", "bottom"),
+        (0, -6, "center", "top"),
+        (8, 0, "left", "center"),
+        (-8, 0, "right", "center"),
+    ]
     placed = 0
     for x, y, text in zip(xs, ys, labels, strict=True):
         for dx, dy, ha, va in offsets:
-            t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
-                            fontsize=5, ha=ha, va=va)
+            t = ax.annotate(
+                text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=5, ha=ha, va=va
+            )
             bb = t.get_window_extent(renderer)
             rect = (bb.x0, bb.y0, bb.x1, bb.y1)
-            inside = (bb.x0 >= box.x0 and bb.x1 <= box.x1 and bb.y0 >= box.y0
-                      and bb.y1 <= box.y1)
-            if inside and not any(rect[0] < o[2] and rect[2] > o[0] and rect[1] < o[3]
-                                  and rect[3] > o[1] for o in taken):
+            inside = bb.x0 >= box.x0 and bb.x1 <= box.x1 and bb.y0 >= box.y0 and bb.y1 <= box.y1
+            if inside and not any(
+                rect[0] < o[2] and rect[2] > o[0] and rect[1] < o[3] and rect[3] > o[1]
+                for o in taken
+            ):
                 taken.append(rect)
                 placed += 1
                 break
@@ -128,8 +163,7 @@ def _place_labels(ax: Any, xs: np.ndarray, ys: np.ndarray, labels: list[str]) ->
     return placed
 
 
-def tradeoff_figure(df: pd.DataFrame, *, reference: str, generations: int,
-                    title: str = "") -> Any:
+def tradeoff_figure(df: pd.DataFrame, *, reference: str, generations: int, title: str = "") -> Any:
     """First-generation PSNR difference (x) against the last generation's (y, 95% CI), both
     paired to the reference; one panel per scale and codec, colour = family."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -146,10 +180,22 @@ def tradeoff_figure(df: pd.DataFrame, *, reference: str, generations: int,
             for _, r in g.iterrows():
                 col = colours[family(str(r["upscaler"]))]
                 lo, hi = r["ci_low"], r["ci_high"]
-                yerr = ([[r["paired_diff"] - lo], [hi - r["paired_diff"]]]
-                        if math.isfinite(lo) else None)
-                ax.errorbar(r["g1_diff"], r["paired_diff"], yerr=yerr, fmt="o", ms=3,
-                            color=col, lw=0.6, capsize=1.5, alpha=0.85)
+                yerr = (
+                    [[r["paired_diff"] - lo], [hi - r["paired_diff"]]]
+                    if math.isfinite(lo)
+                    else None
+                )
+                ax.errorbar(
+                    r["g1_diff"],
+                    r["paired_diff"],
+                    yerr=yerr,
+                    fmt="o",
+                    ms=3,
+                    color=col,
+                    lw=0.6,
+                    capsize=1.5,
+                    alpha=0.85,
+                )
             ax.axhline(0, color="0.5", lw=0.6, ls="--", zorder=0)
             ax.axvline(0, color="0.5", lw=0.6, ls="--", zorder=0)
             ax.margins(0.08)
@@ -162,15 +208,29 @@ def tradeoff_figure(df: pd.DataFrame, *, reference: str, generations: int,
             g = g.sort_values("rank")  # the best and worst get their labels placed first
             order = list(g.index[:3]) + list(g.index[-3:]) + list(g.index[3:-3])
             g = g.loc[list(dict.fromkeys(order))]
-            _place_labels(ax, g["g1_diff"].to_numpy(float), g["paired_diff"].to_numpy(float),
-                          [str(u) for u in g["upscaler"]])
-        handles = [_handle(c, f) for f, c in colours.items()
-                   if f in {family(u) for u in df["upscaler"]}]
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8),
-                   fontsize=6, frameon=False)
-        fig.suptitle((title + "\n" if title else "") + "first-generation fidelity vs "
-                     "fidelity after the last generation, paired to " + reference
-                     + " (labels where they fit)", fontsize=8)
+            _place_labels(
+                ax,
+                g["g1_diff"].to_numpy(float),
+                g["paired_diff"].to_numpy(float),
+                [str(u) for u in g["upscaler"]],
+            )
+        handles = [
+            _handle(c, f) for f, c in colours.items() if f in {family(u) for u in df["upscaler"]}
+        ]
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 8),
+            fontsize=6,
+            frameon=False,
+        )
+        fig.suptitle(
+            (title + "\n" if title else "") + "first-generation fidelity vs "
+            "fidelity after the last generation, paired to "
+            + reference
+            + " (labels where they fit)",
+            fontsize=8,
+        )
     return fig
 
 
@@ -180,8 +240,12 @@ def curves_figure(cv: pd.DataFrame, *, reference: str, title: str = "", ncols: i
     from matplotlib.figure import Figure
 
     cv = cv[cv["upscaler"] != reference]
-    keys = (cv[["scale", "codec", "upscaler"]].drop_duplicates()
-            .sort_values(["scale", "codec", "upscaler"]).to_numpy())
+    keys = (
+        cv[["scale", "codec", "upscaler"]]
+        .drop_duplicates()
+        .sort_values(["scale", "codec", "upscaler"])
+        .to_numpy()
+    )
     n = max(len(keys), 1)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
@@ -194,13 +258,16 @@ def curves_figure(cv: pd.DataFrame, *, reference: str, title: str = "", ncols: i
             g = g.sort_values("generation")
             col = colours[family(str(up))]
             if np.isfinite(g["ci_low"].to_numpy(float)).any():
-                ax.fill_between(g["generation"], g["ci_low"], g["ci_high"], color=col,
-                                alpha=0.25, lw=0)
+                ax.fill_between(
+                    g["generation"], g["ci_low"], g["ci_high"], color=col, alpha=0.25, lw=0
+                )
             ax.plot(g["generation"], g["paired_diff"], color=col, lw=1)
             ax.axhline(0, color="0.4", lw=0.5, ls="--")
             named = f"x{scale}" in str(up)  # most names carry their scale already
-            ax.set_title(f"{up}" + ("" if named else f" x{scale}")
-                         + ("" if codec == "png" else f" {codec}"), fontsize=5)
+            ax.set_title(
+                f"{up}" + ("" if named else f" x{scale}") + ("" if codec == "png" else f" {codec}"),
+                fontsize=5,
+            )
             ax.tick_params(labelsize=5)
         for i, ax in enumerate(axes):
             if i >= len(keys):
@@ -212,6 +279,9 @@ def curves_figure(cv: pd.DataFrame, *, reference: str, title: str = "", ncols: i
         axes[0].xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         fig.supxlabel("generation", fontsize=7)
         fig.supylabel(f"PSNR - {reference} (dB)", fontsize=7)
-        fig.suptitle((title + "\n" if title else "") + "paired PSNR difference to "
-                     f"{reference} per generation (band: 95% CI)", fontsize=8)
+        fig.suptitle(
+            (title + "\n" if title else "") + "paired PSNR difference to "
+            f"{reference} per generation (band: 95% CI)",
+            fontsize=8,
+        )
     return fig

@@ -62,12 +62,26 @@ _BASE_RC: dict[str, Any] = {
     "axes.spines.right": False,
 }
 STYLES: dict[str, dict[str, Any]] = {
-    "paper": {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "legend.fontsize": 6,
-              "legend.title_fontsize": 6, "xtick.labelsize": 6, "ytick.labelsize": 6,
-              "lines.linewidth": 1.0},
-    "slides": {"font.size": 14, "axes.titlesize": 14, "axes.labelsize": 14,
-               "legend.fontsize": 12, "legend.title_fontsize": 12, "xtick.labelsize": 12,
-               "ytick.labelsize": 12, "lines.linewidth": 2.0},
+    "paper": {
+        "font.size": 7,
+        "axes.titlesize": 7,
+        "axes.labelsize": 7,
+        "legend.fontsize": 6,
+        "legend.title_fontsize": 6,
+        "xtick.labelsize": 6,
+        "ytick.labelsize": 6,
+        "lines.linewidth": 1.0,
+    },
+    "slides": {
+        "font.size": 14,
+        "axes.titlesize": 14,
+        "axes.labelsize": 14,
+        "legend.fontsize": 12,
+        "legend.title_fontsize": 12,
+        "xtick.labelsize": 12,
+        "ytick.labelsize": 12,
+        "lines.linewidth": 2.0,
+    },
 }
 
 
@@ -76,8 +90,7 @@ def metric_label(metric: str) -> str:
     return display_name(metric)
 
 
-def default_metrics(runs: Runs, reference: str = "original", limit: int | None = None
-                    ) -> list[str]:
+def default_metrics(runs: Runs, reference: str = "original", limit: int | None = None) -> list[str]:
     """Every metric stored against ``reference``, the headline ones first (at most ``limit``)."""
     have = set(runs.metrics.loc[runs.metrics["reference"] == reference, "metric"])
     out = [m for m in HEADLINE if m in have] + sorted(have - set(HEADLINE))
@@ -97,8 +110,9 @@ def style_context(style: str):
     return matplotlib.rc_context(rc)
 
 
-def save_figure(fig: Any, out_dir: str | Path, stem: str, formats: Sequence[str] = FORMATS,
-                dpi: int = PNG_DPI) -> list[Path]:
+def save_figure(
+    fig: Any, out_dir: str | Path, stem: str, formats: Sequence[str] = FORMATS, dpi: int = PNG_DPI
+) -> list[Path]:
     """Write ``fig`` as ``stem.<fmt>`` for each format; no timestamps, so reruns match. Fonts
     are embedded (TrueType in PDF, paths in SVG) whatever the caller's rcParams."""
     import matplotlib
@@ -129,8 +143,11 @@ def _grid(n: int, target: str) -> tuple[int, int, float, float]:
     width = SLIDES_WIDTH if target == "slides" else WIDTHS[target]
     cols = (1 if n <= 2 else 2) if target == "single" else (2 if n == 4 else min(n, 3))
     rows = math.ceil(n / cols)
-    aspect = {"single": 0.56 if cols == 1 else 0.8, "double": 0.62 if cols < 3 else 0.72,
-              "slides": 0.55}[target]
+    aspect = {
+        "single": 0.56 if cols == 1 else 0.8,
+        "double": 0.62 if cols < 3 else 0.72,
+        "slides": 0.55,
+    }[target]
     return rows, cols, width, rows * width / cols * aspect
 
 
@@ -150,17 +167,20 @@ class DriftFigure:
         return self.figures[0]
 
 
-def _check_metrics(runs: Runs, metrics: Sequence[str] | None, reference: str,
-                   default: int) -> list[str]:
+def _check_metrics(
+    runs: Runs, metrics: Sequence[str] | None, reference: str, default: int
+) -> list[str]:
     have = set(runs.metrics.loc[runs.metrics["reference"] == reference, "metric"])
     if not metrics:
         return default_metrics(runs, reference, default)
     metrics = expand(metrics, sorted(have))
     missing = [m for m in metrics if m not in have]
     if missing or not metrics:
-        raise ConfigError(f"--metrics {','.join(missing) or '(none)'}",
-                          f"not stored against {reference!r} in {runs.root}",
-                          f"use some of {', '.join(sorted(have)) or 'none: run it first'}")
+        raise ConfigError(
+            f"--metrics {','.join(missing) or '(none)'}",
+            f"not stored against {reference!r} in {runs.root}",
+            f"use some of {', '.join(sorted(have)) or 'none: run it first'}",
+        )
     return metrics
 
 
@@ -197,8 +217,11 @@ def drift_figures(
     by = list(by)
     bad = [c for c in by if c not in ("upscaler", "downscaler", "scale", "codec", "image")]
     if bad:
-        raise ConfigError(f"--by {','.join(bad)}", "not a chain column",
-                          "use upscaler, downscaler, scale, codec, image (comma-separated)")
+        raise ConfigError(
+            f"--by {','.join(bad)}",
+            "not a chain column",
+            "use upscaler, downscaler, scale, codec, image (comma-separated)",
+        )
     if runs.is_sweep and "run" in runs.recipe_columns and "run" not in by:
         by.append("run")
     metrics = _check_metrics(runs, metrics, reference, DEFAULT_PANELS[target])
@@ -207,23 +230,24 @@ def drift_figures(
     per_page = PAGE_PANELS[target]
     with style_context(style):
         for start in range(0, len(metrics), per_page):
-            fig = _page(ctx, metrics[start:start + per_page], target, style, result)
+            fig = _page(ctx, metrics[start : start + per_page], target, style, result)
             result.figures.append(fig)
     result.colours = {k: to_hex(v) for k, v in ctx.used_colours.items()}
     return result
 
 
-def drift_figure(run: Runs | str | Path, *, path: str | Path | None = None,
-                 **options: Any) -> Any:
+def drift_figure(run: Runs | str | Path, *, path: str | Path | None = None, **options: Any) -> Any:
     """One drift figure (matplotlib Figure) for a notebook or a paper's own styling; options
     as for ``drift_figures``. ``path`` (``x.pdf``, ``x.png``...) also saves it. Metrics that
     need more than one page raise: name fewer, or use ``plot_drift``, which paginates."""
     res = drift_figures(run, **options)
     if len(res.figures) > 1:
         target = _target(options.get("layout", "double"), options.get("style", "paper"))
-        raise ConfigError(f"{len(options.get('metrics') or [])} metrics",
-                          f"do not fit one {target} figure (at most {PAGE_PANELS[target]})",
-                          "name fewer metrics, or use plot_drift (one file per page)")
+        raise ConfigError(
+            f"{len(options.get('metrics') or [])} metrics",
+            f"do not fit one {target} figure (at most {PAGE_PANELS[target]})",
+            "name fewer metrics, or use plot_drift (one file per page)",
+        )
     fig = res.figures[0]
     if path is not None:
         p = Path(path)
@@ -242,11 +266,13 @@ def plot_drift(
     """Draw (``drift_figures``) and write ``stem[-pN].<fmt>`` per page into ``out_dir``."""
     res = drift_figures(run, **options)
     style, layout = options.get("style", "paper"), options.get("layout", "double")
-    stem = stem or (f"drift-{options.get('reference', 'original')}-"
-                    f"{layout if style == 'paper' else 'slides'}")
+    stem = stem or (
+        f"drift-{options.get('reference', 'original')}-{layout if style == 'paper' else 'slides'}"
+    )
     for i, fig in enumerate(res.figures):
-        res.paths += save_figure(fig, Path(out_dir), stem if i == 0 else f"{stem}-p{i + 1}",
-                                 formats)
+        res.paths += save_figure(
+            fig, Path(out_dir), stem if i == 0 else f"{stem}-p{i + 1}", formats
+        )
     return res
 
 
@@ -277,13 +303,13 @@ class _Context:
         # thresholds only for metrics that were measured (and only against the original)
         names = measured_thresholds(self.runs, self.thresholds)
         self.parsed = parse_thresholds(names) if self.reference == "original" else []
-        self.events = (collapse_summary(self.runs, names)
-                       if len(self.runs.fingerprints) else pd.DataFrame())
+        self.events = (
+            collapse_summary(self.runs, names) if len(self.runs.fingerprints) else pd.DataFrame()
+        )
         self.label_cols = [c for c in self.by if self.runs.metrics[c].nunique() > 1] or self.by[:1]
 
 
-def _page(ctx: _Context, metrics: list[str], target: str, style: str,
-          result: DriftFigure) -> Any:
+def _page(ctx: _Context, metrics: list[str], target: str, style: str, result: DriftFigure) -> Any:
     """One figure of up to PAGE_PANELS panels, legend below, height capped for the target."""
     # a bare Figure (no pyplot): no GUI backend, and a notebook's own backend is left alone
     from matplotlib.figure import Figure
@@ -299,8 +325,9 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
         ns = _panel(ctx, ax, metric, handles, result)
         panel_n.append(ns)
         if ctx.panel_letters:  # letters run on across pages
-            ax.set_title("abcdefghijklmnopqrstuvwxyz"[ctx.panels_drawn % 26], loc="left",
-                         fontweight="bold")
+            ax.set_title(
+                "abcdefghijklmnopqrstuvwxyz"[ctx.panels_drawn % 26], loc="left", fontweight="bold"
+            )
         ctx.panels_drawn += 1
         ax.set_ylabel(axis_label(metric))
         ax.set_xlabel("generation")
@@ -311,7 +338,7 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.margins(x=0.01)
-    for ax in axes.flat[len(metrics):]:
+    for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
     every = set().union(*panel_n)
     per_curve: dict[str, set[int]] = {}
@@ -320,13 +347,22 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
             per_curve.setdefault(lab, set()).add(n)
     if len(every) > 1 and all(len(v) == 1 for v in per_curve.values()):
         # curves rest on different numbers of images, the same in every panel: say so per curve
-        handles = {(f"{k} (n={min(per_curve[k])})" if k in per_curve else k): h
-                   for k, h in handles.items()}
+        handles = {
+            (f"{k} (n={min(per_curve[k])})" if k in per_curve else k): h for k, h in handles.items()
+        }
     elif len(every) > 1:  # a curve's n differs between panels: say so on each panel
         for ax, ns in zip(axes.flat, panel_n, strict=False):
             text = f"n={min(ns)}" if len(ns) == 1 else f"n={min(ns)}-{max(ns)}"
-            ax.text(0.99, 0.02, text, transform=ax.transAxes, ha="right", va="bottom",
-                    fontsize="x-small", color="0.3")
+            ax.text(
+                0.99,
+                0.02,
+                text,
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize="x-small",
+                color="0.3",
+            )
     title = _legend_title(ctx.reference, every) if ctx.caption else ""
     _legend(fig, handles, title, width)
     # the legend adds height below the axes; cap the total for the target
@@ -335,9 +371,14 @@ def _page(ctx: _Context, metrics: list[str], target: str, style: str,
     return fig
 
 
-REFERENCE_WORDS = {"original": "the original image", "previous": "the previous generation",
-                   "first": "the first generation", "lowres": "its low-resolution input",
-                   "replicas": "the other replicas", "unperturbed": "the unperturbed chain"}
+REFERENCE_WORDS = {
+    "original": "the original image",
+    "previous": "the previous generation",
+    "first": "the first generation",
+    "lowres": "its low-resolution input",
+    "replicas": "the other replicas",
+    "unperturbed": "the unperturbed chain",
+}
 
 
 def _legend_title(reference: str, ns: set[int]) -> str:
@@ -370,8 +411,14 @@ def _legend(fig: Any, handles: dict[str, Any], title: str, width: float) -> None
     ncol = max(1, min(len(handles), int((width - 0.2) / entry) if entry else 1, 4))
     ncol = math.ceil(len(handles) / math.ceil(len(handles) / ncol)) if handles else 1  # balanced
     chars = max(20, int((width - 0.2) / (0.6 * size / 72)))
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=ncol,
-               title=textwrap.fill(title, chars), frameon=False)
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc="outside lower center",
+        ncol=ncol,
+        title=textwrap.fill(title, chars),
+        frameon=False,
+    )
 
 
 def _legend_height(fig: Any, width: float) -> float:
@@ -381,8 +428,9 @@ def _legend_height(fig: Any, width: float) -> float:
     return fig.legends[0].get_window_extent().height / fig.dpi + 0.15
 
 
-def _panel(ctx: _Context, ax: Any, metric: str, handles: dict[str, Any],
-           result: DriftFigure) -> set[int]:
+def _panel(
+    ctx: _Context, ax: Any, metric: str, handles: dict[str, Any], result: DriftFigure
+) -> set[int]:
     """Draw one metric's curves; returns the image counts behind its curves."""
     sel = select(ctx.runs.metrics, metric, ctx.reference)
     ceiling = metric_ceiling(sel["value"], metric)
@@ -400,8 +448,7 @@ def _panel(ctx: _Context, ax: Any, metric: str, handles: dict[str, Any],
         result.n_images[(metric, label)] = n
         (line,) = ax.plot(x, g["mean"], color=colour, linestyle=ls, label=label)
         if n >= MIN_BAND_N and (g["hi"] > g["lo"]).any():
-            ax.fill_between(x, g["lo"], g["hi"], color=line.get_color(), alpha=0.18,
-                            linewidth=0)
+            ax.fill_between(x, g["lo"], g["hi"], color=line.get_color(), alpha=0.18, linewidth=0)
         elif n > 1 and "image" not in ctx.by:
             _each_image(ax, sel, row, ceiling, line)
         handles.setdefault(label, line)
@@ -414,8 +461,9 @@ def _panel(ctx: _Context, ax: Any, metric: str, handles: dict[str, Any],
     return ns
 
 
-def _each_image(ax: Any, sel: pd.DataFrame, row: dict[str, Any], ceiling: float | None,
-                line: Any) -> None:
+def _each_image(
+    ax: Any, sel: pd.DataFrame, row: dict[str, Any], ceiling: float | None, line: Any
+) -> None:
     """Thin curves, one per image: what a mean of two images honestly rests on."""
     mine = sel
     for c, v in row.items():
@@ -426,8 +474,14 @@ def _each_image(ax: Any, sel: pd.DataFrame, row: dict[str, Any], ceiling: float 
     per = mine.assign(value=vals).groupby(["image", "generation"])["value"].mean()
     for _, curve in per.groupby(level="image"):
         gens = curve.index.get_level_values("generation")
-        ax.plot(gens, curve.to_numpy(), color=line.get_color(), linestyle=line.get_linestyle(),
-                linewidth=0.5 * line.get_linewidth(), alpha=0.5)
+        ax.plot(
+            gens,
+            curve.to_numpy(),
+            color=line.get_color(),
+            linestyle=line.get_linestyle(),
+            linewidth=0.5 * line.get_linewidth(),
+            alpha=0.5,
+        )
 
 
 def _mark_thresholds(ax: Any, thresholds: list[Any]) -> None:
@@ -439,15 +493,23 @@ def _mark_thresholds(ax: Any, thresholds: list[Any]) -> None:
         if lo <= t.value <= hi:
             x, ha, va = label_spot(ax, t.value)
             ax.axhline(t.value, color="0.35", linestyle=(0, (4, 3)), linewidth=0.8)
-            ax.annotate(f"threshold {threshold_label(t.metric, t.op, t.value)}", (x, t.value),
-                        xycoords=("axes fraction", "data"), ha=ha, va=va,
-                        xytext=(0, 2 if va == "bottom" else -2), textcoords="offset points",
-                        fontsize="x-small", color="0.3")
+            ax.annotate(
+                f"threshold {threshold_label(t.metric, t.op, t.value)}",
+                (x, t.value),
+                xycoords=("axes fraction", "data"),
+                ha=ha,
+                va=va,
+                xytext=(0, 2 if va == "bottom" else -2),
+                textcoords="offset points",
+                fontsize="x-small",
+                color="0.3",
+            )
     ax.set_ylim(lo, hi)
 
 
-def label_spot(ax: Any, y: float, width: float = 0.45,
-               height: float = 0.1) -> tuple[float, str, str]:
+def label_spot(
+    ax: Any, y: float, width: float = 0.45, height: float = 0.1
+) -> tuple[float, str, str]:
     """(x in axes fraction, ha, va) for a label on the horizontal line at ``y``: the corner
     whose box (``width`` x ``height`` of the axes) covers the fewest plotted points."""
     lo, hi = ax.get_ylim()
@@ -459,8 +521,10 @@ def label_spot(ax: Any, y: float, width: float = 0.45,
     fy0 = (y - lo) / ((hi - lo) or 1)
     best: tuple[int, float, str, str] | None = None
     for x, ha, in_x in ((0.99, "right", fx >= 1 - width), (0.01, "left", fx <= width)):
-        for va, in_y in (("bottom", (fy >= fy0) & (fy <= fy0 + height)),
-                         ("top", (fy <= fy0) & (fy >= fy0 - height))):
+        for va, in_y in (
+            ("bottom", (fy >= fy0) & (fy <= fy0 + height)),
+            ("top", (fy <= fy0) & (fy >= fy0 - height)),
+        ):
             hits = int((in_x & in_y).sum())
             if best is None or hits < best[0]:
                 best = (hits, x, ha, va)
@@ -472,18 +536,31 @@ def _mark_ceiling(ax: Any, ceiling: float, metric: str) -> None:
     """A dotted line where +inf values are drawn, a tick labelled ∞ and a note saying so."""
     ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=0.8)
     unit = " dB" if label(metric).unit == "dB" else ""
-    ax.annotate(f"identical images (infinite {label(metric).name}), drawn at {ceiling:g}{unit}",
-                (0.01, ceiling),
-                xycoords=("axes fraction", "data"), xytext=(0, -3), textcoords="offset points",
-                ha="left", va="top", fontsize="x-small", color="0.3")
+    ax.annotate(
+        f"identical images (infinite {label(metric).name}), drawn at {ceiling:g}{unit}",
+        (0.01, ceiling),
+        xycoords=("axes fraction", "data"),
+        xytext=(0, -3),
+        textcoords="offset points",
+        ha="left",
+        va="top",
+        fontsize="x-small",
+        color="0.3",
+    )
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, max(hi, ceiling + 0.04 * (ceiling - lo)))
     ticks = [t for t in ax.get_yticks() if lo <= t < ceiling - 0.08 * (ceiling - lo)]
     ax.set_yticks([*ticks, ceiling], [f"{t:g}" for t in ticks] + ["∞"])
 
 
-def _mark_events(ax: Any, events: pd.DataFrame, row: dict[str, Any], line: pd.DataFrame,
-                 colour: Any, handles: dict[str, Any]) -> None:
+def _mark_events(
+    ax: Any,
+    events: pd.DataFrame,
+    row: dict[str, Any],
+    line: pd.DataFrame,
+    colour: Any,
+    handles: dict[str, Any],
+) -> None:
     """Mark where chains of this line reached a fixed point (o) or a cycle (D)."""
     from matplotlib.lines import Line2D
 
@@ -501,7 +578,23 @@ def _mark_events(ax: Any, events: pd.DataFrame, row: dict[str, Any], line: pd.Da
         gens = np.unique(mine.loc[mine["event"] == kind, "event_generation"].astype(int))
         gens = gens[(gens >= x.min()) & (gens <= x.max())] if len(x) else gens[:0]
         if len(gens):
-            ax.plot(gens, np.interp(gens, x, y), linestyle="none", marker=marker,
-                    markersize=4, markerfacecolor="none", markeredgecolor=colour)
-            handles.setdefault(name, Line2D([], [], linestyle="none", marker=marker,
-                                            markerfacecolor="none", markeredgecolor="0.2"))
+            ax.plot(
+                gens,
+                np.interp(gens, x, y),
+                linestyle="none",
+                marker=marker,
+                markersize=4,
+                markerfacecolor="none",
+                markeredgecolor=colour,
+            )
+            handles.setdefault(
+                name,
+                Line2D(
+                    [],
+                    [],
+                    linestyle="none",
+                    marker=marker,
+                    markerfacecolor="none",
+                    markeredgecolor="0.2",
+                ),
+            )

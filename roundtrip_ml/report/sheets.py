@@ -63,8 +63,11 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 
 def check_crop(crop: tuple[int, int, int, int] | None, h: int, w: int) -> None:
     if crop and (crop[0] + crop[2] > w or crop[1] + crop[3] > h):
-        raise ConfigError(f"--crop {','.join(map(str, crop))}",
-                          f"outside the {w}x{h} (WxH) frames", "pick a region inside the image")
+        raise ConfigError(
+            f"--crop {','.join(map(str, crop))}",
+            f"outside the {w}x{h} (WxH) frames",
+            "pick a region inside the image",
+        )
 
 
 def choose_generations(
@@ -111,14 +114,27 @@ def contact_sheet(
     from .plots import save_figure, style_context
 
     if layout not in ("grid", "pages"):
-        raise ConfigError(f"layout {layout!r}", "unknown sheet layout",
-                          "use 'grid' (one sheet) or 'pages' (one sheet per image)")
+        raise ConfigError(
+            f"layout {layout!r}",
+            "unknown sheet layout",
+            "use 'grid' (one sheet) or 'pages' (one sheet per image)",
+        )
     runs = run if isinstance(run, Runs) else load_runs(run)
     if layout == "pages" and image is None and chains is None:
         names = sorted(runs.chains["image_name"].unique())
-        pages = [contact_sheet(runs, out_dir, generations=generations, crop=crop, image=n,
-                               formats=formats, stem=f"{stem}-{n}", caption=caption)
-                 for n in names]
+        pages = [
+            contact_sheet(
+                runs,
+                out_dir,
+                generations=generations,
+                crop=crop,
+                image=n,
+                formats=formats,
+                stem=f"{stem}-{n}",
+                caption=caption,
+            )
+            for n in names
+        ]
         first = pages[0]
         first.paths = [p for page in pages for p in page.paths]
         first.pages = pages
@@ -127,12 +143,18 @@ def contact_sheet(
     frames = [runs.frames(r.run_id, r.chain_id) for r in rows.itertuples()]
     saved = set().union(*(f.keys() for f in frames))
     if not saved:
-        raise ConfigError(str(runs.root), "has no saved frames",
-                          "run with --frame-stride N (N >= 1) to keep frames")
+        raise ConfigError(
+            str(runs.root),
+            "has no saved frames",
+            "run with --frame-stride N (N >= 1) to keep frames",
+        )
     cols, missing = choose_generations(saved, runs.generations(), generations)
     if not cols:
-        raise ConfigError(f"--generations {','.join(map(str, missing))}", "none saved",
-                          f"saved generations: {format_ranges(sorted(saved))}")
+        raise ConfigError(
+            f"--generations {','.join(map(str, missing))}",
+            "none saved",
+            f"saved generations: {format_ranges(sorted(saved))}",
+        )
     h, w = int(rows["height"].max()), int(rows["width"].max())
     check_crop(crop, h, w)
 
@@ -152,37 +174,75 @@ def contact_sheet(
         fig = Figure(figsize=(fig_w, fig_h))
         for i, (row, fr) in enumerate(zip(rows.itertuples(), frames, strict=True)):
             y0 = fig_h - top - (i + 1) * (tile_h + gap)
-            fig.text(0.08 / fig_w, (y0 + tile_h / 2) / fig_h, _wrap(row.label), ha="left",
-                     va="center", fontsize=7)
+            fig.text(
+                0.08 / fig_w,
+                (y0 + tile_h / 2) / fig_h,
+                _wrap(row.label),
+                ha="left",
+                va="center",
+                fontsize=7,
+            )
             for j, g in enumerate(cols):
                 x0 = label_w + j * (cell_w + gap)
                 ax = fig.add_axes((x0 / fig_w, y0 / fig_h, tile_w / fig_w, tile_h / fig_h))
                 top_px = round((fig_h - y0 - tile_h) * DPI)
-                tiles[(row.chain_id, g)] = (round(x0 * DPI), top_px, round((x0 + tile_w) * DPI),
-                                            round((fig_h - y0) * DPI))
+                tiles[(row.chain_id, g)] = (
+                    round(x0 * DPI),
+                    top_px,
+                    round((x0 + tile_w) * DPI),
+                    round((fig_h - y0) * DPI),
+                )
                 _clean(ax)
                 if i == 0:
-                    fig.text((x0 + cell_w / 2) / fig_w, (y0 + tile_h + 0.06) / fig_h,
-                             f"generation {g}", ha="center", va="bottom", fontsize=7)
+                    fig.text(
+                        (x0 + cell_w / 2) / fig_w,
+                        (y0 + tile_h + 0.06) / fig_h,
+                        f"generation {g}",
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                    )
                 if g not in fr:
                     ax.set_facecolor("0.85")
-                    ax.text(0.5, 0.5, "not kept", ha="center", va="center", fontsize=6,
-                            transform=ax.transAxes)
+                    ax.text(
+                        0.5,
+                        0.5,
+                        "not kept",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        transform=ax.transAxes,
+                    )
                     continue
                 a = _read(fr[g])
                 ax.imshow(a, interpolation="nearest" if shown >= 1 else "antialiased")
                 if crop:
                     cx, cy, cw, ch = crop
-                    ax.add_patch(Rectangle((cx - 0.5, cy - 0.5), cw, ch, fill=False,
-                                           edgecolor="#ff2d2d", linewidth=0.8))
-                    ins = fig.add_axes(((x0 + tile_w + gap / 2) / fig_w, y0 / fig_h,
-                                        inset_w / fig_w, tile_h / fig_h))
+                    ax.add_patch(
+                        Rectangle(
+                            (cx - 0.5, cy - 0.5),
+                            cw,
+                            ch,
+                            fill=False,
+                            edgecolor="#ff2d2d",
+                            linewidth=0.8,
+                        )
+                    )
+                    ins = fig.add_axes(
+                        (
+                            (x0 + tile_w + gap / 2) / fig_w,
+                            y0 / fig_h,
+                            inset_w / fig_w,
+                            tile_h / fig_h,
+                        )
+                    )
                     _clean(ins, edge="#ff2d2d")
-                    ins.imshow(a[cy:cy + ch, cx:cx + cw], interpolation="nearest")
+                    ins.imshow(a[cy : cy + ch, cx : cx + cw], interpolation="nearest")
         note = _note(rows, h, w, shown, crop, tile_h, missing, saved)
         if caption:
-            fig.text(0.08 / fig_w, 0.12 / fig_h, note, ha="left", va="bottom", fontsize=6,
-                     color="0.25")
+            fig.text(
+                0.08 / fig_w, 0.12 / fig_h, note, ha="left", va="bottom", fontsize=6, color="0.25"
+            )
         paths = save_figure(fig, Path(out_dir), stem, formats, dpi=DPI) if out_dir else []
     image_name = str(rows["image_name"].iloc[0])
     return SheetResult(paths, cols, missing, image_name, note, tiles, fig)
@@ -195,11 +255,15 @@ def _note(rows, h, w, shown, crop, tile_h, missing, saved) -> str:
     parts = [f"{img} pixels, shown at {shown:.2g}x"]
     if crop:
         zoom = tile_h * DPI / crop[3]
-        parts.append(f"inset: region at ({crop[0]}, {crop[1]}), {crop[2]}x{crop[3]} pixels, "
-                     f"enlarged {zoom:.2g}x")
+        parts.append(
+            f"inset: region at ({crop[0]}, {crop[1]}), {crop[2]}x{crop[3]} pixels, "
+            f"enlarged {zoom:.2g}x"
+        )
     if missing:
-        parts.append(f"no image kept for generation {format_ranges(missing)} (kept: "
-                     f"{format_ranges(sorted(saved))})")
+        parts.append(
+            f"no image kept for generation {format_ranges(missing)} (kept: "
+            f"{format_ranges(sorted(saved))})"
+        )
     return "; ".join(parts) + "."
 
 

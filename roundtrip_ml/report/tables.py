@@ -75,8 +75,7 @@ def metrics_at(
     skipped = [g for g in want if g not in have]
     parts = []
     for m in metrics:
-        agg = aggregate(select(rows, m, reference), by, generations=used, n_boot=n_boot,
-                        seed=seed)
+        agg = aggregate(select(rows, m, reference), by, generations=used, n_boot=n_boot, seed=seed)
         parts.append(agg.assign(metric=m, reference=reference))
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     df = df.rename(columns={"lo": "ci_low", "hi": "ci_high", "n": "n_images"})
@@ -143,15 +142,19 @@ def _gen(v: float) -> str:
     return "-" if v is None or math.isnan(v) else f"{v:g}"
 
 
-def metrics_display(tidy: pd.DataFrame, runs: Runs, metrics: Sequence[str] | None = None
-                    ) -> pd.DataFrame:
+def metrics_display(
+    tidy: pd.DataFrame, runs: Runs, metrics: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Rows = recipe x metric, columns = generations, cells ``mean [low, high]`` (the CI only
     where n >= 3 images); ``n`` = images behind the row. Without ``metrics``, the headline
     ones; at most DISPLAY_GENERATIONS generations (evenly chosen, the last kept)."""
     by = runs.recipe_columns
     varying = runs.varying(by) or ["upscaler"]
-    order = list(metrics) if metrics else [m for m in default_metrics(runs)
-                                           if m in set(tidy["metric"])][:DISPLAY_METRICS]
+    order = (
+        list(metrics)
+        if metrics
+        else [m for m in default_metrics(runs) if m in set(tidy["metric"])][:DISPLAY_METRICS]
+    )
     tidy = tidy[tidy["metric"].isin(order)]
     gens = sorted(tidy["generation"].unique())
     if len(gens) > DISPLAY_GENERATIONS:
@@ -160,12 +163,17 @@ def metrics_display(tidy: pd.DataFrame, runs: Runs, metrics: Sequence[str] | Non
         tidy = tidy[tidy["generation"].isin(gens)]
     recs = []
     rank = {m: i for i, m in enumerate(order)}
-    groups = sorted(tidy.groupby([*by, "metric"], sort=True),
-                    key=lambda kv: (kv[0][:-1], rank.get(kv[0][-1], 0)))
+    groups = sorted(
+        tidy.groupby([*by, "metric"], sort=True),
+        key=lambda kv: (kv[0][:-1], rank.get(kv[0][-1], 0)),
+    )
     for key, g in groups:
         row = dict(zip([*by, "metric"], key, strict=True))
-        rec = {"recipe": recipe_label(row, varying), "metric": axis_label(row["metric"]),
-               "n": str(int(g["n_images"].max()))}
+        rec = {
+            "recipe": recipe_label(row, varying),
+            "metric": axis_label(row["metric"]),
+            "n": str(int(g["n_images"].max())),
+        }
         fmt = _db if label(row["metric"]).unit == "dB" else _num  # one precision per column
         for r in g.itertuples():
             cell = fmt(r.mean)
@@ -188,11 +196,12 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
         rec: dict[str, str] = {"recipe": recipe_label(r, varying), "chains": str(r["chains"])}
         for c in collapse.columns:
             if c.startswith("first_") and c.endswith("_median"):
-                name = c[len("first_"):-len("_median")]
+                name = c[len("first_") : -len("_median")]
                 k = r[f"first_{name}_crossed"]
                 t = parse_thresholds(name)[0]
                 rec[f"first {threshold_label(t.metric, t.op, t.value)}: median gen (crossed)"] = (
-                    f"{_gen(r[c])} ({k}/{r['chains']})" if k else f"never (0/{r['chains']})")
+                    f"{_gen(r[c])} ({k}/{r['chains']})" if k else f"never (0/{r['chains']})"
+                )
         for m in finals:
             fmt = _db if label(m).unit == "dB" else _num
             rec[f"final {axis_label(m)}"] = fmt(r[f"final_{m}_mean"])
@@ -210,19 +219,38 @@ def collapse_display(collapse: pd.DataFrame, runs: Runs) -> pd.DataFrame:
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
+
     def cell(v: object) -> str:
         return str(v).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
-             "|" + "|".join("---" for _ in df.columns) + "|"]
+    lines = [
+        "| " + " | ".join(cell(c) for c in df.columns) + " |",
+        "|" + "|".join("---" for _ in df.columns) + "|",
+    ]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
-_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-          "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-          "^": r"\textasciicircum{}", "·": r"$\cdot$", "↓": r"$\downarrow$", "∞": r"$\infty$",
-          "Δ": r"$\Delta$", "↑": r"$\uparrow$", "→": r"$\to$", "<": r"$<$", ">": r"$>$"}
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "·": r"$\cdot$",
+    "↓": r"$\downarrow$",
+    "∞": r"$\infty$",
+    "Δ": r"$\Delta$",
+    "↑": r"$\uparrow$",
+    "→": r"$\to$",
+    "<": r"$<$",
+    ">": r"$>$",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -235,14 +263,27 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, group: str | None = Non
     of the same ``group`` value are set off with \\addlinespace."""
     cols = list(df.columns)
     gens = [c for c in cols if c.startswith("gen ")]
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}",
-             rf"\label{{{label}}}", r"\small",
-             r"\begin{tabular}{" + "".join("r" if c in gens else "l" for c in cols) + "}",
-             r"\toprule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{{label}}}",
+        r"\small",
+        r"\begin{tabular}{" + "".join("r" if c in gens else "l" for c in cols) + "}",
+        r"\toprule",
+    ]
     if gens:
         first = cols.index(gens[0]) + 1
-        lines.append(" & ".join([""] * (first - 1) + [rf"\multicolumn{{{len(gens)}}}{{c}}"
-                                                      r"{generation}"]) + r" \\")
+        lines.append(
+            " & ".join(
+                [""] * (first - 1)
+                + [
+                    rf"\multicolumn{{{len(gens)}}}{{c}}"
+                    r"{generation}"
+                ]
+            )
+            + r" \\"
+        )
         lines.append(rf"\cmidrule(lr){{{first}-{first + len(gens) - 1}}}")
     head = [c[4:] if c in gens else c for c in cols]
     lines.append(" & ".join(latex_escape(h) for h in head) + r" \\")
@@ -291,25 +332,32 @@ def write_tables(
     n = runs.chains["image_name"].nunique()
     what = f"mean over {n} image{'s' * (n != 1)}, n per row" + (
         f"; [95% percentile bootstrap CI over images] where n >= {MIN_BAND_N}"
-        if n >= MIN_BAND_N else "")
+        if n >= MIN_BAND_N
+        else ""
+    )
     shown = expand(metrics, sorted(set(tidy["metric"]))) if metrics else None
     display = metrics_display(tidy, runs, shown)
     files = {
         "metrics.csv": tidy.to_csv(index=False),
         "metrics.md": to_markdown(display),
-        "metrics.tex": to_latex(display,
-                                f"Metrics vs the {reference} image by generation ({what}; "
-                                "every metric and generation: metrics.csv).",
-                                "tab:roundtrip-metrics", group="recipe"),
+        "metrics.tex": to_latex(
+            display,
+            f"Metrics vs the {reference} image by generation ({what}; "
+            "every metric and generation: metrics.csv).",
+            "tab:roundtrip-metrics",
+            group="recipe",
+        ),
         "collapse.csv": collapse.to_csv(index=False),
         "collapse.md": to_markdown(collapse_display(collapse, runs)),
-        "collapse.tex": to_latex(collapse_display(collapse, runs),
-                                 f"Collapse statistics per recipe (thresholds "
-                                 f"{measured_thresholds(runs, thresholds) or 'none measured'}; "
-                                 "first: lower median of the generation at which the chains that "
-                                 "crossed first did, with crossed/total chains; every statistic: "
-                                 "collapse.csv).",
-                                 "tab:roundtrip-collapse"),
+        "collapse.tex": to_latex(
+            collapse_display(collapse, runs),
+            f"Collapse statistics per recipe (thresholds "
+            f"{measured_thresholds(runs, thresholds) or 'none measured'}; "
+            "first: lower median of the generation at which the chains that "
+            "crossed first did, with crossed/total chains; every statistic: "
+            "collapse.csv).",
+            "tab:roundtrip-collapse",
+        ),
     }
     paths = {}
     for name, text in files.items():
@@ -317,4 +365,3 @@ def write_tables(
         atomic_write_bytes(p, text.encode())
         paths[name] = p
     return Tables(tidy, collapse, used, skipped, paths)
-

@@ -64,8 +64,10 @@ class VideoResult:
     def note(self) -> str:
         if not self.missing:
             return "every generation saved"
-        return (f"images kept for {len(set(self.generations))} generations; not shown (no "
-                f"image kept): {format_ranges(self.missing)}")
+        return (
+            f"images kept for {len(set(self.generations))} generations; not shown (no "
+            f"image kept): {format_ranges(self.missing)}"
+        )
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
@@ -119,17 +121,24 @@ def compose(
     small = _font(12)
     for i, (tile, label) in enumerate(zip(tiles, labels, strict=True)):
         x, y = (i % lay.cols) * (tw + GUTTER), BANNER + (i // lay.cols) * (LABEL + th)
-        draw.text((x + 4, y + LABEL // 2), _fit(draw, label, small, tw - 8), font=small,
-                  fill=INK, anchor="lm")
+        draw.text(
+            (x + 4, y + LABEL // 2),
+            _fit(draw, label, small, tw - 8),
+            font=small,
+            fill=INK,
+            anchor="lm",
+        )
         if tile is None:
             draw.rectangle((x, y + LABEL, x + tw - 1, y + LABEL + th - 1), fill=(200, 200, 200))
-            draw.text((x + tw // 2, y + LABEL + th // 2), "not kept", font=small, fill=INK,
-                      anchor="mm")
+            draw.text(
+                (x + tw // 2, y + LABEL + th // 2), "not kept", font=small, fill=INK, anchor="mm"
+            )
         else:  # images of another size keep their aspect ratio, centred in the tile
             f = min(tw / tile.width, th / tile.height)
             size = (max(1, round(tile.width * f)), max(1, round(tile.height * f)))
-            canvas.paste(_scale(tile, size), (x + (tw - size[0]) // 2,
-                                              y + LABEL + (th - size[1]) // 2))
+            canvas.paste(
+                _scale(tile, size), (x + (tw - size[0]) // 2, y + LABEL + (th - size[1]) // 2)
+            )
     return np.asarray(canvas)
 
 
@@ -183,25 +192,44 @@ def make_video(
         The paths, frame count, frame rate, duration and size written.
     """
     if fps is not None and fps < 1:
-        raise ConfigError(f"--fps {fps:g}", "must be at least 1", "e.g. --fps 12, or leave it "
-                          "out for a video of about 6 s")
+        raise ConfigError(
+            f"--fps {fps:g}",
+            "must be at least 1",
+            "e.g. --fps 12, or leave it out for a video of about 6 s",
+        )
     if layout not in ("tiled", "per-image"):
-        raise ConfigError(f"layout {layout!r}", "unknown video layout",
-                          "use 'tiled' (one video) or 'per-image'")
+        raise ConfigError(
+            f"layout {layout!r}", "unknown video layout", "use 'tiled' (one video) or 'per-image'"
+        )
     runs = run if isinstance(run, Runs) else load_runs(run)
     if layout == "per-image" and image is None and chains is None:
-        videos = [make_video(runs, out_dir, image=n, fps=fps, side_by_side=side_by_side,
-                             lossless=lossless, crop=crop, gif=gif, stem=f"{stem}-{n}",
-                             max_width=max_width, min_tile=min_tile)
-                  for n in sorted(runs.chains["image_name"].unique())]
+        videos = [
+            make_video(
+                runs,
+                out_dir,
+                image=n,
+                fps=fps,
+                side_by_side=side_by_side,
+                lossless=lossless,
+                crop=crop,
+                gif=gif,
+                stem=f"{stem}-{n}",
+                max_width=max_width,
+                min_tile=min_tile,
+            )
+            for n in sorted(runs.chains["image_name"].unique())
+        ]
         videos[0].videos = videos
         return videos[0]
     rows = pick_chains(runs, image, chains, every_image=True)
     frames = [runs.frames(r.run_id, r.chain_id) for r in rows.itertuples()]
     saved = sorted(set().union(*(f.keys() for f in frames)))
     if not saved:
-        raise ConfigError(str(runs.root), "has no saved frames",
-                          "run with --frame-stride N (N >= 1) to keep frames")
+        raise ConfigError(
+            str(runs.root),
+            "has no saved frames",
+            "run with --frame-stride N (N >= 1) to keep frames",
+        )
     last = runs.generations()
     h, w = int(rows["height"].max()), int(rows["width"].max())
     check_crop(crop, h, w)
@@ -216,11 +244,13 @@ def make_video(
         return f"generation {g} / {last}{gap}{crop_note}"
 
     if side_by_side:
-        plan = [(g, [_read(f[g], crop) if g in f else None for f in frames], labels)
-                for g in saved]
+        plan = [(g, [_read(f[g], crop) if g in f else None for f in frames], labels) for g in saved]
     else:
-        plan = [(g, [_read(f[g], crop)], [label])
-                for f, label in zip(frames, labels, strict=True) for g in sorted(f)]
+        plan = [
+            (g, [_read(f[g], crop)], [label])
+            for f, label in zip(frames, labels, strict=True)
+            for g in sorted(f)
+        ]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,12 +262,22 @@ def make_video(
     if gif_path:
         write_gif(gif_path, images, rate)
     missing = sorted(set(range(last + 1)) - set(saved))
-    return VideoResult(mp4, gif_path, len(images), lay.size, [g for g, _, _ in plan],
-                       list(rows["chain_id"]), missing, lossless, float(rate))
+    return VideoResult(
+        mp4,
+        gif_path,
+        len(images),
+        lay.size,
+        [g for g, _, _ in plan],
+        list(rows["chain_id"]),
+        missing,
+        lossless,
+        float(rate),
+    )
 
 
-def write_mp4(path: Path, images: Sequence[np.ndarray], fps: Fraction | int,
-              lossless: bool) -> None:
+def write_mp4(
+    path: Path, images: Sequence[np.ndarray], fps: Fraction | int, lossless: bool
+) -> None:
     """H.264 in MP4: yuv420p (plays everywhere) or, lossless, RGB at qp 0."""
     tmp = path.with_name(f".{path.name}.tmp.mp4")
     h, w = images[0].shape[:2]
@@ -249,8 +289,9 @@ def write_mp4(path: Path, images: Sequence[np.ndarray], fps: Fraction | int,
     tmp.replace(path)
 
 
-def _encode(tmp: Path, images: Sequence[np.ndarray], fps: Fraction | int, lossless: bool, h: int,
-            w: int) -> None:
+def _encode(
+    tmp: Path, images: Sequence[np.ndarray], fps: Fraction | int, lossless: bool, h: int, w: int
+) -> None:
     import av
 
     with av.open(str(tmp), "w", options={"movflags": "+faststart"}) as container:

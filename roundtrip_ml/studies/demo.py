@@ -51,44 +51,53 @@ def demo_configs(
     ml = ml_upscalers_available()
     output = Path(output)
     common: dict[str, Any] = {"device": str(dev), "downscalers": ["lanczos3"], "scales": [4]}
-    study = make_config({
-        **common,
-        "name": "demo",
-        "images": DEMO_IMAGES,
-        "upscalers": CLASSICAL + ml,
-        "codecs": ["png", "jpeg:90"],
-        "generations": 200 if full else 30,
-        "frame_stride": 10 if full else 5,
-        "output": str(output),
-        **({} if full else {"max_side": 128}),
-    }, "demo")
-    replicas = make_config({
-        **common,
-        "name": "demo-replicas",
-        "images": DEMO_IMAGES,
-        "upscalers": ["lanczos3", *ml],
-        "codecs": ["png"],
-        "generations": 50 if full else 8,
-        "frame_stride": 10 if full else 4,
-        "replicas": 4 if full else 2,
-        "perturbation": "lsb",
-        "metrics": ["psnr", "ssim"],
-        "max_side": 256 if full else 128,
-        "output": f"{output}-replicas",
-    }, "demo")
+    study = make_config(
+        {
+            **common,
+            "name": "demo",
+            "images": DEMO_IMAGES,
+            "upscalers": CLASSICAL + ml,
+            "codecs": ["png", "jpeg:90"],
+            "generations": 200 if full else 30,
+            "frame_stride": 10 if full else 5,
+            "output": str(output),
+            **({} if full else {"max_side": 128}),
+        },
+        "demo",
+    )
+    replicas = make_config(
+        {
+            **common,
+            "name": "demo-replicas",
+            "images": DEMO_IMAGES,
+            "upscalers": ["lanczos3", *ml],
+            "codecs": ["png"],
+            "generations": 50 if full else 8,
+            "frame_stride": 10 if full else 4,
+            "replicas": 4 if full else 2,
+            "perturbation": "lsb",
+            "metrics": ["psnr", "ssim"],
+            "max_side": 256 if full else 128,
+            "output": f"{output}-replicas",
+        },
+        "demo",
+    )
     chart_png = _demo_chart(output.parent / "demo-inputs", 1024)
-    chart = make_config({
-        **common,
-        "name": "demo-chart",
-        "images": [str(chart_png)],
-        "upscalers": ["lanczos3", *(ml if full else [m for m in ml if "anime" in m])],
-        "codecs": ["png"],
-        "generations": 50 if full else 4,
-        "frame_stride": 5 if full else 2,
-        "metric_stride": 5 if full else 2,
-        "metrics": ["psnr", "ssim"],
-        "output": f"{output}-chart",
-    }, "demo")
+    chart = make_config(
+        {
+            **common,
+            "name": "demo-chart",
+            "images": [str(chart_png)],
+            "upscalers": ["lanczos3", *(ml if full else [m for m in ml if "anime" in m])],
+            "codecs": ["png"],
+            "generations": 50 if full else 4,
+            "frame_stride": 5 if full else 2,
+            "metric_stride": 5 if full else 2,
+            "metrics": ["psnr", "ssim"],
+            "output": f"{output}-chart",
+        },
+        "demo",
+    )
     return [study, replicas, chart]
 
 

@@ -96,8 +96,9 @@ class ProcessesExecutor:
     workers (cores // workers): N workers with all cores each oversubscribe the CPU (measured:
     2 processes x 2 threads on 2 cores ran about 7x slower than one)."""
 
-    def __init__(self, slots: list[dict[str, str]], threads: int | None = None,
-                 name: str = "processes") -> None:
+    def __init__(
+        self, slots: list[dict[str, str]], threads: int | None = None, name: str = "processes"
+    ) -> None:
         if not slots:
             raise ValueError("no worker slots")
         self.name = name
@@ -121,8 +122,12 @@ class ProcessesExecutor:
     def _spawn(self, i: int) -> None:
         self._inboxes[i] = self._ctx.Queue()
         env = {**WORKER_ENV, **self.slots[i]}
-        p = self._ctx.Process(target=_process_worker, args=(env, self._inboxes[i], self._outbox),
-                              name=f"roundtrip-sweep-{i}", daemon=True)
+        p = self._ctx.Process(
+            target=_process_worker,
+            args=(env, self._inboxes[i], self._outbox),
+            name=f"roundtrip-sweep-{i}",
+            daemon=True,
+        )
         p.start()
         self._workers[i] = p
 
@@ -204,8 +209,9 @@ def local_cpu_executor(workers: int, threads: int | None = None) -> Executor:
         raise ConfigError("workers", f"{workers} is not >= 1")
     if workers == 1:
         return LocalExecutor(threads)
-    return ProcessesExecutor([{"CUDA_VISIBLE_DEVICES": ""} for _ in range(workers)], threads,
-                             "local")
+    return ProcessesExecutor(
+        [{"CUDA_VISIBLE_DEVICES": ""} for _ in range(workers)], threads, "local"
+    )
 
 
 def _ray_task(config: dict[str, Any], threads: int | None) -> Outcome:
@@ -219,8 +225,13 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, device: str, address: str | None = None, threads: int | None = None,
-                 num_cpus: int | None = None) -> None:
+    def __init__(
+        self,
+        device: str,
+        address: str | None = None,
+        threads: int | None = None,
+        num_cpus: int | None = None,
+    ) -> None:
         self.device = device
         self.address = address
         self.threads = threads
@@ -234,7 +245,8 @@ class RayExecutor:
             import ray
         except ImportError:
             raise ConfigError(
-                "--executor ray", "Ray is not installed",
+                "--executor ray",
+                "Ray is not installed",
                 "pip install 'ray[default]' (or the roundtrip-ml[ray] extra)",
             ) from None
         if not ray.is_initialized():
@@ -248,8 +260,11 @@ class RayExecutor:
         if self.device.startswith("cuda"):
             _check_device_for_workers(self.device, "ray")
             if not gpus:
-                raise ConfigError("--executor ray", f"device {self.device!r} but the Ray "
-                                  "cluster has no GPU", "use device = 'auto' or 'cpu'")
+                raise ConfigError(
+                    "--executor ray",
+                    f"device {self.device!r} but the Ray cluster has no GPU",
+                    "use device = 'auto' or 'cpu'",
+                )
         use_gpu = gpus > 0 and self.device != "cpu"
         if use_gpu:
             _check_device_for_workers(self.device, "ray")
@@ -306,11 +321,13 @@ def make_executor(
     """The executor called ``name``; ``workers`` > 1 runs that many local CPU worker processes
     (the cores split between them)."""
     if name == "local":
-        return LocalExecutor(threads, on_work) if workers == 1 else local_cpu_executor(
-            workers, threads)
+        return (
+            LocalExecutor(threads, on_work)
+            if workers == 1
+            else local_cpu_executor(workers, threads)
+        )
     if name == "local-gpus":
         return local_gpus_executor(device, threads)
     if name == "ray":
         return RayExecutor(device, address, threads)
     raise ConfigError(f"--executor {name!r}", "unknown executor", f"use {one_of(EXECUTORS)}")
-

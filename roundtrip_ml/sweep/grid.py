@@ -74,9 +74,17 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        base = chain_id(image_name(self.image), self.upscaler, self.downscaler, self.scale,
-                        self.codec, stabilizer=self.stabilizer, up_steps=self.up_steps,
-                        downscale_steps=self.downscale_steps, start=self.start)
+        base = chain_id(
+            image_name(self.image),
+            self.upscaler,
+            self.downscaler,
+            self.scale,
+            self.codec,
+            stabilizer=self.stabilizer,
+            up_steps=self.up_steps,
+            downscale_steps=self.downscale_steps,
+            start=self.start,
+        )
         return f"{base}-s{self.seed}-g{self.generations}"
 
     def asdict(self) -> dict[str, Any]:
@@ -239,8 +247,11 @@ def _paths(raw: Any, key: str, source: str) -> list[list[float] | None]:
         return [p or None for p in raw]
     if isinstance(raw, list) and not any(isinstance(p, list) for p in raw):
         return [raw or None]
-    raise ConfigError(f"{source}: key {key!r}", "mixes numbers and lists",
-                      f"write one path ({key} = [2, 2]) or a list of paths ([[2, 2], [4]])")
+    raise ConfigError(
+        f"{source}: key {key!r}",
+        "mixes numbers and lists",
+        f"write one path ({key} = [2, 2]) or a list of paths ([[2, 2], [4]])",
+    )
 
 
 def _unslug(path: str) -> list[float] | None:
@@ -255,7 +266,8 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     for rule in data.get("include", []) or []:  # rule images follow the same rule as `images`
         if isinstance(rule, dict) and "image" in rule:
             rule["image"] = [
-                s if s.startswith(SAMPLE_PREFIX) or Path(s).is_absolute() or "*" in s
+                s
+                if s.startswith(SAMPLE_PREFIX) or Path(s).is_absolute() or "*" in s
                 else str(base / s)
                 for s in _as_list(rule["image"])
             ]
@@ -300,10 +312,16 @@ def expand_cells(cfg: SweepConfig) -> list[Cell]:
                 values = [float(v) for v in values]
             axes[axis] = values
         extra = product_of(axes)
-        probe = {**cfg.engine, "images": ["x"], "upscalers": axes["upscalers"],
-                 "downscalers": axes["downscalers"], "scales": axes["scales"],
-                 "codecs": axes["codecs"], "stabilizers": axes["stabilizers"],
-                 "starts": axes["starts"]}
+        probe = {
+            **cfg.engine,
+            "images": ["x"],
+            "upscalers": axes["upscalers"],
+            "downscalers": axes["downscalers"],
+            "scales": axes["scales"],
+            "codecs": axes["codecs"],
+            "stabilizers": axes["stabilizers"],
+            "starts": axes["starts"],
+        }
         make_config(probe, f"{cfg.source}: include")  # included values are checked too
         cells += extra
     unique = list(dict.fromkeys(cells))
@@ -319,8 +337,9 @@ def expand_cells(cfg: SweepConfig) -> list[Cell]:
 # ---- units ----------------------------------------------------------------------------------
 
 
-def image_sizes(sources: list[str], engine: dict[str, Any]) -> tuple[dict[str, tuple[int, int]],
-                                                                      dict[str, str]]:
+def image_sizes(
+    sources: list[str], engine: dict[str, Any]
+) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
     """Each input's size after the engine's preprocessing (max_side, center_crop), or its error."""
     inputs = read_inputs(sources, make_config({**engine, "images": ["x"]}))
     return inputs.sizes, inputs.errors
@@ -370,8 +389,16 @@ def group_units(
     groups: dict[tuple[Any, ...], dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
     for c in cells:
         if c.image in sizes:
-            key = (c.upscaler, sizes[c.image], c.seed, c.generations, c.stabilizer, c.start,
-                   c.up_steps, c.downscale_steps)
+            key = (
+                c.upscaler,
+                sizes[c.image],
+                c.seed,
+                c.generations,
+                c.stabilizer,
+                c.start,
+                c.up_steps,
+                c.downscale_steps,
+            )
             groups[key][c.image].append(c)
     units: list[Unit] = []
     for (_, size, *_), by_image in groups.items():

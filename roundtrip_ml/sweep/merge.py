@@ -42,8 +42,11 @@ def partition_slug(value: str) -> str:
 def read_plan(root: Path) -> dict[str, Any]:
     path = root / SWEEP_FILE
     if not path.is_file():
-        raise RunStoreError(str(root), f"no {SWEEP_FILE}: not a sweep directory",
-                            "pass the directory `roundtrip sweep run` wrote")
+        raise RunStoreError(
+            str(root),
+            f"no {SWEEP_FILE}: not a sweep directory",
+            "pass the directory `roundtrip sweep run` wrote",
+        )
     return read_json(path)
 
 
@@ -56,8 +59,13 @@ def cell_table(root: Path, plan: dict[str, Any]) -> pd.DataFrame:
     for src, err in plan["image_errors"].items():
         for c in cells.values():
             if c["image"] == src:
-                rows[c["cell_id"]] = {**c, "unit_id": None, "chain_id": None,
-                                      "status": "failed", "error": err}
+                rows[c["cell_id"]] = {
+                    **c,
+                    "unit_id": None,
+                    "chain_id": None,
+                    "status": "failed",
+                    "error": err,
+                }
     for unit in plan["units"]:
         uid = unit["unit_id"]
         store = RunStore(root / UNITS_DIR / uid)
@@ -116,10 +124,19 @@ def merge_sweep(root: str | Path) -> Path:
         c = store.read_chains()
         c.insert(0, "unit_id", uid)
         chains.append(c)
-    table = (pd.concat(metrics, ignore_index=True) if metrics
-             else pd.DataFrame(columns=MERGED_COLUMNS))
-    table = table.astype({"generation": "int64", "value": "float64", "scale": "float64",
-                          "replica": "int64", "seed": "int64", "generations_total": "int64"})
+    table = (
+        pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(columns=MERGED_COLUMNS)
+    )
+    table = table.astype(
+        {
+            "generation": "int64",
+            "value": "float64",
+            "scale": "float64",
+            "replica": "int64",
+            "seed": "int64",
+            "generations_total": "int64",
+        }
+    )
     table = table.sort_values(
         ["upscaler", "codec", "unit_id", "chain_id", "generation", "reference", "metric"],
         kind="stable",
@@ -149,8 +166,9 @@ def merge_sweep(root: str | Path) -> Path:
     all_chains = pd.concat(chains, ignore_index=True) if chains else pd.DataFrame()
     all_chains.to_parquet(tmp / "chains.parquet", index=False)
     cell_table(root, plan).to_parquet(tmp / "cells.parquet", index=False)
-    (tmp / "manifests.json").write_text(json.dumps(manifests, indent=2, sort_keys=True,
-                                                   default=str) + "\n")
+    (tmp / "manifests.json").write_text(
+        json.dumps(manifests, indent=2, sort_keys=True, default=str) + "\n"
+    )
     final, old = root / MERGED_DIR, root / f".merged.old-{os.getpid()}"
     if final.exists():
         final.rename(old)

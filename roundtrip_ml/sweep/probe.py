@@ -43,8 +43,9 @@ def estimate_work(plan: SweepPlan) -> dict[str, Estimate]:
     return out
 
 
-def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int = 2,
-          crop: int = 64) -> None:
+def probe(
+    plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int = 2, crop: int = 64
+) -> None:
     """Time ``generations`` roundtrips (after one warm-up) of each upscaler on a ``crop``-pixel
     crop of the first readable input, at the plan's first scale and codec, on the sweep's
     device; fills ``s_per_megapixel_generation`` or ``probe_error`` in place."""
@@ -87,8 +88,9 @@ def probe(plan: SweepPlan, estimates: dict[str, Estimate], *, generations: int =
                         sync()
                         t0 = time.perf_counter()
                     prev = y
-                    y = generation_step(prev, up, cfg.downscalers[0], cfg.scales[0], codec,
-                                        cfg.fit, **options).state
+                    y = generation_step(
+                        prev, up, cfg.downscalers[0], cfg.scales[0], codec, cfg.fit, **options
+                    ).state
                     for m in metrics:
                         for ref in (x, prev, y)[: len(m.references)]:
                             m(y, ref)

@@ -113,26 +113,32 @@ class RichSweepProgress:
         if event == "sweep_start":
             self.console.print(
                 f"sweep: {d['cells']} cells in {d['units']} units ({d['units_skipped']} "
-                f"already complete) on executor [bold]{d['executor']}[/]", highlight=False)
+                f"already complete) on executor [bold]{d['executor']}[/]",
+                highlight=False,
+            )
             self.bar.start()
-            self.task = self.bar.add_task("sweep", total=snap["work_total"], cells="",
-                                          rate="", eta="?")
+            self.task = self.bar.add_task(
+                "sweep", total=snap["work_total"], cells="", rate="", eta="?"
+            )
         if self.task is None:
             return
         eta = snap["eta_s"]
         self.bar.update(
             self.task,
             completed=snap["work_done"],
-            cells=(f"cells {snap['cells_done']}/{snap['cells_total']} done, "
-                   f"{snap['cells_running']} running, {snap['cells_failed']} failed"),
+            cells=(
+                f"cells {snap['cells_done']}/{snap['cells_total']} done, "
+                f"{snap['cells_running']} running, {snap['cells_failed']} failed"
+            ),
             rate=f"{snap['chain_generations_per_s']:.1f} gen/s",
             eta="-" if eta is None else time.strftime("%H:%M:%S", time.gmtime(eta)),
         )
         if event == "unit_retry":
-            self.console.print(f"[yellow]retrying[/] unit {d['unit_id']} (attempt "
-                               f"{d['attempt']}): {d['error']}", highlight=False)
+            self.console.print(
+                f"[yellow]retrying[/] unit {d['unit_id']} (attempt {d['attempt']}): {d['error']}",
+                highlight=False,
+            )
         elif event == "unit_end" and d["status"] == "failed":
-            self.console.print(f"[red]unit {d['unit_id']} failed:[/] {d['error']}",
-                               highlight=False)
+            self.console.print(f"[red]unit {d['unit_id']} failed:[/] {d['error']}", highlight=False)
         elif event == "sweep_end":
             self.bar.stop()

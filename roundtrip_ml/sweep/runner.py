@@ -48,8 +48,11 @@ def prefetch_weights(upscalers: list[str]) -> dict[str, str]:
         if is_classical(spec):
             continue
         if spec.startswith("ncnn:") or "/" in spec or "\\" in spec or Path(spec).suffix:
-            out[spec] = f"file {spec}" if Path(spec.removeprefix("ncnn:")).exists() \
+            out[spec] = (
+                f"file {spec}"
+                if Path(spec.removeprefix("ncnn:")).exists()
                 else f"error: {spec} does not exist"
+            )
             continue
         try:
             from ..upscalers import zoo
@@ -74,8 +77,11 @@ def _work_before(root: Path, unit: Unit) -> int:
     m = store.read_manifest()
     if m.get("status") == "complete":
         return unit.work
-    return sum(len(b["chains"]) * b.get("generations_done", 0) for b in m["batches"].values()
-               if b.get("status") != "failed")
+    return sum(
+        len(b["chains"]) * b.get("generations_done", 0)
+        for b in m["batches"].values()
+        if b.get("status") != "failed"
+    )
 
 
 def _counts(cells: pd.DataFrame) -> tuple[int, int]:
@@ -109,8 +115,7 @@ def run_sweep(
     todo = deque(u for u in plan.units if u.unit_id not in done_ids)
     outcomes: dict[str, Outcome] = {u.unit_id: {"status": "skipped", "work": 0} for u in done}
     cells_now = cell_table(root, plan_json)
-    finished = cells_now[cells_now["unit_id"].isin(done_ids)
-                         | cells_now["unit_id"].isna()]
+    finished = cells_now[cells_now["unit_id"].isin(done_ids) | cells_now["unit_id"].isna()]
     ok0, failed0 = _counts(finished)
 
     device = str(cfg.engine.get("device", "auto"))
@@ -119,14 +124,23 @@ def run_sweep(
         def on_work(uid: str, n: int) -> None:
             tracker.event("work", unit_id=uid, n=n)
 
-        ex = make_executor(executor, device=device, address=address,
-                           threads=cfg.options.threads, on_work=on_work)
+        ex = make_executor(
+            executor, device=device, address=address, threads=cfg.options.threads, on_work=on_work
+        )
     else:
         ex = executor
-    tracker.event("sweep_start", cells=len(plan.cells), units=len(plan.units),
-                  units_skipped=len(done), work=plan.work, work_before=sum(before.values()),
-                  cells_ok_before=ok0, cells_failed_before=failed0, executor=ex.name,
-                  root=str(root))
+    tracker.event(
+        "sweep_start",
+        cells=len(plan.cells),
+        units=len(plan.units),
+        units_skipped=len(done),
+        work=plan.work,
+        work_before=sum(before.values()),
+        cells_ok_before=ok0,
+        cells_failed_before=failed0,
+        executor=ex.name,
+        root=str(root),
+    )
     attempts: dict[str, int] = {}
     unit_errors: dict[str, str] = {}
     running: dict[str, Unit] = {}
@@ -141,8 +155,13 @@ def run_sweep(
                 ex.submit(u)
                 running[u.unit_id] = u
                 polled[u.unit_id] = 0
-                tracker.event("unit_start", unit_id=u.unit_id, upscaler=u.upscaler,
-                              cells=len(u.cells), attempt=attempts[u.unit_id])
+                tracker.event(
+                    "unit_start",
+                    unit_id=u.unit_id,
+                    upscaler=u.upscaler,
+                    cells=len(u.cells),
+                    attempt=attempts[u.unit_id],
+                )
             results = ex.wait(1.0)
             if not isinstance(ex, LocalExecutor):  # other executors: progress from manifests
                 for uid, u in running.items():
@@ -153,10 +172,10 @@ def run_sweep(
             for uid, out in results:
                 u = running.pop(uid)
                 work_run += out.get("work", 0)
-                if out["status"] == "failed" and out.get("retryable") \
-                        and attempts[uid] <= retries:
-                    tracker.event("unit_retry", unit_id=uid, attempt=attempts[uid],
-                                  error=out["error"])
+                if out["status"] == "failed" and out.get("retryable") and attempts[uid] <= retries:
+                    tracker.event(
+                        "unit_retry", unit_id=uid, attempt=attempts[uid], error=out["error"]
+                    )
                     before[uid] = _work_before(root, u)
                     todo.append(u)
                     continue
@@ -165,23 +184,56 @@ def run_sweep(
                     unit_errors[uid] = out["error"]
                     ok, bad = 0, len(u.cells)
                 else:
-                    one = {"cells": [c.asdict() for c in u.cells], "units": [u.asdict()],
-                           "image_errors": {}}
+                    one = {
+                        "cells": [c.asdict() for c in u.cells],
+                        "units": [u.asdict()],
+                        "image_errors": {},
+                    }
                     ok, bad = _counts(cell_table(root, one))
-                tracker.event("unit_end", unit_id=uid, status=out["status"], cells_ok=ok,
-                              cells_failed=bad, work=u.work, work_before=before[uid],
-                              work_run=out.get("work", 0), wall_s=round(out.get("wall_s", 0), 3),
-                              error=out.get("error"), host=out.get("host"))
+                tracker.event(
+                    "unit_end",
+                    unit_id=uid,
+                    status=out["status"],
+                    cells_ok=ok,
+                    cells_failed=bad,
+                    work=u.work,
+                    work_before=before[uid],
+                    work_run=out.get("work", 0),
+                    wall_s=round(out.get("wall_s", 0), 3),
+                    error=out.get("error"),
+                    host=out.get("host"),
+                )
     finally:
         ex.close()
-        atomic_write_json(root / STATUS_FILE, {"outcomes": outcomes, "attempts": attempts,
-                                               "unit_errors": unit_errors, "weights": weights})
+        atomic_write_json(
+            root / STATUS_FILE,
+            {
+                "outcomes": outcomes,
+                "attempts": attempts,
+                "unit_errors": unit_errors,
+                "weights": weights,
+            },
+        )
     merged = merge_sweep(root) if merge else None
-    result = SweepResult(root, cell_table(root, plan_json), outcomes, attempts, weights,
-                         work_run, time.perf_counter() - t0, merged)
+    result = SweepResult(
+        root,
+        cell_table(root, plan_json),
+        outcomes,
+        attempts,
+        weights,
+        work_run,
+        time.perf_counter() - t0,
+        merged,
+    )
     ok, bad = _counts(result.cells)
-    tracker.event("sweep_end", cells_ok=ok, cells_failed=bad, work_run=work_run,
-                  wall_s=round(result.wall_s, 3), merged=str(merged) if merged else None)
+    tracker.event(
+        "sweep_end",
+        cells_ok=ok,
+        cells_failed=bad,
+        work_run=work_run,
+        wall_s=round(result.wall_s, 3),
+        merged=str(merged) if merged else None,
+    )
     return result
 
 

@@ -32,27 +32,60 @@ def render_plan(plan: SweepPlan, estimates: dict[str, Estimate]) -> Any:
         cells.add_row(c.cell_id, unit_of.get(c.cell_id, "[red]unreadable input[/]"))
     if len(plan.cells) > MAX_CELL_ROWS:
         cells.add_row(f"... {len(plan.cells) - MAX_CELL_ROWS} more", "")
-    units = Table("unit", "upscaler", "size", "images", "cells", "chain-gens", "output",
-                  title=f"{len(plan.units)} units", title_justify="left")
+    units = Table(
+        "unit",
+        "upscaler",
+        "size",
+        "images",
+        "cells",
+        "chain-gens",
+        "output",
+        title=f"{len(plan.units)} units",
+        title_justify="left",
+    )
     for u in plan.units:
-        units.add_row(u.unit_id, u.upscaler, f"{u.size[1]}x{u.size[0]}",
-                      str(len(u.config["images"])), str(len(u.cells)), str(u.work),
-                      u.config["output"])
-    work = Table("upscaler", "cells", "units", "chain-gens", "Mpx-gens", "s/Mpx-gen",
-                 "estimate", title=f"estimated work on {device} (probe: compute of "
-                 "resample + upscale + codec + metrics on a small crop; frame and checkpoint "
-                 "I/O not included)", title_justify="left")
+        units.add_row(
+            u.unit_id,
+            u.upscaler,
+            f"{u.size[1]}x{u.size[0]}",
+            str(len(u.config["images"])),
+            str(len(u.cells)),
+            str(u.work),
+            u.config["output"],
+        )
+    work = Table(
+        "upscaler",
+        "cells",
+        "units",
+        "chain-gens",
+        "Mpx-gens",
+        "s/Mpx-gen",
+        "estimate",
+        title=f"estimated work on {device} (probe: compute of "
+        "resample + upscale + codec + metrics on a small crop; frame and checkpoint "
+        "I/O not included)",
+        title_justify="left",
+    )
     total = 0.0
     for e in estimates.values():
         r = e.s_per_megapixel_generation
         rate = "-" if r is None else f"{r:.3g}"
         est = f"[red]{e.probe_error}[/]" if e.probe_error else _seconds(e.seconds)
         total += e.seconds or 0.0
-        work.add_row(e.upscaler, str(e.cells), str(e.units), str(e.chain_generations),
-                     f"{e.megapixel_generations:.3g}", rate, est)
+        work.add_row(
+            e.upscaler,
+            str(e.cells),
+            str(e.units),
+            str(e.chain_generations),
+            f"{e.megapixel_generations:.3g}",
+            rate,
+            est,
+        )
     parts: list[Any] = [cells, units, work]
-    parts.append(f"total estimate on one {device} worker: [bold]{_seconds(total)}[/]; "
-                 f"results go to [bold]{plan.config.root}[/] (units/, merged/)")
+    parts.append(
+        f"total estimate on one {device} worker: [bold]{_seconds(total)}[/]; "
+        f"results go to [bold]{plan.config.root}[/] (units/, merged/)"
+    )
     for src, err in plan.image_errors.items():
         parts.append(f"[red]unreadable input[/] {src}: {err}")
     return Group(*parts)

@@ -55,12 +55,22 @@ def run_unit(
         resumed = store.exists()
         result = run_experiment(cfg, resume=resumed, progress=progress)
     except RoundtripError as e:  # the same inputs would fail the same way: no retry
-        return {**out, "status": "failed", "error": str(e), "retryable": False,
-                "wall_s": time.perf_counter() - t0}
+        return {
+            **out,
+            "status": "failed",
+            "error": str(e),
+            "retryable": False,
+            "wall_s": time.perf_counter() - t0,
+        }
     except Exception as e:  # a crash or a bug: worth another attempt
-        return {**out, "status": "failed", "error": f"{type(e).__name__}: {e}",
-                "traceback": traceback.format_exc(), "retryable": True,
-                "wall_s": time.perf_counter() - t0}
+        return {
+            **out,
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+            "retryable": True,
+            "wall_s": time.perf_counter() - t0,
+        }
     return {
         **out,
         "status": store.read_manifest()["status"],

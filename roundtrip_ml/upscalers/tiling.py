@@ -109,8 +109,9 @@ def tiled_forward(
             wx = _ramp(tw * scale, ramp, x0 > 0, x0 + tw < w, x.device)
             y = padded_forward(net, x[..., y0 : y0 + th, x0 : x0 + tw], scale, req).float()
             if out is None:
-                out = torch.zeros(n, y.shape[1], h * scale, w * scale, dtype=torch.float32,
-                                  device=x.device)
+                out = torch.zeros(
+                    n, y.shape[1], h * scale, w * scale, dtype=torch.float32, device=x.device
+                )
             wt = (wy[:, None] * wx[None, :])[None, None]
             sl = (..., slice(y0 * scale, (y0 + th) * scale), slice(x0 * scale, (x0 + tw) * scale))
             out[sl] += y * wt
@@ -121,8 +122,12 @@ def tiled_forward(
 
 def _is_oom(e: BaseException) -> bool:
     msg = str(e).lower()
-    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in msg or (
-        "can't allocate memory" in msg  # CPU allocator
+    return (
+        isinstance(e, torch.OutOfMemoryError)
+        or "out of memory" in msg
+        or (
+            "can't allocate memory" in msg  # CPU allocator
+        )
     )
 
 
@@ -154,9 +159,15 @@ def forward_with_backoff(
             if x.is_cuda:
                 torch.cuda.empty_cache()
             if new < floor:
-                raise ModelError(f"tile {tile or 'none'}", f"out of memory even at {2 * new} px "
-                                 f"tiles on {x.device}", "use a smaller batch, fp16/bf16, or "
-                                 "another device") from e
-            warnings.warn(f"out of memory on {x.device} at tile {tile or 'none (whole image)'}; "
-                          f"continuing with {new} px tiles", RuntimeWarning, stacklevel=2)
+                raise ModelError(
+                    f"tile {tile or 'none'}",
+                    f"out of memory even at {2 * new} px tiles on {x.device}",
+                    "use a smaller batch, fp16/bf16, or another device",
+                ) from e
+            warnings.warn(
+                f"out of memory on {x.device} at tile {tile or 'none (whole image)'}; "
+                f"continuing with {new} px tiles",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             tile = new

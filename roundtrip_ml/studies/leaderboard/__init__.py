@@ -30,6 +30,24 @@ from .protocol import (
 )
 from .table import CRITERIA, chain_values, rank
 
-__all__ = ["CPU", "CRITERIA", "PRESETS", "QUICK", "QUICK_MODELS", "SEED", "Leaderboard",
-           "ModelRef", "Photo", "Protocol", "add_model", "chain_values", "load_protocol",
-           "merge_boards", "model_ref", "rank", "read_board", "run_board", "select_models"]
+__all__ = [
+    "CPU",
+    "CRITERIA",
+    "PRESETS",
+    "QUICK",
+    "QUICK_MODELS",
+    "SEED",
+    "Leaderboard",
+    "ModelRef",
+    "Photo",
+    "Protocol",
+    "add_model",
+    "chain_values",
+    "load_protocol",
+    "merge_boards",
+    "model_ref",
+    "rank",
+    "read_board",
+    "run_board",
+    "select_models",
+]

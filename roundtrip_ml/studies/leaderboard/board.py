@@ -26,14 +26,23 @@ from .protocol import ModelRef, Protocol, load_protocol, pin_photos, resolve_pho
 from .table import PER_PHOTO_COLUMNS, rank
 from .view import write_tables
 
-__all__ = ["FILES", "Leaderboard", "add_model", "merge_boards", "model_ref", "read_board",
-           "run_board", "select_models"]
+__all__ = [
+    "FILES",
+    "Leaderboard",
+    "add_model",
+    "merge_boards",
+    "model_ref",
+    "read_board",
+    "run_board",
+    "select_models",
+]
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 _AGREE_DB = 1e-4  # merge: one chain measured in two boards must agree to this (abs)
 
 
 # ---- models ----------------------------------------------------------------------------------
+
 
 def model_ref(spec: str, x1_scale: int = 2) -> ModelRef:
     """A registry name, a spandrel weights file or an ncnn ``.param`` (with its ``.bin``) as a
@@ -74,8 +83,11 @@ def select_models(pattern: str | None = None, x1_scale: int = 2) -> list[ModelRe
         if any(c in pat for c in "*?[") and "/" not in pat:
             hits = [e.name for e in offline if fnmatch.fnmatchcase(e.name, pat)]
             if not hits:
-                raise ConfigError(f"--models {pat!r}", "matches no model that runs offline here",
-                                  "see `roundtrip models list`")
+                raise ConfigError(
+                    f"--models {pat!r}",
+                    "matches no model that runs offline here",
+                    "see `roundtrip models list`",
+                )
         else:
             hits = [pat]
         for h in hits:
@@ -85,6 +97,7 @@ def select_models(pattern: str | None = None, x1_scale: int = 2) -> list[ModelRe
 
 
 # ---- photos ----------------------------------------------------------------------------------
+
 
 def expand_photos(items: list[str]) -> list[str]:
     """--images: files, folders (their image files, sorted), globs and skimage:NAME."""
@@ -96,12 +109,17 @@ def expand_photos(items: list[str]) -> list[str]:
         if not item.startswith("skimage:") and p.is_dir():
             files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
             if not files:
-                raise ConfigError(f"--images {item}", "folder holds no image file",
-                                  "give image files, a folder of them or a glob")
+                raise ConfigError(
+                    f"--images {item}",
+                    "folder holds no image file",
+                    "give image files, a folder of them or a glob",
+                )
             out += files
         else:
-            out += [s if s.startswith("skimage:") else str(Path(s).expanduser().resolve())
-                    for s in expand_images([item])]
+            out += [
+                s if s.startswith("skimage:") else str(Path(s).expanduser().resolve())
+                for s in expand_images([item])
+            ]
     return list(dict.fromkeys(out))
 
 
@@ -117,29 +135,37 @@ def _check_sizes(p: Protocol) -> None:
             with Image.open(path) as im:
                 w, h = im.size
         except OSError as e:
-            raise ConfigError(f"photo {ph.source}", f"cannot be read as an image ({e})",
-                              "remove it from --images") from None
+            raise ConfigError(
+                f"photo {ph.source}", f"cannot be read as an image ({e})", "remove it from --images"
+            ) from None
         if min(w, h) < p.crop:
-            raise ConfigError(f"photo {ph.source}", f"is {w}x{h}, smaller than the {p.crop} px "
-                              "crop", "use a smaller --crop or drop the photo")
+            raise ConfigError(
+                f"photo {ph.source}",
+                f"is {w}x{h}, smaller than the {p.crop} px crop",
+                "use a smaller --crop or drop the photo",
+            )
 
 
 # ---- reading a board -------------------------------------------------------------------------
+
 
 def _read_table(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises many types on a corrupt file
-        raise RunStoreError(str(path), f"cannot be read as Parquet ({type(e).__name__})",
-                            "delete it and rerun the board's command (the runs are kept)"
-                            ) from None
+        raise RunStoreError(
+            str(path),
+            f"cannot be read as Parquet ({type(e).__name__})",
+            "delete it and rerun the board's command (the runs are kept)",
+        ) from None
     if missing := [c for c in PER_PHOTO_COLUMNS if c not in df]:
         raise RunStoreError(str(path), f"has no column {missing[0]!r}", "rerun the board")
     return df
 
 
-def read_board(directory: str | Path, *, committed_only: bool = True
-               ) -> tuple[Protocol, pd.DataFrame] | None:
+def read_board(
+    directory: str | Path, *, committed_only: bool = True
+) -> tuple[Protocol, pd.DataFrame] | None:
     """(protocol, per-photo table) of a board directory; None for a new or empty folder.
     A table that holds models the protocol does not list is refused (``committed_only``) or
     cut to the listed ones."""
@@ -147,8 +173,11 @@ def read_board(directory: str | Path, *, committed_only: bool = True
     proto = d / FILES["protocol"]
     if not proto.exists():
         if d.is_dir() and (d / FILES["per_photo"]).exists():
-            raise RunStoreError(str(d), "holds a per-photo table but no protocol.json",
-                                "use a new --output directory")
+            raise RunStoreError(
+                str(d),
+                "holds a per-photo table but no protocol.json",
+                "use a new --output directory",
+            )
         return None
     p = load_protocol(proto)
     table = d / FILES["per_photo"]
@@ -156,16 +185,19 @@ def read_board(directory: str | Path, *, committed_only: bool = True
     listed = {m.name for m in p.models} | set(p.baselines)
     extra = sorted(set(per_photo["upscaler"]) - listed)
     if extra and committed_only:
-        raise RunStoreError(str(d), f"its table holds {extra[0]!r}, which protocol.json does "
-                            "not list (an add was interrupted)",
-                            f"rerun `roundtrip leaderboard add {extra[0]} -o {d}`")
+        raise RunStoreError(
+            str(d),
+            f"its table holds {extra[0]!r}, which protocol.json does "
+            "not list (an add was interrupted)",
+            f"rerun `roundtrip leaderboard add {extra[0]} -o {d}`",
+        )
     return p, per_photo[per_photo["upscaler"].isin(listed)].reset_index(drop=True)
 
 
 # ---- running ---------------------------------------------------------------------------------
 
-def _entries(p: Protocol, per_photo: pd.DataFrame, models: list[ModelRef]
-             ) -> list[ModelRef]:
+
+def _entries(p: Protocol, per_photo: pd.DataFrame, models: list[ModelRef]) -> list[ModelRef]:
     """What still has to run: new models, and the baselines at every scale a model uses."""
     have = set(zip(per_photo["upscaler"], per_photo["scale"].astype(int), strict=True))
     scales = sorted({m.scale for m in models} | {s for _, s in have} or {p.x1_scale})
@@ -176,13 +208,23 @@ def _entries(p: Protocol, per_photo: pd.DataFrame, models: list[ModelRef]
 
 def _sweep(p: Protocol, m: ModelRef, root: Path, device: str) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "name": "leaderboard", "output": str(root), "device": device,
+        "name": "leaderboard",
+        "output": str(root),
+        "device": device,
         "images": [str(resolve_photo(ph.source)) for ph in p.photos],
-        "upscalers": [m.spec], "downscalers": [p.downscaler], "scales": [m.scale],
-        "codecs": list(p.codecs), "generations": p.generations, "seeds": [p.seed],
-        "replicas": p.replicas, "perturbation": p.perturbation, "metrics": list(p.metrics),
-        "frame_stride": p.generations, "checkpoint_stride": p.generations,
-        "lowres_consistency": False, "sweep": {"max_images_per_unit": 16},
+        "upscalers": [m.spec],
+        "downscalers": [p.downscaler],
+        "scales": [m.scale],
+        "codecs": list(p.codecs),
+        "generations": p.generations,
+        "seeds": [p.seed],
+        "replicas": p.replicas,
+        "perturbation": p.perturbation,
+        "metrics": list(p.metrics),
+        "frame_stride": p.generations,
+        "checkpoint_stride": p.generations,
+        "lowres_consistency": False,
+        "sweep": {"max_images_per_unit": 16},
     }
     if p.crop is not None:
         d["center_crop"] = [p.crop, p.crop]
@@ -202,28 +244,45 @@ def _rows(p: Protocol, m: ModelRef, root: Path) -> pd.DataFrame:
     if mt.empty:
         raise MeasurementError(m.name, "measured nothing", "see the runs under " + str(root))
     mt = mt[mt["replica"] <= 0]
-    own = mt[(mt["reference"] == "original") & mt["metric"].isin(
-        ["psnr", "ssim", "ssimulacra2", "de2000_mean"])]
+    own = mt[
+        (mt["reference"] == "original")
+        & mt["metric"].isin(["psnr", "ssim", "ssimulacra2", "de2000_mean"])
+    ]
     rep = mt[(mt["reference"] == "replicas") & (mt["metric"] == "psnr")].assign(
-        metric="replica_psnr")
+        metric="replica_psnr"
+    )
     rows = pd.concat([own, rep], ignore_index=True)
-    out = pd.DataFrame({"upscaler": m.name, "scale": rows["scale"].round().astype(int),
-                        "codec": rows["codec"].astype(str),
-                        "photo": rows["image"].astype(str).map(by_path),
-                        "metric": rows["metric"].astype(str),
-                        "generation": rows["generation"].astype(int),
-                        "value": rows["value"].astype(float)})
+    out = pd.DataFrame(
+        {
+            "upscaler": m.name,
+            "scale": rows["scale"].round().astype(int),
+            "codec": rows["codec"].astype(str),
+            "photo": rows["image"].astype(str).map(by_path),
+            "metric": rows["metric"].astype(str),
+            "generation": rows["generation"].astype(int),
+            "value": rows["value"].astype(float),
+        }
+    )
     expect = len(p.photos) * len(p.codecs) * p.generations * (len(p.metrics) + (p.replicas > 0))
     if out["photo"].isna().any() or len(out.drop_duplicates(KEY)) != expect:
-        raise MeasurementError(m.name, f"has {len(out)} of {expect} measurements",
-                               f"see the runs under {root}")
+        raise MeasurementError(
+            m.name, f"has {len(out)} of {expect} measurements", f"see the runs under {root}"
+        )
     if out["value"].isna().any():
         raise MeasurementError(m.name, "has a NaN measurement", f"see the runs under {root}")
     return out.sort_values(KEY).reset_index(drop=True)
 
 
-def _run_entry(p: Protocol, m: ModelRef, out: Path, *, executor: str, address: str | None,
-               device: str, progress: Any) -> pd.DataFrame:
+def _run_entry(
+    p: Protocol,
+    m: ModelRef,
+    out: Path,
+    *,
+    executor: str,
+    address: str | None,
+    device: str,
+    progress: Any,
+) -> pd.DataFrame:
     from ...pipeline.plan import slug
     from ...sweep import parse_sweep, run_sweep
 
@@ -232,16 +291,19 @@ def _run_entry(p: Protocol, m: ModelRef, out: Path, *, executor: str, address: s
     res = run_sweep(cfg, executor=executor, address=address, progress=progress)
     if res.failed:
         first = next(iter(res.failed.values()))
-        raise MeasurementError(f"{m.name} x{m.scale}", f"{len(res.failed)} chain(s) failed: "
-                               f"{first}", None if "(fix:" in first else "fix the model and "
-                               "rerun the same command")
+        raise MeasurementError(
+            f"{m.name} x{m.scale}",
+            f"{len(res.failed)} chain(s) failed: {first}",
+            None if "(fix:" in first else "fix the model and rerun the same command",
+        )
     return _rows(p, m, root)
 
 
 def _append(per_photo: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     if len(per_photo) and len(new.merge(per_photo[KEY], on=KEY)):
-        raise RunStoreError("per_photo", "a chain would be written twice",
-                            "this is a bug: report it")  # _entries runs only what is missing
+        raise RunStoreError(
+            "per_photo", "a chain would be written twice", "this is a bug: report it"
+        )  # _entries runs only what is missing
     return pd.concat([per_photo, new], ignore_index=True).sort_values(KEY).reset_index(drop=True)
 
 
@@ -256,8 +318,9 @@ def _commit(out: Path, p: Protocol, per_photo: pd.DataFrame) -> None:
     atomic_write_json(out / FILES["protocol"], p.describe())
 
 
-def _prepare(output: Path, protocol: Protocol, models: list[ModelRef]
-             ) -> tuple[Protocol, pd.DataFrame]:
+def _prepare(
+    output: Path, protocol: Protocol, models: list[ModelRef]
+) -> tuple[Protocol, pd.DataFrame]:
     """Validate everything and decide what runs; touches no file."""
     p = pin_photos(protocol)
     _check_sizes(p)
@@ -267,28 +330,44 @@ def _prepare(output: Path, protocol: Protocol, models: list[ModelRef]
     if existing is not None:
         old, per_photo = existing
         if old.hash() != p.hash():
-            raise ConfigError(str(output), f"holds a board with another protocol (hash "
-                              f"{old.hash()[:12]}, this one {p.hash()[:12]})",
-                              "use a new --output directory, or `leaderboard add` to extend it")
+            raise ConfigError(
+                str(output),
+                f"holds a board with another protocol (hash "
+                f"{old.hash()[:12]}, this one {p.hash()[:12]})",
+                "use a new --output directory, or `leaderboard add` to extend it",
+            )
         known = {m.name: m for m in old.models}
     for m in models:
         if m.name in p.baselines:
-            raise ConfigError(f"model {m.name}", "is a baseline (they always run)",
-                              "name another model")
+            raise ConfigError(
+                f"model {m.name}", "is a baseline (they always run)", "name another model"
+            )
         k = known.get(m.name)
         if k is not None and (k.sha256, k.scale) != (m.sha256, m.scale):
-            raise ConfigError(f"model {m.name}", "is on the board with other weights "
-                              f"(sha256 {k.sha256[:12]}..., now {m.sha256[:12]}...)",
-                              "rename the file or use a new board")
+            raise ConfigError(
+                f"model {m.name}",
+                "is on the board with other weights "
+                f"(sha256 {k.sha256[:12]}..., now {m.sha256[:12]}...)",
+                "rename the file or use a new board",
+            )
         known.setdefault(m.name, m)
     return p.with_models(list(known.values())), per_photo
 
 
-def run_board(output: str | Path, protocol: Protocol, models: list[ModelRef] | None = None, *,
-              rank_by: str = "psnr", ci: str = "t", executor: str = "local",
-              address: str | None = None, device: str = "auto", progress: Any = None,
-              announce: Callable[[str], None] | None = None, figures: bool = True
-              ) -> Leaderboard:
+def run_board(
+    output: str | Path,
+    protocol: Protocol,
+    models: list[ModelRef] | None = None,
+    *,
+    rank_by: str = "psnr",
+    ci: str = "t",
+    executor: str = "local",
+    address: str | None = None,
+    device: str = "auto",
+    progress: Any = None,
+    announce: Callable[[str], None] | None = None,
+    figures: bool = True,
+) -> Leaderboard:
     """Run (or resume, or extend) the board in ``output`` under ``protocol``: every model in
     ``models`` (default: the protocol's own list) plus the baselines; already measured ones
     are not rerun. Failed models are left off the board and reported as one error after the
@@ -306,8 +385,9 @@ def run_board(output: str | Path, protocol: Protocol, models: list[ModelRef] | N
         if announce:
             announce(f"[{i}/{len(todo)}] {m.name} x{m.scale}")
         try:
-            rows = _run_entry(p, m, out, executor=executor, address=address, device=device,
-                              progress=progress)
+            rows = _run_entry(
+                p, m, out, executor=executor, address=address, device=device, progress=progress
+            )
         except RoundtripError as e:
             if m.name in p.baselines:
                 raise
@@ -325,10 +405,11 @@ def run_board(output: str | Path, protocol: Protocol, models: list[ModelRef] | N
     if errors:
         names = ", ".join(e.what for e in errors)
         e0 = errors[0]
-        raise MeasurementError(str(out), f"left off the board: {names} ({e0.problem}"
-                               f"{f'; fix: {e0.fix}' if e0.fix else ''})",
-                               "the other models are written; rerun the same command once "
-                               "it is fixed")
+        raise MeasurementError(
+            str(out),
+            f"left off the board: {names} ({e0.problem}{f'; fix: {e0.fix}' if e0.fix else ''})",
+            "the other models are written; rerun the same command once it is fixed",
+        )
     return lb
 
 
@@ -337,54 +418,76 @@ def add_model(output: str | Path, spec: str, **kw: Any) -> Leaderboard:
     out = Path(output).expanduser()
     existing = read_board(out, committed_only=False)
     if existing is None:
-        raise ConfigError(str(out), "is not a leaderboard (no protocol.json)",
-                          "make one with `roundtrip leaderboard run -o DIR` first")
+        raise ConfigError(
+            str(out),
+            "is not a leaderboard (no protocol.json)",
+            "make one with `roundtrip leaderboard run -o DIR` first",
+        )
     p = existing[0]
     m = model_ref(spec, p.x1_scale)
     if m.name in {x.name for x in p.models}:
-        warnings.warn(f"{m.name} is already on the board in {out}: nothing to run",
-                      stacklevel=2)
+        warnings.warn(f"{m.name} is already on the board in {out}: nothing to run", stacklevel=2)
     return run_board(out, p, [m], **kw)
 
 
-def merge_boards(dirs: list[str | Path], output: str | Path, *, rank_by: str = "psnr",
-                 ci: str = "t", figures: bool = True) -> Leaderboard:
+def merge_boards(
+    dirs: list[str | Path],
+    output: str | Path,
+    *,
+    rank_by: str = "psnr",
+    ci: str = "t",
+    figures: bool = True,
+) -> Leaderboard:
     """Boards run elsewhere under the same protocol (hash) as one board; a chain measured in
     several boards must agree; nothing is rerun."""
     boards = []
     for d in dirs:
         b = read_board(d)
         if b is None:
-            raise ConfigError(str(d), "is not a leaderboard (no protocol.json)",
-                              "give board directories written by `roundtrip leaderboard`")
+            raise ConfigError(
+                str(d),
+                "is not a leaderboard (no protocol.json)",
+                "give board directories written by `roundtrip leaderboard`",
+            )
         boards.append((Path(d), *b))
     d0, p0, _ = boards[0]
     for d, p, _ in boards[1:]:
         if p.hash() != p0.hash():
-            raise ConfigError(str(d), f"has another protocol than {d0} (hash {p.hash()[:12]} vs "
-                              f"{p0.hash()[:12]})", "merge only boards run under one protocol")
+            raise ConfigError(
+                str(d),
+                f"has another protocol than {d0} (hash {p.hash()[:12]} vs {p0.hash()[:12]})",
+                "merge only boards run under one protocol",
+            )
     out = Path(output).expanduser()
-    if (out / FILES["protocol"]).exists() and out.resolve() not in {d.resolve() for d, *_ in
-                                                                     boards}:
+    if (out / FILES["protocol"]).exists() and out.resolve() not in {
+        d.resolve() for d, *_ in boards
+    }:
         raise ConfigError(str(out), "already holds a board", "merge into a new directory")
     models: dict[str, ModelRef] = {}
     for d, p, _ in boards:
         for m in p.models:
             if m.name in models and models[m.name].sha256 != m.sha256:
-                raise ConfigError(str(d), f"{m.name} has other weights than in another board",
-                                  "rename one of them and rerun it")
+                raise ConfigError(
+                    str(d),
+                    f"{m.name} has other weights than in another board",
+                    "rename one of them and rerun it",
+                )
             models.setdefault(m.name, m)
-    allrows = pd.concat([t.assign(_board=i) for i, (_, _, t) in enumerate(boards)],
-                        ignore_index=True)
+    allrows = pd.concat(
+        [t.assign(_board=i) for i, (_, _, t) in enumerate(boards)], ignore_index=True
+    )
     spread = allrows.groupby(KEY)["value"].agg(lambda v: float(v.max() - v.min()))
     bad = spread[spread > _AGREE_DB]
     if len(bad):
         k = bad.index[0]
-        raise ConfigError(f"{k[0]} x{k[1]} {k[3]}", f"measured differently in two boards "
-                          f"({bad.iloc[0]:.3g} apart)", "merge boards whose shared chains "
-                          "(the baselines) ran on the same kind of device")
-    merged = (allrows.drop_duplicates(KEY).drop(columns="_board").sort_values(KEY)
-              .reset_index(drop=True))
+        raise ConfigError(
+            f"{k[0]} x{k[1]} {k[3]}",
+            f"measured differently in two boards ({bad.iloc[0]:.3g} apart)",
+            "merge boards whose shared chains (the baselines) ran on the same kind of device",
+        )
+    merged = (
+        allrows.drop_duplicates(KEY).drop(columns="_board").sort_values(KEY).reset_index(drop=True)
+    )
     p = p0.with_models(list(models.values()))
     _commit(out, p, merged)
     return write_tables(out, p, merged, rank_by=rank_by, ci=ci, figures=figures)

@@ -11,9 +11,13 @@ from .protocol import Protocol
 
 __all__ = ["FILES", "KEY", "RUNS", "Leaderboard"]
 
-FILES = {"protocol": "protocol.json", "per_photo": "per_photo.parquet",
-         "per_photo_csv": "per_photo.csv", "table": "leaderboard.csv",
-         "markdown": "leaderboard.md"}
+FILES = {
+    "protocol": "protocol.json",
+    "per_photo": "per_photo.parquet",
+    "per_photo_csv": "per_photo.csv",
+    "table": "leaderboard.csv",
+    "markdown": "leaderboard.md",
+}
 RUNS = "runs"
 KEY = ["upscaler", "scale", "codec", "photo", "metric", "generation"]
 

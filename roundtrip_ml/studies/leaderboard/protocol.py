@@ -22,9 +22,23 @@ from typing import Any
 
 from ...core.errors import ConfigError
 
-__all__ = ["BACKENDS", "CPU", "FORMAT", "PRESETS", "QUICK", "QUICK_MODELS", "SEED", "VERSION",
-           "ModelRef", "Photo", "Protocol", "load_protocol", "protocol_from_json",
-           "resolve_photo", "skimage_photo"]
+__all__ = [
+    "BACKENDS",
+    "CPU",
+    "FORMAT",
+    "PRESETS",
+    "QUICK",
+    "QUICK_MODELS",
+    "SEED",
+    "VERSION",
+    "ModelRef",
+    "Photo",
+    "Protocol",
+    "load_protocol",
+    "protocol_from_json",
+    "resolve_photo",
+    "skimage_photo",
+]
 
 FORMAT = "roundtrip-ml leaderboard protocol"
 VERSION = 2  # 1: the pre-paired board (no photo hashes, no model hashes, ranked unpaired)
@@ -32,9 +46,14 @@ BACKENDS = ("torch",)  # runtimes a protocol may name; another one is added here
 METRICS = ("psnr", "ssim", "colour", "ssimulacra2")  # measured every generation, vs the original
 
 # scikit-image photos by name -> file in its wheel (skimage.data names where they differ)
-_SKIMAGE_FILES = {"immunohistochemistry": "ihc.png", "motorcycle": "motorcycle_left.png",
-                  "colorwheel": "color.png", "hubble_deep_field": "hubble_deep_field.jpg",
-                  "rocket": "rocket.jpg", "retina": "retina.jpg"}
+_SKIMAGE_FILES = {
+    "immunohistochemistry": "ihc.png",
+    "motorcycle": "motorcycle_left.png",
+    "colorwheel": "color.png",
+    "hubble_deep_field": "hubble_deep_field.jpg",
+    "rocket": "rocket.jpg",
+    "retina": "retina.jpg",
+}
 
 
 @dataclass(frozen=True)
@@ -47,8 +66,11 @@ class Photo:
     @property
     def name(self) -> str:
         """The photo's label in every table: the sample name or the file's stem."""
-        return self.source.removeprefix("skimage:") if self.source.startswith("skimage:") \
+        return (
+            self.source.removeprefix("skimage:")
+            if self.source.startswith("skimage:")
             else Path(self.source).stem
+        )
 
 
 @dataclass(frozen=True)
@@ -106,11 +128,13 @@ class Protocol:
         return {"format": FORMAT, **self.to_json(), "hash": self.hash(), "about": ABOUT}
 
 
-ABOUT = ("Every model runs at its native scale (x1 models in x{x1_scale} roundtrips); the "
-         "baselines run at every scale present and the first one is the paired reference. "
-         "Per photo: model - reference; mean paired difference with a 95% CI (none under 3 "
-         "photos); groups from paired t-tests between all models of a scale and codec, Holm-"
-         "corrected. Tables: per_photo.csv (every measurement), leaderboard.csv (ranked).")
+ABOUT = (
+    "Every model runs at its native scale (x1 models in x{x1_scale} roundtrips); the "
+    "baselines run at every scale present and the first one is the paired reference. "
+    "Per photo: model - reference; mean paired difference with a 95% CI (none under 3 "
+    "photos); groups from paired t-tests between all models of a scale and codec, Holm-"
+    "corrected. Tables: per_photo.csv (every measurement), leaderboard.csv (ranked)."
+)
 
 
 def skimage_photo(name: str) -> Path:
@@ -122,8 +146,11 @@ def skimage_photo(name: str) -> Path:
     path = folder / fname
     if "/" in name or not path.is_file():
         have = sorted(p.stem for p in folder.glob("*.png") if p.is_file())
-        raise ConfigError(f"skimage:{name}", "not a photo in scikit-image's wheel",
-                          f"use one of: {', '.join(sorted({*have, *_SKIMAGE_FILES}))}")
+        raise ConfigError(
+            f"skimage:{name}",
+            "not a photo in scikit-image's wheel",
+            f"use one of: {', '.join(sorted({*have, *_SKIMAGE_FILES}))}",
+        )
     return path
 
 
@@ -133,8 +160,11 @@ def resolve_photo(source: str) -> Path:
         return skimage_photo(source.removeprefix("skimage:"))
     path = Path(source).expanduser()
     if not path.is_file():
-        raise ConfigError(f"photo {source}", "file not found", "check the path in --images or "
-                          "the protocol's photos")
+        raise ConfigError(
+            f"photo {source}",
+            "file not found",
+            "check the path in --images or the protocol's photos",
+        )
     return path
 
 
@@ -150,21 +180,56 @@ def _photos(*names: str) -> tuple[Photo, ...]:
 
 #: --quick: a smoke test (n = 2 photos: no intervals, and the board says so)
 QUICK = Protocol("quick", _photos("astronaut", "coffee"), crop=96, generations=3)
-QUICK_MODELS = ("realcugan-se-x2", "waifu2x-upconv-photo-x2", "span-x2-ch48", "srmd-x2",
-                "realesr-animevideov3")
+QUICK_MODELS = (
+    "realcugan-se-x2",
+    "waifu2x-upconv-photo-x2",
+    "span-x2-ch48",
+    "srmd-x2",
+    "realesr-animevideov3",
+)
 #: 12 offline photos: the 8 colour photos in scikit-image's wheel (portrait, food, animal,
 #: object, astronomy, medical fundus, microscopy, street scene) and 4 grey ones with natural
 #: texture and edges (camera, coins, brick, grass); synthetic images (chessboard, logo, text,
 #: colour wheel) are left out: they reward an upscaler for sharp edges no photo has
-CPU = Protocol("cpu", _photos("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
-                              "retina", "immunohistochemistry", "motorcycle", "camera", "coins",
-                              "brick", "grass"), crop=96, generations=8)
+CPU = Protocol(
+    "cpu",
+    _photos(
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "hubble_deep_field",
+        "retina",
+        "immunohistochemistry",
+        "motorcycle",
+        "camera",
+        "coins",
+        "brick",
+        "grass",
+    ),
+    crop=96,
+    generations=8,
+)
 #: the published experiment's chain (200 generations, PNG and JPEG 90 handoffs, x4 from
 #: ~2000 px); the offline photos are 300-1411 px, so they run at native size (max_side 2000)
 #: until a 2K photo set can be named; for a GPU
-SEED = Protocol("seed", _photos("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
-                                "retina", "immunohistochemistry", "motorcycle"),
-                crop=None, max_side=2000, generations=200, codecs=("png", "jpeg:90"))
+SEED = Protocol(
+    "seed",
+    _photos(
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "hubble_deep_field",
+        "retina",
+        "immunohistochemistry",
+        "motorcycle",
+    ),
+    crop=None,
+    max_side=2000,
+    generations=200,
+    codecs=("png", "jpeg:90"),
+)
 PRESETS = {p.name: p for p in (QUICK, CPU, SEED)}
 
 
@@ -174,9 +239,11 @@ def pin_photos(p: Protocol) -> Protocol:
     for ph in p.photos:
         now = photo(ph.source)
         if ph.sha256 and ph.sha256 != now.sha256:
-            raise ConfigError(f"photo {ph.source}", f"its SHA-256 is {now.sha256[:12]}..., the "
-                              f"protocol pins {ph.sha256[:12]}...",
-                              "use the protocol's own file (another scikit-image version?)")
+            raise ConfigError(
+                f"photo {ph.source}",
+                f"its SHA-256 is {now.sha256[:12]}..., the protocol pins {ph.sha256[:12]}...",
+                "use the protocol's own file (another scikit-image version?)",
+            )
         out.append(now)
     names = [x.name for x in out]
     if dup := sorted({n for n in names if names.count(n) > 1}):
@@ -187,9 +254,18 @@ def pin_photos(p: Protocol) -> Protocol:
 # ---- strict reading -------------------------------------------------------------------------
 
 _TYPES: dict[str, Any] = {
-    "name": str, "crop": (int, type(None)), "generations": int, "max_side": (int, type(None)),
-    "downscaler": str, "replicas": int, "perturbation": str, "collapse_drop_db": (float, int),
-    "x1_scale": int, "seed": int, "backend": str, "photo_set": (str, type(None)),
+    "name": str,
+    "crop": (int, type(None)),
+    "generations": int,
+    "max_side": (int, type(None)),
+    "downscaler": str,
+    "replicas": int,
+    "perturbation": str,
+    "collapse_drop_db": (float, int),
+    "x1_scale": int,
+    "seed": int,
+    "backend": str,
+    "photo_set": (str, type(None)),
     "version": int,
 }
 _LISTS = {"codecs": str, "baselines": str, "metrics": str}
@@ -197,15 +273,18 @@ _DERIVED = {"format", "hash", "about"}  # written for readers, checked or ignore
 
 
 def _fail(where: str, problem: str) -> ConfigError:
-    return ConfigError(where, problem, "start from a protocol.json written by `roundtrip "
-                       "leaderboard run`")
+    return ConfigError(
+        where, problem, "start from a protocol.json written by `roundtrip leaderboard run`"
+    )
 
 
 def _typed(where: str, key: str, value: Any, kind: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, kind):
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise _fail(f"{where}: {key}", f"must be {names.replace('NoneType', 'null')}, "
-                    f"got {json.dumps(value)[:40]}")
+        raise _fail(
+            f"{where}: {key}",
+            f"must be {names.replace('NoneType', 'null')}, got {json.dumps(value)[:40]}",
+        )
     return value
 
 
@@ -214,8 +293,10 @@ def _records(where: str, key: str, value: Any, shape: dict[str, Any]) -> list[di
         raise _fail(f"{where}: {key}", f"must be a list of objects, got {type(value).__name__}")
     for i, item in enumerate(value):
         if not isinstance(item, dict) or set(item) != set(shape):
-            raise _fail(f"{where}: {key}[{i}]", f"must be an object with exactly the keys "
-                        f"{', '.join(shape)}")
+            raise _fail(
+                f"{where}: {key}[{i}]",
+                f"must be an object with exactly the keys {', '.join(shape)}",
+            )
         for k, kind in shape.items():
             _typed(where, f"{key}[{i}].{k}", item[k], kind)
     return value
@@ -226,9 +307,12 @@ def protocol_from_json(raw: Any, where: str) -> Protocol:
     if not isinstance(raw, dict):
         raise _fail(where, "not a JSON object")
     if raw.get("version") != VERSION:
-        raise ConfigError(where, f"protocol version {raw.get('version')!r}, this roundtrip-ml "
-                          f"reads version {VERSION}", "rerun the board with `roundtrip "
-                          "leaderboard run` (version 1 boards were ranked unpaired)")
+        raise ConfigError(
+            where,
+            f"protocol version {raw.get('version')!r}, this roundtrip-ml reads version {VERSION}",
+            "rerun the board with `roundtrip "
+            "leaderboard run` (version 1 boards were ranked unpaired)",
+        )
     known = {f.name for f in fields(Protocol)} | _DERIVED
     if unknown := sorted(set(raw) - known):
         raise _fail(where, f"unknown key {unknown[0]!r}")
@@ -241,11 +325,18 @@ def protocol_from_json(raw: Any, where: str) -> Protocol:
             if not isinstance(v, list) or not v:
                 raise _fail(f"{where}: {k}", "must be a non-empty list of strings")
             kw[k] = tuple(_typed(where, f"{k}[{i}]", x, t) for i, x in enumerate(v))
-    kw["photos"] = tuple(Photo(**d) for d in _records(where, "photos", raw["photos"],
-                                                      {"source": str, "sha256": str}))
-    kw["models"] = tuple(ModelRef(**d) for d in _records(
-        where, "models", raw.get("models", []),
-        {"name": str, "spec": str, "scale": int, "sha256": str}))
+    kw["photos"] = tuple(
+        Photo(**d) for d in _records(where, "photos", raw["photos"], {"source": str, "sha256": str})
+    )
+    kw["models"] = tuple(
+        ModelRef(**d)
+        for d in _records(
+            where,
+            "models",
+            raw.get("models", []),
+            {"name": str, "spec": str, "scale": int, "sha256": str},
+        )
+    )
     p = Protocol(**kw)
     check(p, where)
     if "hash" in raw and raw["hash"] != p.hash():
@@ -258,16 +349,23 @@ def check(p: Protocol, where: str = "protocol") -> None:
     if not p.photos:
         raise _fail(f"{where}: photos", "is empty")
     if p.crop is not None and (p.crop < 12 or p.crop % 12):
-        raise ConfigError(f"{where}: crop", f"{p.crop} is not a multiple of 12 (>= 12)",
-                          "use 24, 48, 96, ... so x2, x3 and x4 roundtrips keep whole pixels")
+        raise ConfigError(
+            f"{where}: crop",
+            f"{p.crop} is not a multiple of 12 (>= 12)",
+            "use 24, 48, 96, ... so x2, x3 and x4 roundtrips keep whole pixels",
+        )
     if p.generations < 1 or p.replicas < 0 or p.x1_scale < 2:
         raise _fail(where, "generations >= 1, replicas >= 0 and x1_scale >= 2 are required")
     if p.backend not in BACKENDS:
-        raise ConfigError(f"{where}: backend", f"{p.backend!r} is not one of "
-                          f"{', '.join(BACKENDS)}", "use torch")
+        raise ConfigError(
+            f"{where}: backend", f"{p.backend!r} is not one of {', '.join(BACKENDS)}", "use torch"
+        )
     if "psnr" not in p.metrics or set(p.metrics) - set(METRICS):
-        raise ConfigError(f"{where}: metrics", f"must include psnr and be among "
-                          f"{', '.join(METRICS)}", "the criteria are defined on these")
+        raise ConfigError(
+            f"{where}: metrics",
+            f"must include psnr and be among {', '.join(METRICS)}",
+            "the criteria are defined on these",
+        )
     if not p.baselines:
         raise _fail(f"{where}: baselines", "is empty (the first one is the reference)")
     names = [m.name for m in p.models]
@@ -285,11 +383,17 @@ def load_protocol(path: str | Path) -> Protocol:
     try:
         text = p.read_text()
     except OSError as e:
-        raise ConfigError(str(p), f"cannot read the protocol ({e.strerror or e})",
-                          "give a board's protocol.json or one of: quick, cpu, seed") from None
+        raise ConfigError(
+            str(p),
+            f"cannot read the protocol ({e.strerror or e})",
+            "give a board's protocol.json or one of: quick, cpu, seed",
+        ) from None
     try:
         raw = json.loads(text)
     except ValueError as e:
-        raise ConfigError(str(p), f"is not valid JSON ({e})", "restore it from the board's "
-                          "copy or rerun the board") from None
+        raise ConfigError(
+            str(p),
+            f"is not valid JSON ({e})",
+            "restore it from the board's copy or rerun the board",
+        ) from None
     return protocol_from_json(raw, str(p))

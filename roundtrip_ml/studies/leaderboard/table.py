@@ -48,21 +48,50 @@ class Criterion:
     tie: float  # |paired difference| up to this counts as a tie
 
 
-CRITERIA = {c.name: c for c in (
-    Criterion("psnr", "PSNR to the original, last generation", "dB", True, 0.05),
-    Criterion("ssim", "SSIM to the original, last generation", "", True, 0.001),
-    Criterion("ssimulacra2", "SSIMULACRA 2 to the original, last generation (100: identical)",
-              "", True, 0.5),
-    Criterion("colour", "mean CIEDE2000 to the original, last generation (colour shift)",
-              "dE00", False, 0.05),
-    Criterion("divergence", "PSNR between the chain and its 1-LSB-perturbed replica, last "
-              f"generation (identical: {REPLICA_PSNR_CAP:g} dB)", "dB", True, 0.05),
-    Criterion("collapse", "generations until PSNR falls collapse_drop_db below generation 1's "
-              "(censored at the last generation: restricted mean; Kaplan-Meier median shown)",
-              "gen", True, 0.0),
-)}
-_METRIC_OF = {"psnr": "psnr", "ssim": "ssim", "ssimulacra2": "ssimulacra2",
-              "colour": "de2000_mean", "divergence": "replica_psnr"}
+CRITERIA = {
+    c.name: c
+    for c in (
+        Criterion("psnr", "PSNR to the original, last generation", "dB", True, 0.05),
+        Criterion("ssim", "SSIM to the original, last generation", "", True, 0.001),
+        Criterion(
+            "ssimulacra2",
+            "SSIMULACRA 2 to the original, last generation (100: identical)",
+            "",
+            True,
+            0.5,
+        ),
+        Criterion(
+            "colour",
+            "mean CIEDE2000 to the original, last generation (colour shift)",
+            "dE00",
+            False,
+            0.05,
+        ),
+        Criterion(
+            "divergence",
+            "PSNR between the chain and its 1-LSB-perturbed replica, last "
+            f"generation (identical: {REPLICA_PSNR_CAP:g} dB)",
+            "dB",
+            True,
+            0.05,
+        ),
+        Criterion(
+            "collapse",
+            "generations until PSNR falls collapse_drop_db below generation 1's "
+            "(censored at the last generation: restricted mean; Kaplan-Meier median shown)",
+            "gen",
+            True,
+            0.0,
+        ),
+    )
+}
+_METRIC_OF = {
+    "psnr": "psnr",
+    "ssim": "ssim",
+    "ssimulacra2": "ssimulacra2",
+    "colour": "de2000_mean",
+    "divergence": "replica_psnr",
+}
 
 
 def chain_values(per_photo: pd.DataFrame, p: Protocol) -> pd.DataFrame:
@@ -77,7 +106,8 @@ def chain_values(per_photo: pd.DataFrame, p: Protocol) -> pd.DataFrame:
             v = wide[metric].astype(float)
             out[crit] = v.clip(upper=REPLICA_PSNR_CAP) if crit == "divergence" else v
     psnr = per_photo[per_photo["metric"] == "psnr"].pivot_table(
-        index=keys, columns="generation", values="value", aggfunc="first")
+        index=keys, columns="generation", values="value", aggfunc="first"
+    )
     below = psnr.lt(psnr[1] - p.collapse_drop_db, axis=0)
     crossed = below.any(axis=1)
     first = below.idxmax(axis=1).where(crossed, p.generations)
@@ -94,32 +124,48 @@ def _pairs(cond: pd.DataFrame, crit: str) -> pd.DataFrame:
 def _group_letters(wide: pd.DataFrame, order: list[str], n: int) -> dict[str, str]:
     if n < MIN_N or len(order) < 2:
         return dict.fromkeys(order, "")
-    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
     pvals = [paired_t(wide[a] - wide[b]).p for a, b in pairs]
     adj = holm(pvals)
-    return {str(k): v for k, v in letter_groups(
-        order, [pr for pr, q in zip(pairs, adj, strict=True) if q <= ALPHA]).items()}
+    return {
+        str(k): v
+        for k, v in letter_groups(
+            order, [pr for pr, q in zip(pairs, adj, strict=True) if q <= ALPHA]
+        ).items()
+    }
 
 
-def rank(per_photo: pd.DataFrame, p: Protocol, rank_by: str = "psnr", ci: str = "t",
-         resamples: int = 10_000) -> pd.DataFrame:
+def rank(
+    per_photo: pd.DataFrame,
+    p: Protocol,
+    rank_by: str = "psnr",
+    ci: str = "t",
+    resamples: int = 10_000,
+) -> pd.DataFrame:
     """The ranked table: one row per (scale, codec, upscaler). ``ci`` is "t" (Student) or
     "bootstrap" (percentile, seeded with the protocol's seed)."""
     if rank_by not in CRITERIA:
-        raise ConfigError(f"--rank-by {rank_by}", "is not a criterion",
-                          f"use one of: {', '.join(CRITERIA)}")
+        raise ConfigError(
+            f"--rank-by {rank_by}", "is not a criterion", f"use one of: {', '.join(CRITERIA)}"
+        )
     if ci not in ("t", "bootstrap"):
         raise ConfigError(f"--ci {ci}", "is not a CI method", "use t or bootstrap")
     chains = chain_values(per_photo, p)
     crits = [c for c in CRITERIA if c in chains]
     if rank_by not in crits:
-        raise ConfigError(f"--rank-by {rank_by}", "was not measured under this protocol",
-                          f"use one of: {', '.join(crits)}")
+        raise ConfigError(
+            f"--rank-by {rank_by}",
+            "was not measured under this protocol",
+            f"use one of: {', '.join(crits)}",
+        )
     bad = chains[~np.isfinite(chains[crits].to_numpy(dtype=float)).all(axis=1)]
     if len(bad):
         r = bad.iloc[0]
-        raise MeasurementError(f"{r['upscaler']} x{r['scale']} {r['codec']} {r['photo']}",
-                               "has a NaN or missing measurement", "rerun that model")
+        raise MeasurementError(
+            f"{r['upscaler']} x{r['scale']} {r['codec']} {r['photo']}",
+            "has a NaN or missing measurement",
+            "rerun that model",
+        )
     c = CRITERIA[rank_by]
     sign = 1.0 if c.higher_is_better else -1.0
     rows: list[dict[str, Any]] = []
@@ -127,12 +173,16 @@ def rank(per_photo: pd.DataFrame, p: Protocol, rank_by: str = "psnr", ci: str = 
         wides = {k: _pairs(cond, k) for k in crits}
         ref_missing = p.reference not in wides[rank_by]
         if ref_missing:
-            raise MeasurementError(f"x{scale} {codec}", f"has no {p.reference} chains (the "
-                                   "reference)", "rerun the board")
+            raise MeasurementError(
+                f"x{scale} {codec}",
+                f"has no {p.reference} chains (the reference)",
+                "rerun the board",
+            )
         wide = wides[rank_by]
         if wide.isna().any().any():
-            raise MeasurementError(f"x{scale} {codec}", "not every model has every photo",
-                                   "rerun the board")
+            raise MeasurementError(
+                f"x{scale} {codec}", "not every model has every photo", "rerun the board"
+            )
         n = len(wide)
         cens = _pairs(cond, "collapse_censored")
         part = []
@@ -140,18 +190,31 @@ def rank(per_photo: pd.DataFrame, p: Protocol, rank_by: str = "psnr", ci: str = 
             d = wide[up] - wide[p.reference]
             st = paired_t(d)
             is_ref = up == p.reference
-            lo, hi = (bootstrap_ci(d, resamples=resamples, seed=p.seed) if ci == "bootstrap"
-                      else (st.ci_low, st.ci_high))
+            lo, hi = (
+                bootstrap_ci(d, resamples=resamples, seed=p.seed)
+                if ci == "bootstrap"
+                else (st.ci_low, st.ci_high)
+            )
             w, t, lo_ = wins_ties_losses(d, c.tie, higher_is_better=c.higher_is_better)
             row: dict[str, Any] = {
-                "scale": int(scale), "codec": codec, "upscaler": up, "n": n,
-                "criterion": rank_by, "ci_method": ci,
+                "scale": int(scale),
+                "codec": codec,
+                "upscaler": up,
+                "n": n,
+                "criterion": rank_by,
+                "ci_method": ci,
                 "model_mean": float(wide[up].mean()),
                 "baseline_mean": float(wide[p.reference].mean()),
-                "paired_diff": st.mean, "ci_low": math.nan if is_ref else lo,
-                "ci_high": math.nan if is_ref else hi, "sd": st.sd, "dz": st.dz,
-                "p_baseline": st.p, "wins": math.nan if is_ref else w,
-                "ties": math.nan if is_ref else t, "losses": math.nan if is_ref else lo_}
+                "paired_diff": st.mean,
+                "ci_low": math.nan if is_ref else lo,
+                "ci_high": math.nan if is_ref else hi,
+                "sd": st.sd,
+                "dz": st.dz,
+                "p_baseline": st.p,
+                "wins": math.nan if is_ref else w,
+                "ties": math.nan if is_ref else t,
+                "losses": math.nan if is_ref else lo_,
+            }
             for k in crits:
                 row[f"{k}_mean"] = float(wides[k][up].mean())
                 row[f"{k}_diff"] = float((wides[k][up] - wides[k][p.reference]).mean())
@@ -168,9 +231,28 @@ def rank(per_photo: pd.DataFrame, p: Protocol, rank_by: str = "psnr", ci: str = 
         groups = _group_letters(wide, list(df["upscaler"]), n)
         df["group"] = df["upscaler"].map(groups)
         rows += df.drop(columns="_key").to_dict("records")
-    cols = ["scale", "codec", "rank", "group", "upscaler", "n", "criterion", "ci_method",
-            "model_mean", "baseline_mean", "paired_diff", "ci_low", "ci_high", "sd", "dz",
-            "p_baseline", "p_holm", "wins", "ties", "losses"]
+    cols = [
+        "scale",
+        "codec",
+        "rank",
+        "group",
+        "upscaler",
+        "n",
+        "criterion",
+        "ci_method",
+        "model_mean",
+        "baseline_mean",
+        "paired_diff",
+        "ci_low",
+        "ci_high",
+        "sd",
+        "dz",
+        "p_baseline",
+        "p_holm",
+        "wins",
+        "ties",
+        "losses",
+    ]
     out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=cols)
@@ -190,7 +272,16 @@ def curves(per_photo: pd.DataFrame, p: Protocol, metric: str = "psnr") -> pd.Dat
         d = g.set_index(keys)["value"] - ref.reindex(g.set_index(keys).index)
         for gen, dg in d.groupby(level="generation"):
             st = paired_t(dg.dropna().to_numpy())
-            rows.append({"upscaler": up, "scale": int(scale), "codec": codec,
-                         "generation": int(gen), "paired_diff": st.mean, "ci_low": st.ci_low,
-                         "ci_high": st.ci_high, "n": st.n})
+            rows.append(
+                {
+                    "upscaler": up,
+                    "scale": int(scale),
+                    "codec": codec,
+                    "generation": int(gen),
+                    "paired_diff": st.mean,
+                    "ci_low": st.ci_low,
+                    "ci_high": st.ci_high,
+                    "n": st.n,
+                }
+            )
     return pd.DataFrame(rows)

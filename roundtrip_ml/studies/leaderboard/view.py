@@ -17,8 +17,14 @@ from .layout import FILES, Leaderboard
 from .protocol import Protocol
 from .table import ALPHA, CRITERIA, curves, rank
 
-_SHORT = {"psnr": "PSNR", "ssim": "SSIM", "ssimulacra2": "SSIMULACRA2", "colour": "dE00",
-          "divergence": "replica PSNR", "collapse": "collapse gen"}
+_SHORT = {
+    "psnr": "PSNR",
+    "ssim": "SSIM",
+    "ssimulacra2": "SSIMULACRA2",
+    "colour": "dE00",
+    "divergence": "replica PSNR",
+    "collapse": "collapse gen",
+}
 _DIGITS = {"psnr": 2, "ssim": 4, "ssimulacra2": 1, "colour": 2, "divergence": 2, "collapse": 1}
 
 
@@ -40,25 +46,33 @@ def display_table(table: pd.DataFrame, p: Protocol) -> pd.DataFrame:
         if is_ref:
             diff = "reference"
         elif math.isfinite(r["ci_low"]):
-            diff = (f"{_num(r['paired_diff'], dg)} [{_num(r['ci_low'], dg)}, "
-                    f"{_num(r['ci_high'], dg)}]")
+            diff = (
+                f"{_num(r['paired_diff'], dg)} [{_num(r['ci_low'], dg)}, {_num(r['ci_high'], dg)}]"
+            )
         else:
             diff = f"{_num(r['paired_diff'], dg)} (no CI: n = {r['n']})"
         d: dict[str, Any] = {
-            "scale": f"x{r['scale']}", "codec": r["codec"], "rank": r["rank"],
-            "group": r["group"] or "-", "upscaler": r["upscaler"], "n": r["n"],
+            "scale": f"x{r['scale']}",
+            "codec": r["codec"],
+            "rank": r["rank"],
+            "group": r["group"] or "-",
+            "upscaler": r["upscaler"],
+            "n": r["n"],
             f"{_SHORT[crit]}": _num(r["model_mean"], dg, sign=False),
             f"Δ{_SHORT[crit]} vs {p.reference}{with_ci}": diff,
             "W/T/L": "-" if is_ref else f"{r['wins']}/{r['ties']}/{r['losses']}",
-            "dz": _num(r["dz"], 2)}
+            "dz": _num(r["dz"], 2),
+        }
         for k in CRITERIA:
             if k != crit and f"{k}_diff" in r and k != "collapse":
                 d[f"Δ{_SHORT[k]}"] = "0" if is_ref else _num(r[f"{k}_diff"], _DIGITS[k])
         if "collapse_km_median" in r:
             med = r["collapse_km_median"]
             d["collapse median (censored)"] = (
-                f"{med:.0f} ({r['collapse_censored']}/{r['n']})" if math.isfinite(med)
-                else f"not reached ({r['collapse_censored']}/{r['n']})")
+                f"{med:.0f} ({r['collapse_censored']}/{r['n']})"
+                if math.isfinite(med)
+                else f"not reached ({r['collapse_censored']}/{r['n']})"
+            )
         rows.append(d)
     return pd.DataFrame(rows)
 
@@ -70,15 +84,19 @@ def notes(table: pd.DataFrame, p: Protocol) -> list[str]:
     if p.name == "quick":
         out.append("SMOKE TEST (--quick): it checks that the board runs; it ranks nothing.")
     if n < MIN_N:
-        out.append(f"n = {n} photos: no confidence intervals, p-values or groups (they need "
-                   f"at least {MIN_N} photos); the differences shown are single numbers.")
+        out.append(
+            f"n = {n} photos: no confidence intervals, p-values or groups (they need "
+            f"at least {MIN_N} photos); the differences shown are single numbers."
+        )
     else:
         c = CRITERIA[str(table["criterion"].iloc[0])]
-        out.append(f"Ranked by the mean paired difference of {c.label} to {p.reference} "
-                   f"(model - {p.reference} per photo, n = {n}); 95% "
-                   f"{'Student-t' if table['ci_method'].iloc[0] == 't' else 'bootstrap'} CI. "
-                   f"Models sharing a letter are not told apart by paired t-tests "
-                   f"(Holm-corrected, family-wise alpha {ALPHA} per scale and codec).")
+        out.append(
+            f"Ranked by the mean paired difference of {c.label} to {p.reference} "
+            f"(model - {p.reference} per photo, n = {n}); 95% "
+            f"{'Student-t' if table['ci_method'].iloc[0] == 't' else 'bootstrap'} CI. "
+            f"Models sharing a letter are not told apart by paired t-tests "
+            f"(Holm-corrected, family-wise alpha {ALPHA} per scale and codec)."
+        )
     return out
 
 
@@ -86,10 +104,13 @@ def markdown(shown: pd.DataFrame, lb: Leaderboard) -> str:
     from ...report.tables import to_markdown
 
     p = lb.protocol
-    head = (f"# Collapse leaderboard: protocol {p.name!r} (v{p.version}, hash {p.hash()[:12]})\n\n"
-            f"{len(p.photos)} photos, {p.crop or 'native'} px, {p.generations} generations, "
-            f"{', '.join(p.codecs)}; {len(p.models)} models plus {', '.join(p.baselines)}.\n\n"
-            + "\n>\n".join(f"> {s}" for s in lb.notes) + "\n\n")
+    head = (
+        f"# Collapse leaderboard: protocol {p.name!r} (v{p.version}, hash {p.hash()[:12]})\n\n"
+        f"{len(p.photos)} photos, {p.crop or 'native'} px, {p.generations} generations, "
+        f"{', '.join(p.codecs)}; {len(p.models)} models plus {', '.join(p.baselines)}.\n\n"
+        + "\n>\n".join(f"> {s}" for s in lb.notes)
+        + "\n\n"
+    )
     parts = [head]
     for (scale, codec), g in shown.groupby(["scale", "codec"], sort=False):
         parts.append(f"## {scale}, {codec}\n\n{to_markdown(g.drop(columns=['scale', 'codec']))}\n")
@@ -104,33 +125,52 @@ def write_figures(lb: Leaderboard) -> dict[str, Path]:
 
     p, out = lb.protocol, lb.output
     c = CRITERIA[str(lb.table["criterion"].iloc[0])]
-    title = (f"{p.name} protocol: {len(p.photos)} photos, {p.crop or 'native'} px, "
-             f"{p.generations} generations")
+    title = (
+        f"{p.name} protocol: {len(p.photos)} photos, {p.crop or 'native'} px, "
+        f"{p.generations} generations"
+    )
     unit = f" ({c.unit})" if c.unit else ""
-    figs = {"forest": forest_figure(lb.table, reference=p.reference, title=title,
-                                    xlabel=f"{_SHORT[c.name]}: model - {p.reference}{unit}")}
+    figs = {
+        "forest": forest_figure(
+            lb.table,
+            reference=p.reference,
+            title=title,
+            xlabel=f"{_SHORT[c.name]}: model - {p.reference}{unit}",
+        )
+    }
     cv = curves(lb.per_photo, p)
     figs["curves"] = curves_figure(cv, reference=p.reference, title=title)
     g1 = cv[cv["generation"] == 1].rename(columns={"paired_diff": "g1_diff"})
     psnr = lb.table if c.name == "psnr" else rank(lb.per_photo, p, "psnr")
-    both = psnr.merge(g1[["upscaler", "scale", "codec", "g1_diff"]],
-                      on=["upscaler", "scale", "codec"])
-    figs["tradeoff"] = tradeoff_figure(both, reference=p.reference, generations=p.generations,
-                                       title=title)
+    both = psnr.merge(
+        g1[["upscaler", "scale", "codec", "g1_diff"]], on=["upscaler", "scale", "codec"]
+    )
+    figs["tradeoff"] = tradeoff_figure(
+        both, reference=p.reference, generations=p.generations, title=title
+    )
     return {k: save_figure(f, out, k, formats=("png",))[0] for k, f in figs.items()}
 
 
 # ---- writing the tables and figures ----------------------------------------------------------
 
-def write_tables(out: Path, p: Protocol, per_photo: pd.DataFrame, *, rank_by: str = "psnr",
-                 ci: str = "t", figures: bool = True) -> Leaderboard:
+
+def write_tables(
+    out: Path,
+    p: Protocol,
+    per_photo: pd.DataFrame,
+    *,
+    rank_by: str = "psnr",
+    ci: str = "t",
+    figures: bool = True,
+) -> Leaderboard:
     """leaderboard.csv/.md and the figures, from the per-photo table alone."""
     from ...core.files import atomic_write_bytes
 
     table = rank(per_photo, p, rank_by, ci)
     atomic_write_bytes(out / FILES["table"], table.to_csv(index=False).encode())
-    lb = Leaderboard(table, p, out, per_photo, {k: out / v for k, v in FILES.items()},
-                     notes(table, p))
+    lb = Leaderboard(
+        table, p, out, per_photo, {k: out / v for k, v in FILES.items()}, notes(table, p)
+    )
     shown = display_table(table, p)
     atomic_write_bytes(out / FILES["markdown"], markdown(shown, lb).encode())
     table.attrs["display"] = shown

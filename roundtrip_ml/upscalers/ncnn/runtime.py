@@ -44,21 +44,30 @@ class NcnnRuntimeNet(nn.Module):
     def __init__(self, param_path: str | Path, bin_path: str | Path | None = None) -> None:
         super().__init__()
         if not available():
-            raise ModelError("backend 'ncnn'", "the ncnn Python package is not installed",
-                             "pip install 'roundtrip-ml[ncnn]', or use backend = 'torch'")
+            raise ModelError(
+                "backend 'ncnn'",
+                "the ncnn Python package is not installed",
+                "pip install 'roundtrip-ml[ncnn]', or use backend = 'torch'",
+            )
         self.param_path, self.bin_path = ncnn_files(param_path, bin_path)
         layers = parse_param(self.param_path)
         inputs = [ly for ly in layers if ly.type == "Input"]
         if len(inputs) != 1 or len(inputs[0].outputs) != 1:
-            raise ModelError(str(self.param_path), f"{len(inputs)} Input layers; the ncnn "
-                             "backend runs graphs with exactly one input blob")
+            raise ModelError(
+                str(self.param_path),
+                f"{len(inputs)} Input layers; the ncnn "
+                "backend runs graphs with exactly one input blob",
+            )
         self.input_blob = inputs[0].outputs[0]
         produced = {b for ly in layers for b in ly.outputs}
         consumed = {b for ly in layers for b in ly.inputs}
         sinks = sorted(produced - consumed)
         if len(sinks) != 1:
-            raise ModelError(str(self.param_path), f"graph has {len(sinks)} output blobs",
-                             "the ncnn backend runs graphs with one output")
+            raise ModelError(
+                str(self.param_path),
+                f"graph has {len(sinks)} output blobs",
+                "the ncnn backend runs graphs with one output",
+            )
         self.output_blob = sinks[0]
         first_conv = next((ly for ly in layers if ly.type == "Convolution"), None)
         # Convolution param 0 = num_output, 6 = weight count: input channels = 6 / (0 * k * k)
@@ -84,8 +93,11 @@ class NcnnRuntimeNet(nn.Module):
         opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
         opt.use_bf16_storage = False
         if net.load_param(str(self.param_path)) != 0 or net.load_model(str(self.bin_path)) != 0:
-            raise ModelError(str(self.param_path), "the ncnn runtime could not load this graph",
-                             "use backend = 'torch'")
+            raise ModelError(
+                str(self.param_path),
+                "the ncnn runtime could not load this graph",
+                "use backend = 'torch'",
+            )
         self._net, self._threads = net, threads
         return net
 
@@ -98,8 +110,11 @@ class NcnnRuntimeNet(nn.Module):
         import ncnn
 
         if x.device.type != "cpu":
-            raise ModelError("backend 'ncnn'", f"runs on the CPU, got a tensor on {x.device}",
-                             "use backend = 'torch' on a GPU")
+            raise ModelError(
+                "backend 'ncnn'",
+                f"runs on the CPU, got a tensor on {x.device}",
+                "use backend = 'torch' on a GPU",
+            )
         threads = max(1, torch.get_num_threads())
         net = self._net if self._threads == threads else self._load(threads)
         # ncnn.Mat wraps the array's memory without a copy or a reference: each image must be a
@@ -122,5 +137,9 @@ class NcnnRuntimeNet(nn.Module):
 
         # before the first forward: the count it will load with (torch's, set by the run)
         threads = self._threads or max(1, torch.get_num_threads())
-        return {"runtime": "ncnn", "ncnn_version": getattr(ncnn, "__version__", "unknown"),
-                "threads": threads, "fp16": False}
+        return {
+            "runtime": "ncnn",
+            "ncnn_version": getattr(ncnn, "__version__", "unknown"),
+            "threads": threads,
+            "fp16": False,
+        }
