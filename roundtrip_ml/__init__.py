@@ -27,8 +27,8 @@ _EXPORTS: dict[str, str] = {
     "roundtrip": "api",
     "Trajectory": "api",
     "run": "api",
-    "load_run": "api",
-    "RunView": "api",
+    "load_run": "report.view",
+    "RunView": "report.view",
     "summarize": "api",
     "run_sweep": "api",
     "list_upscalers": "upscalers",
@@ -83,9 +83,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .api import (
-        RunView,
         Trajectory,
-        load_run,
         roundtrip,
         run,
         run_sweep,
@@ -108,4 +106,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .pipeline.config import ExperimentConfig, load_config
     from .progress import sweep_progress
     from .report import make_video, write_report, write_tables
+    from .report.view import RunView, load_run
     from .upscalers import create_upscaler, list_upscalers

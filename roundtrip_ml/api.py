@@ -24,14 +24,12 @@ from torch import Tensor
 from .analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds, summarize_run
 from .analysis.summary import summarize as summarize_chains
 from .core.determinism import deterministic
-from .core.errors import RunStoreError
 from .core.info import resolve_device
 from .imaging.images import memory_image
 from .pipeline.chain import ChainLoop, ChainState, MemorySink, start_images
 from .pipeline.config import ExperimentConfig, load_config, make_config
 from .pipeline.engine import RunResult
 from .pipeline.experiment import run_experiment
-from .pipeline.manifest import Manifest
 from .pipeline.measure import Measurer, table_rows
 from .pipeline.plan import (
     Batch,
@@ -42,9 +40,9 @@ from .pipeline.plan import (
     preprocess,
     step_paths,
 )
-from .pipeline.store import CONFIG_FILE, MANIFEST_FILE, RunStore
 from .progress import EngineProgress, run_progress, skipped_metrics_note, sweep_progress
-from .report.data import Runs, load_runs
+from .report.data import Runs
+from .report.view import RunView, load_run
 from .sweep import SweepResult, SweepTracker, load_sweep, parse_sweep
 from .sweep import run_sweep as sweep_runner
 from .upscalers import create_upscaler
@@ -320,70 +318,6 @@ def run_sweep(
     return sweep_runner(
         cfg, executor=executor, address=address, retries=retries, progress=sweep_progress(progress)
     )
-
-
-@dataclass
-class RunView:
-    """Typed, read-only access to a run directory (what `run` and `load_run` return).
-
-    Attributes:
-        path: The run directory.
-        config: The resolved config the run recorded.
-        manifest: Versions, device, seeds, per-batch status and errors.
-        store: The directory's tables (metrics, chains, fingerprints).
-    """
-
-    path: Path
-    config: ExperimentConfig
-    manifest: Manifest
-    store: RunStore
-
-    @property
-    def chains(self) -> pd.DataFrame:
-        return self.store.read_chains()
-
-    @property
-    def metrics(self) -> pd.DataFrame:
-        return self.store.read_metrics()
-
-    @property
-    def fingerprints(self) -> pd.DataFrame:
-        return self.store.read_fingerprints()
-
-    def frames(self, chain_id: str) -> dict[int, Path]:
-        """Saved frame files of one chain, by generation."""
-        return self.store.list_frames(chain_id)
-
-    def frame(self, chain_id: str, generation: int = -1) -> Image.Image:
-        frames = self.frames(chain_id)
-        if not frames:
-            raise KeyError(f"no frames saved for chain {chain_id!r}")
-        g = max(frames) if generation == -1 else generation
-        return Image.open(frames[g])
-
-    def to_runs(self) -> Runs:
-        return load_runs(self.path)
-
-
-def load_run(path: str | Path) -> RunView:
-    """Open a run directory written by `run` or `roundtrip run`.
-
-    Args:
-        path: The run directory.
-
-    Returns:
-        Typed, read-only access to the run's config, manifest and tables.
-
-    Raises:
-        RunStoreError: The folder holds no run.
-    """
-    store = RunStore(Path(path).expanduser())
-    if not store.exists():
-        raise RunStoreError(
-            str(store.root), "holds no run (no manifest.json)", "pass the --output of a run"
-        )
-    cfg = make_config(store.read_config(), str(store.root / CONFIG_FILE))
-    return RunView(store.root, cfg, Manifest.read(store.root / MANIFEST_FILE), store)
 
 
 def summarize(

@@ -16,11 +16,12 @@ import pandas as pd
 from PIL import Image
 
 from . import report
-from .api import ImageLike, RunView, Trajectory, roundtrip
+from .api import ImageLike, Trajectory, roundtrip
 from .imaging.images import save_png
 from .pipeline.store import RunStore
 from .progress import EngineProgress
 from .report.data import Runs, load_runs, merge_runs
+from .report.view import RunView
 
 Source = Trajectory | RunView | Runs | str | Path
 Sources = Source | Sequence[Source]

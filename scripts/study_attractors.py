@@ -12,14 +12,12 @@ last quarter of the run): high means different starts ended in the same place.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from study_common import DOCS, PHOTOS, run, write_study
+from study_common import DOCS, PHOTOS, run, study_args, write_study
 
 import roundtrip_ml as rt
 from roundtrip_ml.analysis.attractors import ATTRACTOR_KINDS, start_distances
@@ -36,22 +34,11 @@ PAIRS = [("image", "noise"), ("flat", "image"), ("flat", "noise")]  # as start_d
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="GPU size")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
-    ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument(
-        "--reuse",
-        action="store_true",
-        help="read a complete run of the same config in --output instead of rerunning",
-    )
-    args = ap.parse_args()
+    args, out = study_args(__doc__, "attr", DOCS)
     if args.full:
         photos, crop, gens, note = PHOTOS, 256, 200, "GPU size: 6 photos, 256 px crops"
     else:
         photos, crop, gens, note = PHOTOS[:2], 96, 24, "CPU size: 2 photos, 96 px centre crops"
-    out = Path(args.output or tempfile.mkdtemp(prefix="study-attr-"))
     view = run(
         {
             "name": "attractors",

@@ -8,17 +8,20 @@ their mean, a Student-t 95% CI from n >= 3, wins/ties/losses), and report censor
 
 from __future__ import annotations
 
+import argparse
 import math
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 import roundtrip_ml as rt
+from roundtrip_ml.analysis.paired import km_median as paired_km_median
+from roundtrip_ml.analysis.paired import paired_t, wins_ties_losses
 from roundtrip_ml.report.tables import to_markdown
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "studies"
@@ -60,23 +63,18 @@ def final_values(
 
 def paired(diff: pd.Series | np.ndarray, tie: float = 0.0) -> dict[str, Any]:
     """Mean of per-photo differences, Student-t 95% CI (n >= 3), wins/ties/losses
-    (|d| <= tie counts as a tie)."""
+    (|d| <= tie counts as a tie): the leaderboard's own statistics (analysis/paired.py)."""
     d = np.asarray(diff, dtype=float)
-    d = d[np.isfinite(d)]
-    n = len(d)
-    mean = float(d.mean()) if n else math.nan
-    lo = hi = math.nan
-    if n >= 3:
-        half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n))
-        lo, hi = mean - half, mean + half
+    p = paired_t(d)
+    wins, ties, losses = wins_ties_losses(d, tie)
     return {
-        "mean": mean,
-        "ci_low": lo,
-        "ci_high": hi,
-        "n": n,
-        "wins": int((d > tie).sum()),
-        "ties": int((np.abs(d) <= tie).sum()),
-        "losses": int((d < -tie).sum()),
+        "mean": p.mean,
+        "ci_low": p.ci_low,
+        "ci_high": p.ci_high,
+        "n": p.n,
+        "wins": wins,
+        "ties": ties,
+        "losses": losses,
     }
 
 
@@ -93,16 +91,10 @@ def fmt_paired(p: dict[str, Any], digits: int = 2) -> str:
 
 
 def km_median(times: list[float], observed: list[bool]) -> float:
-    """Kaplan-Meier median of event times with right censoring (inf if not reached)."""
-    t = np.asarray(times, dtype=float)
-    e = np.asarray(observed, dtype=bool)
-    surv = 1.0
-    for u in np.unique(t[e]):
-        at_risk = (t >= u).sum()
-        surv *= 1 - ((t == u) & e).sum() / at_risk
-        if surv <= 0.5:
-            return float(u)
-    return math.inf
+    """Kaplan-Meier median of event times with right censoring (analysis/paired.py); inf when
+    the estimate never reaches one half (most chains never crossed within the run)."""
+    median = paired_km_median(times, [not o for o in observed])
+    return math.inf if math.isnan(median) else median
 
 
 def crossings(summary: pd.DataFrame, threshold: str, generations: int) -> pd.DataFrame:
@@ -178,3 +170,20 @@ def write_study(
     path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def study_args(doc: str, prefix: str, docs: Path) -> tuple[argparse.Namespace, Path]:
+    """The options every study script takes, parsed, and its run folder (a temp dir unless
+    ``--output`` names one)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="GPU size")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
+    ap.add_argument("--docs", default=str(docs))
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read a complete run of the same config in --output instead of rerunning",
+    )
+    args = ap.parse_args()
+    return args, Path(args.output or tempfile.mkdtemp(prefix=f"study-{prefix}-"))

@@ -14,15 +14,13 @@ e^lambda: the factor by which a difference grows per generation.
 
 from __future__ import annotations
 
-import argparse
 import math
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from study_common import DOCS, PHOTOS, run, write_study
+from study_common import DOCS, PHOTOS, run, study_args, write_study
 
 from roundtrip_ml.analysis.divergence import summarize_divergence
 
@@ -39,22 +37,11 @@ FAMILIES = {  # model: family
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="GPU size")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
-    ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument(
-        "--reuse",
-        action="store_true",
-        help="read a complete run of the same config in --output instead of rerunning",
-    )
-    args = ap.parse_args()
+    args, out = study_args(__doc__, "lyap", DOCS)
     if args.full:
         photos, crop, gens, note = PHOTOS, 256, 40, "GPU size: 6 photos, 256 px crops"
     else:
         photos, crop, gens, note = PHOTOS[:2], 96, 12, "CPU size: 2 photos, 96 px centre crops"
-    out = Path(args.output or tempfile.mkdtemp(prefix="study-lyap-"))
     view = run(
         {
             "name": "lyapunov",

@@ -15,8 +15,6 @@ for scale.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -31,6 +29,7 @@ from study_common import (
     km_median,
     paired,
     run,
+    study_args,
     write_study,
 )
 
@@ -43,17 +42,7 @@ THRESHOLD = "psnr<20"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="GPU size")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
-    ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument(
-        "--reuse",
-        action="store_true",
-        help="read a complete run of the same config in --output instead of rerunning",
-    )
-    args = ap.parse_args()
+    args, out = study_args(__doc__, "stab", DOCS)
     if args.full:
         photos, size, gens, note = PHOTOS, {"max_side": 512}, 50, "GPU size: 6 photos, 512 px"
     else:
@@ -63,7 +52,6 @@ def main() -> None:
             12,
             "CPU size: 3 photos, 96 px centre crops",
         )
-    out = Path(args.output or tempfile.mkdtemp(prefix="study-stab-"))
     view = run(
         {
             "name": "stabilizers",

@@ -13,14 +13,21 @@ generation 1 and at the last generation, and the cost per generation.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from study_common import DOCS, PHOTOS, final_values, fmt_paired, paired, run, write_study
+from study_common import (
+    DOCS,
+    PHOTOS,
+    final_values,
+    fmt_paired,
+    paired,
+    run,
+    study_args,
+    write_study,
+)
 
 FAMILIES = {  # family: (x4 upscaler, x2 upscaler run twice)
     "Lanczos-3": ("lanczos3", "lanczos3"),
@@ -40,17 +47,7 @@ def _cost(view) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="GPU size")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--output", default=None, help="run folder (default: a temp dir)")
-    ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument(
-        "--reuse",
-        action="store_true",
-        help="read a complete run of the same config in --output instead of rerunning",
-    )
-    args = ap.parse_args()
+    args, out = study_args(__doc__, "paths", DOCS)
     if args.full:
         photos, size, gens, note = PHOTOS, {"max_side": 512}, 50, "GPU size: 6 photos, 512 px"
     else:
@@ -60,7 +57,6 @@ def main() -> None:
             10,
             "CPU size: 3 photos, 96 px centre crops",
         )
-    out = Path(args.output or tempfile.mkdtemp(prefix="study-paths-"))
     common = {
         "images": photos,
         "generations": gens,
