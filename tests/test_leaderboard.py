@@ -145,6 +145,15 @@ def test_every_number_is_recomputed_from_per_photo_with_pandas_and_scipy(whole: 
     for _, r in table.iterrows():
         assert r["collapse_diff"] == pytest.approx((rs[r["upscaler"]] - rs["lanczos3"]).mean())
         assert r["collapse_censored"] == int((~below.any(axis=1))[r["upscaler"]].sum())
+    # lyapunov: per chain the OLS slope over generations of ln RMS distance to the replica
+    rp = per[per["metric"] == "replica_psnr"].pivot_table(
+        index=["upscaler", "photo"], columns="generation", values="value"
+    )
+    ln_d = -np.log(10) / 20 * rp.clip(upper=100)
+    slope = ln_d.apply(lambda row: stats.linregress(row.index, row.to_numpy()).slope, axis=1)
+    lam = slope.unstack("upscaler")
+    for _, r in table.iterrows():
+        assert r["lyapunov_diff"] == pytest.approx((lam[r["upscaler"]] - lam["lanczos3"]).mean())
 
 
 # ---- add, merge, refuse -----------------------------------------------------------------------
@@ -386,3 +395,29 @@ def test_corrupt_board_tables_are_one_line_naming_the_file(whole: Path, tmp_path
         app, ["leaderboard", "merge", str(board), str(whole), "-o", str(tmp_path / "m")]
     )
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_a_stabilised_board_runs_every_chain_with_its_stabiliser(tmp_path: Path) -> None:
+    """``stabilizer`` (and ``backend``) in the protocol reach every run of the board, so the
+    protocol describes what ran; a misspelt stabiliser is one line before anything runs."""
+    from roundtrip_ml.pipeline.store import RunStore
+    from roundtrip_ml.report.data import find_run_dirs
+
+    board = tmp_path / "stab"
+    plain = tmp_path / "plain"
+    run_board(
+        board, tiny(stabilizer="backproject:2", backend="torch"), [], device="cpu", figures=False
+    )
+    run_board(plain, tiny(), [], device="cpu", figures=False)
+    runs = find_run_dirs(board / "runs")
+    assert runs
+    for d in runs:
+        cfg = RunStore(d).read_config()
+        assert cfg["stabilizers"] == ["backproject:2"] and cfg["backend"] == "torch"
+    chains = pd.concat([RunStore(d).read_chains() for d in runs])
+    assert set(chains["stabilizer"]) == {"backproject:2"}
+    a, b = (pd.read_csv(p / "per_photo.csv") for p in (board, plain))
+    assert not a["value"].equals(b["value"])  # the stabiliser changed the chains
+    with pytest.raises(ConfigError, match="stabilizer"):
+        run_board(tmp_path / "bad", tiny(stabilizer="colr"), [], device="cpu", figures=False)
+    assert not (tmp_path / "bad").exists()

@@ -166,3 +166,35 @@ def test_km_median_matches_scipy() -> None:
         assert (math.isnan(got) and math.isnan(expect)) or got == expect
     assert math.isnan(km_median([8, 8, 8, 3], [True, True, True, False]))
     assert km_median([1, 2, 3], [False, False, False]) == 2.0
+
+
+def test_cli_rank_choices_are_the_criteria() -> None:
+    """The CLI's --rank-by choices are written beside the command (so --help stays fast); they
+    must be exactly the table's criteria."""
+    from roundtrip_ml.cli.leaderboard import RankBy
+    from roundtrip_ml.studies.leaderboard.table import CRITERIA
+
+    assert [r.value for r in RankBy] == list(CRITERIA)
+
+
+def test_lyapunov_criterion_is_the_slope_of_log_replica_distance() -> None:
+    """Per chain, lambda = OLS slope over generations of ln(RMS distance to the replica), the
+    distance read back from the replica PSNR (data range 1): a chain whose replica distance
+    grows by e per generation has lambda = 1."""
+    import math
+
+    import pandas as pd
+
+    from roundtrip_ml.studies.leaderboard.protocol import QUICK
+    from roundtrip_ml.studies.leaderboard.table import chain_values
+
+    rows = []
+    for g in range(1, QUICK.generations + 1):
+        d = 1e-3 * math.exp(g)  # RMS distance growing by e per generation
+        for metric, value in (("psnr", 30.0 - g), ("replica_psnr", -20 * math.log10(d))):
+            rows.append(("m", 2, "png", "p", metric, g, value))
+    per_photo = pd.DataFrame(
+        rows, columns=["upscaler", "scale", "codec", "photo", "metric", "generation", "value"]
+    )
+    lam = chain_values(per_photo, QUICK)["lyapunov"].iloc[0]
+    assert abs(lam - 1.0) < 1e-9

@@ -25,11 +25,14 @@ leaderboard_app = typer.Typer(
 
 
 class RankBy(enum.StrEnum):
+    """The ranking criteria (studies/leaderboard/table.py CRITERIA; a test keeps them equal)."""
+
     psnr = "psnr"
     ssim = "ssim"
     ssimulacra2 = "ssimulacra2"
     colour = "colour"
     divergence = "divergence"
+    lyapunov = "lyapunov"
     collapse = "collapse"
 
 
@@ -124,6 +127,8 @@ def _run(
     generations: int | None = None,
     codecs: list[str] | None = None,
     seed: int | None = None,
+    stabilizer: str | None = None,
+    backend: str | None = None,
     protocol: str | None = None,
     quick: bool = False,
     rank_by: str = "psnr",
@@ -160,7 +165,13 @@ def _run(
         changes["photos"] = tuple(Photo(s, "") for s in expand_photos(images))
         changes["photo_set"] = None
         changes["name"] = "custom"
-    for key, value in (("crop", crop), ("generations", generations), ("seed", seed)):
+    for key, value in (
+        ("crop", crop),
+        ("generations", generations),
+        ("seed", seed),
+        ("stabilizer", stabilizer),
+        ("backend", backend),
+    ):
         if value is not None:
             changes[key], changes["name"] = value, "custom"
     if codecs:
@@ -250,6 +261,24 @@ def run_cmd(
     seed: Annotated[
         int | None, typer.Option("--seed", metavar="N", help="Seed of every random draw.")
     ] = None,
+    stabilizer: Annotated[
+        str | None,
+        typer.Option(
+            "--stabilizer",
+            metavar="NAME",
+            help="Run every chain with this stabiliser: colour, histogram, wavelet, "
+            "backproject:N (the board compares models with it). (default: none)",
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            metavar="NAME",
+            help="auto (the ncnn runtime on a CPU where it applies), torch or ncnn. "
+            "(default: the protocol's)",
+        ),
+    ] = None,
     protocol: ProtocolOpt = None,
     quick: QuickOpt = False,
     rank_by: RankOpt = RankBy.psnr,
@@ -267,6 +296,8 @@ def run_cmd(
         generations=generations,
         codecs=_list(codec),
         seed=seed,
+        stabilizer=stabilizer,
+        backend=backend,
         protocol=protocol,
         quick=quick,
         rank_by=str(rank_by),

@@ -224,6 +224,8 @@ def _sweep(p: Protocol, m: ModelRef, root: Path, device: str) -> dict[str, Any]:
         "frame_stride": p.generations,
         "checkpoint_stride": p.generations,
         "lowres_consistency": False,
+        "backend": p.backend,
+        "stabilizers": [p.stabilizer],
         "sweep": {"max_images_per_unit": 16},
     }
     if p.crop is not None:

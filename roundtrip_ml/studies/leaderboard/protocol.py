@@ -9,7 +9,10 @@ from: photos (pinned by SHA-256), models, sizes, seed.
 Photos: ``skimage:NAME`` names a photo file inside scikit-image's wheel (offline, pinned by
 its hash like any other file); anything else is a path the engine reads, or a name a photo
 set provides (``photo_set`` records which set a board was drawn from). ``backend`` names how
-the models run ("torch" today), so a board run with another runtime says so.
+the models run (``auto``: the ncnn runtime on a CPU for ncnn weights, else torch; the runs'
+manifests record what ran) and ``stabilizer`` what runs on every upscale before its handoff
+(``none``, ``colour``, ``histogram``, ``wavelet``, ``backproject:N``): a board with a
+stabiliser compares models *with* it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ...core import specs
 from ...core.errors import ConfigError
 
 __all__ = [
@@ -42,7 +46,7 @@ __all__ = [
 
 FORMAT = "roundtrip-ml leaderboard protocol"
 VERSION = 2  # 1: the pre-paired board (no photo hashes, no model hashes, ranked unpaired)
-BACKENDS = ("torch",)  # runtimes a protocol may name; another one is added here with its key
+BACKENDS = specs.BACKENDS  # runtimes a protocol may name (core/specs.py)
 METRICS = ("psnr", "ssim", "colour", "ssimulacra2")  # measured every generation, vs the original
 
 # scikit-image photos by name -> file in its wheel (skimage.data names where they differ)
@@ -101,7 +105,8 @@ class Protocol:
     collapse_drop_db: float = 3.0  # collapse: generations until PSNR is this far below g1's
     x1_scale: int = 2
     seed: int = 0
-    backend: str = "torch"
+    backend: str = "auto"
+    stabilizer: str = "none"
     photo_set: str | None = None
     metrics: tuple[str, ...] = METRICS
     models: tuple[ModelRef, ...] = ()
@@ -265,6 +270,7 @@ _TYPES: dict[str, Any] = {
     "x1_scale": int,
     "seed": int,
     "backend": str,
+    "stabilizer": str,
     "photo_set": (str, type(None)),
     "version": int,
 }
@@ -358,7 +364,17 @@ def check(p: Protocol, where: str = "protocol") -> None:
         raise _fail(where, "generations >= 1, replicas >= 0 and x1_scale >= 2 are required")
     if p.backend not in BACKENDS:
         raise ConfigError(
-            f"{where}: backend", f"{p.backend!r} is not one of {', '.join(BACKENDS)}", "use torch"
+            f"{where}: backend", f"{p.backend!r} is not one of {', '.join(BACKENDS)}", "use auto"
+        )
+    try:
+        stabilizer = specs.parse_stabilizer(p.stabilizer)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: stabilizer", e.problem, e.fix) from None
+    if stabilizer.spec != p.stabilizer:
+        raise ConfigError(
+            f"{where}: stabilizer",
+            f"{p.stabilizer!r} is not canonical",
+            f"write {stabilizer.spec!r}",
         )
     if "psnr" not in p.metrics or set(p.metrics) - set(METRICS):
         raise ConfigError(

@@ -76,6 +76,14 @@ CRITERIA = {
             0.05,
         ),
         Criterion(
+            "lyapunov",
+            "largest Lyapunov exponent: per generation, the slope of ln(RMS distance) between "
+            "the chain and its perturbed replica over generations 1 to G (lower: more stable)",
+            "1/gen",
+            False,
+            0.005,
+        ),
+        Criterion(
             "collapse",
             "generations until PSNR falls collapse_drop_db below generation 1's "
             "(censored at the last generation: restricted mean; Kaplan-Meier median shown)",
@@ -105,6 +113,16 @@ def chain_values(per_photo: pd.DataFrame, p: Protocol) -> pd.DataFrame:
         if metric in wide:
             v = wide[metric].astype(float)
             out[crit] = v.clip(upper=REPLICA_PSNR_CAP) if crit == "divergence" else v
+    rep = per_photo[per_photo["metric"] == "replica_psnr"].pivot_table(
+        index=keys, columns="generation", values="value", aggfunc="first"
+    )
+    # lambda: the OLS slope over g of ln RMS distance = -ln(10)/20 * PSNR (data range 1); a
+    # slope needs two generations
+    if rep.shape[1] >= 2:
+        ln_d = -np.log(10) / 20 * rep.clip(upper=REPLICA_PSNR_CAP).to_numpy(dtype=float)
+        g = np.asarray(rep.columns, dtype=float) - np.mean(rep.columns)
+        slope = (ln_d - ln_d.mean(axis=1, keepdims=True)) @ g / float(g @ g)
+        out["lyapunov"] = pd.Series(slope, index=rep.index).reindex(out.index)
     psnr = per_photo[per_photo["metric"] == "psnr"].pivot_table(
         index=keys, columns="generation", values="value", aggfunc="first"
     )

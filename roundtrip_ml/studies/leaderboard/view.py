@@ -22,10 +22,19 @@ _SHORT = {
     "ssim": "SSIM",
     "ssimulacra2": "SSIMULACRA2",
     "colour": "dE00",
+    "lyapunov": "λ",
     "divergence": "replica PSNR",
     "collapse": "collapse gen",
 }
-_DIGITS = {"psnr": 2, "ssim": 4, "ssimulacra2": 1, "colour": 2, "divergence": 2, "collapse": 1}
+_DIGITS = {
+    "psnr": 2,
+    "ssim": 4,
+    "ssimulacra2": 1,
+    "colour": 2,
+    "divergence": 2,
+    "lyapunov": 3,
+    "collapse": 1,
+}
 
 
 def _num(v: Any, digits: int, sign: bool = True) -> str:
