@@ -146,14 +146,13 @@ def letter_groups(
     return {n: "".join(letters[k] for k, c in enumerate(columns) if index[n] in c) for n in names}
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZαβγδεζηθικλμνξοπρστυφχψω"
+
+
 def _letter(k: int) -> str:
-    """a..z, then aa, ab, ... (55 models can need more than 26 letters)."""
-    s = ""
-    k += 1
-    while k:
-        k, r = divmod(k - 1, 26)
-        s = chr(97 + r) + s
-    return s
+    """One character per group (a..z, A..Z, then Greek: 74 groups), so a model's letters
+    read unambiguously; past that, ``[k]``."""
+    return _LETTERS[k] if k < len(_LETTERS) else f"[{k + 1}]"
 
 
 def km_median(times: Iterable[float], censored: Iterable[bool]) -> float:

@@ -48,6 +48,7 @@ def display_table(table: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     interval (or why there is none), wins/ties/losses, dz, the other criteria's differences."""
     rows = []
     with_ci = " [95% CI]" if table["ci_low"].notna().any() else ""
+    tied = _tied_ranks(table)
     for _, r in table.iterrows():
         crit = str(r["criterion"])
         dg = _DIGITS[crit]
@@ -65,6 +66,7 @@ def display_table(table: pd.DataFrame, p: Protocol) -> pd.DataFrame:
             "codec": r["codec"],
             "rank": r["rank"],
             "group": r["group"] or "-",
+            "not told apart from (ranks)": tied.get(r.name, "-"),
             "upscaler": r["upscaler"],
             "n": r["n"],
             f"{_SHORT[crit]}": _num(r["model_mean"], dg, sign=False),
@@ -84,6 +86,36 @@ def display_table(table: pd.DataFrame, p: Protocol) -> pd.DataFrame:
             )
         rows.append(d)
     return pd.DataFrame(rows)
+
+
+def _tied_ranks(table: pd.DataFrame) -> dict[Any, str]:
+    """Per row: the ranks of the other models of its scale and codec that share a group letter
+    (the data cannot tell them apart), as ranges (``2-5, 9``): a long letter string is hard to
+    read, a rank range is not."""
+    out: dict[Any, str] = {}
+    for _, cond in table.groupby(["scale", "codec"], sort=False):
+        for i, r in cond.iterrows():
+            mine = set(str(r["group"] or ""))
+            ranks = sorted(
+                int(o["rank"])
+                for j, o in cond.iterrows()
+                if j != i and mine & set(str(o["group"] or ""))
+            )
+            out[i] = _ranges(ranks) if ranks else "-"
+    return out
+
+
+def _ranges(ranks: list[int]) -> str:
+    parts: list[str] = []
+    start = prev = ranks[0]
+    for k in [*ranks[1:], None]:
+        if k is not None and k == prev + 1:
+            prev = k
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if k is not None:
+            start = prev = k
+    return ", ".join(parts)
 
 
 def notes(table: pd.DataFrame, p: Protocol) -> list[str]:
