@@ -8,7 +8,7 @@ Real photos from scikit-image's wheel, 40 px crops, 2 generations: well under a 
 from __future__ import annotations
 
 import json
-import os
+import random
 import shutil
 import sys
 from pathlib import Path
@@ -142,7 +142,7 @@ def test_an_error_with_overwrite_leaves_the_finished_run_byte_identical(
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
-    (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04" + os.urandom(300))
+    (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04" + random.Random(0).randbytes(300))
     before = _snapshot(run)
     make_args, words = OVERWRITE_CASES[case]
     code, lines = _main(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -285,10 +286,11 @@ def test_a_crashed_worker_is_retried_and_resumes(local, tmp_path: Path) -> None:
 
 
 def test_bad_image_and_broken_model_fail_alone(tmp_path: Path) -> None:
-    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    rng = random.Random(0)  # fixed garbage: the same errors every run
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + rng.randbytes(200))
     # a model file that exists but cannot load fails its own cells (a missing path or a name
     # typo is a config error for the whole sweep: see test_abuse.py)
-    (tmp_path / "model.pth").write_bytes(b"PK" + os.urandom(200))
+    (tmp_path / "model.pth").write_bytes(b"PK" + rng.randbytes(200))
     cfg = tmp_path / "f.toml"
     cfg.write_text(f"""
 name = "fail"
