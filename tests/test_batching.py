@@ -13,7 +13,7 @@ from PIL import Image
 from roundtrip_ml.pipeline import batching
 from roundtrip_ml.pipeline.batching import LiveBytes, chain_memory, peak_bytes
 from roundtrip_ml.pipeline.config import make_config
-from roundtrip_ml.pipeline.experiment import run_experiment
+from roundtrip_ml.pipeline.experiment import check_experiment, run_experiment
 from roundtrip_ml.pipeline.manifest import Manifest
 from roundtrip_ml.pipeline.measure import Measurer
 from roundtrip_ml.pipeline.plan import Chain, bucket_key, make_plan
@@ -148,6 +148,12 @@ def test_batches_sized_from_free_memory_and_a_resume_batches_alike(tmp_path, mon
     assert m.batch_sizing[key]["limit"] == 2 and m.batch_sizing[key]["chain_bytes"] > 0
     assert [len(b.chains) for b in m.batches.values()] == [2, 2]
     assert m.batches["b0001"].generations_done == 2
+    # a resume is planned with the recorded limits before the disk is touched, so its batch
+    # ids are the stored ones (the models of finished batches are skipped by those ids)
+    checked = check_experiment(cfg, m)
+    assert {b.batch_id: len(b.chains) for b in checked.plan.batches} == {
+        b: len(e.chains) for b, e in m.batches.items()
+    }
 
     monkeypatch.setattr(batching, "free_memory", lambda device: 1 << 40)
     run_experiment(cfg, resume=True)

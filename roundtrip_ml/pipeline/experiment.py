@@ -35,7 +35,6 @@ class Checked:
     plan: Plan
     device: torch.device
     measurer: Measurer
-    skipped: dict[str, list[str]]  # batch_id -> default metrics too large for its images
     upscalers: dict[str, Upscaler | RoundtripError]
 
 
@@ -62,7 +61,8 @@ def run_experiment(
     store.check(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
     if resume and store.exists():
         cfg = _stored_config(cfg, store)
-    checked = check_experiment(cfg, _finished_batches(store) if resume else frozenset())
+    started = Manifest.read(store.root / MANIFEST_FILE) if resume and store.exists() else None
+    checked = check_experiment(cfg, started)
     with store.lock():  # one process per run directory; the OS drops it if the process dies
         if resume and store.exists() and _stored_config(cfg, store) != cfg:
             raise RunStoreError(
@@ -73,15 +73,20 @@ def run_experiment(
         )
 
 
-def check_experiment(cfg: ExperimentConfig, finished: frozenset[str] = frozenset()) -> Checked:
+def check_experiment(cfg: ExperimentConfig, started: Manifest | None = None) -> Checked:
     """Plan ``cfg`` and build what its run needs (device, metrics, models), writing nothing.
 
     A ConfigError/ImageError/ModelError here leaves the disk as it was. Models are loaded here
     too: one that fails is kept as its error and fails its own chains (as a bad input does),
-    unless every model fails, which refuses the run. The models of ``finished`` batches (a
-    resumed run's) are not loaded.
+    unless every model fails, which refuses the run. A resumed run (``started``: its manifest)
+    is planned with the batch limits it recorded, so its batch ids are the stored ones, and the
+    models of its finished batches are not loaded.
     """
-    plan = make_plan(cfg)
+    limit = stored_limits(started.batch_limits, cfg.max_batch) if started else None
+    finished = (
+        {b for b, e in started.batches.items() if e.status == "complete"} if started else set()
+    )
+    plan = make_plan(cfg, limit)
     if not plan.chains:
         raise ConfigError(
             "images",
@@ -89,7 +94,7 @@ def check_experiment(cfg: ExperimentConfig, finished: frozenset[str] = frozenset
         )
     device = resolve_device(cfg.device)
     measurer = Measurer(cfg, device)
-    skipped = measurer.check_sizes(plan)
+    measurer.check_sizes(plan)  # a named metric too large for an image is refused here
     loaded: dict[str, Upscaler | RoundtripError] = {}
     needed = dict.fromkeys(b.recipe.upscaler for b in plan.batches if b.batch_id not in finished)
     for spec in needed:
@@ -100,7 +105,7 @@ def check_experiment(cfg: ExperimentConfig, finished: frozenset[str] = frozenset
     errors = [u for u in loaded.values() if isinstance(u, RoundtripError)]
     if loaded and len(errors) == len(loaded):
         raise errors[0]
-    return Checked(cfg, plan, device, measurer, skipped, loaded)
+    return Checked(cfg, plan, device, measurer, loaded)
 
 
 def _stored_config(cfg: ExperimentConfig, store: RunStore) -> ExperimentConfig:
@@ -119,14 +124,6 @@ def _stored_config(cfg: ExperimentConfig, store: RunStore) -> ExperimentConfig:
             "resume with the same config, or use --overwrite",
         )
     return stored
-
-
-def _finished_batches(store: RunStore) -> frozenset[str]:
-    """The batches a resumed run has finished (their models need not load again)."""
-    if not store.exists():
-        return frozenset()
-    manifest = Manifest.read(store.root / MANIFEST_FILE)
-    return frozenset(b for b, e in manifest.batches.items() if e.status == "complete")
 
 
 def _run_locked(
@@ -162,8 +159,6 @@ def _run_locked(
             )
             if resume:
                 manifest = Manifest.read(store.root / MANIFEST_FILE)
-                # the batches the run started with (their sizes came from free memory then)
-                plan = rebatch(plan, cfg, stored_limits(manifest.batch_limits, cfg.max_batch))
                 # the id the run started with: a config key added since (its default filled in)
                 # changes the hash, and one table must never carry two ids
                 plan.run_id = manifest.run_id
