@@ -25,6 +25,7 @@ from typing import Any
 
 from ...core import specs
 from ...core.errors import ConfigError
+from ...core.files import read_json
 
 __all__ = [
     "BACKENDS",
@@ -192,26 +193,24 @@ QUICK_MODELS = (
     "srmd-x2",
     "realesr-animevideov3",
 )
+#: the 8 colour photos in scikit-image's wheel (both the cpu and the seed protocol use them)
+COLOUR_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "retina",
+    "immunohistochemistry",
+    "motorcycle",
+)
 #: 12 offline photos: the 8 colour photos in scikit-image's wheel (portrait, food, animal,
 #: object, astronomy, medical fundus, microscopy, street scene) and 4 grey ones with natural
 #: texture and edges (camera, coins, brick, grass); synthetic images (chessboard, logo, text,
 #: colour wheel) are left out: they reward an upscaler for sharp edges no photo has
 CPU = Protocol(
     "cpu",
-    _photos(
-        "astronaut",
-        "coffee",
-        "chelsea",
-        "rocket",
-        "hubble_deep_field",
-        "retina",
-        "immunohistochemistry",
-        "motorcycle",
-        "camera",
-        "coins",
-        "brick",
-        "grass",
-    ),
+    _photos(*COLOUR_PHOTOS, "camera", "coins", "brick", "grass"),
     crop=96,
     generations=8,
 )
@@ -220,16 +219,7 @@ CPU = Protocol(
 #: until a 2K photo set can be named; for a GPU
 SEED = Protocol(
     "seed",
-    _photos(
-        "astronaut",
-        "coffee",
-        "chelsea",
-        "rocket",
-        "hubble_deep_field",
-        "retina",
-        "immunohistochemistry",
-        "motorcycle",
-    ),
+    _photos(*COLOUR_PHOTOS),
     crop=None,
     max_side=2000,
     generations=200,
@@ -396,20 +386,11 @@ def load_protocol(path: str | Path) -> Protocol:
     p = Path(path).expanduser()
     if p.is_dir():
         p = p / "protocol.json"
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError(
-            str(p),
-            f"cannot read the protocol ({e.strerror or e})",
-            "give a board's protocol.json or one of: quick, cpu, seed",
-        ) from None
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise ConfigError(
-            str(p),
-            f"is not valid JSON ({e})",
-            "restore it from the board's copy or rerun the board",
-        ) from None
+    raw = read_json(
+        p,
+        error=ConfigError,
+        fix="give a board's protocol.json (or restore it from the board's copy) or a preset: "
+        "quick, cpu, seed",
+        expect=None,  # protocol_from_json names a wrong top-level type itself
+    )
     return protocol_from_json(raw, str(p))
