@@ -11,6 +11,7 @@ placed clear of the others is left out; every model is in leaderboard.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -99,22 +100,26 @@ def forest_figure(table: pd.DataFrame, *, reference: str, xlabel: str, title: st
             )
             ax.set_xlabel(xlabel, fontsize=7)
             ax.grid(axis="x", lw=0.3, alpha=0.5)
-        handles = [
-            _handle(c, f) for f, c in colours.items() if f in {family(u) for u in table["upscaler"]}
-        ]
-        fig.legend(
-            handles=handles,
-            loc="outside lower center",
-            ncols=min(len(handles), 8),
-            fontsize=6,
-            frameon=False,
-        )
+        _family_legend(fig, colours, table["upscaler"])
         fig.suptitle(
             (title + "\n" if title else "") + f"paired difference to {reference} "
             "(95% CI); letters: groups the data cannot tell apart",
             fontsize=8,
         )
     return fig
+
+
+def _family_legend(fig: Any, colours: dict[str, Any], upscalers: Iterable[Any]) -> None:
+    """One legend entry per model family drawn, below the panels."""
+    shown = {family(str(u)) for u in upscalers}
+    handles = [_handle(c, f) for f, c in colours.items() if f in shown]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=min(len(handles), 8),
+        fontsize=6,
+        frameon=False,
+    )
 
 
 def _handle(colour: Any, label: str) -> Any:
@@ -214,16 +219,7 @@ def tradeoff_figure(df: pd.DataFrame, *, reference: str, generations: int, title
                 g["paired_diff"].to_numpy(float),
                 [str(u) for u in g["upscaler"]],
             )
-        handles = [
-            _handle(c, f) for f, c in colours.items() if f in {family(u) for u in df["upscaler"]}
-        ]
-        fig.legend(
-            handles=handles,
-            loc="outside lower center",
-            ncols=min(len(handles), 8),
-            fontsize=6,
-            frameon=False,
-        )
+        _family_legend(fig, colours, df["upscaler"])
         fig.suptitle(
             (title + "\n" if title else "") + "first-generation fidelity vs "
             "fidelity after the last generation, paired to "
