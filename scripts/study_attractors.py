@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from study_common import DOCS, PHOTOS, run, study_args, write_study
+from study_common import DOCS, PHOTOS, run, save_figure, study_args, write_study
 
 import roundtrip_ml as rt
 from roundtrip_ml.analysis.attractors import ATTRACTOR_KINDS, start_distances
@@ -153,11 +153,7 @@ def figure(t: pd.DataFrame, path: Path, gens: int) -> Path:
     ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     ax2.grid(axis="x", alpha=0.3)
     fig.suptitle(f"Attractors after {gens} generations (x4, PNG handoff)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

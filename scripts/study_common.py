@@ -187,3 +187,14 @@ def study_args(doc: str, prefix: str, docs: Path) -> tuple[argparse.Namespace, P
     )
     args = ap.parse_args()
     return args, Path(args.output or tempfile.mkdtemp(prefix=f"study-{prefix}-"))
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write (110 dpi) and close a study's figure; returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -20,7 +20,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from study_common import DOCS, PHOTOS, run, study_args, write_study
+from study_common import DOCS, PHOTOS, run, save_figure, study_args, write_study
 
 from roundtrip_ml.analysis.divergence import summarize_divergence
 
@@ -159,11 +159,7 @@ def figure(pooled: pd.DataFrame, m: pd.DataFrame, path: Path, gens: int) -> Path
     ax2.set_xlabel("largest Lyapunov exponent λ (per generation, 95% CI)")
     ax2.grid(axis="x", alpha=0.3)
     fig.suptitle(f"Replica divergence, x4, PNG handoff, 1-level perturbation, {gens} generations")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

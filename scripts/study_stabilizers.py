@@ -29,6 +29,7 @@ from study_common import (
     km_median,
     paired,
     run,
+    save_figure,
     study_args,
     write_study,
 )
@@ -230,11 +231,7 @@ def figure(m: pd.DataFrame, chains: pd.DataFrame, gens: int, path: Path) -> Path
                 ax.set_xlabel("generation")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"Stabilisers vs none: mean over photos, x4, PNG handoff, {gens} generations")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

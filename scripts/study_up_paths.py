@@ -25,6 +25,7 @@ from study_common import (
     fmt_paired,
     paired,
     run,
+    save_figure,
     study_args,
     write_study,
 )
@@ -175,11 +176,7 @@ def figure(one, two, gens: int, path: Path) -> Path:
         ax.legend(fontsize=8)
     axes[0].set_ylabel("PSNR to original (dB)")
     fig.suptitle(f"x2 + x2 vs x4 (x4 roundtrip, PNG handoff, {gens} generations; thin: photos)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":
