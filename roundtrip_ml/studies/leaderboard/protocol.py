@@ -211,8 +211,8 @@ COLOUR_PHOTOS = (
 CPU = Protocol(
     "cpu",
     _photos(*COLOUR_PHOTOS, "camera", "coins", "brick", "grass"),
-    crop=96,
-    generations=8,
+    crop=132,
+    generations=24,
 )
 #: the published experiment's chain (200 generations, PNG and JPEG 90 handoffs, x4 from
 #: ~2000 px); the offline photos are 300-1411 px, so they run at native size (max_side 2000)
