@@ -19,6 +19,7 @@ from PIL import Image
 
 from roundtrip_ml.core.errors import ConfigError, ImageError
 from roundtrip_ml.imaging import photosets
+from roundtrip_ml.imaging.images import load_image
 from roundtrip_ml.pipeline.config import expand_images, make_config
 
 
@@ -169,6 +170,51 @@ def test_packaged_pins_are_checked_through_a_mirror(server, env, monkeypatch):
         photosets.expand("set:kodak/kodim01", progress=False)
 
 
+def test_every_packaged_set_is_pinned_file_by_file():
+    """No built-in set needs trust on first use: every file (or archive) has a SHA-256 and a
+    size, names are unique, and a file list yields exactly the photos the set promises."""
+    sets = photosets.load_photosets()
+    assert {"kodak", "div2k-valid", "set5", "set14", "bsd100", "urban100", "mcmaster"} <= set(sets)
+    for s in sets.values():
+        assert s.pinned, s.name
+        entries = [s.archive] if s.archive is not None else list(s.files)
+        assert all(f.bytes and len(f.sha256) == 64 for f in entries), s.name
+        assert all(f.url.startswith(("https://", "http://r0k.us/")) for f in entries), s.name
+        if s.files:
+            assert len(s.files) == s.count == len({f.name for f in s.files}), s.name
+            assert len({f.sha256 for f in s.files}) == s.count, s.name  # no photo twice
+    mc = sets["mcmaster"]
+    assert [f.name for f in mc.files[:3]] == ["1.tif", "2.tif", "3.tif"]
+    assert all("/33f616625268d08ba600f8db89388eec0328edb1/" in f.url for f in mc.files)
+
+
+def test_a_pinned_tiff_set_downloads_through_a_mirror_and_runs(server, env, monkeypatch):
+    """A set of .tif photos (McMaster's form): fetched through a mirror against its pins, then
+    read by the engine like any other image."""
+    url, root = server
+    (root / "tifs").mkdir()
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(_png("coffee"))).convert("RGB").resize((48, 48)).save(buf, "TIFF")
+    (root / "tifs" / "1.tif").write_bytes(buf.getvalue())
+    _registry(
+        env.parent,
+        monkeypatch,
+        f"""
+[tifs]
+title = "t"
+page = "https://example.org/tifs"
+license = "x"
+count = 1
+base_url = "{url}/tifs/"
+files = [{{ name = "1.tif", bytes = {len(buf.getvalue())}, sha256 = "{_sha(buf.getvalue())}" }}]
+""",
+    )
+    (path,) = expand_images(["set:tifs/1"])
+    cfg = make_config({"images": ["set:tifs"], "upscalers": ["bicubic"], "generations": 1})
+    assert cfg.images == ["set:tifs"]
+    assert load_image(path)[0].shape == (1, 3, 48, 48)
+
+
 def test_unpinned_set_refused_then_trusted_on_first_use(server, env, tmp_path, monkeypatch):
     url, root = server
     a = _png("coffee")
@@ -266,10 +312,9 @@ def test_registry_names_sources_licences_and_pins():
         photosets.get_set("kodac")
 
 
-def test_manual_set_says_where_to_put_the_files(env):
-    with pytest.raises(
-        ImageError,
-        match=r"found 0 of its 18 photos .*download them from "
-        r"https://www4\.comp\.polyu\.edu\.hk",
-    ):
-        expand_images(["set:mcmaster"])
+def test_offline_missing_set_says_which_file_to_place_where(env, monkeypatch):
+    """Offline with an empty cache: one line naming the file, its pin and the folder for it
+    (McMaster, whose authors' page has no stable download, is served from a pinned commit)."""
+    monkeypatch.setenv("ROUNDTRIP_OFFLINE", "1")
+    with pytest.raises(ImageError, match=r"set:mcmaster/1\.tif.*bcd4625afae2.*photosets/mcmaster"):
+        expand_images(["set:mcmaster/1"])

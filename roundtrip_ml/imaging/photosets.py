@@ -71,14 +71,11 @@ class PhotoSet:
     pin_source: str
     files: tuple[PhotoFile, ...] = ()
     archive: PhotoFile | None = None
-    members: str = ""  # glob of the photos inside the archive (or the manual folder)
-    manual: bool = False
+    members: str = ""  # glob of the photos inside the archive
 
     @property
     def pinned(self) -> bool:
         """Every byte fetched is checked against a published SHA-256."""
-        if self.manual:
-            return False
         if self.archive is not None:
             return bool(self.archive.sha256)
         return bool(self.files) and all(f.sha256 for f in self.files)
@@ -116,11 +113,10 @@ def _parse(name: str, d: dict[str, Any], where: str) -> PhotoSet:
             for i in range(1, int(t["count"]) + 1)
         ]
     archive = _file(d["archive"], "", where) if "archive" in d else None
-    manual = bool(d.get("manual", False))
-    if sum((bool(files), archive is not None, manual)) != 1:
-        raise ConfigError(where, "needs exactly one of files/template, archive or manual = true")
-    if (archive is not None or manual) and not d.get("members"):
-        raise ConfigError(where, "an archive or manual set needs members (a glob)")
+    if bool(files) == (archive is not None):
+        raise ConfigError(where, "needs exactly one of files/template or archive")
+    if archive is not None and not d.get("members"):
+        raise ConfigError(where, "an archive set needs members (a glob inside the archive)")
     return PhotoSet(
         name=name,
         title=d["title"],
@@ -132,7 +128,6 @@ def _parse(name: str, d: dict[str, Any], where: str) -> PhotoSet:
         files=tuple(files),
         archive=archive,
         members=d.get("members", ""),
-        manual=manual,
     )
 
 
@@ -212,7 +207,7 @@ def check_spec(spec: str, trust: bool | None = None) -> tuple[PhotoSet, str | No
     ):
         shown = ", ".join(Path(f.name).stem for f in s.files[:4])
         raise ConfigError(spec, f"{s.name} has no photo {photo!r}", f"e.g. {shown}, ...")
-    if not s.pinned and not s.manual and not _trusted(s, trust) and not _pins(set_dir(s)):
+    if not s.pinned and not _trusted(s, trust) and not _pins(set_dir(s)):
         raise ConfigError(
             spec,
             f"{s.name} has no published SHA-256 pin, so its download cannot be verified",
@@ -334,18 +329,8 @@ def fetch_set(
     restricts a file-list set to one photo (only that file is fetched)."""
     check_spec(f"{PREFIX}{s.name}" + (f"/{photo}" if photo else ""), trust)
     folder = set_dir(s, cache)
-    if s.manual:
-        found = sorted(p for p in folder.glob(s.members) if p.is_file()) if folder.is_dir() else []
-        if len(found) != s.count:
-            raise ImageError(
-                f"{PREFIX}{s.name}",
-                f"found {len(found)} of its {s.count} photos "
-                f"({s.members}) in {folder}; it has no stable download URL",
-                f"download them from {s.page} and put them in {folder}",
-            )
-        paths = found
-    elif s.archive is not None:
-        folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    if s.archive is not None:
         paths = _local(s, folder)
         if len(paths) != s.count:
             arc = folder / ".archive" / s.archive.name
@@ -360,7 +345,6 @@ def fetch_set(
             paths = _extract(s, arc, folder)
             arc.unlink()  # its photos are pinned by the hashes just recorded
     else:
-        folder.mkdir(parents=True, exist_ok=True)
         wanted = [f for f in s.files if photo in (None, f.name, Path(f.name).stem)]
         paths = [_fetch_file(s, f, folder, offline, progress) for f in wanted]
     if photo and not s.files:
@@ -383,7 +367,6 @@ def photoset_rows() -> list[dict[str, Any]]:
             "name": s.name,
             "photos": s.count,
             "pinned": s.pinned,
-            "manual": s.manual,
             "license": s.license,
             "page": s.page,
             "title": s.title,
