@@ -163,6 +163,34 @@ def test_same_named_files_and_a_real_butterfly2_get_three_readable_names(tmp_pat
     assert a in msg and str(jpg) in msg and "\n" not in msg and "duplicate" not in msg
 
 
+def test_image_names_name_inputs_outright_and_are_checked(tmp_path):
+    """`image_names` (what a sweep sets for its units) overrides the derived names; a name
+    that is no slug, or one that two inputs would share, is one line naming the problem."""
+    a = _photo(tmp_path / "a" / "butterfly.png", data.astronaut()[:48, :48])
+    b = _photo(tmp_path / "b" / "shell.png", data.coffee()[:48, :48])
+    base = {"images": [a, b], "upscalers": ["bicubic"], "scales": [2], "generations": 1}
+    r = rt.run(
+        {
+            **base,
+            "image_names": {a: "set1-butterfly"},
+            "metrics": ["psnr"],
+            "output": str(tmp_path / "run"),
+        },
+        progress=False,
+    )
+    assert dict(zip(r.chains["image"], r.chains["image_name"], strict=True)) == {
+        a: "set1-butterfly",
+        b: "shell",
+    }
+    with pytest.raises(ConfigError, match="image_names"):
+        rt.run({**base, "image_names": {a: "Set 1/x"}, "output": str(tmp_path / "x")})
+    with pytest.raises(ConfigError, match="both would be named 'shell'"):
+        rt.run(
+            {**base, "image_names": {a: "shell"}, "output": str(tmp_path / "y")},
+            progress=False,
+        )
+
+
 def test_names_are_normalised_once(tmp_path):
     t = rt.roundtrip(
         "skimage:astronaut",

@@ -97,6 +97,39 @@ def test_units_group_cells_by_upscaler_and_image_size(tmp_path: Path) -> None:
     assert all(len(u.config["images"]) == 1 for u in sizes.units)
 
 
+def test_same_file_names_in_two_folders_keep_one_name_each_across_units(tmp_path: Path) -> None:
+    """a/x.png and b/x.png (BSD100 and Urban100 both have img_001...) in units of their own
+    (different sizes): each unit's chains carry the grid-wide names a-x and b-x, not x twice."""
+    from conftest import photo_u8
+    from PIL import Image
+
+    for folder, side, name in (("a", 48, "astronaut"), ("b", 60, "coffee")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(photo_u8(name, side, side)).save(tmp_path / folder / "x.png")
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        f'name = "same"\noutput = "{tmp_path / "out"}"\n'
+        f'images = ["{tmp_path}/a/x.png", "{tmp_path}/b/x.png"]\n'
+        'upscalers = ["bicubic"]\nscales = [2]\ngenerations = 2\nmetrics = ["psnr"]\n'
+        'device = "cpu"\n[sweep]\nthreads = 1\n'
+    )
+    plan = make_sweep_plan(load_sweep(grid))
+    assert len(plan.units) == 2
+    assert [u.config["image_names"] for u in plan.units] == [
+        {f"{tmp_path}/a/x.png": "a-x"},
+        {f"{tmp_path}/b/x.png": "b-x"},
+    ]
+    result = run_sweep(grid, executor="local")
+    cells = pd.read_parquet(result.root / "merged" / "cells.parquet")
+    assert list(cells["status"]) == ["ok", "ok"]
+    assert sorted(cells["chain_id"].str.split("-bicubic").str[0]) == ["a-x", "b-x"]
+    # a sweep whose names need no help writes no image_names: its unit ids are unchanged
+    assert all(
+        "image_names" not in u.config
+        for u in make_sweep_plan(load_sweep(write_grid(tmp_path / "h.toml", tmp_path / "h"))).units
+    )
+
+
 def test_include_exclude_rules_and_non_product_units(tmp_path: Path) -> None:
     rules = """
 [[exclude]]

@@ -49,6 +49,7 @@ Count = Annotated[int, Field(ge=1, le=100_000, strict=True)]  # generations and 
 Side = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
 Offset = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
 Number = Annotated[float, Field(strict=True)]  # an int is a number; "4" (text) is not
+ImageLabel = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]  # as plan.image_name
 LIST_KEYS = ("images", "upscalers", "downscalers", "scales", "codecs", "metrics")
 
 
@@ -107,6 +108,9 @@ class ExperimentConfig(RecipeKeys):
     max_batch: Annotated[int, Field(ge=1, le=4096, strict=True)] = 16
     # raise what an ncnn file may ask for (core.specs.NcnnLimits: each limit says why)
     ncnn_limits: dict[NcnnLimitKey, PositiveInt] = Field(default_factory=dict)
+    # short names of inputs in chain ids and figures (source -> name); default: from the file
+    # names (pipeline.plan.unique_names); a sweep sets it so one name means one photo grid-wide
+    image_names: dict[str, ImageLabel] = Field(default_factory=dict)
 
     @field_validator(*LIST_KEYS, mode="before")
     @classmethod

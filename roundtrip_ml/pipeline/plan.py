@@ -226,7 +226,7 @@ def make_plan(cfg: ExperimentConfig, limit: BatchLimit | None = None) -> Plan:
     an edge depends on any padding, so sizes are never padded together), split by ``limit``
     (default: ``max_batch``; see `batching.BatchSizer` for limits from free memory)."""
     inputs = read_inputs(expand_images(cfg.images), cfg)
-    names = unique_names(list(inputs.pixels))
+    names = unique_names(list(inputs.pixels), cfg.image_names)
     chains: list[Chain] = []
     paths = step_paths(cfg)
     stabilizers = [s.spec for s in cfg.parsed_stabilizers().values()]
@@ -341,13 +341,14 @@ def _with_folders(source: str, stem: str, depth: int) -> str:
     return "-".join([*folders, stem])
 
 
-def unique_names(sources: list[str]) -> dict[str, str]:
+def unique_names(sources: list[str], given: dict[str, str] | None = None) -> dict[str, str]:
     """Short, readable, unique names for figure labels and ids.
 
     Files that share a stem get the folders that tell them apart (``a/butterfly.png`` and
     ``b/butterfly.png`` become ``a-butterfly`` and ``b-butterfly``); no counter is ever
     appended, so a name cannot collide with another file's. Two inputs that still share a name
     (``a-butterfly.png`` beside ``a/butterfly.png``) are one error naming both files.
+    ``given`` names some sources outright (a sweep's grid-wide names).
     """
     out = {s: image_name(s) for s in sources}
     by_name: dict[str, list[str]] = defaultdict(list)
@@ -362,6 +363,7 @@ def unique_names(sources: list[str]) -> dict[str, str]:
             if len(set(named.values())) == len(group):
                 out.update(named)
                 break
+    out.update({s: n for s, n in (given or {}).items() if s in out})
     seen: dict[str, str] = {}
     for s, n in out.items():
         if n in seen:

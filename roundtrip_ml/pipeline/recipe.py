@@ -90,13 +90,17 @@ def check_recipe(cfg: RecipeKeys, scales: list[float], upscalers: list[str], sou
                 )
 
 
+# keys added after the first runs were written: left out of the identity at their defaults
+_LATER_DEFAULTS: dict[str, Any] = {**RECIPE_DEFAULTS, "image_names": {}}
+
+
 def config_identity(data: dict[str, Any]) -> dict[str, Any]:
-    """A config's JSON without ``output`` and without recipe keys at their defaults: what run
+    """A config's JSON without ``output`` and without later keys at their defaults: what run
     and unit ids hash, so configs written before these keys existed keep their ids."""
     return {
         k: v
         for k, v in data.items()
-        if k != "output" and not (k in RECIPE_DEFAULTS and v == RECIPE_DEFAULTS[k])
+        if k != "output" and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])
     }
 
 

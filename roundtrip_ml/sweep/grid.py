@@ -13,7 +13,7 @@ import fnmatch
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from ..core.errors import ConfigError
 from ..core.specs import steps_slug
 from ..imaging.images import SAMPLE_PREFIX
 from ..pipeline.config import ExperimentConfig, expand_images, load_config_file, make_config
-from ..pipeline.plan import chain_id, image_name, read_inputs, slug
+from ..pipeline.plan import chain_id, image_name, read_inputs, slug, unique_names
 from ..pipeline.recipe import config_identity
 
 # grid axes: the config key (a list) and the key one cell / one rule uses for it
@@ -71,11 +71,12 @@ class Cell:
     start: str = "image"
     up_steps: str = ""
     downscale_steps: str = ""
+    name: str = ""  # the image's short name across the whole grid (expand_cells sets it)
 
     @property
     def cell_id(self) -> str:
         base = chain_id(
-            image_name(self.image),
+            self.name or image_name(self.image),
             self.upscaler,
             self.downscaler,
             self.scale,
@@ -325,6 +326,8 @@ def expand_cells(cfg: SweepConfig) -> list[Cell]:
         make_config(probe, f"{cfg.source}: include")  # included values are checked too
         cells += extra
     unique = list(dict.fromkeys(cells))
+    names = unique_names(list(dict.fromkeys(c.image for c in unique)))
+    unique = [replace(c, name=names[c.image]) for c in unique]
     ids = [c.cell_id for c in unique]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -374,6 +377,8 @@ def _make_unit(cfg: SweepConfig, cells: list[Cell], size: tuple[int, int]) -> Un
         "up_steps": _unslug(c0.up_steps),
         "downscale_steps": _unslug(c0.downscale_steps),
     }
+    if any(c.name != image_name(c.image) for c in cells):  # same stems in two folders
+        config["image_names"] = {c.image: c.name for c in cells}
     uid = unit_id_for(config, size)
     config["output"] = str(cfg.root / UNITS_DIR / uid)
     return Unit(uid, config, cells, size)
