@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -110,5 +111,61 @@ def test_executor_choice_and_a_run_restores_the_callers_threads(tmp_path, share_
         manifest = json.loads((tmp_path / "u9" / "manifest.json").read_text())
         assert manifest["environment"]["torch_threads"] == 1
         assert torch.get_num_threads() == 2  # the caller's setting is back
+    finally:
+        torch.set_num_threads(before)
+
+
+def _threads_seen(stop_at: int | None = None, other_run: bool = True):
+    """A progress hook that registers another CPU run at the first generation and records
+    this run's torch thread count at every event (optionally stopping at a generation)."""
+    seen: list[int] = []
+    stack = ExitStack()
+
+    def hook(event: str, **d: object) -> None:
+        if other_run and not stack._exit_callbacks:
+            stack.enter_context(cpu.CoreShare(cap=2))  # another run starts
+        seen.append(torch.get_num_threads())
+        if event == "generation" and d["generation"] == stop_at:
+            raise KeyboardInterrupt
+
+    return hook, seen, stack
+
+
+def test_a_deterministic_cpu_run_holds_its_thread_count_and_resumes_with_it(
+    tmp_path, share_dir, monkeypatch
+):
+    """CPU convolutions sum differently with other thread splits, so a deterministic run keeps
+    the count it started with when another run starts (the share is recounted at every event
+    here), and a resumed run computes with the count recorded at its start; a run with
+    deterministic = false gives cores back instead."""
+    from roundtrip_ml.pipeline.config import make_config
+    from roundtrip_ml.pipeline.experiment import run_experiment
+
+    monkeypatch.setenv(cpu.CORES_ENV, "2")
+    ticks = iter(range(0, 10**9, 60))
+    monkeypatch.setattr(cpu.time, "monotonic", lambda: next(ticks))  # recount at every call
+    before = torch.get_num_threads()
+    config = {**_unit(tmp_path, 7).config, "generations": 4, "checkpoint_stride": 1}
+    try:
+        torch.set_num_threads(2)
+        hook, seen, stack = _threads_seen(stop_at=2)
+        with stack, pytest.raises(KeyboardInterrupt):
+            run_experiment(make_config(config), progress=hook)
+        assert seen and set(seen) == {2}  # the other run did not change it mid-run
+        manifest = json.loads((tmp_path / "u7" / "manifest.json").read_text())
+        assert manifest["environment"]["torch_threads"] == 2
+
+        torch.set_num_threads(1)  # resumed where only one thread is the caller's setting
+        hook, seen, stack = _threads_seen(other_run=False)
+        with stack:
+            run_experiment(make_config(config), resume=True, progress=hook)
+        assert seen and set(seen) == {2}  # computed as the first generations were
+
+        torch.set_num_threads(2)
+        loose = {**config, "deterministic": False, "output": str(tmp_path / "loose")}
+        hook, seen, stack = _threads_seen()
+        with stack:
+            run_experiment(make_config(loose), progress=hook)
+        assert seen[0] == 2 and seen[-1] == 1  # gave a core to the run that started
     finally:
         torch.set_num_threads(before)

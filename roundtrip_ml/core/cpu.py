@@ -61,8 +61,8 @@ class CoreShare:
 
     ``threads()`` is cores // (runs alive), at most ``cap`` (what the caller had set: a sweep
     worker's split or the user's choice is never raised). Counting is re-done at most every
-    ``every_s`` seconds, so a long run gives threads back when another run starts and takes
-    them again when it ends.
+    ``every_s`` seconds, so a long run can give threads back when another run starts and take
+    them again when it ends (a deterministic run does not ask: pipeline/experiment.py).
     """
 
     def __init__(self, cap: int, every_s: float = 5.0, *, enabled: bool = True) -> None:

@@ -138,6 +138,7 @@ def _run_locked(
     cfg, plan, device, measurer = checked.cfg, checked.plan, checked.device, checked.measurer
     store.prepare(overwrite=overwrite, resume=resume, allow_nonempty=allow_nonempty)
     threads = torch.get_num_threads()
+    started = Manifest.read(store.root / MANIFEST_FILE) if resume else None
     try:
         with (
             warnings.catch_warnings(),
@@ -145,8 +146,9 @@ def _run_locked(
             CoreShare(threads, enabled=device.type == "cpu") as share,
         ):
             if device.type == "cpu":  # concurrent CPU runs split the cores; restored afterwards
-                torch.set_num_threads(share.threads(force=True))
-                progress = _sharing_cores(progress, share)
+                torch.set_num_threads(_cpu_threads(cfg, share, started))
+                if not cfg.deterministic:
+                    progress = _sharing_cores(progress, share)
             warnings.filterwarnings("ignore", message=".*TorchCodec.*")
             engine = Engine(
                 cfg,
@@ -157,8 +159,8 @@ def _run_locked(
                 allow_changed_weights=force_resume,
                 upscalers=checked.upscalers,
             )
-            if resume:
-                manifest = Manifest.read(store.root / MANIFEST_FILE)
+            if started is not None:
+                manifest = started
                 # the id the run started with: a config key added since (its default filled in)
                 # changes the hash, and one table must never carry two ids
                 plan.run_id = manifest.run_id
@@ -190,6 +192,18 @@ def _run_locked(
             return engine.run(plan, manifest)
     finally:
         torch.set_num_threads(threads)  # what the caller had
+
+
+def _cpu_threads(cfg: ExperimentConfig, share: CoreShare, started: Manifest | None) -> int:
+    """The run's CPU thread count. A CPU convolution's sums depend on how it is split between
+    threads, so a deterministic run holds one count from start to end: its share of the cores
+    when it starts, and on resume the count it started with (its manifest's), so the resumed
+    generations are computed as the first ones were. Others follow the share as it changes."""
+    if started is not None and cfg.deterministic:
+        held = started.environment.get("torch_threads")
+        if isinstance(held, int) and held >= 1:
+            return held
+    return share.threads(force=True)
 
 
 def _sharing_cores(progress: Progress | None, share: CoreShare) -> Progress:
