@@ -24,6 +24,7 @@ from torch import Tensor
 from .analysis.summary import DEFAULT_THRESHOLDS, parse_thresholds, summarize_run
 from .analysis.summary import summarize as summarize_chains
 from .core.determinism import deterministic
+from .core.errors import ConfigError
 from .core.info import resolve_device
 from .imaging.images import memory_image
 from .pipeline.chain import ChainLoop, ChainState, MemorySink, start_images
@@ -45,6 +46,7 @@ from .report.data import Runs
 from .report.view import RunView, load_run
 from .sweep import SweepResult, SweepTracker, load_sweep, parse_sweep
 from .sweep import run_sweep as sweep_runner
+from .sweep.summary import is_sweep, summarize_sweep
 from .upscalers import create_upscaler
 
 ImageLike = str | Path | Image.Image | np.ndarray | Tensor
@@ -170,6 +172,9 @@ def roundtrip(
     Returns:
         The chain's frames, tidy metric table and fingerprints.
 
+    Raises:
+        ConfigError: A bad key or value; ``replicas`` (one chain has none: use `run`).
+
     Examples:
         >>> t = roundtrip("skimage:astronaut", "lanczos3", generations=3, center_crop=64,
         ...               progress=False)
@@ -194,6 +199,13 @@ def roundtrip(
         },
         "roundtrip()",
     )
+    if cfg.replicas:  # a Trajectory is one chain; replicas are a run's (and summarize's)
+        raise ConfigError(
+            "roundtrip(): replicas",
+            "one in-memory chain has no perturbed replicas",
+            "use rt.run({..., 'replicas': K}); rt.summarize(run).attrs['divergence'] then "
+            "has the divergence rate and the largest Lyapunov exponent",
+        )
     upscaler, downscaler = cfg.upscalers[0], cfg.downscalers[0]  # canonical names
     name = image_name(source) if source != "memory:image" else "image"
     stab = cfg.parsed_stabilizers()[stabilizer].spec
@@ -326,12 +338,15 @@ def summarize(
 ) -> pd.DataFrame:
     """Collapse statistics per chain (threshold crossings, half-life, fixed points, ...).
 
-    A run's table is also written to RUN/summary.parquet.
+    A run's table is also written to RUN/summary.parquet; a sweep's (every unit's chains,
+    with ``unit_id``) to SWEEP/summary.parquet. With replicas, ``df.attrs["divergence"]``
+    holds the divergence rate and largest Lyapunov exponent per recipe (for a sweep, pooled
+    over its units).
 
     Args:
-        run: A run (`RunView` or its directory), a `Trajectory`, or a list of these; a list
-            gives one table with a ``source`` column (its position in the list), so two
-            sources that share a chain id stay apart.
+        run: A run (`RunView` or its directory), a sweep directory, a `Trajectory`, or a list
+            of these; a list gives one table with a ``source`` column (its position in the
+            list), so two sources that share a chain id stay apart.
         thresholds: Collapse thresholds against the original, e.g. ``psnr<20,ssim<0.5``.
 
     Returns:
@@ -347,11 +362,14 @@ def summarize(
     if isinstance(run, Trajectory):
         return summarize_chains(run.metrics, run.fingerprints, parse_thresholds(thresholds))
     if isinstance(run, RunView | str | Path):
-        return summarize_run(run.path if isinstance(run, RunView) else Path(run), thresholds)
+        path = run.path if isinstance(run, RunView) else Path(run)
+        return (
+            summarize_sweep(path, thresholds) if is_sweep(path) else summarize_run(path, thresholds)
+        )
     raise TypeError(f"summarize takes {SUMMARY_SOURCES}; got {type(run).__name__}")
 
 
 SUMMARY_SOURCES = (
-    "a RunView (rt.run, rt.load_run), a run directory (str or Path), a "
+    "a RunView (rt.run, rt.load_run), a run or sweep directory (str or Path), a "
     "Trajectory (rt.roundtrip), or a list of these"
 )

@@ -29,10 +29,11 @@ def main() -> None:
     ap.add_argument("--calibrate-seconds", type=float, help="that board's wall time")
     args = ap.parse_args()
 
+    import pandas as pd
     import torch
 
     from roundtrip_ml.studies.leaderboard import QUICK_MODELS, load_protocol, select_models
-    from roundtrip_ml.studies.leaderboard.board import _sweep
+    from roundtrip_ml.studies.leaderboard.board import PER_PHOTO_COLUMNS, _entries, _sweep
     from roundtrip_ml.studies.leaderboard.protocol import ModelRef, Protocol, pin_photos
     from roundtrip_ml.sweep import parse_sweep
     from roundtrip_ml.sweep.grid import make_sweep_plan
@@ -42,21 +43,21 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def probed(p: Protocol, models: list[ModelRef], show: bool) -> float:
-        """Seconds the probe predicts for every entry of ``p`` with ``models``."""
-        scales = sorted({m.scale for m in models})
+        """Seconds the probe predicts for every entry of ``p`` with ``models`` (its upscale
+        paths included)."""
         total = 0.0
-        for m in [ModelRef(b, b, s, "") for s in scales for b in p.baselines] + models:
+        for m in _entries(p, pd.DataFrame(columns=PER_PHOTO_COLUMNS), models):
             cfg = parse_sweep(_sweep(p, m, Path("/tmp/unused-estimate"), args.device), "estimate")
             plan = make_sweep_plan(cfg)
             est = estimate_work(plan)
             probe(plan, est, crop=min(args.probe_crop, p.crop or args.probe_crop))
             e = next(iter(est.values()))
             if e.seconds is None:
-                print(f"{m.name} x{m.scale}: probe failed: {e.probe_error}")
+                print(f"{m.label} x{m.scale}: probe failed: {e.probe_error}")
                 continue
             total += e.seconds
             if show:
-                print(f"{m.name:36s} x{m.scale}  {e.seconds:8.1f} s (probe)", flush=True)
+                print(f"{m.label:36s} x{m.scale}  {e.seconds:8.1f} s (probe)", flush=True)
         return total
 
     p = pin_photos(load_protocol(args.protocol))

@@ -28,6 +28,7 @@ from roundtrip_ml.core.errors import ConfigError, RunStoreError
 from roundtrip_ml.studies.leaderboard import (
     CPU,
     QUICK,
+    Entry,
     add_model,
     load_protocol,
     merge_boards,
@@ -154,6 +155,41 @@ def test_every_number_is_recomputed_from_per_photo_with_pandas_and_scipy(whole: 
     lam = slope.unstack("upscaler")
     for _, r in table.iterrows():
         assert r["lyapunov_diff"] == pytest.approx((lam[r["upscaler"]] - lam["lanczos3"]).mean())
+    _check_ends(per, table, proto["generations"])
+
+
+def _ends_by_hand(per: pd.DataFrame, generations: int) -> pd.Series:
+    """How each chain ends, from per_photo.csv with pandas and scipy alone: a repeat (the
+    ``period`` row: 1 fixed point, k cycle), else the 95% CI of the OLS slope of ln(MSE to the
+    previous generation) over the second half: below 0 converging, else wandering; fewer than
+    4 points there: untyped."""
+    keys = ["upscaler", "scale", "photo"]
+    period = per[per["metric"] == "period"].set_index(keys)["value"]
+    out = {}
+    for key, g in per[per["metric"] == "step_psnr"].groupby(keys):
+        mse = 10 ** (-g["value"].to_numpy(float) / 10)
+        gen = g["generation"].to_numpy(float)
+        ok = (gen > gen.max() / 2) & (mse > 0)
+        if period[key] == 1:
+            out[key] = "fixed_point"
+        elif period[key] > 1:
+            out[key] = "cycle"
+        elif ok.sum() < 4:
+            out[key] = "untyped"
+        else:
+            fit = stats.linregress(gen[ok], np.log(mse[ok]))
+            high = fit.slope + stats.t.ppf(0.975, ok.sum() - 2) * fit.stderr
+            out[key] = "converging" if high < 0 else "wandering"
+    return pd.Series(out)
+
+
+def _check_ends(per: pd.DataFrame, table: pd.DataFrame, generations: int) -> None:
+    assert (per[per["metric"] == "period"]["generation"] == generations).all()
+    ends = _ends_by_hand(per, generations)
+    for _, r in table.iterrows():
+        mine = ends.loc[(r["upscaler"], r["scale"])]
+        for kind in ("fixed_point", "cycle", "converging", "wandering", "untyped"):
+            assert r[f"ends_{kind}"] == (mine == kind).sum(), (r["upscaler"], kind)
 
 
 # ---- add, merge, refuse -----------------------------------------------------------------------
@@ -421,3 +457,202 @@ def test_a_stabilised_board_runs_every_chain_with_its_stabiliser(tmp_path: Path)
     with pytest.raises(ConfigError, match="stabilizer"):
         run_board(tmp_path / "bad", tiny(stabilizer="colr"), [], device="cpu", figures=False)
     assert not (tmp_path / "bad").exists()
+
+
+# ---- upscale paths and how chains end (issue 22) ---------------------------------------------
+
+
+def test_protocol_files_without_paths_keep_their_bytes_and_hash(tmp_path: Path) -> None:
+    """The published protocol.json (written before paths existed) reads, hashes to its
+    recorded hash and describes itself byte for byte as before; paths are entries like the
+    models: outside the hash, in the file, and read back by ``--protocol``."""
+    from roundtrip_ml.studies.leaderboard.protocol import protocol_from_json
+
+    published = Path(__file__).parents[1] / "docs" / "leaderboard" / "protocol.json"
+    raw = json.loads(published.read_text())
+    p = load_protocol(published)
+    assert p.hash() == raw["hash"] and p.describe() == raw and p.up_steps == ()
+    with_paths = p.with_paths([(2, 3), (2, 2), (2, 2)])
+    assert with_paths.up_steps == ((2, 2), (2, 3)) and with_paths.hash() == p.hash()
+    d = with_paths.describe()
+    assert d["up_steps"] == [[2, 2], [2, 3]] and "up_steps" not in p.describe()
+    assert protocol_from_json(json.loads(json.dumps(d)), "x") == with_paths
+    with pytest.raises(ConfigError, match=r"up_steps \[2\]: one step is no path"):
+        protocol_from_json({**d, "up_steps": [[2]]}, "x")
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ("2,1", "must be whole-number steps >= 2"),
+        ("4", "one step is no path"),
+        ("2,2,2", "x8, which does not divide the 36 px crop"),
+        ("2,x", "is not a comma list of whole numbers"),
+    ],
+)
+def test_an_impossible_path_is_one_line_naming_the_flag(
+    tmp_path: Path, steps: str, message: str
+) -> None:
+    r = CliRunner().invoke(
+        app, ["leaderboard", "run", "--crop", "36", "--up-steps", steps, "-o", str(tmp_path / "b")]
+    )
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert f"--up-steps {steps}" in r.output and message in r.output, r.output
+    assert not (tmp_path / "b").exists()
+
+
+def test_up_steps_flag_adds_paths_but_keeps_the_protocol(monkeypatch, tmp_path: Path) -> None:
+    import roundtrip_ml.studies.leaderboard as lb_pkg
+
+    _need_models()
+    seen = []
+    monkeypatch.setattr(lb_pkg, "run_board", lambda out, p, models, **kw: seen.append(p))
+    monkeypatch.setattr("roundtrip_ml.cli.leaderboard._show", lambda lb: None)
+    args = ["leaderboard", "run", "--models", "span-x2-ch48", "-o", str(tmp_path / "b")]
+    r = CliRunner().invoke(app, [*args, "--up-steps", "2,3", "--up-steps", "2,2", "-q"])
+    assert r.exit_code == 0, r.output
+    assert seen[0].up_steps == ((2, 2), (2, 3)) and seen[0].hash() == CPU.hash()
+
+
+def test_only_models_of_the_step_s_native_scale_take_a_path() -> None:
+    from roundtrip_ml.studies.leaderboard.board import PER_PHOTO_COLUMNS, _entries
+    from roundtrip_ml.studies.leaderboard.protocol import ModelRef
+
+    models = [
+        ModelRef("span-x2-ch48", "span-x2-ch48", 2, ""),
+        ModelRef("realesr-animevideov3", "realesr-animevideov3", 4, ""),  # x4: not on 2,2
+        ModelRef("waifu2x-cunet-x1-denoise0x", "waifu2x-cunet-x1-denoise0x", 2, ""),  # x1
+    ]
+    p = tiny(up_steps=((2, 2),))
+    got = [
+        (e.label, e.scale, e.slug)
+        for e in _entries(p, pd.DataFrame(columns=PER_PHOTO_COLUMNS), models)
+    ]
+    assert got == [
+        ("lanczos3", 2, ""),
+        ("lanczos3", 4, ""),
+        ("span-x2-ch48", 2, ""),
+        ("realesr-animevideov3", 4, ""),
+        ("waifu2x-cunet-x1-denoise0x", 2, ""),
+        ("lanczos3 [2x2]", 4, "2x2"),
+        ("span-x2-ch48 [2x2]", 4, "2x2"),
+    ]
+
+
+def test_a_path_board_adds_merges_and_equals_a_direct_stepped_run(tmp_path: Path) -> None:
+    """Baselines on a path, then ``add`` an x2 model: it enters at x2 and as ``[2x2]`` in the
+    x4 table, paired with one-step Lanczos-3 x4; ``lanczos3 [2x2]`` is the engine's own
+    ``up_steps = [2, 2]`` chain; a board without paths (same hash) merges with it."""
+    import roundtrip_ml as rt
+    from roundtrip_ml.pipeline.store import RunStore
+    from roundtrip_ml.report.data import find_run_dirs
+
+    _need_models()
+    a = tmp_path / "a"
+    run_board(a, tiny(up_steps=((2, 2),)), [], device="cpu", figures=False)
+    lb = add_model(a, "span-x2-ch48", device="cpu", figures=False)
+    assert lb.added == ["lanczos3", "span-x2-ch48", "span-x2-ch48 [2x2]"]  # lanczos3 at x2
+    per = pd.read_csv(a / "per_photo.csv", keep_default_na=False)
+    entries = set(zip(per["upscaler"], per["scale"], per["path"], strict=True))
+    assert entries == {
+        ("lanczos3", 2, ""),
+        ("lanczos3", 4, ""),
+        ("span-x2-ch48", 2, ""),
+        ("lanczos3 [2x2]", 4, "2x2"),
+        ("span-x2-ch48 [2x2]", 4, "2x2"),
+    }
+    for d in find_run_dirs(a / "runs" / "spanx2ch48-x4-2x2"):
+        assert RunStore(d).read_config()["up_steps"] == [2.0, 2.0]
+    last = per[(per["metric"] == "psnr") & (per["generation"] == 2)]
+    psnr = last.pivot_table(index="photo", columns=["upscaler", "scale"], values="value")
+    for photo in PHOTOS:
+        t = rt.roundtrip(
+            f"skimage:{photo}",
+            "lanczos3",
+            scale=4,
+            generations=2,
+            metrics=["psnr"],
+            center_crop=[24, 24],
+            up_steps=[2, 2],
+            device="cpu",
+            progress=False,
+        )
+        assert psnr.loc[photo, ("lanczos3 [2x2]", 4)] == pytest.approx(t.value("psnr", 2), abs=1e-6)
+    table = pd.read_csv(a / "leaderboard.csv", keep_default_na=False, na_values=["NA"])
+    x4 = table[table["scale"] == 4].set_index("upscaler")
+    assert set(x4.index) == {"lanczos3", "lanczos3 [2x2]", "span-x2-ch48 [2x2]"}
+    assert x4.loc["span-x2-ch48 [2x2]", "path"] == "2x2" and x4.loc["lanczos3", "path"] == ""
+    diff = psnr[("span-x2-ch48 [2x2]", 4)] - psnr[("lanczos3", 4)]
+    assert x4.loc["span-x2-ch48 [2x2]", "paired_diff"] == pytest.approx(diff.mean(), abs=1e-9)
+    assert "span-x2-ch48 [2x2]" in (a / "leaderboard.md").read_text()
+    proto = load_protocol(a / "protocol.json")  # what --protocol FILE reruns
+    assert proto.up_steps == ((2, 2),)
+    b = tmp_path / "b"
+    run_board(b, tiny(), [], device="cpu", figures=False)  # Lanczos-3 x2 only, no paths
+    assert load_protocol(b / "protocol.json").hash() == proto.hash()  # paths are not hashed
+    merged = merge_boards([b, a], tmp_path / "m", figures=False)
+    assert merged.protocol.up_steps == ((2, 2),)
+    assert len(merged.per_photo) == len(per) and set(merged.table["upscaler"]) == set(
+        table["upscaler"]
+    )
+
+
+@pytest.fixture(scope="module")
+def ends_board(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 generations: enough for the step trend (4+ points in the second half)."""
+    _need_models()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("ends") / "board"
+    p = tiny(generations=12, baselines=("lanczos3", "bicubic"))
+    run_board(out, p, select_models("span-x2-ch48"), device="cpu", figures=False)
+    return out
+
+
+def test_ends_count_the_attractor_types_of_summarize(ends_board: Path) -> None:
+    from roundtrip_ml.analysis.summary import summarize_run
+    from roundtrip_ml.report.data import find_run_dirs
+
+    table = pd.read_csv(ends_board / "leaderboard.csv")
+    per = pd.read_csv(ends_board / "per_photo.csv")
+    print(table[["upscaler", *(c for c in table if c.startswith("ends_"))]])
+    _check_ends(per, table, 12)  # recomputed from per_photo.csv with pandas and scipy
+    for _, r in table.iterrows():  # and equal to `roundtrip summarize` on the board's own runs
+        entry = Entry.of_row(r["upscaler"], r["scale"], "")
+        runs = find_run_dirs(entry.runs_dir(ends_board))
+        s = pd.concat([summarize_run(d) for d in runs])
+        kinds = s[s["replica"] == 0]["attractor"].fillna("untyped")
+        assert len(kinds) == r["n"] == 3
+        for kind in ("fixed_point", "cycle", "converging", "wandering", "untyped"):
+            assert r[f"ends_{kind}"] == (kinds == kind).sum(), (r["upscaler"], kind)
+    assert table[[f"ends_{k}" for k in ("converging", "wandering")]].to_numpy().sum() > 0
+    assert "ends" in (ends_board / "leaderboard.md").read_text()
+
+
+def _as_an_old_board(board: Path) -> None:
+    """The board as a roundtrip-ml before paths and ends wrote it: no ``path`` column, no
+    ``step_psnr``/``period`` rows."""
+    per = pd.read_parquet(board / "per_photo.parquet")
+    per = per[~per["metric"].isin(["step_psnr", "period"])].drop(columns="path")
+    per.to_parquet(board / "per_photo.parquet", index=False)
+    (board / "per_photo.csv").write_bytes(per.to_csv(index=False).encode())
+
+
+@pytest.mark.parametrize("how", ["table", "run"])
+def test_an_old_board_gains_the_rows_from_its_runs_without_rerunning(
+    ends_board: Path, tmp_path: Path, how: str
+) -> None:
+    from roundtrip_ml.studies.leaderboard import rank, read_board
+
+    board = tmp_path / "old"
+    shutil.copytree(ends_board, board)
+    _as_an_old_board(board)
+    p, old = read_board(board)  # type: ignore[misc]
+    assert "ends_wandering" not in rank(old, p)  # an old board still ranks, without ends
+    runs = _tree(board / "runs")
+    if how == "table":
+        _cli("leaderboard", "table", str(board))
+    else:
+        run_board(board, p, None, device="cpu", figures=False)
+    assert _tree(board / "runs") == runs  # nothing recomputed
+    for f in ("per_photo.csv", "leaderboard.csv", "protocol.json"):
+        assert (board / f).read_bytes() == (ends_board / f).read_bytes(), f

@@ -265,3 +265,43 @@ def test_cli_flags_reach_the_recipe(tmp_path: Path) -> None:
         app, ["run", "-i", "skimage:astronaut", "--stabilizer", "blur", "-o", str(tmp_path / "x")]
     )
     assert bad.exit_code == 2 and "is no stabilizer" in bad.output
+
+
+def test_recipe_parts_attractors_and_lyapunov_from_a_sweep_and_the_api(tmp_path: Path) -> None:
+    """Stabilisers and paths as sweep axes, with replicas: `summarize` on the sweep directory
+    gives every chain its attractor type and each recipe its Lyapunov exponent (pooled over
+    units: here one photo each, so equal to the unit's own); the in-memory API runs the same
+    chain to the same numbers and type, and refuses replicas with one line."""
+    from typer.testing import CliRunner
+
+    from roundtrip_ml.analysis.summary import summarize_run
+    from roundtrip_ml.cli.app import app
+
+    root = tmp_path / "s"
+    rt.run_sweep(
+        {**CROP, "generations": 8, "replicas": 1, "output": str(root),
+         "stabilizers": ["none", "backproject:2"], "up_steps": [[2, 2], [4]]},
+        progress=False,
+    )  # fmt: skip
+    df = rt.summarize(root)
+    base = df[df["replica"] == 0].set_index(["stabilizer", "up_steps"])
+    assert len(base) == 4 and base["unit_id"].nunique() == 4
+    assert set(base["attractor"]) <= {"fixed_point", "cycle", "converging", "wandering"}
+    div = df.attrs["divergence"].set_index(["stabilizer", "up_steps"])
+    assert len(div) == 4 and div["lyapunov"].notna().all()
+    for unit in base["unit_id"]:
+        own = summarize_run(root / "units" / unit).attrs["divergence"].iloc[0]
+        key = (own["stabilizer"], own["up_steps"])
+        assert div.loc[key, "lyapunov"] == pytest.approx(own["lyapunov"], rel=1e-12)
+    t = rt.roundtrip(
+        "skimage:astronaut", "lanczos3", generations=8, center_crop=32, metrics=["psnr"],
+        stabilizer="backproject:2", up_steps=[2, 2], device="cpu", progress=False,
+    )  # fmt: skip
+    chain = base.loc[("backproject:2", "2x2")]
+    assert t.chain.chain_id == chain["chain_id"]
+    assert t.value("psnr", 8) == pytest.approx(chain["final_psnr"], abs=1e-9)
+    assert rt.summarize(t)["attractor"].iloc[0] == chain["attractor"]
+    with pytest.raises(ConfigError, match="replicas"):
+        rt.roundtrip("skimage:astronaut", "lanczos3", generations=2, replicas=1, device="cpu")
+    r = CliRunner().invoke(app, ["summarize", str(root)])
+    assert r.exit_code == 0 and "λ" in r.output and (root / "summary.parquet").is_file()

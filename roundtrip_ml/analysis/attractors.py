@@ -11,6 +11,8 @@ How a chain ends (``attractor`` column of the summary), from the run's own table
 - ``wandering``: none of these (the step size holds steady or grows).
 
 A chain with too few step measurements (under 4 in its second half) gets no type.
+``chain_end`` applies the same rule to what a table keeps per chain (its PSNR to the previous
+generation and its repeat period): the leaderboard classifies its per-photo rows with it.
 
 Starts (``starts = ["image", "noise", "flat"]``): the same recipe run from the photo, from
 seeded noise and from flat grey. ``start_distances`` compares the starts' late frames (saved
@@ -67,6 +69,19 @@ def classify(event: object, trend_ci_high: float) -> str | None:
     return "converging" if trend_ci_high < 0 else "wandering"
 
 
+def step_mse(step_psnr: np.ndarray) -> np.ndarray:
+    """MSE to the previous generation from its PSNR (data range 1; +inf dB -> 0: no step)."""
+    return np.power(10.0, -np.asarray(step_psnr, dtype=float) / 10.0)
+
+
+def chain_end(generations: np.ndarray, step_psnr: np.ndarray, period: int) -> str | None:
+    """The attractor type of one chain from its PSNR to the previous generation per generation
+    and the period of its first exact repeat (``events``: 1 a fixed point, k >= 2 a cycle, 0
+    none); None when it has too few step measurements."""
+    event = "fixed_point" if period == 1 else "cycle" if period >= 2 else None
+    return classify(event, step_trend(generations, step_mse(step_psnr))[2])
+
+
 def attractor_table(metrics: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """One row per chain: ``attractor`` and the step trend (TREND_COLUMNS). ``events`` has
     ``events.EVENT_COLUMNS`` (chains without an event are absent from it)."""
@@ -75,8 +90,7 @@ def attractor_table(metrics: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame
     rows = []
     for chain_id in sorted(metrics["chain_id"].unique()):
         p = prev[prev["chain_id"] == chain_id].sort_values("generation")
-        mse = np.power(10.0, -p["value"].to_numpy(float) / 10.0)  # +inf dB -> 0: no step
-        trend = step_trend(p["generation"].to_numpy(float), mse)
+        trend = step_trend(p["generation"].to_numpy(float), step_mse(p["value"].to_numpy(float)))
         rows.append(
             {
                 "chain_id": chain_id,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..imaging.schedule import step_period
+
 EVENT_COLUMNS = ["chain_id", "event", "event_generation", "period", "cycle_start"]
 
 
@@ -76,3 +78,9 @@ def detect_events(
     return pd.DataFrame(rows, columns=EVENT_COLUMNS).astype(
         {"event_generation": "int64", "period": "int64", "cycle_start": "int64"}
     )
+
+
+def chain_events(fingerprints: pd.DataFrame, codecs: Mapping[str, str]) -> pd.DataFrame:
+    """``detect_events`` with each chain's step period read from its codec spec (``codecs``:
+    chain_id -> codec; a codec schedule repeats only a whole schedule period apart)."""
+    return detect_events(fingerprints, {str(c): step_period(str(s)) for c, s in codecs.items()})

@@ -41,13 +41,12 @@ import pandas as pd
 
 from ..core.errors import ConfigError, RunStoreError
 from ..core.files import atomic_write_bytes, atomic_write_parquet
-from ..imaging.schedule import step_period
 from ..metrics.registry import key_info
 from ..pipeline.store import CHAINS_FILE, RunStore
 from .attractors import START_RECIPE, attractor_table, start_distances
 from .columns import SUMMARY_HEADERS
 from .divergence import RECIPE_COLUMNS, summarize_divergence
-from .events import EVENT_COLUMNS, detect_events
+from .events import EVENT_COLUMNS, chain_events
 
 SUMMARY_FILE = "summary.parquet"
 SUMMARY_CSV = "summary.csv"
@@ -160,8 +159,7 @@ def summarize(
     events = pd.DataFrame(columns=EVENT_COLUMNS)
     if len(fingerprints):
         codecs = metrics.groupby("chain_id")["codec"].first() if "codec" in metrics else {}
-        periods = {str(c): step_period(str(spec)) for c, spec in dict(codecs).items()}
-        events = detect_events(fingerprints, periods)
+        events = chain_events(fingerprints, dict(codecs))
     df = df.merge(events, on="chain_id", how="left")
     df = df.astype({"event_generation": "Int64", "period": "Int64", "cycle_start": "Int64"})
     df["fixed_point_generation"] = df["cycle_start"].where(df["event"] == "fixed_point")

@@ -564,7 +564,12 @@ def _columns_epilog() -> str:
 
 @app.command(epilog=_columns_epilog())
 def summarize(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN", help="A run directory, or a sweep directory (all its units)."
+        ),
+    ],
     thresholds: Annotated[
         str,
         typer.Option(
@@ -583,8 +588,10 @@ def summarize(
 ) -> None:
     """Collapse statistics per chain -> RUN/summary.parquet, printed as a table."""
     from ..analysis.summary import SUMMARY_FILE, render_summary, summarize_run
+    from ..sweep.summary import is_sweep, summarize_sweep
 
-    df = summarize_run(_path_arg(run_dir), thresholds, csv=csv)
+    path = _path_arg(run_dir)
+    df = (summarize_sweep if is_sweep(path) else summarize_run)(path, thresholds, csv=csv)
     if json_out:
         out.print_json(df.to_json(orient="records"))
     else:

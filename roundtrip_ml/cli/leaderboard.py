@@ -129,6 +129,7 @@ def _run(
     seed: int | None = None,
     stabilizer: str | None = None,
     backend: str | None = None,
+    up_steps: list[str] | None = None,
     protocol: str | None = None,
     quick: bool = False,
     rank_by: str = "psnr",
@@ -146,7 +147,7 @@ def _run(
         select_models,
     )
     from ..studies.leaderboard.board import expand_photos, read_board
-    from ..studies.leaderboard.protocol import Photo
+    from ..studies.leaderboard.protocol import Photo, parse_path
 
     if protocol and quick:
         raise ConfigError("--quick", "and --protocol both name a protocol", "give one of them")
@@ -178,6 +179,8 @@ def _run(
         changes["codecs"], changes["name"] = tuple(codecs), "custom"
     if changes:
         p = replace(p, **changes)
+    if up_steps:  # entries, like --models: the protocol's name and hash stay
+        p = p.with_paths([*p.up_steps, *(parse_path(s, p.crop) for s in up_steps)])
     from ..studies.leaderboard.protocol import check
 
     check(p, "flags")
@@ -279,6 +282,16 @@ def run_cmd(
             "(default: the protocol's)",
         ),
     ] = None,
+    up_steps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--up-steps",
+            metavar="STEPS",
+            help="Also enter an upscale path (repeat): 2,2 runs the x2 models and the "
+            "baselines as two x2 stages after one x4 downscale, ranked with the x4 models "
+            "(as 'NAME [2x2]'). Models of another native scale are not entered on it.",
+        ),
+    ] = None,
     protocol: ProtocolOpt = None,
     quick: QuickOpt = False,
     rank_by: RankOpt = RankBy.psnr,
@@ -298,6 +311,7 @@ def run_cmd(
         seed=seed,
         stabilizer=stabilizer,
         backend=backend,
+        up_steps=up_steps,
         protocol=protocol,
         quick=quick,
         rank_by=str(rank_by),
@@ -367,17 +381,11 @@ def table_cmd(
     rank_by: RankOpt = RankBy.psnr,
     ci: CIOpt = CI.t,
 ) -> None:
-    """Re-rank a board from its per-photo table (another criterion or CI); runs nothing."""
-    from ..studies.leaderboard.board import read_board, write_tables
+    """Re-rank a board from its per-photo table (another criterion or CI); runs nothing. Rows
+    a board from an older roundtrip-ml lacks (how chains end) are read back from its runs/."""
+    from ..studies.leaderboard import table_board
 
-    b = read_board(board.expanduser())
-    if b is None:
-        raise ConfigError(
-            str(board),
-            "is not a leaderboard (no protocol.json)",
-            "give a directory written by `roundtrip leaderboard run`",
-        )
-    _show(write_tables(board.expanduser(), b[0], b[1], rank_by=str(rank_by), ci=str(ci)))
+    _show(table_board(board, rank_by=str(rank_by), ci=str(ci)))
 
 
 for _info in leaderboard_app.registered_commands:  # no <bool> after --help

@@ -25,9 +25,11 @@ _FAMILIES = ("realcugan", "waifu2x", "span", "srmd", "realesr", "swinir", "reals
 
 
 def family(name: str) -> str:
-    """The model family a registry name starts with ("classical" for resamplers, "other")."""
+    """The model family a registry name starts with ("classical" for resamplers, "other"); a
+    board's upscale-path entry (``lanczos3 [2x2]``) is in its model's family."""
     from ..imaging.kernels import is_classical
 
+    name = name.split(" [", 1)[0]
     if is_classical(name):
         return "classical"
     low = name.lower()

@@ -16,7 +16,9 @@ from .board import (
     read_board,
     run_board,
     select_models,
+    table_board,
 )
+from .layout import Entry
 from .protocol import (
     CPU,
     PRESETS,
@@ -28,15 +30,17 @@ from .protocol import (
     Protocol,
     load_protocol,
 )
-from .table import CRITERIA, chain_values, rank
+from .table import CRITERIA, ENDS, chain_values, rank
 
 __all__ = [
     "CPU",
     "CRITERIA",
+    "ENDS",
     "PRESETS",
     "QUICK",
     "QUICK_MODELS",
     "SEED",
+    "Entry",
     "Leaderboard",
     "ModelRef",
     "Photo",
@@ -50,4 +54,5 @@ __all__ = [
     "read_board",
     "run_board",
     "select_models",
+    "table_board",
 ]

@@ -4,7 +4,11 @@ A board directory holds exactly one protocol. Each (model, scale) runs as its ow
 sweep under ``runs/`` (a killed board continues where it stopped; ``add`` runs only the new
 model and, for a new scale, the baselines there). Its measurements are appended to
 ``per_photo.parquet`` (+ ``.csv``), keyed by (upscaler, scale, codec, photo, metric,
-generation): a key is never written twice. ``protocol.json`` is written after the table and
+generation): a key is never written twice. An upscale path (``up_steps``) is an entry of its
+own (``layout.Entry``: ``span-x2-ch48 [2x2]``, its own sweep). Rows a newer roundtrip-ml
+keeps but an older board lacks (the attractor rows, ``ATTRACTOR_ROWS``) are read back from the
+finished runs under ``runs/`` by any command that writes the board (``run``, ``add``,
+``table``): nothing is recomputed. ``protocol.json`` is written after the table and
 is the commit record: rows of a model it does not list (an add killed half-way) are dropped
 and re-read from that model's finished runs. Everything that can be refused (protocol, photo
 hashes, model names, a foreign board) is refused before anything on disk changes.
@@ -13,17 +17,20 @@ hashes, model names, a foreign board) is refused before anything on disk changes
 from __future__ import annotations
 
 import fnmatch
+import functools
+import math
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ...core.errors import ConfigError, MeasurementError, RoundtripError, RunStoreError
-from .layout import FILES, KEY, RUNS, Leaderboard
+from .layout import FILES, KEY, Entry, Leaderboard
 from .protocol import ModelRef, Protocol, load_protocol, pin_photos, resolve_photo
-from .table import PER_PHOTO_COLUMNS, rank
+from .table import ATTRACTOR_ROWS, PER_PHOTO_COLUMNS, rank
 from .view import write_tables
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "read_board",
     "run_board",
     "select_models",
+    "table_board",
 ]
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
@@ -94,6 +102,24 @@ def select_models(pattern: str | None = None, x1_scale: int = 2) -> list[ModelRe
             m = model_ref(h, x1_scale)
             out[m.name] = m
     return list(out.values())
+
+
+@functools.cache
+def native_scale(m: ModelRef) -> int:
+    """The scale a model's network makes (an x1 model runs at ``m.scale`` only by a resize)."""
+    from ...upscalers import zoo
+
+    try:
+        return zoo.get_entry(m.spec).scale
+    except RoundtripError:  # a weights file or an ncnn .param: ask the loaded model
+        from ...upscalers import create_upscaler
+
+        return int(create_upscaler(m.spec, "cpu").describe()["scale"])
+
+
+def takes_path(m: ModelRef, path: tuple[int, ...]) -> bool:
+    """A fixed-scale model makes only stages of its own scale: x2 models take 2,2."""
+    return all(s == native_scale(m) for s in path)
 
 
 # ---- photos ----------------------------------------------------------------------------------
@@ -158,9 +184,11 @@ def _read_table(path: Path) -> pd.DataFrame:
             f"cannot be read as Parquet ({type(e).__name__})",
             "delete it and rerun the board's command (the runs are kept)",
         ) from None
+    if "path" not in df:  # a board from before upscale paths: every entry is one step
+        df.insert(1, "path", "")
     if missing := [c for c in PER_PHOTO_COLUMNS if c not in df]:
         raise RunStoreError(str(path), f"has no column {missing[0]!r}", "rerun the board")
-    return df
+    return df[PER_PHOTO_COLUMNS]
 
 
 def read_board(
@@ -182,7 +210,8 @@ def read_board(
     p = load_protocol(proto)
     table = d / FILES["per_photo"]
     per_photo = _read_table(table) if table.exists() else pd.DataFrame(columns=PER_PHOTO_COLUMNS)
-    listed = {m.name for m in p.models} | set(p.baselines)
+    names = {m.name for m in p.models} | set(p.baselines)
+    listed = {Entry(ModelRef(n, n, 0, ""), s).label for n in names for s in ((), *p.up_steps)}
     extra = sorted(set(per_photo["upscaler"]) - listed)
     if extra and committed_only:
         raise RunStoreError(
@@ -197,16 +226,23 @@ def read_board(
 # ---- running ---------------------------------------------------------------------------------
 
 
-def _entries(p: Protocol, per_photo: pd.DataFrame, models: list[ModelRef]) -> list[ModelRef]:
-    """What still has to run: new models, and the baselines at every scale a model uses."""
+def _entries(p: Protocol, per_photo: pd.DataFrame, models: list[ModelRef]) -> list[Entry]:
+    """What still has to run: new models, the baselines at every scale a model or path uses,
+    and on each path the baselines and the models that take it."""
     have = set(zip(per_photo["upscaler"], per_photo["scale"].astype(int), strict=True))
-    scales = sorted({m.scale for m in models} | {s for _, s in have} or {p.x1_scale})
-    todo = [ModelRef(b, b, s, "") for s in scales for b in p.baselines]
-    todo += models
-    return [m for m in todo if (m.name, m.scale) not in have]
+    totals = {math.prod(path) for path in p.up_steps}
+    scales = sorted({m.scale for m in models} | {s for _, s in have} | totals or {p.x1_scale})
+    todo = [Entry(ModelRef(b, b, s, "")) for s in scales for b in p.baselines]
+    todo += [Entry(m) for m in models]
+    for path in p.up_steps:
+        total = math.prod(path)
+        todo += [Entry(ModelRef(b, b, total, ""), path) for b in p.baselines]
+        todo += [Entry(replace(m, scale=total), path) for m in models if takes_path(m, path)]
+    return [e for e in todo if (e.label, e.scale) not in have]
 
 
-def _sweep(p: Protocol, m: ModelRef, root: Path, device: str) -> dict[str, Any]:
+def _sweep(p: Protocol, e: Entry, root: Path, device: str) -> dict[str, Any]:
+    m = e.model
     d: dict[str, Any] = {
         "name": "leaderboard",
         "output": str(root),
@@ -228,6 +264,8 @@ def _sweep(p: Protocol, m: ModelRef, root: Path, device: str) -> dict[str, Any]:
         "stabilizers": [p.stabilizer],
         "sweep": {"max_images_per_unit": 16},
     }
+    if e.path:
+        d["up_steps"] = list(e.path)
     if p.crop is not None:
         d["center_crop"] = [p.crop, p.crop]
     if p.max_side is not None:
@@ -235,16 +273,22 @@ def _sweep(p: Protocol, m: ModelRef, root: Path, device: str) -> dict[str, Any]:
     return d
 
 
-def _rows(p: Protocol, m: ModelRef, root: Path) -> pd.DataFrame:
-    """The per-photo rows of one finished entry, read back from its runs; complete or refused."""
+def _rows(p: Protocol, e: Entry, root: Path) -> pd.DataFrame:
+    """The per-photo rows of one finished entry, read back from its runs; complete or refused.
+    Per chain and generation: the metrics vs the original, ``replica_psnr`` (with replicas)
+    and ``step_psnr`` (PSNR to the previous generation); at the last generation ``period``
+    (of the first exact repeat of its 8-bit state: 1 a fixed point, k a cycle, 0 none), so
+    table.py can say how each chain ends (analysis/attractors.py) from these rows alone."""
+    from ...analysis.events import chain_events
     from ...pipeline.store import RunStore
     from ...report.data import find_run_dirs
 
     by_path = {str(resolve_photo(ph.source)): ph.name for ph in p.photos}
-    parts = [RunStore(d).read_metrics() for d in find_run_dirs(root)]
+    stores = [RunStore(d) for d in find_run_dirs(root)]
+    parts = [s.read_metrics() for s in stores]
     mt = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if mt.empty:
-        raise MeasurementError(m.name, "measured nothing", "see the runs under " + str(root))
+        raise MeasurementError(e.label, "measured nothing", "see the runs under " + str(root))
     mt = mt[mt["replica"] <= 0]
     own = mt[
         (mt["reference"] == "original")
@@ -253,10 +297,23 @@ def _rows(p: Protocol, m: ModelRef, root: Path) -> pd.DataFrame:
     rep = mt[(mt["reference"] == "replicas") & (mt["metric"] == "psnr")].assign(
         metric="replica_psnr"
     )
-    rows = pd.concat([own, rep], ignore_index=True)
+    step = mt[(mt["reference"] == "previous") & (mt["metric"] == "psnr")].assign(metric="step_psnr")
+    chains = mt.drop_duplicates("chain_id").set_index("chain_id")
+    fps = pd.concat([s.read_fingerprints() for s in stores], ignore_index=True)
+    events = chain_events(fps[fps["chain_id"].isin(chains.index)], chains["codec"].to_dict())
+    period = chains.assign(
+        metric="period",
+        generation=p.generations,
+        value=pd.Series(dict(zip(events["chain_id"], events["period"], strict=True)))
+        .reindex(chains.index)
+        .fillna(0)
+        .astype(float),
+    ).reset_index()
+    rows = pd.concat([own, rep, step, period], ignore_index=True)
     out = pd.DataFrame(
         {
-            "upscaler": m.name,
+            "upscaler": e.label,
+            "path": e.slug,
             "scale": rows["scale"].round().astype(int),
             "codec": rows["codec"].astype(str),
             "photo": rows["image"].astype(str).map(by_path),
@@ -265,19 +322,45 @@ def _rows(p: Protocol, m: ModelRef, root: Path) -> pd.DataFrame:
             "value": rows["value"].astype(float),
         }
     )
-    expect = len(p.photos) * len(p.codecs) * p.generations * (len(p.metrics) + (p.replicas > 0))
+    per_gen = len(p.metrics) + (p.replicas > 0) + 1  # + step_psnr
+    expect = len(p.photos) * len(p.codecs) * (p.generations * per_gen + 1)  # + period
     if out["photo"].isna().any() or len(out.drop_duplicates(KEY)) != expect:
         raise MeasurementError(
-            m.name, f"has {len(out)} of {expect} measurements", f"see the runs under {root}"
+            e.label, f"has {len(out)} of {expect} measurements", f"see the runs under {root}"
         )
     if out["value"].isna().any():
-        raise MeasurementError(m.name, "has a NaN measurement", f"see the runs under {root}")
+        raise MeasurementError(e.label, "has a NaN measurement", f"see the runs under {root}")
     return out.sort_values(KEY).reset_index(drop=True)
+
+
+def _complete(out: Path, p: Protocol, per_photo: pd.DataFrame) -> pd.DataFrame:
+    """The table with the rows an older board lacks (``ATTRACTOR_ROWS``) read back from each
+    entry's finished runs; an entry whose runs are not here (a merged board) stays as it is
+    and its table cells say "-". Rows already in the table are never changed."""
+    if per_photo.empty:
+        return per_photo
+    new = []
+    for (label, scale, path), rows in per_photo.groupby(["upscaler", "scale", "path"], sort=True):
+        if set(ATTRACTOR_ROWS) <= set(rows["metric"]):
+            continue
+        e = Entry.of_row(str(label), int(scale), str(path))
+        root = e.runs_dir(out)
+        if not root.is_dir():
+            continue
+        try:
+            got = _rows(p, e, root)
+        except RoundtripError as err:
+            warnings.warn(
+                f"{e.label} x{e.scale}: its attractor rows stay missing: {err}", stacklevel=2
+            )
+            continue
+        new.append(got[got["metric"].isin(ATTRACTOR_ROWS) & ~got["metric"].isin(rows["metric"])])
+    return _append(per_photo, pd.concat(new, ignore_index=True)) if new else per_photo
 
 
 def _run_entry(
     p: Protocol,
-    m: ModelRef,
+    e: Entry,
     out: Path,
     *,
     executor: str,
@@ -285,20 +368,19 @@ def _run_entry(
     device: str,
     progress: Any,
 ) -> pd.DataFrame:
-    from ...pipeline.plan import slug
     from ...sweep import parse_sweep, run_sweep
 
-    root = out / RUNS / f"{slug(m.name)}-x{m.scale}"
-    cfg = parse_sweep(_sweep(p, m, root, device), f"leaderboard entry {m.name} x{m.scale}")
+    root = e.runs_dir(out)
+    cfg = parse_sweep(_sweep(p, e, root, device), f"leaderboard entry {e.label} x{e.scale}")
     res = run_sweep(cfg, executor=executor, address=address, progress=progress)
     if res.failed:
         first = next(iter(res.failed.values()))
         raise MeasurementError(
-            f"{m.name} x{m.scale}",
+            f"{e.label} x{e.scale}",
             f"{len(res.failed)} chain(s) failed: {first}",
             None if "(fix:" in first else "fix the model and rerun the same command",
         )
-    return _rows(p, m, root)
+    return _rows(p, e, root)
 
 
 def _append(per_photo: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -339,6 +421,7 @@ def _prepare(
                 "use a new --output directory, or `leaderboard add` to extend it",
             )
         known = {m.name: m for m in old.models}
+        p = p.with_paths([*old.up_steps, *p.up_steps])  # paths, like models, accumulate
     for m in models:
         if m.name in p.baselines:
             raise ConfigError(
@@ -380,26 +463,31 @@ def run_board(
     p, per_photo = _prepare(out, protocol, wanted)
     if len(per_photo):
         rank(per_photo, p, rank_by, ci)  # a bad --rank-by or --ci is refused before any run
+    per_photo = _complete(out, p, per_photo)
     added: list[str] = []
     errors: list[RoundtripError] = []
     todo = _entries(p, per_photo, list(p.models))
-    for i, m in enumerate(todo, 1):
+    for i, e in enumerate(todo, 1):
+        m = e.model
+        if m.name not in p.baselines and m.name not in {x.name for x in p.models}:
+            continue  # its one-step entry failed above: its paths wait for the fix too
         if announce:
-            announce(f"[{i}/{len(todo)}] {m.name} x{m.scale}")
+            announce(f"[{i}/{len(todo)}] {e.label} x{e.scale}")
         try:
             rows = _run_entry(
-                p, m, out, executor=executor, address=address, device=device, progress=progress
+                p, e, out, executor=executor, address=address, device=device, progress=progress
             )
-        except RoundtripError as e:
+        except RoundtripError as err:
             if m.name in p.baselines:
                 raise
-            errors.append(e)
-            p = p.with_models([x for x in p.models if x.name != m.name])
+            errors.append(err)
+            if not e.path:  # a failed path leaves the model's own entry on the board
+                p = p.with_models([x for x in p.models if x.name != m.name])
             continue
         per_photo = _append(per_photo, rows)
         listed = [x for x in p.models if x.name in set(per_photo["upscaler"])]
         _commit(out, p.with_models(listed), per_photo)
-        added.append(m.name)
+        added.append(e.label)
     p = p.with_models([x for x in p.models if x.name in set(per_photo["upscaler"])])
     _commit(out, p, per_photo)
     lb = write_tables(out, p, per_photo, rank_by=rank_by, ci=ci, figures=figures)
@@ -451,7 +539,7 @@ def merge_boards(
                 "is not a leaderboard (no protocol.json)",
                 "give board directories written by `roundtrip leaderboard`",
             )
-        boards.append((Path(d), *b))
+        boards.append((Path(d), b[0], _complete(Path(d), b[0], b[1])))  # in memory only
     d0, p0, _ = boards[0]
     for d, p, _ in boards[1:]:
         if p.hash() != p0.hash():
@@ -490,6 +578,29 @@ def merge_boards(
     merged = (
         allrows.drop_duplicates(KEY).drop(columns="_board").sort_values(KEY).reset_index(drop=True)
     )
-    p = p0.with_models(list(models.values()))
+    p = p0.with_models(list(models.values())).with_paths(
+        [s for _, b, _ in boards for s in b.up_steps]
+    )
     _commit(out, p, merged)
     return write_tables(out, p, merged, rank_by=rank_by, ci=ci, figures=figures)
+
+
+def table_board(
+    directory: str | Path, *, rank_by: str = "psnr", ci: str = "t", figures: bool = True
+) -> Leaderboard:
+    """Re-rank a board from its per-photo table (another criterion or CI); runs nothing. Rows
+    an older board lacks are read back from its runs first (and written to its table)."""
+    d = Path(directory).expanduser()
+    b = read_board(d)
+    if b is None:
+        raise ConfigError(
+            str(d),
+            "is not a leaderboard (no protocol.json)",
+            "give a directory written by `roundtrip leaderboard run`",
+        )
+    p, per_photo = b
+    rank(per_photo, p, rank_by, ci)  # a bad --rank-by or --ci is refused before any write
+    done = _complete(d, p, per_photo)
+    if len(done) != len(per_photo):
+        _commit(d, p, done)
+    return write_tables(d, p, done, rank_by=rank_by, ci=ci, figures=figures)

@@ -13,12 +13,20 @@ the models run (``auto``: the ncnn runtime on a CPU for ncnn weights, else torch
 manifests record what ran) and ``stabilizer`` what runs on every upscale before its handoff
 (``none``, ``colour``, ``histogram``, ``wavelet``, ``backproject:N``): a board with a
 stabiliser compares models *with* it.
+
+Upscale paths (``up_steps``, e.g. ``((2, 2),)``): each path adds entries at its total scale
+reached in stages (one x4 downscale, then two x2 upscales): every model whose native scale is
+the step, and the baselines, labelled ``NAME [2x2]`` and ranked with the one-step x4 models
+against the one-step reference. Like the model list, the paths add entries and change no
+other entry's numbers, so they are not hashed (boards with other paths merge and extend), and
+an empty list is not written (files from before paths existed read and hash as they did).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +47,9 @@ __all__ = [
     "ModelRef",
     "Photo",
     "Protocol",
+    "check_path",
     "load_protocol",
+    "parse_path",
     "protocol_from_json",
     "resolve_photo",
     "skimage_photo",
@@ -111,6 +121,7 @@ class Protocol:
     photo_set: str | None = None
     metrics: tuple[str, ...] = METRICS
     models: tuple[ModelRef, ...] = ()
+    up_steps: tuple[tuple[int, ...], ...] = ()  # upscale paths: entries, like the models
     version: int = VERSION
 
     @property
@@ -118,20 +129,29 @@ class Protocol:
         return self.baselines[0]
 
     def hash(self) -> str:
-        """SHA-256 of everything but the models: boards with equal hashes merge."""
+        """SHA-256 of everything but the entries (models and paths): equal hashes merge."""
         d = self.to_json()
         d.pop("models")
+        d.pop("up_steps", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        d: dict[str, Any] = json.loads(json.dumps(asdict(self)))
+        if not self.up_steps:
+            d.pop("up_steps")  # protocol files from before paths existed stay byte-identical
+        return d
 
     def with_models(self, models: list[ModelRef]) -> Protocol:
         return replace(self, models=tuple(sorted(models, key=lambda m: (m.scale, m.name))))
 
+    def with_paths(self, paths: list[tuple[int, ...]]) -> Protocol:
+        """The paths deduplicated, in a canonical order (total scale, then steps)."""
+        return replace(self, up_steps=tuple(sorted(set(paths), key=lambda s: (math.prod(s), s))))
+
     def describe(self) -> dict[str, Any]:
         """What protocol.json holds: the fields, their hash and what they mean."""
-        return {"format": FORMAT, **self.to_json(), "hash": self.hash(), "about": ABOUT}
+        about = ABOUT + (PATHS_ABOUT if self.up_steps else "")
+        return {"format": FORMAT, **self.to_json(), "hash": self.hash(), "about": about}
 
 
 ABOUT = (
@@ -141,6 +161,46 @@ ABOUT = (
     "photos); groups from paired t-tests between all models of a scale and codec, Holm-"
     "corrected. Tables: per_photo.csv (every measurement), leaderboard.csv (ranked)."
 )
+PATHS_ABOUT = (
+    " Paths (up_steps): the upscale reached in stages (one downscale by the product); entered "
+    "for the baselines and every model whose native scale is the step, labelled NAME [2x2], "
+    "ranked with the one-step models of that scale against the one-step reference."
+)
+
+
+def _path_problem(steps: tuple[int, ...], crop: int | None) -> str | None:
+    if len(steps) < 2:
+        return "one step is no path (every model already runs at its own scale)"
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 2 for s in steps):
+        return f"{list(steps)} must be whole-number steps >= 2"
+    total = math.prod(steps)
+    if total > 16:
+        return f"{list(steps)} multiplies to x{total}, over the largest scale, x16"
+    if crop is not None and crop % total:
+        return f"{list(steps)} multiplies to x{total}, which does not divide the {crop} px crop"
+    return None
+
+
+def check_path(steps: tuple[int, ...], crop: int | None, what: str) -> None:
+    """A path is two or more whole steps >= 2 whose product is a scale the crop divides (so
+    every stage keeps whole pixels)."""
+    if problem := _path_problem(steps, crop):
+        raise ConfigError(
+            what, problem, "give two or more steps whose product divides the crop: 2,2 (x4)"
+        )
+
+
+def parse_path(text: str, crop: int | None) -> tuple[int, ...]:
+    """``--up-steps 2,2`` as a checked path; the error names the flag."""
+    what = f"--up-steps {text}"
+    try:
+        steps = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            what, "is not a comma list of whole numbers", "write the steps as 2,2 (x4 in two x2)"
+        ) from None
+    check_path(steps, crop, what)
+    return steps
 
 
 def skimage_photo(name: str) -> Path:
@@ -324,6 +384,14 @@ def protocol_from_json(raw: Any, where: str) -> Protocol:
     kw["photos"] = tuple(
         Photo(**d) for d in _records(where, "photos", raw["photos"], {"source": str, "sha256": str})
     )
+    if "up_steps" in raw:
+        v = raw["up_steps"]
+        if not isinstance(v, list) or not all(
+            isinstance(x, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in x)
+            for x in v
+        ):
+            raise _fail(f"{where}: up_steps", "must be a list of lists of whole numbers")
+        kw["up_steps"] = tuple(tuple(x) for x in v)
     kw["models"] = tuple(
         ModelRef(**d)
         for d in _records(
@@ -377,6 +445,10 @@ def check(p: Protocol, where: str = "protocol") -> None:
     names = [m.name for m in p.models]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise _fail(f"{where}: models", f"{dup[0]!r} is listed twice")
+    for steps in p.up_steps:
+        check_path(steps, p.crop, f"{where}: up_steps {list(steps)}")
+    if len(set(p.up_steps)) != len(p.up_steps):
+        raise _fail(f"{where}: up_steps", "lists a path twice")
 
 
 def load_protocol(path: str | Path) -> Protocol:

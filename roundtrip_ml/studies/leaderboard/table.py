@@ -7,6 +7,14 @@ number in leaderboard.csv can be recomputed from per_photo.csv by anyone
 A *condition* is one (scale, codec): rankings never mix them, since an x4 roundtrip discards
 4x more pixels than an x2 one. Within a condition each model is paired by photo with the
 reference baseline (the protocol's first baseline, Lanczos-3) and with every other model.
+An upscale path's entries (``lanczos3 [2x2]``, ``path`` 2x2) rank in the condition of their
+total scale, paired with the one-step reference there.
+
+How each chain ends (``ends``: fixed_point, cycle, converging, wandering; analysis/attractors.py
+decides, from the ``step_psnr`` rows and the last generation's ``period``) is counted per entry
+(``ends_<type>`` columns; ``ends_untyped``: too few generations to tell). A board written
+before these rows existed has no such columns until its rows are read back from its runs
+(board.py).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...analysis.attractors import ATTRACTOR_KINDS, chain_end
 from ...analysis.paired import (
     MIN_N,
     bootstrap_ci,
@@ -30,10 +39,21 @@ from ...analysis.paired import (
 from ...core.errors import ConfigError, MeasurementError
 from .protocol import Protocol
 
-__all__ = ["ALPHA", "CRITERIA", "Criterion", "chain_values", "rank"]
+__all__ = ["ALPHA", "CRITERIA", "ENDS", "Criterion", "chain_values", "rank"]
 
 ALPHA = 0.05  # family-wise error rate of the between-model tests (Holm) per condition
-PER_PHOTO_COLUMNS = ["upscaler", "scale", "codec", "photo", "metric", "generation", "value"]
+PER_PHOTO_COLUMNS = [
+    "upscaler",
+    "path",
+    "scale",
+    "codec",
+    "photo",
+    "metric",
+    "generation",
+    "value",
+]
+ATTRACTOR_ROWS = ("step_psnr", "period")  # what `ends` is decided from (board.py writes them)
+ENDS = (*ATTRACTOR_KINDS, "untyped")  # the ends_<type> count columns, in this order
 REPLICA_PSNR_CAP = 100.0  # dB: replicas that became identical (PSNR +inf) count as this
 
 
@@ -102,9 +122,26 @@ _METRIC_OF = {
 }
 
 
+def _ends(per_photo: pd.DataFrame, keys: list[str], last: pd.DataFrame) -> pd.Series:
+    """Per chain: its attractor type (``ENDS``; NaN where its rows are missing)."""
+    step = per_photo[per_photo["metric"] == "step_psnr"].pivot_table(
+        index=keys, columns="generation", values="value", aggfunc="first"
+    )
+    period = last[last["metric"] == "period"].set_index(keys)["value"]
+    gens = np.asarray(step.columns, dtype=float)
+    out = {}
+    for key, row in step.iterrows():
+        if key in period.index:
+            ok = row.notna().to_numpy()
+            kind = chain_end(gens[ok], row.to_numpy(dtype=float)[ok], int(period[key]))
+            out[key] = kind or "untyped"
+    return pd.Series(out, dtype=object)
+
+
 def chain_values(per_photo: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     """One row per chain (upscaler, scale, codec, photo): every criterion's value, plus
-    ``collapse_censored`` (the chain never crossed the collapse threshold)."""
+    ``collapse_censored`` (the chain never crossed the collapse threshold) and ``ends`` (how
+    it ends: ``ENDS``, NaN where the board lacks its rows)."""
     keys = ["upscaler", "scale", "codec", "photo"]
     last = per_photo[per_photo["generation"] == p.generations]
     wide = last.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
@@ -131,6 +168,8 @@ def chain_values(per_photo: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     first = below.idxmax(axis=1).where(crossed, p.generations)
     out["collapse"] = first.reindex(out.index).astype(float)
     out["collapse_censored"] = (~crossed).reindex(out.index)
+    if set(ATTRACTOR_ROWS) <= set(per_photo["metric"]):
+        out["ends"] = _ends(per_photo, keys, last).reindex(out.index)
     return out.reset_index()
 
 
@@ -186,6 +225,11 @@ def rank(
         )
     c = CRITERIA[rank_by]
     sign = 1.0 if c.higher_is_better else -1.0
+    path_of = (
+        per_photo.drop_duplicates("upscaler").set_index("upscaler")["path"]
+        if "path" in per_photo
+        else pd.Series("", index=per_photo["upscaler"].unique())
+    )
     rows: list[dict[str, Any]] = []
     for (scale, codec), cond in chains.groupby(["scale", "codec"], sort=True):
         wides = {k: _pairs(cond, k) for k in crits}
@@ -218,6 +262,7 @@ def rank(
                 "scale": int(scale),
                 "codec": codec,
                 "upscaler": up,
+                "path": path_of[up],
                 "n": n,
                 "criterion": rank_by,
                 "ci_method": ci,
@@ -238,6 +283,10 @@ def rank(
                 row[f"{k}_diff"] = float((wides[k][up] - wides[k][p.reference]).mean())
             row["collapse_km_median"] = km_median(wides["collapse"][up], cens[up].astype(bool))
             row["collapse_censored"] = int(cens[up].astype(bool).sum())
+            if "ends" in cond:
+                ends = cond.loc[cond["upscaler"] == up, "ends"]
+                for kind in ENDS:  # NA when some chain's rows are missing: no partial counts
+                    row[f"ends_{kind}"] = int((ends == kind).sum()) if ends.notna().all() else None
             part.append(row)
         df = pd.DataFrame(part)
         for k in ("dz", "p_baseline", "sd"):
@@ -255,6 +304,7 @@ def rank(
         "rank",
         "group",
         "upscaler",
+        "path",
         "n",
         "criterion",
         "ci_method",
@@ -274,7 +324,7 @@ def rank(
     out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=cols)
-    for k in ("wins", "ties", "losses"):
+    for k in ("wins", "ties", "losses", *(f"ends_{e}" for e in ENDS if f"ends_{e}" in out)):
         out[k] = out[k].astype("Int64")
     return out[cols + [k for k in out.columns if k not in cols]].reset_index(drop=True)
 

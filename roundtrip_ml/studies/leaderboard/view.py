@@ -15,7 +15,7 @@ import pandas as pd
 from ...analysis.paired import MIN_N
 from .layout import FILES, Leaderboard
 from .protocol import Protocol
-from .table import ALPHA, CRITERIA, curves, rank
+from .table import ALPHA, CRITERIA, ENDS, curves, rank
 
 _SHORT = {
     "psnr": "PSNR",
@@ -84,8 +84,29 @@ def display_table(table: pd.DataFrame, p: Protocol) -> pd.DataFrame:
                 if math.isfinite(med)
                 else f"not reached ({r['collapse_censored']}/{r['n']})"
             )
+        if "ends_wandering" in r:
+            d["ends"] = _ends(r)
         rows.append(d)
     return pd.DataFrame(rows)
+
+
+_ENDS_SHORT = {
+    "fixed_point": "fixed",
+    "cycle": "cycle",
+    "converging": "conv",
+    "wandering": "wand",
+    "untyped": "untyped",
+}
+
+
+def _ends(r: pd.Series) -> str:
+    """How the entry's chains end: ``fixed 3, cycle 1, conv 6, wand 2`` (types no chain has
+    left out; "-" when the board lacks the rows for it)."""
+    if pd.isna(r["ends_wandering"]):
+        return "-"
+    return ", ".join(
+        f"{_ENDS_SHORT[kind]} {int(r[f'ends_{kind}'])}" for kind in ENDS if r[f"ends_{kind}"]
+    )
 
 
 def _tied_ranks(table: pd.DataFrame) -> dict[Any, str]:
@@ -137,6 +158,18 @@ def notes(table: pd.DataFrame, p: Protocol) -> list[str]:
             f"{'Student-t' if table['ci_method'].iloc[0] == 't' else 'bootstrap'} CI. "
             f"Models sharing a letter are not told apart by paired t-tests "
             f"(Holm-corrected, family-wise alpha {ALPHA} per scale and codec)."
+        )
+    if p.up_steps:
+        paths = ", ".join("x".join(map(str, s)) for s in p.up_steps)
+        out.append(
+            f"Upscale paths ({paths}): NAME [2x2] reaches x4 in two x2 stages after one x4 "
+            f"downscale, ranked with the x4 models against one-step {p.reference}; only the "
+            "baselines and the models whose native scale is the step are entered on a path."
+        )
+    if "ends_wandering" in table:
+        out.append(
+            "ends: how each entry's chains end (fixed point, cycle, converging, wandering; "
+            "untyped: too few generations to tell), counted over its photos."
         )
     return out
 
