@@ -150,7 +150,7 @@ class Protocol:
 
     def describe(self) -> dict[str, Any]:
         """What protocol.json holds: the fields, their hash and what they mean."""
-        about = ABOUT + (PATHS_ABOUT if self.up_steps else "")
+        about = ABOUT.format(x1_scale=self.x1_scale) + (PATHS_ABOUT if self.up_steps else "")
         return {"format": FORMAT, **self.to_json(), "hash": self.hash(), "about": about}
 
 
