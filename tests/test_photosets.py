@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import photo_u8
 from PIL import Image
@@ -318,3 +319,61 @@ def test_offline_missing_set_says_which_file_to_place_where(env, monkeypatch):
     monkeypatch.setenv("ROUNDTRIP_OFFLINE", "1")
     with pytest.raises(ImageError, match=r"set:mcmaster/1\.tif.*bcd4625afae2.*photosets/mcmaster"):
         expand_images(["set:mcmaster/1"])
+
+
+def test_a_board_drawn_from_a_set_names_its_photos_by_set_and_travels(
+    server, env, tmp_path, monkeypatch
+):
+    """`leaderboard run --images set:NAME` keeps `set:NAME/PHOTO` in protocol.json (not this
+    machine's cache paths) with each file's SHA-256, so the protocol reruns on a machine with
+    an empty cache: the photos are fetched again and checked against the protocol's pins."""
+    from typer.testing import CliRunner
+
+    from roundtrip_ml.cli.app import app
+    from roundtrip_ml.studies.leaderboard import load_protocol
+
+    url, root = server
+    (root / "nums").mkdir()
+    entries = []
+    for i, name in enumerate(("astronaut", "coffee", "chelsea"), start=1):
+        b = _png(name)
+        (root / "nums" / f"{i}.png").write_bytes(b)
+        entries.append(f'{{ name = "{i}.png", bytes = {len(b)}, sha256 = "{_sha(b)}" }}')
+    _registry(
+        tmp_path,
+        monkeypatch,
+        f"""
+[nums]
+title = "three numbered crops"
+page = "https://example.org/"
+license = "BSD-3 (scikit-image)"
+count = 3
+base_url = "{url}/nums/"
+files = [{", ".join(entries)}]
+""",
+    )
+    from roundtrip_ml.upscalers import zoo
+
+    if zoo.find_offline(zoo.get_entry("span-x2-ch48"), check_hash=False) is None:
+        pytest.skip("span-x2-ch48 is not installed (pip install roundtrip-ml)")
+    args = ["--crop", "24", "-g", "2", "--device", "cpu", "--quiet", "--models", "span-x2-ch48"]
+    r = CliRunner().invoke(
+        app, ["leaderboard", "run", "--images", "set:nums", *args, "-o", str(tmp_path / "b")]
+    )
+    assert r.exit_code == 0, r.output
+    proto = load_protocol(tmp_path / "b" / "protocol.json")
+    assert [p.source for p in proto.photos] == ["set:nums/1", "set:nums/2", "set:nums/3"]
+    assert [p.sha256 for p in proto.photos] == [
+        _sha(_png(n)) for n in ("astronaut", "coffee", "chelsea")
+    ]
+    assert proto.photo_set == "nums"
+    per = pd.read_csv(tmp_path / "b" / "per_photo.csv")
+    assert sorted(per["photo"].unique()) == ["nums-1", "nums-2", "nums-3"]
+    # another machine: an empty cache; the protocol alone brings the same photos back
+    monkeypatch.setenv("ROUNDTRIP_CACHE_DIR", str(tmp_path / "other-cache"))
+    again = ["leaderboard", "run", "--protocol", str(tmp_path / "b" / "protocol.json")]
+    r = CliRunner().invoke(app, [*again, "--device", "cpu", "--quiet", "-o", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "c" / "per_photo.csv").read_bytes() == (
+        tmp_path / "b" / "per_photo.csv"
+    ).read_bytes()

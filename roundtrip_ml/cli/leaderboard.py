@@ -164,7 +164,11 @@ def _run(
     changes: dict[str, Any] = {}
     if images:
         changes["photos"] = tuple(Photo(s, "") for s in expand_photos(images))
-        changes["photo_set"] = None
+        sets = {
+            s.source[4:].split("/", 1)[0] if s.source.startswith("set:") else None
+            for s in changes["photos"]
+        }
+        changes["photo_set"] = sets.pop() if len(sets) == 1 else None  # drawn from one set
         changes["name"] = "custom"
     for key, value in (
         ("crop", crop),

@@ -126,12 +126,18 @@ def takes_path(m: ModelRef, path: tuple[int, ...]) -> bool:
 
 
 def expand_photos(items: list[str]) -> list[str]:
-    """--images: files, folders (their image files, sorted), globs and skimage:NAME."""
+    """--images: files, folders (their image files, sorted), globs, skimage:NAME and
+    set:NAME[/PHOTO] (kept as ``set:NAME/PHOTO`` per photo, so the protocol travels)."""
+    from ...imaging import photosets
     from ...pipeline.config import expand_images
 
     out: list[str] = []
     for item in items:
         p = Path(item).expanduser()
+        if item.startswith(photosets.PREFIX):
+            name = photosets.check_spec(item)[0].name
+            out += [f"{photosets.PREFIX}{name}/{Path(f).stem}" for f in photosets.expand(item)]
+            continue
         if not item.startswith("skimage:") and p.is_dir():
             files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
             if not files:

@@ -7,12 +7,13 @@ The model list is part of the file, so ``--protocol FILE`` reruns exactly the bo
 from: photos (pinned by SHA-256), models, sizes, seed.
 
 Photos: ``skimage:NAME`` names a photo file inside scikit-image's wheel (offline, pinned by
-its hash like any other file); anything else is a path the engine reads, or a name a photo
-set provides (``photo_set`` records which set a board was drawn from). ``backend`` names how
-the models run (``auto``: the ncnn runtime on a CPU for ncnn weights, else torch; the runs'
-manifests record what ran) and ``stabilizer`` what runs on every upscale before its handoff
-(``none``, ``colour``, ``histogram``, ``wavelet``, ``backproject:N``): a board with a
-stabiliser compares models *with* it.
+its hash like any other file); ``set:NAME/PHOTO`` one photo of a standard set
+(imaging/photosets.py: fetched once into the cache, so a protocol drawn from a set runs on
+any machine, and ``photo_set`` records the set); anything else is a path the engine reads.
+``backend`` names how the models run (``auto``: the ncnn runtime on a CPU for ncnn weights,
+else torch; the runs' manifests record what ran) and ``stabilizer`` what runs on every upscale
+before its handoff (``none``, ``colour``, ``histogram``, ``wavelet``, ``backproject:N``): a
+board with a stabiliser compares models *with* it.
 
 Upscale paths (``up_steps``, e.g. ``((2, 2),)``): each path adds entries at its total scale
 reached in stages (one x4 downscale, then two x2 upscales): every model whose native scale is
@@ -80,12 +81,14 @@ class Photo:
 
     @property
     def name(self) -> str:
-        """The photo's label in every table: the sample name or the file's stem."""
-        return (
-            self.source.removeprefix("skimage:")
-            if self.source.startswith("skimage:")
-            else Path(self.source).stem
-        )
+        """The photo's label in every table: the sample name or the file's stem (a set's
+        numbered photo gets the set's name too: ``mcmaster-1``)."""
+        if self.source.startswith("skimage:"):
+            return self.source.removeprefix("skimage:")
+        stem = Path(self.source).stem
+        if self.source.startswith("set:") and stem.isdigit():
+            return f"{self.source[4:].split('/', 1)[0]}-{stem}"
+        return stem
 
 
 @dataclass(frozen=True)
@@ -221,9 +224,13 @@ def skimage_photo(name: str) -> Path:
 
 
 def resolve_photo(source: str) -> Path:
-    """The file a protocol's photo source names."""
+    """The file a protocol's photo source names (a set's photo is fetched once if missing)."""
     if source.startswith("skimage:"):
         return skimage_photo(source.removeprefix("skimage:"))
+    if source.startswith("set:"):
+        from ...imaging import photosets
+
+        return Path(photosets.expand(source)[0])
     path = Path(source).expanduser()
     if not path.is_file():
         raise ConfigError(
@@ -253,37 +260,31 @@ QUICK_MODELS = (
     "srmd-x2",
     "realesr-animevideov3",
 )
-#: the 8 colour photos in scikit-image's wheel (both the cpu and the seed protocol use them)
-COLOUR_PHOTOS = (
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "hubble_deep_field",
-    "retina",
-    "immunohistochemistry",
-    "motorcycle",
-)
 #: 12 offline photos: the 8 colour photos in scikit-image's wheel (portrait, food, animal,
 #: object, astronomy, medical fundus, microscopy, street scene) and 4 grey ones with natural
 #: texture and edges (camera, coins, brick, grass); synthetic images (chessboard, logo, text,
 #: colour wheel) are left out: they reward an upscaler for sharp edges no photo has
 CPU = Protocol(
     "cpu",
-    _photos(*COLOUR_PHOTOS, "camera", "coins", "brick", "grass"),
+    _photos(
+        *("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina"),
+        *("immunohistochemistry", "motorcycle", "camera", "coins", "brick", "grass"),
+    ),
     crop=132,
     generations=24,
 )
-#: the published experiment's chain (200 generations, PNG and JPEG 90 handoffs, x4 from
-#: ~2000 px); the offline photos are 300-1411 px, so they run at native size (max_side 2000)
-#: until a 2K photo set can be named; for a GPU
+#: the published experiment's chain: a 2000 px photo -> 500 px -> x4, 200 generations, PNG
+#: and JPEG 90 handoffs; for a GPU. Its photos are the first eight of DIV2K validation (2040 px
+#: wide, shrunk to 2000 px; the first eight, not picked by eye), fetched once through the
+#: pinned archive (set:div2k-valid); offline photos are too small (300-1411 px) for this size
 SEED = Protocol(
     "seed",
-    _photos(*COLOUR_PHOTOS),
+    tuple(Photo(f"set:div2k-valid/{i:04d}", "") for i in range(801, 809)),
     crop=None,
     max_side=2000,
     generations=200,
     codecs=("png", "jpeg:90"),
+    photo_set="div2k-valid",
 )
 PRESETS = {p.name: p for p in (QUICK, CPU, SEED)}
 
