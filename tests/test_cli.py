@@ -180,10 +180,16 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
     import signal
     import time
 
+    # Ctrl-C as at a terminal: a shell's background job (nohup ... &) starts with SIGINT
+    # ignored, the child inherits that, and Python then installs no KeyboardInterrupt handler
+    as_at_a_terminal = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('roundtrip_ml.cli', run_name='__main__', alter_sys=True)"
+    )
     args = [
         sys.executable,
-        "-m",
-        "roundtrip_ml.cli",
+        "-c",
+        as_at_a_terminal,
         "run",
         "-i",
         "skimage:astronaut",
@@ -201,6 +207,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
         "-o",
         str(tmp_path / "run"),
     ]
+
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     t0 = time.monotonic()
