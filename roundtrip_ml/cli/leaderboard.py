@@ -164,10 +164,7 @@ def _run(
     changes: dict[str, Any] = {}
     if images:
         changes["photos"] = tuple(Photo(s, "") for s in expand_photos(images))
-        sets = {
-            s.source[4:].split("/", 1)[0] if s.source.startswith("set:") else None
-            for s in changes["photos"]
-        }
+        sets = {ph.set_name for ph in changes["photos"]}
         changes["photo_set"] = sets.pop() if len(sets) == 1 else None  # drawn from one set
         changes["name"] = "custom"
     for key, value in (
@@ -245,7 +242,7 @@ def run_cmd(
         typer.Option(
             "--images",
             metavar="PATH",
-            help="Your photos: files, folders, globs or skimage:NAME (repeat). Their SHA-256 go into the protocol. (default: the protocol's)",
+            help="Your photos: files, folders, globs, skimage:NAME or set:NAME[/PHOTO] (repeat). Their SHA-256 go into the protocol. (default: the protocol's)",
         ),
     ] = None,
     models: ModelsOpt = None,

@@ -229,6 +229,16 @@ def read_board(
     return p, per_photo[per_photo["upscaler"].isin(listed)].reset_index(drop=True)
 
 
+def _existing_board(
+    directory: str | Path, fix: str, *, committed_only: bool = True
+) -> tuple[Protocol, pd.DataFrame]:
+    """``read_board`` for commands that need a board there: no board is one line with ``fix``."""
+    b = read_board(directory, committed_only=committed_only)
+    if b is None:
+        raise ConfigError(str(directory), "is not a leaderboard (no protocol.json)", fix)
+    return b
+
+
 # ---- running ---------------------------------------------------------------------------------
 
 
@@ -512,14 +522,9 @@ def run_board(
 def add_model(output: str | Path, spec: str, **kw: Any) -> Leaderboard:
     """Measure one more model under the board's own protocol and merge its rows."""
     out = Path(output).expanduser()
-    existing = read_board(out, committed_only=False)
-    if existing is None:
-        raise ConfigError(
-            str(out),
-            "is not a leaderboard (no protocol.json)",
-            "make one with `roundtrip leaderboard run -o DIR` first",
-        )
-    p = existing[0]
+    p, _ = _existing_board(
+        out, "make one with `roundtrip leaderboard run -o DIR` first", committed_only=False
+    )
     m = model_ref(spec, p.x1_scale)
     if m.name in {x.name for x in p.models}:
         warnings.warn(f"{m.name} is already on the board in {out}: nothing to run", stacklevel=2)
@@ -538,14 +543,10 @@ def merge_boards(
     several boards must agree; nothing is rerun."""
     boards = []
     for d in dirs:
-        b = read_board(d)
-        if b is None:
-            raise ConfigError(
-                str(d),
-                "is not a leaderboard (no protocol.json)",
-                "give board directories written by `roundtrip leaderboard`",
-            )
-        boards.append((Path(d), b[0], _complete(Path(d), b[0], b[1])))  # in memory only
+        p, per_photo = _existing_board(
+            d, "give board directories written by `roundtrip leaderboard`"
+        )
+        boards.append((Path(d), p, _complete(Path(d), p, per_photo)))  # in memory only
     d0, p0, _ = boards[0]
     for d, p, _ in boards[1:]:
         if p.hash() != p0.hash():
@@ -597,14 +598,7 @@ def table_board(
     """Re-rank a board from its per-photo table (another criterion or CI); runs nothing. Rows
     an older board lacks are read back from its runs first (and written to its table)."""
     d = Path(directory).expanduser()
-    b = read_board(d)
-    if b is None:
-        raise ConfigError(
-            str(d),
-            "is not a leaderboard (no protocol.json)",
-            "give a directory written by `roundtrip leaderboard run`",
-        )
-    p, per_photo = b
+    p, per_photo = _existing_board(d, "give a directory written by `roundtrip leaderboard run`")
     rank(per_photo, p, rank_by, ci)  # a bad --rank-by or --ci is refused before any write
     done = _complete(d, p, per_photo)
     if len(done) != len(per_photo):

@@ -80,15 +80,18 @@ class Photo:
     sha256: str
 
     @property
+    def set_name(self) -> str | None:
+        """The standard photo set of a ``set:NAME/PHOTO`` source; None for any other."""
+        return self.source[4:].split("/", 1)[0] if self.source.startswith("set:") else None
+
+    @property
     def name(self) -> str:
         """The photo's label in every table: the sample name or the file's stem (a set's
         numbered photo gets the set's name too: ``mcmaster-1``)."""
         if self.source.startswith("skimage:"):
             return self.source.removeprefix("skimage:")
         stem = Path(self.source).stem
-        if self.source.startswith("set:") and stem.isdigit():
-            return f"{self.source[4:].split('/', 1)[0]}-{stem}"
-        return stem
+        return f"{self.set_name}-{stem}" if self.set_name and stem.isdigit() else stem
 
 
 @dataclass(frozen=True)
