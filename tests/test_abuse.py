@@ -280,6 +280,10 @@ def test_temp_files_left_by_a_kill_are_cleaned_at_resume(tmp_path: Path) -> None
         ({"metric_crop": [-1, 0, 10, 10]}, "'metric_crop[0]': must be >= 0"),
         ({"gnerations": 3}, "did you mean 'generations'"),
         ({"name": "../elsewhere"}, "'name': must be a plain folder name"),
+        (
+            {"image_names": {"skimage:astronaut": "A b"}},
+            "'image_names[skimage:astronaut]': must be lower-case letters and digits joined",
+        ),
         ({"upscalers": ["lanczso3"]}, "did you mean lanczos3"),
         ({"upscalers": ["RealESRGAN_x4plsu"]}, "did you mean realesrgan-x4plus"),
         ({"upscalers": ["/nonexistent/model.pth"]}, "weights file not found"),

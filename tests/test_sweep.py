@@ -130,6 +130,29 @@ def test_same_file_names_in_two_folders_keep_one_name_each_across_units(tmp_path
     )
 
 
+def test_two_model_files_with_one_stem_are_refused_naming_both(tmp_path: Path) -> None:
+    """d1/m.pth and d2/m.pth would share every cell id (and overwrite each other's unit);
+    image names are made unique, model files are not, so the refusal names the two files."""
+    for d in ("d1", "d2"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "m.pth").write_bytes(b"")
+    data = {
+        "name": "stems",
+        "output": str(tmp_path / "out"),
+        "images": ["skimage:astronaut"],
+        "upscalers": [str(tmp_path / "d1/m.pth"), str(tmp_path / "d2/m.pth")],
+        "scales": [4],
+        "generations": 2,
+        "device": "cpu",
+    }
+    from roundtrip_ml.sweep.grid import expand_cells, parse_sweep
+
+    with pytest.raises(ConfigError) as err:
+        expand_cells(parse_sweep(data))
+    assert "d1/m.pth" in str(err.value) and "d2/m.pth" in str(err.value)
+    assert "rename one of the two upscalers" in str(err.value)
+
+
 def test_include_exclude_rules_and_non_product_units(tmp_path: Path) -> None:
     rules = """
 [[exclude]]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator
 
 from ..core.errors import ConfigError
 from ..core.specs import (
@@ -49,7 +50,16 @@ Count = Annotated[int, Field(ge=1, le=100_000, strict=True)]  # generations and 
 Side = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
 Offset = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
 Number = Annotated[float, Field(strict=True)]  # an int is a number; "4" (text) is not
-ImageLabel = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]  # as plan.image_name
+
+
+def _label(v: str) -> str:
+    """An input's short name as ``plan.image_name`` makes them (it goes into file names)."""
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", v):
+        raise ValueError("must be lower-case letters and digits joined by single hyphens, like a-x")
+    return v
+
+
+ImageLabel = Annotated[str, AfterValidator(_label)]
 LIST_KEYS = ("images", "upscalers", "downscalers", "scales", "codecs", "metrics")
 
 

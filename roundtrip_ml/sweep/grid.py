@@ -328,12 +328,15 @@ def expand_cells(cfg: SweepConfig) -> list[Cell]:
     unique = list(dict.fromkeys(cells))
     names = unique_names(list(dict.fromkeys(c.image for c in unique)))
     unique = [replace(c, name=names[c.image]) for c in unique]
-    ids = [c.cell_id for c in unique]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ConfigError(
-            f"{cfg.source}: cell {dup}", "two inputs share one short name", "rename one of them"
-        )
+    seen: dict[str, Cell] = {}
+    for c in unique:  # image names are unique by now; other values can still slug alike
+        if (a := seen.setdefault(c.cell_id, c)) is not c:
+            key = next(k for k in CELL_KEYS if getattr(a, k) != getattr(c, k))
+            raise ConfigError(
+                f"{cfg.source}: cell {c.cell_id}",
+                f"{key}s {getattr(a, key)!r} and {getattr(c, key)!r} give the same id",
+                f"rename one of the two {key}s",
+            )
     return unique
 
 
