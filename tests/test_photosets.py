@@ -75,26 +75,35 @@ def _registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Non
     monkeypatch.setenv(photosets.REGISTRY_ENV, str(p))
 
 
-def test_pinned_set_downloads_once_and_expands_in_config(server, env, tmp_path, monkeypatch):
+def _pinned_set(
+    server: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    served: dict[str, bytes],
+    pinned: dict[str, bytes] | None = None,
+) -> None:
+    """Serve ``served`` on the mirror under ``NAME/`` and register the set ``NAME``, each file
+    pinned to the bytes in ``pinned`` (default: what is served)."""
     url, root = server
-    a, b = _png("astronaut"), _png("coffee")
-    (root / "tiny").mkdir()
-    (root / "tiny" / "a.png").write_bytes(a)
-    (root / "tiny" / "b.png").write_bytes(b)
-    _registry(
-        tmp_path,
-        monkeypatch,
-        f"""
-[tiny]
-title = "two crops"
-page = "https://example.org/"
-license = "BSD-3 (scikit-image)"
-count = 2
-base_url = "{url}/tiny/"
-files = [{{ name = "a.png", bytes = {len(a)}, sha256 = "{_sha(a)}" }},
-         {{ name = "b.png", bytes = {len(b)}, sha256 = "{_sha(b)}" }}]
-""",
+    (root / name).mkdir()
+    for file, data in served.items():
+        (root / name / file).write_bytes(data)
+    pins = pinned or served
+    files = ", ".join(
+        f'{{ name = "{f}", bytes = {len(b)}, sha256 = "{_sha(b)}" }}' for f, b in pins.items()
     )
+    _registry(
+        root.parent,
+        monkeypatch,
+        f'[{name}]\ntitle = "t"\npage = "https://example.org/{name}"\nlicense = "x"\n'
+        f'count = {len(pins)}\nbase_url = "{url}/{name}/"\nfiles = [{files}]\n',
+    )
+
+
+def test_pinned_set_downloads_once_and_expands_in_config(server, env, monkeypatch):
+    root = server[1]
+    a, b = _png("astronaut"), _png("coffee")
+    _pinned_set(server, monkeypatch, "tiny", {"a.png": a, "b.png": b})
     paths = expand_images(["set:tiny"])
     assert [Path(p).name for p in paths] == ["a.png", "b.png"]
     assert [Path(p).read_bytes() for p in paths] == [a, b]
@@ -111,47 +120,17 @@ files = [{{ name = "a.png", bytes = {len(a)}, sha256 = "{_sha(a)}" }},
         make_config({"images": ["set:tiny/c"]})
 
 
-def test_hash_mismatch_is_refused_and_nothing_kept(server, env, tmp_path, monkeypatch):
-    url, root = server
+def test_hash_mismatch_is_refused_and_nothing_kept(server, env, monkeypatch):
     good, bad = _png("astronaut"), _png("chelsea")
-    (root / "tiny").mkdir()
-    (root / "tiny" / "a.png").write_bytes(bad)  # the mirror serves other bytes
-    _registry(
-        tmp_path,
-        monkeypatch,
-        f"""
-[tiny]
-title = "t"
-page = "https://example.org/"
-license = "x"
-count = 1
-base_url = "{url}/tiny/"
-files = [{{ name = "a.png", bytes = {len(good)}, sha256 = "{_sha(good)}" }}]
-""",
-    )
+    # the mirror serves other bytes than the pin
+    _pinned_set(server, monkeypatch, "tiny", {"a.png": bad}, pinned={"a.png": good})
     with pytest.raises(ImageError, match=f"expected {_sha(good)}, got {_sha(bad)}"):
         expand_images(["set:tiny"])
     assert not (env / "photosets" / "tiny" / "a.png").exists()
 
 
-def test_offline_switch_with_an_empty_cache(server, env, tmp_path, monkeypatch):
-    url, root = server
-    a = _png("astronaut")
-    (root / "tiny").mkdir()
-    (root / "tiny" / "a.png").write_bytes(a)
-    _registry(
-        tmp_path,
-        monkeypatch,
-        f"""
-[tiny]
-title = "t"
-page = "https://example.org/"
-license = "x"
-count = 1
-base_url = "{url}/tiny/"
-files = [{{ name = "a.png", sha256 = "{_sha(a)}" }}]
-""",
-    )
+def test_offline_switch_with_an_empty_cache(server, env, monkeypatch):
+    _pinned_set(server, monkeypatch, "tiny", {"a.png": _png("astronaut")})
     monkeypatch.setenv("ROUNDTRIP_OFFLINE", "1")
     with pytest.raises(ImageError, match=r"offline mode is on and a\.png is not in"):
         expand_images(["set:tiny"])
@@ -192,24 +171,9 @@ def test_every_packaged_set_is_pinned_file_by_file():
 def test_a_pinned_tiff_set_downloads_through_a_mirror_and_runs(server, env, monkeypatch):
     """A set of .tif photos (McMaster's form): fetched through a mirror against its pins, then
     read by the engine like any other image."""
-    url, root = server
-    (root / "tifs").mkdir()
     buf = io.BytesIO()
     Image.open(io.BytesIO(_png("coffee"))).convert("RGB").resize((48, 48)).save(buf, "TIFF")
-    (root / "tifs" / "1.tif").write_bytes(buf.getvalue())
-    _registry(
-        env.parent,
-        monkeypatch,
-        f"""
-[tifs]
-title = "t"
-page = "https://example.org/tifs"
-license = "x"
-count = 1
-base_url = "{url}/tifs/"
-files = [{{ name = "1.tif", bytes = {len(buf.getvalue())}, sha256 = "{_sha(buf.getvalue())}" }}]
-""",
-    )
+    _pinned_set(server, monkeypatch, "tifs", {"1.tif": buf.getvalue()})
     (path,) = expand_images(["set:tifs/1"])
     cfg = make_config({"images": ["set:tifs"], "upscalers": ["bicubic"], "generations": 1})
     assert cfg.images == ["set:tifs"]
@@ -332,26 +296,8 @@ def test_a_board_drawn_from_a_set_names_its_photos_by_set_and_travels(
     from roundtrip_ml.cli.app import app
     from roundtrip_ml.studies.leaderboard import load_protocol
 
-    url, root = server
-    (root / "nums").mkdir()
-    entries = []
-    for i, name in enumerate(("astronaut", "coffee", "chelsea"), start=1):
-        b = _png(name)
-        (root / "nums" / f"{i}.png").write_bytes(b)
-        entries.append(f'{{ name = "{i}.png", bytes = {len(b)}, sha256 = "{_sha(b)}" }}')
-    _registry(
-        tmp_path,
-        monkeypatch,
-        f"""
-[nums]
-title = "three numbered crops"
-page = "https://example.org/"
-license = "BSD-3 (scikit-image)"
-count = 3
-base_url = "{url}/nums/"
-files = [{", ".join(entries)}]
-""",
-    )
+    crops = {f"{i}.png": _png(n) for i, n in enumerate(("astronaut", "coffee", "chelsea"), 1)}
+    _pinned_set(server, monkeypatch, "nums", crops)
     from roundtrip_ml.upscalers import zoo
 
     if zoo.find_offline(zoo.get_entry("span-x2-ch48"), check_hash=False) is None:
