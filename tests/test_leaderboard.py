@@ -463,12 +463,13 @@ def test_a_stabilised_board_runs_every_chain_with_its_stabiliser(tmp_path: Path)
 
 
 def test_protocol_files_without_paths_keep_their_bytes_and_hash(tmp_path: Path) -> None:
-    """The published protocol.json (written before paths existed) reads, hashes to its
-    recorded hash and describes itself byte for byte as before; paths are entries like the
-    models: outside the hash, in the file, and read back by ``--protocol``."""
+    """A protocol.json written before paths existed (the cpu board published on 2026-12-03,
+    kept in tests/data) reads, hashes to its recorded hash and describes itself byte for byte
+    as before; paths are entries like the models: outside the hash, in the file, and read
+    back by ``--protocol``."""
     from roundtrip_ml.studies.leaderboard.protocol import protocol_from_json
 
-    published = Path(__file__).parents[1] / "docs" / "leaderboard" / "protocol.json"
+    published = Path(__file__).parent / "data" / "protocol_before_paths.json"
     raw = json.loads(published.read_text())
     p = load_protocol(published)
     assert p.hash() == raw["hash"] and p.describe() == raw and p.up_steps == ()
