@@ -146,12 +146,21 @@ def test_every_number_is_recomputed_from_per_photo_with_pandas_and_scipy(whole: 
     for _, r in table.iterrows():
         assert r["collapse_diff"] == pytest.approx((rs[r["upscaler"]] - rs["lanczos3"]).mean())
         assert r["collapse_censored"] == int((~below.any(axis=1))[r["upscaler"]].sum())
-    # lyapunov: per chain the OLS slope over generations of ln RMS distance to the replica
+    # lyapunov: per chain the OLS slope of ln RMS distance to the replica over the growth
+    # phase (the window is the package's documented rule; the slope is scipy's)
+    from roundtrip_ml.analysis.divergence import growth_window
+
     rp = per[per["metric"] == "replica_psnr"].pivot_table(
         index=["upscaler", "photo"], columns="generation", values="value"
     )
     ln_d = -np.log(10) / 20 * rp.clip(upper=100)
-    slope = ln_d.apply(lambda row: stats.linregress(row.index, row.to_numpy()).slope, axis=1)
+
+    def grown(row: pd.Series) -> float:
+        w = growth_window(row.index, np.exp(2 * row.to_numpy()))
+        part = row if w is None else row.loc[w[0] : w[1]]
+        return float(stats.linregress(part.index, part.to_numpy()).slope)
+
+    slope = ln_d.apply(grown, axis=1)
     lam = slope.unstack("upscaler")
     for _, r in table.iterrows():
         assert r["lyapunov_diff"] == pytest.approx((lam[r["upscaler"]] - lam["lanczos3"]).mean())

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ...analysis.attractors import ATTRACTOR_KINDS, chain_end
+from ...analysis.divergence import growth_window
 from ...analysis.paired import (
     MIN_N,
     bootstrap_ci,
@@ -98,7 +99,8 @@ CRITERIA = {
         Criterion(
             "lyapunov",
             "largest Lyapunov exponent: per generation, the slope of ln(RMS distance) between "
-            "the chain and its perturbed replica over generations 1 to G (lower: more stable)",
+            "the chain and its perturbed replica over their growth phase (all generations when "
+            "they never grow apart; lower: more stable)",
             "1/gen",
             False,
             0.005,
@@ -138,6 +140,20 @@ def _ends(per_photo: pd.DataFrame, keys: list[str], last: pd.DataFrame) -> pd.Se
     return pd.Series(out, dtype=object)
 
 
+def _lyapunov(gens: np.ndarray, replica_psnr: np.ndarray) -> float:
+    """lambda of one chain: the OLS slope of ln RMS distance (= -ln(10)/20 * PSNR, data range
+    1) over the replicas' growth phase (``analysis.divergence.growth_window``, the fit
+    ``summarize`` uses), so a plateau after the replicas saturate does not dilute it; over
+    every generation when there is no growth phase (replicas that never drift apart)."""
+    ln_d = -np.log(10) / 20 * replica_psnr
+    window = growth_window(gens, np.exp(2 * ln_d))
+    if window is not None:
+        inside = (gens >= window[0]) & (gens <= window[1])
+        gens, ln_d = gens[inside], ln_d[inside]
+    g = gens - gens.mean()
+    return float((ln_d - ln_d.mean()) @ g / float(g @ g))
+
+
 def chain_values(per_photo: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     """One row per chain (upscaler, scale, codec, photo): every criterion's value, plus
     ``collapse_censored`` (the chain never crossed the collapse threshold) and ``ends`` (how
@@ -153,13 +169,11 @@ def chain_values(per_photo: pd.DataFrame, p: Protocol) -> pd.DataFrame:
     rep = per_photo[per_photo["metric"] == "replica_psnr"].pivot_table(
         index=keys, columns="generation", values="value", aggfunc="first"
     )
-    # lambda: the OLS slope over g of ln RMS distance = -ln(10)/20 * PSNR (data range 1); a
-    # slope needs two generations
     if rep.shape[1] >= 2:
-        ln_d = -np.log(10) / 20 * rep.clip(upper=REPLICA_PSNR_CAP).to_numpy(dtype=float)
-        g = np.asarray(rep.columns, dtype=float) - np.mean(rep.columns)
-        slope = (ln_d - ln_d.mean(axis=1, keepdims=True)) @ g / float(g @ g)
-        out["lyapunov"] = pd.Series(slope, index=rep.index).reindex(out.index)
+        gens = np.asarray(rep.columns, dtype=float)
+        psnr_rep = rep.clip(upper=REPLICA_PSNR_CAP).to_numpy(dtype=float)
+        lam = [_lyapunov(gens, row) for row in psnr_rep]
+        out["lyapunov"] = pd.Series(lam, index=rep.index).reindex(out.index)
     psnr = per_photo[per_photo["metric"] == "psnr"].pivot_table(
         index=keys, columns="generation", values="value", aggfunc="first"
     )
