@@ -267,8 +267,7 @@ QUICK_MODELS = (
 #: object, astronomy, medical fundus, microscopy, street scene) and 4 grey ones with natural
 #: texture and edges (camera, coins, brick, grass); synthetic images (chessboard, logo, text,
 #: colour wheel) are left out: they reward an upscaler for sharp edges no photo has. Sized to
-#: the 2-hour budget on a 2-core CPU: 24 generations took 56 min; 48 let the slowest
-#: baseline (Lanczos-3 x4, median collapse at 21) reach the collapse threshold on most photos
+#: the 2-hour budget on a 2-core CPU: 48 generations took 2 h 0 min here (24 took 56 min)
 CPU = Protocol(
     "cpu",
     _photos(

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ...analysis.attractors import ATTRACTOR_KINDS, chain_end
-from ...analysis.divergence import growth_window
+from ...analysis.divergence import divergence_rate
 from ...analysis.paired import (
     MIN_N,
     bootstrap_ci,
@@ -141,15 +141,14 @@ def _ends(per_photo: pd.DataFrame, keys: list[str], last: pd.DataFrame) -> pd.Se
 
 
 def _lyapunov(gens: np.ndarray, replica_psnr: np.ndarray) -> float:
-    """lambda of one chain: the OLS slope of ln RMS distance (= -ln(10)/20 * PSNR, data range
-    1) over the replicas' growth phase (``analysis.divergence.growth_window``, the fit
-    ``summarize`` uses), so a plateau after the replicas saturate does not dilute it; over
-    every generation when there is no growth phase (replicas that never drift apart)."""
+    """lambda of one chain: ``divergence_rate`` of its replica MSE (10^(-PSNR/10), data range
+    1), the growth-phase fit ``summarize`` uses, in Lyapunov units; so a plateau after the
+    replicas saturate does not dilute it. Without a growth phase (replicas that never drift
+    apart) the OLS slope of ln RMS distance (-ln(10)/20 * PSNR) over every generation."""
+    lam = divergence_rate(gens, 10 ** (-replica_psnr / 10)).lyapunov[0]
+    if not math.isnan(lam):
+        return lam
     ln_d = -np.log(10) / 20 * replica_psnr
-    window = growth_window(gens, np.exp(2 * ln_d))
-    if window is not None:
-        inside = (gens >= window[0]) & (gens <= window[1])
-        gens, ln_d = gens[inside], ln_d[inside]
     g = gens - gens.mean()
     return float((ln_d - ln_d.mean()) @ g / float(g @ g))
 
